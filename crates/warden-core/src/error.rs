@@ -1,0 +1,170 @@
+//! The one error type of the core.
+//!
+//! Errors are part of the replicated state: a retried request returns the cached outcome of
+//! its first application, error included, so `CoreError` is serializable and comparable.
+//! Every message says what was wrong and, where it helps, what to do instead. The server
+//! maps each variant to a gRPC status code in one place.
+
+use serde::{Deserialize, Serialize};
+
+use crate::path::PathRule;
+use crate::session::SessionId;
+
+/// Everything a command or a query can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CoreError {
+    /// The path breaks one of the rules of DESIGN §2.
+    #[error("invalid path {path:?}: {rule}")]
+    InvalidPath {
+        /// The path as given.
+        path: String,
+        /// The rule it broke.
+        rule: PathRule,
+    },
+    /// A value is larger than the configured limit.
+    #[error("value of {len} bytes for {path:?} is larger than the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The node the value was meant for.
+        path: String,
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The node already exists.
+    #[error("node {path:?} already exists")]
+    NodeExists {
+        /// The node.
+        path: String,
+    },
+    /// The node does not exist.
+    #[error("node {path:?} does not exist")]
+    NoNode {
+        /// The node.
+        path: String,
+    },
+    /// The parent of a node to be created does not exist.
+    #[error("cannot create {path:?}: its parent {parent:?} does not exist; create the parent first")]
+    NoParent {
+        /// The node to be created.
+        path: String,
+        /// Its missing parent.
+        parent: String,
+    },
+    /// The parent of a node to be created is ephemeral.
+    #[error("cannot create {path:?}: its parent {parent:?} is ephemeral, and ephemeral nodes cannot have children")]
+    EphemeralParent {
+        /// The node to be created.
+        path: String,
+        /// Its ephemeral parent.
+        parent: String,
+    },
+    /// A non-recursive delete of a node with children.
+    #[error("node {path:?} has {children} children; delete them first or delete recursively")]
+    NotEmpty {
+        /// The node.
+        path: String,
+        /// How many children it has.
+        children: u64,
+    },
+    /// A conditional write whose expected version is not the node's version.
+    #[error("node {path:?} is at version {actual}, not the expected {expected}; re-read it and retry")]
+    BadVersion {
+        /// The node.
+        path: String,
+        /// The version the request expected.
+        expected: u64,
+        /// The node's version.
+        actual: u64,
+    },
+    /// The root node cannot be deleted.
+    #[error("the root node \"/\" cannot be deleted")]
+    RootNotDeletable,
+    /// The combination of creation flags is not allowed.
+    #[error("invalid create mode: {reason}")]
+    InvalidCreateMode {
+        /// Why.
+        reason: String,
+    },
+    /// A parent's sequential counter would pass 9,999,999,999.
+    #[error(
+        "parent {parent:?} has used all 10-digit sequence numbers; create sequential nodes under a new parent"
+    )]
+    SequenceOverflow {
+        /// The parent whose counter is exhausted.
+        parent: String,
+    },
+    /// An ephemeral node was requested outside a session.
+    #[error("ephemeral node {path:?} needs a session to own it; open a session first")]
+    SessionRequired {
+        /// The node.
+        path: String,
+    },
+    /// The session does not exist: it was never opened, was closed, or expired.
+    #[error("session {id} does not exist or has expired; open a new session")]
+    SessionExpired {
+        /// The session.
+        id: SessionId,
+    },
+    /// A session ttl outside the configured range.
+    #[error("session ttl of {ttl_ms} ms is outside the allowed range {min_ms}..={max_ms} ms")]
+    InvalidTtl {
+        /// The ttl asked for.
+        ttl_ms: u64,
+        /// The smallest ttl allowed.
+        min_ms: u64,
+        /// The largest ttl allowed.
+        max_ms: u64,
+    },
+    /// A request id below what the session still remembers: its response was already
+    /// acknowledged or evicted, so it cannot be answered exactly once.
+    #[error(
+        "request {seq} of session {session} is older than the oldest remembered request {floor}; its response is gone, so it was not applied again"
+    )]
+    StaleRequest {
+        /// The session.
+        session: SessionId,
+        /// The request's sequence number.
+        seq: u64,
+        /// The lowest sequence number still remembered.
+        floor: u64,
+    },
+    /// A request id that is not allowed (sequence numbers start at 1).
+    #[error("invalid request id: {reason}")]
+    InvalidRequestId {
+        /// Why.
+        reason: String,
+    },
+    /// A transaction with more operations or compares than the limit.
+    #[error("transaction has {count} {what}, more than the limit of {max}; split it")]
+    TxnTooLarge {
+        /// "operations" or "compares".
+        what: String,
+        /// How many it has.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An operation of a transaction failed; nothing in the transaction was applied.
+    #[error("transaction operation {index} failed, nothing was applied: {error}")]
+    TxnOpFailed {
+        /// The index of the failing operation.
+        index: u32,
+        /// Why it failed.
+        error: Box<CoreError>,
+    },
+    /// A snapshot or log entry could not be decoded.
+    #[error("cannot decode {what}: {reason}")]
+    Decode {
+        /// What was being decoded.
+        what: String,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+impl CoreError {
+    pub(crate) fn no_node(path: &str) -> Self {
+        CoreError::NoNode { path: path.to_owned() }
+    }
+}

@@ -1,0 +1,63 @@
+//! Structural invariants of the state, checked by tests after every step.
+//!
+//! These hold after any sequence of commands; a violation is a bug in the core. The checker
+//! is public so the server's tests can run it on a replica's state too.
+
+use std::collections::BTreeMap;
+
+use crate::node::NodeKind;
+use crate::path;
+use crate::state::State;
+
+/// Returns a description of every invariant the state breaks (empty when sound):
+/// every ephemeral node's owner session is live; no ephemeral node has children;
+/// `num_children` matches the children; every non-root node has a parent; no container
+/// that has lost its last child is left (it may be empty only if it never had a child);
+/// the ephemeral index matches the nodes.
+pub fn violations(state: &State) -> Vec<String> {
+    let mut found = Vec::new();
+    let tree = state.tree();
+    let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
+    for (p, node) in tree.iter() {
+        if p == path::ROOT {
+            continue;
+        }
+        match path::parent(p) {
+            Some(parent) if tree.contains(parent) => *counted.entry(parent).or_default() += 1,
+            _ => found.push(format!("{p} has no parent")),
+        }
+        if path::check(p, state.limits()).is_err() {
+            found.push(format!("{p} is not a valid path"));
+        }
+        let owner = node.stat.ephemeral_owner;
+        if (owner != 0) != (node.kind == NodeKind::Ephemeral) {
+            found.push(format!("{p} has kind {:?} and owner {owner}", node.kind));
+        }
+        if owner != 0 && state.session(owner).is_none() {
+            found.push(format!("{p} is owned by session {owner}, which is not live"));
+        }
+        if owner != 0 && !state.ephemerals_of(owner).any(|e| e == p) {
+            found.push(format!("{p} is missing from the index of session {owner}"));
+        }
+    }
+    for (p, node) in tree.iter() {
+        let children = counted.get(p).copied().unwrap_or(0);
+        if node.stat.num_children != children {
+            found.push(format!("{p} says {} children, has {children}", node.stat.num_children));
+        }
+        if node.kind == NodeKind::Ephemeral && children > 0 {
+            found.push(format!("ephemeral {p} has {children} children"));
+        }
+        if node.kind == NodeKind::Container && children == 0 && node.stat.cversion > 0 {
+            found.push(format!("container {p} lost its last child but was not deleted"));
+        }
+    }
+    for session in state.sessions() {
+        for e in state.ephemerals_of(session.id) {
+            if tree.get(e).map(|n| n.stat.ephemeral_owner) != Some(session.id) {
+                found.push(format!("index says session {} owns {e}, the tree does not", session.id));
+            }
+        }
+    }
+    found
+}

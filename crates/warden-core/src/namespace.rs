@@ -1,0 +1,242 @@
+//! The rules of the namespace: create, set and delete, and the bookkeeping they imply
+//! (parent counters, sequence numbers, container clean-up, events).
+//!
+//! A [`Mutation`] is one command's change to the tree at one revision. It records an event
+//! per change; the caller commits it or rolls it back as a whole.
+
+use bytes::Bytes;
+
+use crate::error::CoreError;
+use crate::event::{Event, EventKind};
+use crate::limits::Limits;
+use crate::node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};
+use crate::path;
+use crate::session::SessionId;
+use crate::tree::Tree;
+
+/// One command's changes to the tree.
+pub(crate) struct Mutation<'a> {
+    tree: &'a mut Tree,
+    limits: &'a Limits,
+    revision: u64,
+    time_ms: u64,
+    events: Vec<Event>,
+}
+
+impl<'a> Mutation<'a> {
+    /// Starts changing `tree` at `revision`, the revision the command gets if it changes
+    /// anything, with the leader's clock at `time_ms`.
+    pub(crate) fn new(tree: &'a mut Tree, limits: &'a Limits, revision: u64, time_ms: u64) -> Self {
+        Mutation { tree, limits, revision, time_ms, events: Vec::new() }
+    }
+
+    /// The tree as changed so far.
+    pub(crate) fn tree(&self) -> &Tree {
+        self.tree
+    }
+
+    /// Ends the mutation: on success the changes stay and their events are returned; on
+    /// failure every change is undone and there are no events.
+    pub(crate) fn finish(self, ok: bool) -> Vec<Event> {
+        if ok {
+            self.tree.commit();
+            self.events
+        } else {
+            self.tree.rollback();
+            Vec::new()
+        }
+    }
+
+    /// Creates a node; returns its final path and stat.
+    pub(crate) fn create(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        mode: CreateMode,
+        session: Option<SessionId>,
+    ) -> Result<(String, Stat), CoreError> {
+        mode.validate()?;
+        let owner = match (mode.kind, session) {
+            (NodeKind::Ephemeral, Some(s)) => s,
+            (NodeKind::Ephemeral, None) => {
+                return Err(CoreError::SessionRequired { path: path.to_owned() });
+            }
+            _ => 0,
+        };
+        // A sequential path may end in "/" (ZooKeeper allows "/locks/" + counter), so the
+        // rules are checked on the path as it will be, with a placeholder counter.
+        let checked = if mode.sequential { format!("{path}{:010}", 0) } else { path.to_owned() };
+        path::check(&checked, self.limits)
+            .map_err(|rule| CoreError::InvalidPath { path: path.to_owned(), rule })?;
+        if checked == path::ROOT {
+            return Err(CoreError::NodeExists { path: path::ROOT.to_owned() });
+        }
+        self.check_value(path, &data)?;
+        let parent_path = path::parent(&checked).unwrap_or(path::ROOT).to_owned();
+        let parent = self.tree.get(&parent_path).ok_or_else(|| CoreError::NoParent {
+            path: path.to_owned(),
+            parent: parent_path.clone(),
+        })?;
+        if parent.stat.ephemeral_owner != 0 {
+            return Err(CoreError::EphemeralParent { path: path.to_owned(), parent: parent_path });
+        }
+        let full = if mode.sequential {
+            let seq = parent.next_sequence;
+            if seq > MAX_SEQUENCE {
+                return Err(CoreError::SequenceOverflow { parent: parent_path });
+            }
+            format!("{path}{seq:010}")
+        } else {
+            path.to_owned()
+        };
+        if self.tree.contains(&full) {
+            return Err(CoreError::NodeExists { path: full });
+        }
+        let stat = Stat {
+            create_revision: self.revision,
+            mod_revision: self.revision,
+            ephemeral_owner: owner,
+            ctime_ms: self.time_ms,
+            mtime_ms: self.time_ms,
+            data_length: data.len() as u64,
+            ..Stat::default()
+        };
+        self.emit(EventKind::Created, &full, stat, Some(data.clone()));
+        self.tree.insert(&full, Node { data, stat, kind: mode.kind, next_sequence: 0 });
+        self.tree.update(&parent_path, |p| {
+            p.stat.num_children += 1;
+            p.stat.cversion += 1;
+            if mode.sequential {
+                p.next_sequence += 1;
+            }
+        });
+        self.emit_children(&parent_path);
+        Ok((full, stat))
+    }
+
+    /// Sets a node's value; returns its new stat.
+    pub(crate) fn set(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        expected_version: Option<u64>,
+    ) -> Result<Stat, CoreError> {
+        path::validate(path, self.limits)?;
+        self.check_value(path, &data)?;
+        let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
+        check_version(path, node, expected_version)?;
+        let (revision, time_ms) = (self.revision, self.time_ms);
+        let event_data = data.clone();
+        let mut stat = node.stat;
+        self.tree.update(path, |n| {
+            n.stat.version += 1;
+            n.stat.mod_revision = revision;
+            n.stat.mtime_ms = time_ms;
+            n.stat.data_length = data.len() as u64;
+            n.data = data;
+            stat = n.stat;
+        });
+        self.emit(EventKind::Data, path, stat, Some(event_data));
+        Ok(stat)
+    }
+
+    /// Deletes a node (with its descendants if `recursive`); returns how many nodes went,
+    /// containers emptied by the deletion included.
+    pub(crate) fn delete(
+        &mut self,
+        path: &str,
+        expected_version: Option<u64>,
+        recursive: bool,
+    ) -> Result<u64, CoreError> {
+        path::validate(path, self.limits)?;
+        if path == path::ROOT {
+            return Err(CoreError::RootNotDeletable);
+        }
+        let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
+        check_version(path, node, expected_version)?;
+        if !recursive && node.stat.num_children > 0 {
+            return Err(CoreError::NotEmpty {
+                path: path.to_owned(),
+                children: node.stat.num_children,
+            });
+        }
+        let mut count = 0;
+        for descendant in self.tree.descendants(path) {
+            self.detach(&descendant);
+            count += 1;
+        }
+        Ok(count + self.delete_leaf(path))
+    }
+
+    /// Deletes every ephemeral node of `session`; returns how many nodes went, containers
+    /// emptied by the deletions included.
+    pub(crate) fn delete_ephemerals(&mut self, session: SessionId) -> u64 {
+        let owned: Vec<String> = self.tree.ephemerals_of(session).map(str::to_owned).collect();
+        owned.iter().map(|p| self.delete_leaf(p)).sum()
+    }
+
+    /// Deletes a node without children, then its parent's bookkeeping, then the containers
+    /// this empties; returns how many nodes went.
+    fn delete_leaf(&mut self, path: &str) -> u64 {
+        let mut count = 0;
+        let mut current = path.to_owned();
+        loop {
+            let Some(parent) = self.detach(&current) else {
+                return count;
+            };
+            count += 1;
+            self.emit_children(&parent);
+            match self.tree.get(&parent) {
+                Some(p) if p.kind == NodeKind::Container && p.stat.num_children == 0 => {
+                    current = parent;
+                }
+                _ => return count,
+            }
+        }
+    }
+
+    /// Removes one node, updates its parent's counters and records the deletion; returns
+    /// the parent's path, or `None` if there was no such node.
+    fn detach(&mut self, path: &str) -> Option<String> {
+        let node = self.tree.remove(path)?;
+        self.emit(EventKind::Deleted, path, node.stat, None);
+        let parent = path::parent(path).unwrap_or(path::ROOT).to_owned();
+        self.tree.update(&parent, |p| {
+            p.stat.num_children = p.stat.num_children.saturating_sub(1);
+            p.stat.cversion += 1;
+        });
+        Some(parent)
+    }
+
+    fn check_value(&self, path: &str, data: &Bytes) -> Result<(), CoreError> {
+        if data.len() > self.limits.max_value_bytes {
+            return Err(CoreError::ValueTooLarge {
+                path: path.to_owned(),
+                len: data.len(),
+                max: self.limits.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    fn emit_children(&mut self, parent: &str) {
+        if let Some(stat) = self.tree.get(parent).map(|p| p.stat) {
+            self.emit(EventKind::Children, parent, stat, None);
+        }
+    }
+
+    fn emit(&mut self, kind: EventKind, path: &str, stat: Stat, data: Option<Bytes>) {
+        self.events.push(Event { revision: self.revision, kind, path: path.to_owned(), stat, data });
+    }
+}
+
+fn check_version(path: &str, node: &Node, expected: Option<u64>) -> Result<(), CoreError> {
+    match expected {
+        Some(expected) if expected != node.stat.version => Err(CoreError::BadVersion {
+            path: path.to_owned(),
+            expected,
+            actual: node.stat.version,
+        }),
+        _ => Ok(()),
+    }
+}

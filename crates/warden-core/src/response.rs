@@ -1,0 +1,69 @@
+//! What applying a command answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+use crate::node::Stat;
+use crate::session::SessionId;
+
+/// The answer to one command: the revision after it, and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The namespace revision after the command (unchanged if it changed nothing).
+    pub revision: u64,
+    /// What happened.
+    pub outcome: Result<Output, CoreError>,
+}
+
+/// The result of a successful command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Output {
+    /// A session was opened.
+    SessionOpened {
+        /// Its id.
+        id: SessionId,
+        /// Its ttl in ms.
+        ttl_ms: u64,
+    },
+    /// A session was closed.
+    SessionClosed {
+        /// Its id.
+        id: SessionId,
+        /// How many ephemeral nodes went with it.
+        deleted: u64,
+    },
+    /// Sessions were expired.
+    SessionsExpired {
+        /// The sessions that were live and are now gone, in the order given.
+        ids: Vec<SessionId>,
+        /// How many ephemeral nodes went with them.
+        deleted: u64,
+    },
+    /// A node was created.
+    Created {
+        /// Its path, with the sequence number for a sequential node.
+        path: String,
+        /// Its stat.
+        stat: Stat,
+    },
+    /// A node's value was set.
+    Set {
+        /// Its new stat.
+        stat: Stat,
+    },
+    /// Nodes were deleted.
+    Deleted {
+        /// How many: the node, its descendants, and containers emptied by it.
+        count: u64,
+    },
+    /// A transaction's compares held and all its operations were applied.
+    TxnCommitted {
+        /// One [`Output::Created`], [`Output::Set`] or [`Output::Deleted`] per operation.
+        results: Vec<Output>,
+    },
+    /// A transaction's compare did not hold; nothing was applied.
+    TxnCompareFailed {
+        /// The index of the first compare that did not hold.
+        index: u32,
+    },
+}

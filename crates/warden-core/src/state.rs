@@ -1,0 +1,204 @@
+//! The replicated state and the one function that changes it, [`State::apply`].
+//!
+//! `apply` is deterministic: the same state and the same request give the same response,
+//! events and next state on every replica. Time and ids come from the [`ApplyContext`]
+//! (the entry's log index and the leader's timestamp), never from the replica.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Request};
+use crate::error::CoreError;
+use crate::event::Event;
+use crate::limits::Limits;
+use crate::namespace::Mutation;
+use crate::node::{Node, Stat};
+use crate::path;
+use crate::response::{Output, Response};
+use crate::session::{Session, SessionId, SessionTable};
+use crate::tree::Tree;
+use crate::txn;
+
+/// What a command is applied with, from its log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyContext {
+    /// The entry's log index (from 1); becomes the id of a session it opens.
+    pub index: u64,
+    /// The leader's clock when it proposed the entry, in ms since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// The result of applying one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The answer for the client.
+    pub response: Response,
+    /// The changes, for watchers; empty if nothing changed.
+    pub events: Vec<Event>,
+}
+
+/// The whole replicated state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    limits: Limits,
+    /// +1 for every command that changes the namespace.
+    revision: u64,
+    tree: Tree,
+    sessions: SessionTable,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new(Limits::default())
+    }
+}
+
+impl State {
+    /// An empty namespace (the root only) at revision 0.
+    pub fn new(limits: Limits) -> State {
+        State { limits, revision: 0, tree: Tree::new(), sessions: SessionTable::default() }
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The limits commands are checked against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The tree, for reads that need more than [`State::get`].
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Result<&Node, CoreError> {
+        path::validate(path, &self.limits)?;
+        self.tree.get(path).ok_or_else(|| CoreError::no_node(path))
+    }
+
+    /// The children of `path`: names and stats, sorted by name.
+    pub fn children(&self, path: &str) -> Result<Vec<(String, Stat)>, CoreError> {
+        self.get(path)?;
+        Ok(self.tree.children(path).map(|(p, n)| (path::name(p).to_owned(), n.stat)).collect())
+    }
+
+    /// A live session.
+    pub fn session(&self, id: SessionId) -> Option<&Session> {
+        self.sessions.get(id)
+    }
+
+    /// All live sessions, by id.
+    pub fn sessions(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter()
+    }
+
+    /// The ephemeral nodes of a session, sorted.
+    pub fn ephemerals_of(&self, id: SessionId) -> impl Iterator<Item = &str> {
+        self.tree.ephemerals_of(id)
+    }
+
+    /// Applies one request.
+    pub fn apply(&mut self, request: Request, ctx: &ApplyContext) -> Applied {
+        match self.admit(&request) {
+            Ok(Some(remembered)) => return Applied { response: remembered, events: Vec::new() },
+            Ok(None) => {}
+            Err(error) => return self.refuse(error),
+        }
+        let next = self.revision + 1;
+        let (outcome, events) = self.execute(request.command, request.session, next, ctx);
+        if !events.is_empty() {
+            self.revision = next;
+        }
+        let response = Response { revision: self.revision, outcome };
+        if let (Some(id), Some(rid)) = (request.session, request.id)
+            && let Some(session) = self.sessions.get_mut(id)
+        {
+            session.remember(rid.seq, response.clone(), self.limits.max_remembered_responses);
+        }
+        Applied { response, events }
+    }
+
+    /// Checks the request's session and id; returns the remembered response of a retry.
+    fn admit(&mut self, request: &Request) -> Result<Option<Response>, CoreError> {
+        match (request.session, request.id) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(CoreError::InvalidRequestId {
+                reason: "a request id needs a session; open one or send no id".to_owned(),
+            }),
+            (Some(id), rid) => {
+                let session = self.sessions.get_mut(id).ok_or(CoreError::SessionExpired { id })?;
+                match rid {
+                    Some(rid) => session.recall(rid),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    fn refuse(&self, error: CoreError) -> Applied {
+        Applied { response: Response { revision: self.revision, outcome: Err(error) }, events: Vec::new() }
+    }
+
+    fn execute(
+        &mut self,
+        command: Command,
+        session: Option<SessionId>,
+        revision: u64,
+        ctx: &ApplyContext,
+    ) -> (Result<Output, CoreError>, Vec<Event>) {
+        let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms);
+        let outcome = match command {
+            Command::OpenSession { ttl_ms, identity } => {
+                self.sessions.open(ttl_ms, identity, ctx, &self.limits)
+            }
+            Command::CloseSession { id } => match self.sessions.remove(id) {
+                Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
+                None => Err(CoreError::SessionExpired { id }),
+            },
+            Command::ExpireSessions { ids } => {
+                let mut expired = Vec::new();
+                let mut deleted = 0;
+                for id in ids {
+                    if self.sessions.remove(id).is_some() {
+                        deleted += m.delete_ephemerals(id);
+                        expired.push(id);
+                    }
+                }
+                Ok(Output::SessionsExpired { ids: expired, deleted })
+            }
+            Command::Create { path, data, mode } => {
+                m.create(&path, data, mode, session).map(|(path, stat)| Output::Created { path, stat })
+            }
+            Command::Set { path, data, expected_version } => {
+                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
+            }
+            Command::Delete { path, expected_version, recursive } => {
+                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
+            }
+            Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
+                .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
+                .and_then(|failed| match failed {
+                    Some(index) => Ok(Output::TxnCompareFailed { index }),
+                    None => txn::apply_ops(&mut m, ops, session)
+                        .map(|results| Output::TxnCommitted { results }),
+                }),
+        };
+        let events = m.finish(outcome.is_ok());
+        (outcome, events)
+    }
+
+    /// Serializes the whole state; equal states give equal bytes.
+    pub fn snapshot(&self) -> Result<Vec<u8>, CoreError> {
+        crate::snapshot::encode(self)
+    }
+
+    /// Restores a state from [`State::snapshot`]'s bytes.
+    pub fn restore(bytes: &[u8]) -> Result<State, CoreError> {
+        let mut state = crate::snapshot::decode(bytes)?;
+        state.tree.rebuild_index();
+        Ok(state)
+    }
+}

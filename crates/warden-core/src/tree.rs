@@ -1,0 +1,280 @@
+//! The namespace tree: every node, keyed so that a node's children are one sorted range.
+//!
+//! Nodes live in one `BTreeMap` keyed by `(depth, path)`. All children of `/a` have depth
+//! `depth(/a) + 1` and start with `/a/`, so they form one contiguous, sorted range: listing
+//! children needs no per-node child set (less memory per node), and iteration order, hence
+//! snapshot bytes, is deterministic.
+//!
+//! Every change goes through [`Tree::insert`], [`Tree::update`] or [`Tree::remove`], which
+//! keep the session → ephemeral-nodes index right and record the previous value in an undo
+//! journal, so a command that fails halfway (a transaction's third operation) is rolled back
+//! exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::node::Node;
+use crate::path;
+use crate::session::SessionId;
+
+type NodeKey = (u32, String);
+
+fn key(path: &str) -> NodeKey {
+    (path::depth(path), path.to_owned())
+}
+
+/// All nodes of the namespace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tree {
+    nodes: BTreeMap<NodeKey, Node>,
+    /// Derived from `nodes`: the ephemeral nodes of each session.
+    #[serde(skip)]
+    ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Previous values of the nodes changed by the command being applied.
+    #[serde(skip)]
+    journal: Vec<(NodeKey, Option<Node>)>,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree::new()
+    }
+}
+
+impl Tree {
+    /// A tree holding only the root.
+    pub fn new() -> Tree {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(key(path::ROOT), Node::root());
+        Tree { nodes, ephemerals: BTreeMap::new(), journal: Vec::new() }
+    }
+
+    /// The node at `path`.
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(&key(path))
+    }
+
+    /// Whether a node exists at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.nodes.contains_key(&key(path))
+    }
+
+    /// The number of nodes, the root included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: the root is always there.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Every node with its path, in (depth, path) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|((_, p), n)| (p.as_str(), n))
+    }
+
+    /// The children of `parent` as (full path, node), sorted by name.
+    pub fn children<'a>(&'a self, parent: &str) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
+        let depth = path::depth(parent) + 1;
+        let prefix = path::child_prefix(parent);
+        self.nodes
+            .range((depth, prefix.clone())..)
+            .take_while(move |((d, p), _)| *d == depth && p.starts_with(&prefix))
+            .map(|((_, p), n)| (p.as_str(), n))
+    }
+
+    /// Every descendant of `path`, deepest first, each depth in path order: deleting them in
+    /// this order never deletes a node before its children.
+    pub fn descendants(&self, path: &str) -> Vec<String> {
+        let prefix = path::child_prefix(path);
+        let mut levels: Vec<Vec<String>> = Vec::new();
+        let mut depth = path::depth(path) + 1;
+        loop {
+            let level: Vec<String> = self
+                .nodes
+                .range((depth, prefix.clone())..)
+                .take_while(|((d, p), _)| *d == depth && p.starts_with(&prefix))
+                .map(|((_, p), _)| p.clone())
+                .collect();
+            if level.is_empty() {
+                break;
+            }
+            levels.push(level);
+            depth += 1;
+        }
+        levels.into_iter().rev().flatten().collect()
+    }
+
+    /// The ephemeral nodes owned by `session`, sorted.
+    pub fn ephemerals_of(&self, session: SessionId) -> impl Iterator<Item = &str> {
+        self.ephemerals.get(&session).into_iter().flatten().map(String::as_str)
+    }
+
+    /// The sessions that own at least one ephemeral node.
+    pub fn ephemeral_owners(&self) -> impl Iterator<Item = SessionId> + '_ {
+        self.ephemerals.keys().copied()
+    }
+
+    /// Inserts or replaces the node at `path`.
+    pub fn insert(&mut self, path: &str, node: Node) {
+        let k = key(path);
+        if let Some(old) = self.nodes.get(&k) {
+            let old = old.clone();
+            self.index_remove(path, &old);
+        }
+        self.index_add(path, &node);
+        let old = self.nodes.insert(k.clone(), node);
+        self.journal.push((k, old));
+    }
+
+    /// Changes the node at `path` in place; false if there is none.
+    pub fn update(&mut self, path: &str, change: impl FnOnce(&mut Node)) -> bool {
+        let k = key(path);
+        let Some(node) = self.nodes.get_mut(&k) else {
+            return false;
+        };
+        let old = node.clone();
+        change(node);
+        let new_owner = node.stat.ephemeral_owner;
+        if old.stat.ephemeral_owner != new_owner {
+            self.index_remove(path, &old);
+            if new_owner != 0 {
+                self.ephemerals.entry(new_owner).or_default().insert(path.to_owned());
+            }
+        }
+        self.journal.push((k, Some(old)));
+        true
+    }
+
+    /// Removes the node at `path`, returning it.
+    pub fn remove(&mut self, path: &str) -> Option<Node> {
+        let k = key(path);
+        let old = self.nodes.remove(&k)?;
+        self.index_remove(path, &old);
+        self.journal.push((k, Some(old.clone())));
+        Some(old)
+    }
+
+    /// Forgets the undo journal: the changes so far are final.
+    pub fn commit(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Undoes every change since the last [`Tree::commit`].
+    pub fn rollback(&mut self) {
+        while let Some((k, old)) = self.journal.pop() {
+            if let Some(current) = self.nodes.remove(&k) {
+                self.index_remove(&k.1, &current);
+            }
+            if let Some(node) = old {
+                self.index_add(&k.1, &node);
+                self.nodes.insert(k, node);
+            }
+        }
+    }
+
+    /// Rebuilds the derived index after deserialization.
+    pub fn rebuild_index(&mut self) {
+        self.ephemerals.clear();
+        self.journal.clear();
+        let owned: Vec<(SessionId, String)> = self
+            .iter()
+            .filter(|(_, n)| n.stat.ephemeral_owner != 0)
+            .map(|(p, n)| (n.stat.ephemeral_owner, p.to_owned()))
+            .collect();
+        for (session, p) in owned {
+            self.ephemerals.entry(session).or_default().insert(p);
+        }
+    }
+
+    fn index_add(&mut self, path: &str, node: &Node) {
+        if node.stat.ephemeral_owner != 0 {
+            self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
+        }
+    }
+
+    fn index_remove(&mut self, path: &str, node: &Node) {
+        let owner = node.stat.ephemeral_owner;
+        if owner == 0 {
+            return;
+        }
+        if let Some(set) = self.ephemerals.get_mut(&owner) {
+            set.remove(path);
+            if set.is_empty() {
+                self.ephemerals.remove(&owner);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Stat;
+
+    fn node(owner: SessionId) -> Node {
+        Node { stat: Stat { ephemeral_owner: owner, ..Stat::default() }, ..Node::root() }
+    }
+
+    fn paths<'a>(it: impl Iterator<Item = (&'a str, &'a Node)>) -> Vec<&'a str> {
+        it.map(|(p, _)| p).collect()
+    }
+
+    #[test]
+    fn children_are_one_sorted_range() {
+        let mut t = Tree::new();
+        for p in ["/b", "/a", "/a/y", "/a/x", "/a/x/1", "/ab", "/a-", "/c"] {
+            t.insert(p, node(0));
+        }
+        assert_eq!(paths(t.children("/")), ["/a", "/a-", "/ab", "/b", "/c"]);
+        assert_eq!(paths(t.children("/a")), ["/a/x", "/a/y"]);
+        assert_eq!(paths(t.children("/a/x")), ["/a/x/1"]);
+        assert!(paths(t.children("/ab")).is_empty());
+        assert_eq!(t.descendants("/a"), ["/a/x/1", "/a/x", "/a/y"]);
+        assert_eq!(t.descendants("/a/y"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn index_follows_every_change() {
+        let mut t = Tree::new();
+        t.insert("/e1", node(7));
+        t.insert("/e2", node(7));
+        t.insert("/p", node(0));
+        assert_eq!(t.ephemerals_of(7).collect::<Vec<_>>(), ["/e1", "/e2"]);
+        t.remove("/e1");
+        assert_eq!(t.ephemerals_of(7).collect::<Vec<_>>(), ["/e2"]);
+        t.update("/e2", |n| n.stat.ephemeral_owner = 8);
+        assert_eq!(t.ephemerals_of(7).count(), 0);
+        assert_eq!(t.ephemerals_of(8).collect::<Vec<_>>(), ["/e2"]);
+        assert_eq!(t.ephemeral_owners().collect::<Vec<_>>(), [8]);
+    }
+
+    #[test]
+    fn rollback_restores_nodes_and_index() {
+        let mut t = Tree::new();
+        t.insert("/keep", node(5));
+        t.commit();
+        let before: Vec<(String, Node)> = t.iter().map(|(p, n)| (p.to_owned(), n.clone())).collect();
+        t.insert("/new", node(5));
+        t.update("/keep", |n| n.stat.version = 9);
+        t.insert("/new", node(6));
+        t.remove("/keep");
+        assert!(!t.update("/missing", |n| n.stat.version = 1));
+        t.rollback();
+        let after: Vec<(String, Node)> = t.iter().map(|(p, n)| (p.to_owned(), n.clone())).collect();
+        assert_eq!(before, after);
+        assert_eq!(t.ephemerals_of(5).collect::<Vec<_>>(), ["/keep"]);
+        assert_eq!(t.ephemerals_of(6).count(), 0);
+    }
+
+    #[test]
+    fn rebuilds_index() {
+        let mut t = Tree::new();
+        t.insert("/e", node(3));
+        let mut copy = Tree { nodes: t.nodes.clone(), ephemerals: BTreeMap::new(), journal: Vec::new() };
+        copy.rebuild_index();
+        assert_eq!(copy.ephemerals_of(3).collect::<Vec<_>>(), ["/e"]);
+    }
+}
