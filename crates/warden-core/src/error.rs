@@ -44,7 +44,9 @@ pub enum CoreError {
         path: String,
     },
     /// The parent of a node to be created does not exist.
-    #[error("cannot create {path:?}: its parent {parent:?} does not exist; create the parent first")]
+    #[error(
+        "cannot create {path:?}: its parent {parent:?} does not exist; create the parent first"
+    )]
     NoParent {
         /// The node to be created.
         path: String,
@@ -52,7 +54,9 @@ pub enum CoreError {
         parent: String,
     },
     /// The parent of a node to be created is ephemeral.
-    #[error("cannot create {path:?}: its parent {parent:?} is ephemeral, and ephemeral nodes cannot have children")]
+    #[error(
+        "cannot create {path:?}: its parent {parent:?} is ephemeral, and ephemeral nodes cannot have children"
+    )]
     EphemeralParent {
         /// The node to be created.
         path: String,
@@ -68,7 +72,9 @@ pub enum CoreError {
         children: u64,
     },
     /// A conditional write whose expected version is not the node's version.
-    #[error("node {path:?} is at version {actual}, not the expected {expected}; re-read it and retry")]
+    #[error(
+        "node {path:?} is at version {actual}, not the expected {expected}; re-read it and retry"
+    )]
     BadVersion {
         /// The node.
         path: String,
@@ -165,6 +171,8 @@ pub enum CoreError {
 
 impl CoreError {
     pub(crate) fn no_node(path: &str) -> Self {
-        CoreError::NoNode { path: path.to_owned() }
+        CoreError::NoNode {
+            path: path.to_owned(),
+        }
     }
 }

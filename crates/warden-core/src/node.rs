@@ -55,15 +55,27 @@ pub struct CreateMode {
 
 impl CreateMode {
     /// A plain persistent node.
-    pub const PERSISTENT: CreateMode = CreateMode { kind: NodeKind::Persistent, sequential: false };
+    pub const PERSISTENT: CreateMode = CreateMode {
+        kind: NodeKind::Persistent,
+        sequential: false,
+    };
     /// An ephemeral node.
-    pub const EPHEMERAL: CreateMode = CreateMode { kind: NodeKind::Ephemeral, sequential: false };
+    pub const EPHEMERAL: CreateMode = CreateMode {
+        kind: NodeKind::Ephemeral,
+        sequential: false,
+    };
     /// A container node.
-    pub const CONTAINER: CreateMode = CreateMode { kind: NodeKind::Container, sequential: false };
+    pub const CONTAINER: CreateMode = CreateMode {
+        kind: NodeKind::Container,
+        sequential: false,
+    };
 
     /// This mode with the sequential flag set.
     pub const fn sequential(self) -> CreateMode {
-        CreateMode { kind: self.kind, sequential: true }
+        CreateMode {
+            kind: self.kind,
+            sequential: true,
+        }
     }
 
     /// Refuses the combinations ZooKeeper does not allow.
@@ -97,7 +109,12 @@ pub struct Node {
 impl Node {
     /// The root node as a fresh namespace has it.
     pub fn root() -> Node {
-        Node { data: Bytes::new(), stat: Stat::default(), kind: NodeKind::Persistent, next_sequence: 0 }
+        Node {
+            data: Bytes::new(),
+            stat: Stat::default(),
+            kind: NodeKind::Persistent,
+            next_sequence: 0,
+        }
     }
 }
 

@@ -44,7 +44,14 @@ pub struct Session {
 impl Session {
     /// A new session with nothing remembered.
     pub fn new(id: SessionId, ttl_ms: u64, identity: String, opened_ms: u64) -> Session {
-        Session { id, ttl_ms, identity, opened_ms, responses: BTreeMap::new(), floor: 1 }
+        Session {
+            id,
+            ttl_ms,
+            identity,
+            opened_ms,
+            responses: BTreeMap::new(),
+            floor: 1,
+        }
     }
 
     /// Forgets what the client has acknowledged, then returns the remembered response to
@@ -111,12 +118,17 @@ impl SessionTable {
     ) -> Result<Output, CoreError> {
         let (min_ms, max_ms) = (limits.min_session_ttl_ms, limits.max_session_ttl_ms);
         if !(min_ms..=max_ms).contains(&ttl_ms) {
-            return Err(CoreError::InvalidTtl { ttl_ms, min_ms, max_ms });
+            return Err(CoreError::InvalidTtl {
+                ttl_ms,
+                min_ms,
+                max_ms,
+            });
         }
         // A log index is unique and never 0; max() matters only to callers without a log.
         let id = ctx.index.max(self.last_id + 1);
         self.last_id = id;
-        self.sessions.insert(id, Session::new(id, ttl_ms, identity, ctx.time_ms));
+        self.sessions
+            .insert(id, Session::new(id, ttl_ms, identity, ctx.time_ms));
         Ok(Output::SessionOpened { id, ttl_ms })
     }
 
@@ -156,11 +168,17 @@ mod tests {
     use super::*;
 
     fn response(revision: u64) -> Response {
-        Response { revision, outcome: Err(CoreError::RootNotDeletable) }
+        Response {
+            revision,
+            outcome: Err(CoreError::RootNotDeletable),
+        }
     }
 
     fn rid(seq: u64, lowest_pending: u64) -> RequestId {
-        RequestId { seq, lowest_pending }
+        RequestId {
+            seq,
+            lowest_pending,
+        }
     }
 
     #[test]
@@ -184,7 +202,11 @@ mod tests {
         assert_eq!(s.remembered(), 0);
         assert_eq!(
             s.recall(rid(2, 2)),
-            Err(CoreError::StaleRequest { session: 4, seq: 2, floor: 3 })
+            Err(CoreError::StaleRequest {
+                session: 4,
+                seq: 2,
+                floor: 3
+            })
         );
     }
 
@@ -195,14 +217,23 @@ mod tests {
             s.remember(seq, response(seq), 3);
         }
         assert_eq!(s.remembered(), 3);
-        assert!(matches!(s.recall(rid(2, 1)), Err(CoreError::StaleRequest { floor: 3, .. })));
+        assert!(matches!(
+            s.recall(rid(2, 1)),
+            Err(CoreError::StaleRequest { floor: 3, .. })
+        ));
         assert_eq!(s.recall(rid(3, 1)), Ok(Some(response(3))));
     }
 
     #[test]
     fn refuses_malformed_ids() {
         let mut s = Session::new(1, 5_000, String::new(), 0);
-        assert!(matches!(s.recall(rid(0, 0)), Err(CoreError::InvalidRequestId { .. })));
-        assert!(matches!(s.recall(rid(2, 3)), Err(CoreError::InvalidRequestId { .. })));
+        assert!(matches!(
+            s.recall(rid(0, 0)),
+            Err(CoreError::InvalidRequestId { .. })
+        ));
+        assert!(matches!(
+            s.recall(rid(2, 3)),
+            Err(CoreError::InvalidRequestId { .. })
+        ));
     }
 }

@@ -26,18 +26,29 @@ enum SnapshotFormat {
 
 pub(crate) fn encode(state: &State) -> Result<Vec<u8>, CoreError> {
     let mut out = MAGIC.to_vec();
-    bincode::serde::encode_into_std_write(SnapshotRef::V1(state), &mut out, bincode::config::standard())
-        .map_err(|e| CoreError::Decode { what: "snapshot (encoding)".to_owned(), reason: e.to_string() })?;
+    bincode::serde::encode_into_std_write(
+        SnapshotRef::V1(state),
+        &mut out,
+        bincode::config::standard(),
+    )
+    .map_err(|e| CoreError::Decode {
+        what: "snapshot (encoding)".to_owned(),
+        reason: e.to_string(),
+    })?;
     Ok(out)
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<State, CoreError> {
-    let err = |reason: String| CoreError::Decode { what: "snapshot".to_owned(), reason };
-    let body = bytes
-        .strip_prefix(MAGIC)
-        .ok_or_else(|| err("it does not start with the warden snapshot magic \"WDNS\"".to_owned()))?;
+    let err = |reason: String| CoreError::Decode {
+        what: "snapshot".to_owned(),
+        reason,
+    };
+    let body = bytes.strip_prefix(MAGIC).ok_or_else(|| {
+        err("it does not start with the warden snapshot magic \"WDNS\"".to_owned())
+    })?;
     let (format, used): (SnapshotFormat, usize) =
-        bincode::serde::decode_from_slice(body, bincode::config::standard()).map_err(|e| err(e.to_string()))?;
+        bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map_err(|e| err(e.to_string()))?;
     if used != body.len() {
         return Err(err(format!("{} trailing bytes", body.len() - used)));
     }

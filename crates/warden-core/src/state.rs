@@ -55,7 +55,12 @@ impl Default for State {
 impl State {
     /// An empty namespace (the root only) at revision 0.
     pub fn new(limits: Limits) -> State {
-        State { limits, revision: 0, tree: Tree::new(), sessions: SessionTable::default() }
+        State {
+            limits,
+            revision: 0,
+            tree: Tree::new(),
+            sessions: SessionTable::default(),
+        }
     }
 
     /// The current revision.
@@ -82,7 +87,11 @@ impl State {
     /// The children of `path`: names and stats, sorted by name.
     pub fn children(&self, path: &str) -> Result<Vec<(String, Stat)>, CoreError> {
         self.get(path)?;
-        Ok(self.tree.children(path).map(|(p, n)| (path::name(p).to_owned(), n.stat)).collect())
+        Ok(self
+            .tree
+            .children(path)
+            .map(|(p, n)| (path::name(p).to_owned(), n.stat))
+            .collect())
     }
 
     /// A live session.
@@ -103,7 +112,12 @@ impl State {
     /// Applies one request.
     pub fn apply(&mut self, request: Request, ctx: &ApplyContext) -> Applied {
         match self.admit(&request) {
-            Ok(Some(remembered)) => return Applied { response: remembered, events: Vec::new() },
+            Ok(Some(remembered)) => {
+                return Applied {
+                    response: remembered,
+                    events: Vec::new(),
+                };
+            }
             Ok(None) => {}
             Err(error) => return self.refuse(error),
         }
@@ -112,11 +126,18 @@ impl State {
         if !events.is_empty() {
             self.revision = next;
         }
-        let response = Response { revision: self.revision, outcome };
+        let response = Response {
+            revision: self.revision,
+            outcome,
+        };
         if let (Some(id), Some(rid)) = (request.session, request.id)
             && let Some(session) = self.sessions.get_mut(id)
         {
-            session.remember(rid.seq, response.clone(), self.limits.max_remembered_responses);
+            session.remember(
+                rid.seq,
+                response.clone(),
+                self.limits.max_remembered_responses,
+            );
         }
         Applied { response, events }
     }
@@ -129,7 +150,10 @@ impl State {
                 reason: "a request id needs a session; open one or send no id".to_owned(),
             }),
             (Some(id), rid) => {
-                let session = self.sessions.get_mut(id).ok_or(CoreError::SessionExpired { id })?;
+                let session = self
+                    .sessions
+                    .get_mut(id)
+                    .ok_or(CoreError::SessionExpired { id })?;
                 match rid {
                     Some(rid) => session.recall(rid),
                     None => Ok(None),
@@ -139,7 +163,13 @@ impl State {
     }
 
     fn refuse(&self, error: CoreError) -> Applied {
-        Applied { response: Response { revision: self.revision, outcome: Err(error) }, events: Vec::new() }
+        Applied {
+            response: Response {
+                revision: self.revision,
+                outcome: Err(error),
+            },
+            events: Vec::new(),
+        }
     }
 
     fn execute(
@@ -155,7 +185,10 @@ impl State {
                 self.sessions.open(ttl_ms, identity, ctx, &self.limits)
             }
             Command::CloseSession { id } => match self.sessions.remove(id) {
-                Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
+                Some(_) => Ok(Output::SessionClosed {
+                    id,
+                    deleted: m.delete_ephemerals(id),
+                }),
                 None => Err(CoreError::SessionExpired { id }),
             },
             Command::ExpireSessions { ids } => {
@@ -167,17 +200,28 @@ impl State {
                         expired.push(id);
                     }
                 }
-                Ok(Output::SessionsExpired { ids: expired, deleted })
+                Ok(Output::SessionsExpired {
+                    ids: expired,
+                    deleted,
+                })
             }
-            Command::Create { path, data, mode } => {
-                m.create(&path, data, mode, session).map(|(path, stat)| Output::Created { path, stat })
-            }
-            Command::Set { path, data, expected_version } => {
-                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
-            }
-            Command::Delete { path, expected_version, recursive } => {
-                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
-            }
+            Command::Create { path, data, mode } => m
+                .create(&path, data, mode, session)
+                .map(|(path, stat)| Output::Created { path, stat }),
+            Command::Set {
+                path,
+                data,
+                expected_version,
+            } => m
+                .set(&path, data, expected_version)
+                .map(|stat| Output::Set { stat }),
+            Command::Delete {
+                path,
+                expected_version,
+                recursive,
+            } => m
+                .delete(&path, expected_version, recursive)
+                .map(|count| Output::Deleted { count }),
             Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
                 .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
                 .and_then(|failed| match failed {
@@ -202,3 +246,7 @@ impl State {
         Ok(state)
     }
 }
+
+#[cfg(test)]
+#[path = "state_test.rs"]
+mod tests;

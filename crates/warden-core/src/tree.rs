@@ -47,7 +47,11 @@ impl Tree {
     pub fn new() -> Tree {
         let mut nodes = BTreeMap::new();
         nodes.insert(key(path::ROOT), Node::root());
-        Tree { nodes, ephemerals: BTreeMap::new(), journal: Vec::new() }
+        Tree {
+            nodes,
+            ephemerals: BTreeMap::new(),
+            journal: Vec::new(),
+        }
     }
 
     /// The node at `path`.
@@ -109,7 +113,11 @@ impl Tree {
 
     /// The ephemeral nodes owned by `session`, sorted.
     pub fn ephemerals_of(&self, session: SessionId) -> impl Iterator<Item = &str> {
-        self.ephemerals.get(&session).into_iter().flatten().map(String::as_str)
+        self.ephemerals
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 
     /// The sessions that own at least one ephemeral node.
@@ -141,7 +149,10 @@ impl Tree {
         if old.stat.ephemeral_owner != new_owner {
             self.index_remove(path, &old);
             if new_owner != 0 {
-                self.ephemerals.entry(new_owner).or_default().insert(path.to_owned());
+                self.ephemerals
+                    .entry(new_owner)
+                    .or_default()
+                    .insert(path.to_owned());
             }
         }
         self.journal.push((k, Some(old)));
@@ -191,7 +202,10 @@ impl Tree {
 
     fn index_add(&mut self, path: &str, node: &Node) {
         if node.stat.ephemeral_owner != 0 {
-            self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
+            self.ephemerals
+                .entry(node.stat.ephemeral_owner)
+                .or_default()
+                .insert(path.to_owned());
         }
     }
 
@@ -215,7 +229,13 @@ mod tests {
     use crate::node::Stat;
 
     fn node(owner: SessionId) -> Node {
-        Node { stat: Stat { ephemeral_owner: owner, ..Stat::default() }, ..Node::root() }
+        Node {
+            stat: Stat {
+                ephemeral_owner: owner,
+                ..Stat::default()
+            },
+            ..Node::root()
+        }
     }
 
     fn paths<'a>(it: impl Iterator<Item = (&'a str, &'a Node)>) -> Vec<&'a str> {
@@ -256,7 +276,8 @@ mod tests {
         let mut t = Tree::new();
         t.insert("/keep", node(5));
         t.commit();
-        let before: Vec<(String, Node)> = t.iter().map(|(p, n)| (p.to_owned(), n.clone())).collect();
+        let before: Vec<(String, Node)> =
+            t.iter().map(|(p, n)| (p.to_owned(), n.clone())).collect();
         t.insert("/new", node(5));
         t.update("/keep", |n| n.stat.version = 9);
         t.insert("/new", node(6));
@@ -273,7 +294,11 @@ mod tests {
     fn rebuilds_index() {
         let mut t = Tree::new();
         t.insert("/e", node(3));
-        let mut copy = Tree { nodes: t.nodes.clone(), ephemerals: BTreeMap::new(), journal: Vec::new() };
+        let mut copy = Tree {
+            nodes: t.nodes.clone(),
+            ephemerals: BTreeMap::new(),
+            journal: Vec::new(),
+        };
         copy.rebuild_index();
         assert_eq!(copy.ephemerals_of(3).collect::<Vec<_>>(), ["/e"]);
     }

@@ -10,7 +10,11 @@ use crate::session::SessionId;
 use crate::tree::Tree;
 
 /// Checks a transaction's size against the limits.
-pub(crate) fn check_size(compares: &[Compare], ops: &[TxnOp], limits: &Limits) -> Result<(), CoreError> {
+pub(crate) fn check_size(
+    compares: &[Compare],
+    ops: &[TxnOp],
+    limits: &Limits,
+) -> Result<(), CoreError> {
     if compares.len() > limits.max_txn_compares {
         return Err(CoreError::TxnTooLarge {
             what: "compares".to_owned(),
@@ -61,15 +65,23 @@ pub(crate) fn apply_ops(
     let mut results = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
         let result = match op {
-            TxnOp::Create { path, data, mode } => {
-                m.create(&path, data, mode, session).map(|(path, stat)| Output::Created { path, stat })
-            }
-            TxnOp::Set { path, data, expected_version } => {
-                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
-            }
-            TxnOp::Delete { path, expected_version, recursive } => {
-                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
-            }
+            TxnOp::Create { path, data, mode } => m
+                .create(&path, data, mode, session)
+                .map(|(path, stat)| Output::Created { path, stat }),
+            TxnOp::Set {
+                path,
+                data,
+                expected_version,
+            } => m
+                .set(&path, data, expected_version)
+                .map(|stat| Output::Set { stat }),
+            TxnOp::Delete {
+                path,
+                expected_version,
+                recursive,
+            } => m
+                .delete(&path, expected_version, recursive)
+                .map(|count| Output::Deleted { count }),
         };
         match result {
             Ok(output) => results.push(output),

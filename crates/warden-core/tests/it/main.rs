@@ -1,0 +1,7 @@
+//! Property tests of warden-core: random command sequences against the whole state machine.
+
+#![allow(unreachable_pub)]
+
+mod determinism;
+mod invariants;
+mod steps;

@@ -1,0 +1,259 @@
+//! Random command sequences: a small universe of paths and sessions, so that sequences
+//! collide often (same node created twice, children under ephemerals, retries of a request
+//! id, sessions closed under their own requests).
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use warden_core::{
+    Applied, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, Output, Request, State,
+    TxnOp,
+};
+
+/// Cases per property: at least 256 (the CI floor), more with WARDEN_PROPTEST_CASES.
+pub fn cases() -> u32 {
+    std::env::var("WARDEN_PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+        .max(256)
+}
+
+/// A session named by position in the list of sessions ever opened (or an unknown id).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRef(u8);
+
+#[derive(Debug, Clone)]
+pub enum AbstractCommand {
+    Open {
+        ttl_ms: u64,
+    },
+    Close(SessionRef),
+    Expire(Vec<SessionRef>),
+    Create {
+        path: String,
+        data: Bytes,
+        mode: CreateMode,
+    },
+    Set {
+        path: String,
+        data: Bytes,
+        expected_version: Option<u64>,
+    },
+    Delete {
+        path: String,
+        expected_version: Option<u64>,
+        recursive: bool,
+    },
+    Txn {
+        compares: Vec<Compare>,
+        ops: Vec<TxnOp>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub session: Option<SessionRef>,
+    pub id: Option<(u64, u64)>,
+    pub command: AbstractCommand,
+}
+
+fn path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        20 => prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..=3)
+            .prop_map(|segments| format!("/{}", segments.join("/"))),
+        1 => prop::sample::select(vec!["/", "", "a", "/a/", "/a//b", "/a/.."]).prop_map(str::to_owned),
+    ]
+}
+
+fn data() -> impl Strategy<Value = Bytes> {
+    prop::collection::vec(any::<u8>(), 0..4).prop_map(Bytes::from)
+}
+
+fn mode() -> impl Strategy<Value = CreateMode> {
+    prop::sample::select(vec![
+        CreateMode::PERSISTENT,
+        CreateMode::PERSISTENT.sequential(),
+        CreateMode::EPHEMERAL,
+        CreateMode::EPHEMERAL.sequential(),
+        CreateMode::CONTAINER,
+        CreateMode::CONTAINER.sequential(),
+    ])
+}
+
+fn version() -> impl Strategy<Value = Option<u64>> {
+    prop::option::weighted(0.3, 0u64..3)
+}
+
+fn session_ref() -> impl Strategy<Value = SessionRef> {
+    any::<u8>().prop_map(SessionRef)
+}
+
+fn compare() -> impl Strategy<Value = Compare> {
+    let op = prop::sample::select(vec![
+        CompareOp::Equal,
+        CompareOp::NotEqual,
+        CompareOp::Less,
+        CompareOp::Greater,
+    ]);
+    let check = prop_oneof![
+        any::<bool>().prop_map(Check::Exists),
+        (op.clone(), 0u64..4).prop_map(|(o, v)| Check::Version(o, v)),
+        (op.clone(), 0u64..20).prop_map(|(o, v)| Check::ModRevision(o, v)),
+        (op, 0u64..20).prop_map(|(o, v)| Check::CreateRevision(o, v)),
+    ];
+    (path(), check).prop_map(|(path, check)| Compare { path, check })
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        (path(), data(), mode()).prop_map(|(path, data, mode)| TxnOp::Create { path, data, mode }),
+        (path(), data(), version()).prop_map(|(path, data, expected_version)| TxnOp::Set {
+            path,
+            data,
+            expected_version
+        }),
+        (path(), version(), any::<bool>()).prop_map(|(path, expected_version, recursive)| {
+            TxnOp::Delete {
+                path,
+                expected_version,
+                recursive,
+            }
+        }),
+    ]
+}
+
+fn command() -> impl Strategy<Value = AbstractCommand> {
+    prop_oneof![
+        3 => prop::sample::select(vec![500u64, 1_000, 5_000]).prop_map(|ttl_ms| AbstractCommand::Open { ttl_ms }),
+        1 => session_ref().prop_map(AbstractCommand::Close),
+        1 => prop::collection::vec(session_ref(), 0..3).prop_map(AbstractCommand::Expire),
+        8 => (path(), data(), mode()).prop_map(|(path, data, mode)| AbstractCommand::Create { path, data, mode }),
+        3 => (path(), data(), version())
+            .prop_map(|(path, data, expected_version)| AbstractCommand::Set { path, data, expected_version }),
+        3 => (path(), version(), any::<bool>())
+            .prop_map(|(path, expected_version, recursive)| AbstractCommand::Delete { path, expected_version, recursive }),
+        2 => (prop::collection::vec(compare(), 0..3), prop::collection::vec(txn_op(), 0..4))
+            .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let id = prop::option::weighted(
+        0.4,
+        (1u64..6, 0u64..6).prop_map(|(seq, back)| (seq, seq.saturating_sub(back).max(1))),
+    );
+    (prop::option::weighted(0.6, session_ref()), id, command()).prop_map(
+        |(session, id, command)| Step {
+            session,
+            id,
+            command,
+        },
+    )
+}
+
+/// A sequence of up to `max` steps.
+pub fn steps(max: usize) -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(step(), 1..max)
+}
+
+/// Applies steps to a state, turning session references into ids.
+#[derive(Clone)]
+pub struct Runner {
+    pub state: State,
+    /// Every session id ever opened, in order.
+    pub opened: Vec<u64>,
+    index: u64,
+}
+
+impl Runner {
+    pub fn new() -> Self {
+        Runner {
+            state: State::default(),
+            opened: Vec::new(),
+            index: 0,
+        }
+    }
+
+    pub fn restored(&self) -> Runner {
+        let bytes = self.state.snapshot().unwrap_or_default();
+        let state = State::restore(&bytes).unwrap_or_else(|e| panic!("restore failed: {e}"));
+        Runner {
+            state,
+            opened: self.opened.clone(),
+            index: self.index,
+        }
+    }
+
+    fn resolve(&self, r: SessionRef) -> u64 {
+        if self.opened.is_empty() || r.0 >= 250 {
+            return 1_000_000 + u64::from(r.0);
+        }
+        self.opened[usize::from(r.0) % self.opened.len()]
+    }
+
+    pub fn request(&self, step: &Step) -> Request {
+        let command = match &step.command {
+            AbstractCommand::Open { ttl_ms } => Command::OpenSession {
+                ttl_ms: *ttl_ms,
+                identity: "prop".into(),
+            },
+            AbstractCommand::Close(r) => Command::CloseSession {
+                id: self.resolve(*r),
+            },
+            AbstractCommand::Expire(rs) => Command::ExpireSessions {
+                ids: rs.iter().map(|r| self.resolve(*r)).collect(),
+            },
+            AbstractCommand::Create { path, data, mode } => Command::Create {
+                path: path.clone(),
+                data: data.clone(),
+                mode: *mode,
+            },
+            AbstractCommand::Set {
+                path,
+                data,
+                expected_version,
+            } => Command::Set {
+                path: path.clone(),
+                data: data.clone(),
+                expected_version: *expected_version,
+            },
+            AbstractCommand::Delete {
+                path,
+                expected_version,
+                recursive,
+            } => Command::Delete {
+                path: path.clone(),
+                expected_version: *expected_version,
+                recursive: *recursive,
+            },
+            AbstractCommand::Txn { compares, ops } => Command::Txn {
+                compares: compares.clone(),
+                ops: ops.clone(),
+            },
+        };
+        let session = step.session.map(|r| self.resolve(r));
+        let id = step.id.map(|(seq, lowest)| warden_core::RequestId {
+            seq,
+            lowest_pending: lowest,
+        });
+        Request {
+            session,
+            id,
+            command,
+        }
+    }
+
+    pub fn apply(&mut self, step: &Step) -> (Request, Applied) {
+        let request = self.request(step);
+        self.index += 1;
+        let ctx = ApplyContext {
+            index: self.index,
+            time_ms: 1_000 * self.index,
+        };
+        let applied = self.state.apply(request.clone(), &ctx);
+        if let Ok(Output::SessionOpened { id, .. }) = &applied.response.outcome {
+            self.opened.push(*id);
+        }
+        (request, applied)
+    }
+}
