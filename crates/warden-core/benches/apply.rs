@@ -33,7 +33,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -55,7 +58,10 @@ struct Bench {
 impl Bench {
     fn apply(&mut self, request: Request) -> Output {
         self.index += 1;
-        let ctx = ApplyContext { index: self.index, time_ms: self.index };
+        let ctx = ApplyContext {
+            index: self.index,
+            time_ms: self.index,
+        };
         match self.state.apply(request, &ctx).response.outcome {
             Ok(output) => output,
             Err(e) => panic!("bench command failed: {e}"),
@@ -63,27 +69,42 @@ impl Bench {
     }
 
     fn create(&mut self, path: String, mode: CreateMode, session: Option<u64>) {
-        let command = Command::Create { path, data: Bytes::from_static(VALUE), mode };
-        self.apply(Request { session, id: None, command });
+        let command = Command::Create {
+            path,
+            data: Bytes::copy_from_slice(VALUE),
+            mode,
+        };
+        self.apply(Request {
+            session,
+            id: None,
+            command,
+        });
     }
 }
 
 /// 1,000 directories of 1,000 nodes with 64-byte values: 1,001,001 nodes with the root.
 fn million() -> Bench {
-    let mut b = Bench { state: State::default(), index: 0 };
+    let mut b = Bench {
+        state: State::default(),
+        index: 0,
+    };
     let before = LIVE.load(Ordering::Relaxed);
     let started = Instant::now();
     for d in 0..DIRS {
         b.create(format!("/dir{d:04}"), CreateMode::PERSISTENT, None);
         for n in 0..PER_DIR {
-            b.create(format!("/dir{d:04}/node{n:04}"), CreateMode::PERSISTENT, None);
+            b.create(
+                format!("/dir{d:04}/node{n:04}"),
+                CreateMode::PERSISTENT,
+                None,
+            );
         }
     }
     let elapsed = started.elapsed();
     let bytes = LIVE.load(Ordering::Relaxed) - before;
     let nodes = b.state.tree().len();
     eprintln!(
-        "built {nodes} nodes in {elapsed:?} ({:.0} creates/s); heap {:.1} MiB, {} bytes per node (64-byte values, ~19-byte paths)",
+        "built {nodes} nodes in {elapsed:?} ({:.0} creates/s); heap {:.1} MiB, {} bytes per node (64-byte values and ~18-byte paths included)",
         nodes as f64 / elapsed.as_secs_f64(),
         bytes as f64 / (1 << 20) as f64,
         bytes / nodes as isize,
@@ -94,12 +115,32 @@ fn million() -> Bench {
 fn benches(c: &mut Criterion) {
     let mut b = million();
     let mut group = c.benchmark_group("apply_on_1m_nodes");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
 
-    let mut created = 0usize;
+    // Each benchmark leaves the tree at its 1,000,001 nodes: what it creates it deletes
+    // outside the timed part, and the reverse.
+    let mut batch = 0usize;
     group.bench_function("create", |bench| {
-        bench.iter(|| {
-            created += 1;
-            b.create(format!("/dir0000/new{created:09}"), CreateMode::PERSISTENT, None);
+        bench.iter_custom(|iters| {
+            batch += 1;
+            let paths: Vec<String> = (0..iters)
+                .map(|i| format!("/dir0000/new{batch:06}-{i:09}"))
+                .collect();
+            let started = Instant::now();
+            for p in &paths {
+                b.create(p.clone(), CreateMode::PERSISTENT, None);
+            }
+            let elapsed = started.elapsed();
+            for path in paths {
+                b.apply(Request::new(Command::Delete {
+                    path,
+                    expected_version: None,
+                    recursive: false,
+                }));
+            }
+            elapsed
         })
     });
 
@@ -108,22 +149,31 @@ fn benches(c: &mut Criterion) {
         bench.iter(|| {
             next = (next + 7_919) % (DIRS * PER_DIR);
             let path = format!("/dir{:04}/node{:04}", next / PER_DIR, next % PER_DIR);
-            let command = Command::Set { path, data: Bytes::from_static(VALUE), expected_version: None };
+            let command = Command::Set {
+                path,
+                data: Bytes::copy_from_slice(VALUE),
+                expected_version: None,
+            };
             black_box(b.apply(Request::new(command)));
         })
     });
 
-    let mut batch = 0usize;
     group.bench_function("delete", |bench| {
         bench.iter_custom(|iters| {
             batch += 1;
-            let paths: Vec<String> = (0..iters).map(|i| format!("/dir0001/del{batch:06}-{i:09}")).collect();
+            let paths: Vec<String> = (0..iters)
+                .map(|i| format!("/dir0001/del{batch:06}-{i:09}"))
+                .collect();
             for p in &paths {
                 b.create(p.clone(), CreateMode::PERSISTENT, None);
             }
             let started = Instant::now();
             for path in paths {
-                black_box(b.apply(Request::new(Command::Delete { path, expected_version: None, recursive: false })));
+                black_box(b.apply(Request::new(Command::Delete {
+                    path,
+                    expected_version: None,
+                    recursive: false,
+                })));
             }
             started.elapsed()
         })
@@ -134,17 +184,27 @@ fn benches(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let Output::SessionOpened { id, .. } =
-                    b.apply(Request::new(Command::OpenSession { ttl_ms: 10_000, identity: String::new() }))
+                    b.apply(Request::new(Command::OpenSession {
+                        ttl_ms: 10_000,
+                        identity: String::new(),
+                    }))
                 else {
                     panic!("no session");
                 };
                 for i in 0..1_000 {
-                    b.create(format!("/dir{:04}/eph-{id}-{i}", i % DIRS), CreateMode::EPHEMERAL, Some(id));
+                    b.create(
+                        format!("/dir{:04}/eph-{id}-{i}", i % DIRS),
+                        CreateMode::EPHEMERAL,
+                        Some(id),
+                    );
                 }
                 let started = Instant::now();
                 let out = b.apply(Request::new(Command::ExpireSessions { ids: vec![id] }));
                 total += started.elapsed();
-                assert!(matches!(out, Output::SessionsExpired { deleted: 1_000, .. }));
+                assert!(matches!(
+                    out,
+                    Output::SessionsExpired { deleted: 1_000, .. }
+                ));
             }
             total
         })
@@ -152,11 +212,22 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("snapshot_of_1m_nodes");
-    group.sample_size(10);
-    group.bench_function("encode", |bench| bench.iter(|| black_box(b.state.snapshot())));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
+    group.bench_function("encode", |bench| {
+        bench.iter(|| black_box(b.state.snapshot()))
+    });
     if let Ok(bytes) = b.state.snapshot() {
-        eprintln!("snapshot of {} nodes: {} bytes", b.state.tree().len(), bytes.len());
-        group.bench_function("restore", |bench| bench.iter(|| black_box(State::restore(&bytes))));
+        eprintln!(
+            "snapshot of {} nodes: {} bytes",
+            b.state.tree().len(),
+            bytes.len()
+        );
+        group.bench_function("restore", |bench| {
+            bench.iter(|| black_box(State::restore(&bytes)))
+        });
     }
     group.finish();
 }
