@@ -33,10 +33,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -58,10 +55,7 @@ struct Bench {
 impl Bench {
     fn apply(&mut self, request: Request) -> Output {
         self.index += 1;
-        let ctx = ApplyContext {
-            index: self.index,
-            time_ms: self.index,
-        };
+        let ctx = ApplyContext { index: self.index, time_ms: self.index };
         match self.state.apply(request, &ctx).response.outcome {
             Ok(output) => output,
             Err(e) => panic!("bench command failed: {e}"),
@@ -69,35 +63,20 @@ impl Bench {
     }
 
     fn create(&mut self, path: String, mode: CreateMode, session: Option<u64>) {
-        let command = Command::Create {
-            path,
-            data: Bytes::copy_from_slice(VALUE),
-            mode,
-        };
-        self.apply(Request {
-            session,
-            id: None,
-            command,
-        });
+        let command = Command::Create { path, data: Bytes::copy_from_slice(VALUE), mode };
+        self.apply(Request { session, id: None, command });
     }
 }
 
 /// 1,000 directories of 1,000 nodes with 64-byte values: 1,001,001 nodes with the root.
 fn million() -> Bench {
-    let mut b = Bench {
-        state: State::default(),
-        index: 0,
-    };
+    let mut b = Bench { state: State::default(), index: 0 };
     let before = LIVE.load(Ordering::Relaxed);
     let started = Instant::now();
     for d in 0..DIRS {
         b.create(format!("/dir{d:04}"), CreateMode::PERSISTENT, None);
         for n in 0..PER_DIR {
-            b.create(
-                format!("/dir{d:04}/node{n:04}"),
-                CreateMode::PERSISTENT,
-                None,
-            );
+            b.create(format!("/dir{d:04}/node{n:04}"), CreateMode::PERSISTENT, None);
         }
     }
     let elapsed = started.elapsed();
@@ -115,9 +94,7 @@ fn million() -> Bench {
 fn benches(c: &mut Criterion) {
     let mut b = million();
     let mut group = c.benchmark_group("apply_on_1m_nodes");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    group.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
     // Each benchmark leaves the tree at its 1,000,001 nodes: what it creates it deletes
     // outside the timed part, and the reverse.
@@ -125,9 +102,8 @@ fn benches(c: &mut Criterion) {
     group.bench_function("create", |bench| {
         bench.iter_custom(|iters| {
             batch += 1;
-            let paths: Vec<String> = (0..iters)
-                .map(|i| format!("/dir0000/new{batch:06}-{i:09}"))
-                .collect();
+            let paths: Vec<String> =
+                (0..iters).map(|i| format!("/dir0000/new{batch:06}-{i:09}")).collect();
             let started = Instant::now();
             for p in &paths {
                 b.create(p.clone(), CreateMode::PERSISTENT, None);
@@ -149,11 +125,8 @@ fn benches(c: &mut Criterion) {
         bench.iter(|| {
             next = (next + 7_919) % (DIRS * PER_DIR);
             let path = format!("/dir{:04}/node{:04}", next / PER_DIR, next % PER_DIR);
-            let command = Command::Set {
-                path,
-                data: Bytes::copy_from_slice(VALUE),
-                expected_version: None,
-            };
+            let command =
+                Command::Set { path, data: Bytes::copy_from_slice(VALUE), expected_version: None };
             black_box(b.apply(Request::new(command)));
         })
     });
@@ -161,9 +134,8 @@ fn benches(c: &mut Criterion) {
     group.bench_function("delete", |bench| {
         bench.iter_custom(|iters| {
             batch += 1;
-            let paths: Vec<String> = (0..iters)
-                .map(|i| format!("/dir0001/del{batch:06}-{i:09}"))
-                .collect();
+            let paths: Vec<String> =
+                (0..iters).map(|i| format!("/dir0001/del{batch:06}-{i:09}")).collect();
             for p in &paths {
                 b.create(p.clone(), CreateMode::PERSISTENT, None);
             }
@@ -201,10 +173,7 @@ fn benches(c: &mut Criterion) {
                 let started = Instant::now();
                 let out = b.apply(Request::new(Command::ExpireSessions { ids: vec![id] }));
                 total += started.elapsed();
-                assert!(matches!(
-                    out,
-                    Output::SessionsExpired { deleted: 1_000, .. }
-                ));
+                assert!(matches!(out, Output::SessionsExpired { deleted: 1_000, .. }));
             }
             total
         })
@@ -216,18 +185,10 @@ fn benches(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(15));
-    group.bench_function("encode", |bench| {
-        bench.iter(|| black_box(b.state.snapshot()))
-    });
+    group.bench_function("encode", |bench| bench.iter(|| black_box(b.state.snapshot())));
     if let Ok(bytes) = b.state.snapshot() {
-        eprintln!(
-            "snapshot of {} nodes: {} bytes",
-            b.state.tree().len(),
-            bytes.len()
-        );
-        group.bench_function("restore", |bench| {
-            bench.iter(|| black_box(State::restore(&bytes)))
-        });
+        eprintln!("snapshot of {} nodes: {} bytes", b.state.tree().len(), bytes.len());
+        group.bench_function("restore", |bench| bench.iter(|| black_box(State::restore(&bytes))));
     }
     group.finish();
 }

@@ -36,31 +36,17 @@ pub struct Request {
 impl Request {
     /// A request outside any session.
     pub fn new(command: Command) -> Request {
-        Request {
-            session: None,
-            id: None,
-            command,
-        }
+        Request { session: None, id: None, command }
     }
 
     /// A request made in `session`.
     pub fn in_session(session: SessionId, command: Command) -> Request {
-        Request {
-            session: Some(session),
-            id: None,
-            command,
-        }
+        Request { session: Some(session), id: None, command }
     }
 
     /// This request with a request id.
     pub fn with_id(self, seq: u64, lowest_pending: u64) -> Request {
-        Request {
-            id: Some(RequestId {
-                seq,
-                lowest_pending,
-            }),
-            ..self
-        }
+        Request { id: Some(RequestId { seq, lowest_pending }), ..self }
     }
 }
 
@@ -218,19 +204,15 @@ impl LogCommand {
     /// Encodes for the log.
     pub fn encode(&self) -> Result<Vec<u8>, CoreError> {
         bincode::serde::encode_to_vec(self, bincode::config::standard()).map_err(|e| {
-            CoreError::Decode {
-                what: "log command (encoding)".to_owned(),
-                reason: e.to_string(),
-            }
+            CoreError::Decode { what: "log command (encoding)".to_owned(), reason: e.to_string() }
         })
     }
 
     /// Decodes from the log.
     pub fn decode(bytes: &[u8]) -> Result<LogCommand, CoreError> {
-        let (command, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| CoreError::Decode {
-                what: "log command".to_owned(),
-                reason: e.to_string(),
+        let (command, used) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| {
+                CoreError::Decode { what: "log command".to_owned(), reason: e.to_string() }
             })?;
         if used != bytes.len() {
             return Err(CoreError::Decode {
@@ -273,13 +255,7 @@ mod tests {
         let bytes = cmd.encode().ok();
         let decoded = bytes.as_deref().map(LogCommand::decode);
         assert_eq!(decoded, Some(Ok(cmd)));
-        assert!(matches!(
-            LogCommand::decode(&[0xff, 0xff, 0xff]),
-            Err(CoreError::Decode { .. })
-        ));
-        assert!(matches!(
-            LogCommand::decode(&[]),
-            Err(CoreError::Decode { .. })
-        ));
+        assert!(matches!(LogCommand::decode(&[0xff, 0xff, 0xff]), Err(CoreError::Decode { .. })));
+        assert!(matches!(LogCommand::decode(&[]), Err(CoreError::Decode { .. })));
     }
 }

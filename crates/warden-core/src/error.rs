@@ -171,8 +171,6 @@ pub enum CoreError {
 
 impl CoreError {
     pub(crate) fn no_node(path: &str) -> Self {
-        CoreError::NoNode {
-            path: path.to_owned(),
-        }
+        CoreError::NoNode { path: path.to_owned() }
     }
 }

@@ -34,9 +34,7 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!("{p} has kind {:?} and owner {owner}", node.kind));
         }
         if owner != 0 && state.session(owner).is_none() {
-            found.push(format!(
-                "{p} is owned by session {owner}, which is not live"
-            ));
+            found.push(format!("{p} is owned by session {owner}, which is not live"));
         }
         if owner != 0 && !state.ephemerals_of(owner).any(|e| e == p) {
             found.push(format!("{p} is missing from the index of session {owner}"));
@@ -45,27 +43,20 @@ pub fn violations(state: &State) -> Vec<String> {
     for (p, node) in tree.iter() {
         let children = counted.get(p).copied().unwrap_or(0);
         if node.stat.num_children != children {
-            found.push(format!(
-                "{p} says {} children, has {children}",
-                node.stat.num_children
-            ));
+            found.push(format!("{p} says {} children, has {children}", node.stat.num_children));
         }
         if node.kind == NodeKind::Ephemeral && children > 0 {
             found.push(format!("ephemeral {p} has {children} children"));
         }
         if node.kind == NodeKind::Container && children == 0 && node.stat.cversion > 0 {
-            found.push(format!(
-                "container {p} lost its last child but was not deleted"
-            ));
+            found.push(format!("container {p} lost its last child but was not deleted"));
         }
     }
     for session in state.sessions() {
         for e in state.ephemerals_of(session.id) {
             if tree.get(e).map(|n| n.stat.ephemeral_owner) != Some(session.id) {
-                found.push(format!(
-                    "index says session {} owns {e}, the tree does not",
-                    session.id
-                ));
+                found
+                    .push(format!("index says session {} owns {e}, the tree does not", session.id));
             }
         }
     }

@@ -42,5 +42,5 @@ pub use limits::Limits;
 pub use node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};
 pub use response::{Output, Response};
 pub use session::{Session, SessionId, SessionTable};
-pub use state::{Applied, ApplyContext, State};
+pub use state::{Applied, ApplyContext, Changes, State, StateMeta};
 pub use tree::Tree;

@@ -27,13 +27,7 @@ impl<'a> Mutation<'a> {
     /// Starts changing `tree` at `revision`, the revision the command gets if it changes
     /// anything, with the leader's clock at `time_ms`.
     pub(crate) fn new(tree: &'a mut Tree, limits: &'a Limits, revision: u64, time_ms: u64) -> Self {
-        Mutation {
-            tree,
-            limits,
-            revision,
-            time_ms,
-            events: Vec::new(),
-        }
+        Mutation { tree, limits, revision, time_ms, events: Vec::new() }
     }
 
     /// The tree as changed so far.
@@ -65,49 +59,31 @@ impl<'a> Mutation<'a> {
         let owner = match (mode.kind, session) {
             (NodeKind::Ephemeral, Some(s)) => s,
             (NodeKind::Ephemeral, None) => {
-                return Err(CoreError::SessionRequired {
-                    path: path.to_owned(),
-                });
+                return Err(CoreError::SessionRequired { path: path.to_owned() });
             }
             _ => 0,
         };
         // A sequential path may end in "/" (ZooKeeper allows "/locks/" + counter), so the
         // rules are checked on the path as it will be, with a placeholder counter.
-        let checked = if mode.sequential {
-            format!("{path}{:010}", 0)
-        } else {
-            path.to_owned()
-        };
-        path::check(&checked, self.limits).map_err(|rule| CoreError::InvalidPath {
-            path: path.to_owned(),
-            rule,
-        })?;
+        let checked = if mode.sequential { format!("{path}{:010}", 0) } else { path.to_owned() };
+        path::check(&checked, self.limits)
+            .map_err(|rule| CoreError::InvalidPath { path: path.to_owned(), rule })?;
         if checked == path::ROOT {
-            return Err(CoreError::NodeExists {
-                path: path::ROOT.to_owned(),
-            });
+            return Err(CoreError::NodeExists { path: path::ROOT.to_owned() });
         }
         self.check_value(path, &data)?;
         let parent_path = path::parent(&checked).unwrap_or(path::ROOT).to_owned();
-        let parent = self
-            .tree
-            .get(&parent_path)
-            .ok_or_else(|| CoreError::NoParent {
-                path: path.to_owned(),
-                parent: parent_path.clone(),
-            })?;
+        let parent = self.tree.get(&parent_path).ok_or_else(|| CoreError::NoParent {
+            path: path.to_owned(),
+            parent: parent_path.clone(),
+        })?;
         if parent.stat.ephemeral_owner != 0 {
-            return Err(CoreError::EphemeralParent {
-                path: path.to_owned(),
-                parent: parent_path,
-            });
+            return Err(CoreError::EphemeralParent { path: path.to_owned(), parent: parent_path });
         }
         let full = if mode.sequential {
             let seq = parent.next_sequence;
             if seq > MAX_SEQUENCE {
-                return Err(CoreError::SequenceOverflow {
-                    parent: parent_path,
-                });
+                return Err(CoreError::SequenceOverflow { parent: parent_path });
             }
             format!("{path}{seq:010}")
         } else {
@@ -126,15 +102,7 @@ impl<'a> Mutation<'a> {
             ..Stat::default()
         };
         self.emit(EventKind::Created, &full, stat, Some(data.clone()));
-        self.tree.insert(
-            &full,
-            Node {
-                data,
-                stat,
-                kind: mode.kind,
-                next_sequence: 0,
-            },
-        );
+        self.tree.insert(&full, Node { data, stat, kind: mode.kind, next_sequence: 0 });
         self.tree.update(&parent_path, |p| {
             p.stat.num_children += 1;
             p.stat.cversion += 1;
@@ -155,10 +123,7 @@ impl<'a> Mutation<'a> {
     ) -> Result<Stat, CoreError> {
         path::validate(path, self.limits)?;
         self.check_value(path, &data)?;
-        let node = self
-            .tree
-            .get(path)
-            .ok_or_else(|| CoreError::no_node(path))?;
+        let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
         check_version(path, node, expected_version)?;
         let (revision, time_ms) = (self.revision, self.time_ms);
         let event_data = data.clone();
@@ -187,10 +152,7 @@ impl<'a> Mutation<'a> {
         if path == path::ROOT {
             return Err(CoreError::RootNotDeletable);
         }
-        let node = self
-            .tree
-            .get(path)
-            .ok_or_else(|| CoreError::no_node(path))?;
+        let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
         check_version(path, node, expected_version)?;
         if !recursive && node.stat.num_children > 0 {
             return Err(CoreError::NotEmpty {
@@ -209,11 +171,7 @@ impl<'a> Mutation<'a> {
     /// Deletes every ephemeral node of `session`; returns how many nodes went, containers
     /// emptied by the deletions included.
     pub(crate) fn delete_ephemerals(&mut self, session: SessionId) -> u64 {
-        let owned: Vec<String> = self
-            .tree
-            .ephemerals_of(session)
-            .map(str::to_owned)
-            .collect();
+        let owned: Vec<String> = self.tree.ephemerals_of(session).map(str::to_owned).collect();
         owned.iter().map(|p| self.delete_leaf(p)).sum()
     }
 

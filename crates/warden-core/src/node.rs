@@ -55,27 +55,15 @@ pub struct CreateMode {
 
 impl CreateMode {
     /// A plain persistent node.
-    pub const PERSISTENT: CreateMode = CreateMode {
-        kind: NodeKind::Persistent,
-        sequential: false,
-    };
+    pub const PERSISTENT: CreateMode = CreateMode { kind: NodeKind::Persistent, sequential: false };
     /// An ephemeral node.
-    pub const EPHEMERAL: CreateMode = CreateMode {
-        kind: NodeKind::Ephemeral,
-        sequential: false,
-    };
+    pub const EPHEMERAL: CreateMode = CreateMode { kind: NodeKind::Ephemeral, sequential: false };
     /// A container node.
-    pub const CONTAINER: CreateMode = CreateMode {
-        kind: NodeKind::Container,
-        sequential: false,
-    };
+    pub const CONTAINER: CreateMode = CreateMode { kind: NodeKind::Container, sequential: false };
 
     /// This mode with the sequential flag set.
     pub const fn sequential(self) -> CreateMode {
-        CreateMode {
-            kind: self.kind,
-            sequential: true,
-        }
+        CreateMode { kind: self.kind, sequential: true }
     }
 
     /// Refuses the combinations ZooKeeper does not allow.

@@ -63,22 +63,13 @@ impl fmt::Display for PathRule {
             PathRule::DotSegment => write!(f, "a path cannot contain a \".\" segment"),
             PathRule::DotDotSegment => write!(f, "a path cannot contain a \"..\" segment"),
             PathRule::ControlCharacter { offset } => {
-                write!(
-                    f,
-                    "a path cannot contain control characters (one at byte {offset})"
-                )
+                write!(f, "a path cannot contain control characters (one at byte {offset})")
             }
             PathRule::TooLong { len, max } => {
-                write!(
-                    f,
-                    "the path is {len} bytes long, more than the limit of {max}"
-                )
+                write!(f, "the path is {len} bytes long, more than the limit of {max}")
             }
             PathRule::SegmentTooLong { len, max } => {
-                write!(
-                    f,
-                    "a segment is {len} bytes long, more than the limit of {max}"
-                )
+                write!(f, "a segment is {len} bytes long, more than the limit of {max}")
             }
         }
     }
@@ -93,10 +84,7 @@ pub fn check(path: &str, limits: &Limits) -> Result<(), PathRule> {
         return Err(PathRule::NotAbsolute);
     }
     if path.len() > limits.max_path_bytes {
-        return Err(PathRule::TooLong {
-            len: path.len(),
-            max: limits.max_path_bytes,
-        });
+        return Err(PathRule::TooLong { len: path.len(), max: limits.max_path_bytes });
     }
     if let Some((offset, _)) = path.char_indices().find(|(_, c)| c.is_control()) {
         return Err(PathRule::ControlCharacter { offset });
@@ -126,10 +114,7 @@ pub fn check(path: &str, limits: &Limits) -> Result<(), PathRule> {
 
 /// Validates `path`, as [`check`] does, into a [`CoreError::InvalidPath`].
 pub fn validate(path: &str, limits: &Limits) -> Result<(), CoreError> {
-    check(path, limits).map_err(|rule| CoreError::InvalidPath {
-        path: path.to_owned(),
-        rule,
-    })
+    check(path, limits).map_err(|rule| CoreError::InvalidPath { path: path.to_owned(), rule })
 }
 
 /// The parent of a valid path; `None` for the root.
@@ -146,9 +131,7 @@ pub fn parent(path: &str) -> Option<&str> {
 
 /// The last segment of a valid path; empty for the root.
 pub fn name(path: &str) -> &str {
-    path.rfind('/')
-        .and_then(|i| path.get(i + 1..))
-        .unwrap_or("")
+    path.rfind('/').and_then(|i| path.get(i + 1..)).unwrap_or("")
 }
 
 /// The number of segments: 0 for the root, 1 for `/a`, 2 for `/a/b`.
@@ -163,20 +146,12 @@ pub fn depth(path: &str) -> u32 {
 
 /// `parent` joined with `name`.
 pub fn join(parent: &str, name: &str) -> String {
-    if parent == ROOT {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
+    if parent == ROOT { format!("/{name}") } else { format!("{parent}/{name}") }
 }
 
 /// The prefix every child path of `parent` starts with (`/` for the root, `/a/` for `/a`).
 pub fn child_prefix(parent: &str) -> String {
-    if parent == ROOT {
-        ROOT.to_owned()
-    } else {
-        format!("{parent}/")
-    }
+    if parent == ROOT { ROOT.to_owned() } else { format!("{parent}/") }
 }
 
 #[cfg(test)]
@@ -189,16 +164,7 @@ mod tests {
 
     #[test]
     fn accepts_valid_paths() {
-        for p in [
-            "/",
-            "/a",
-            "/a/b",
-            "/a.b/c-d_e",
-            "/ü/日本",
-            "/a/...",
-            "/.hidden",
-            "/a b",
-        ] {
+        for p in ["/", "/a", "/a/b", "/a.b/c-d_e", "/ü/日本", "/a/...", "/.hidden", "/a b"] {
             assert_eq!(rule(p), None, "{p}");
         }
     }
@@ -212,45 +178,20 @@ mod tests {
         assert_eq!(rule("//"), Some(PathRule::TrailingSlash));
         assert_eq!(rule("/a/./b"), Some(PathRule::DotSegment));
         assert_eq!(rule("/a/.."), Some(PathRule::DotDotSegment));
-        assert_eq!(
-            rule("/a\u{0}b"),
-            Some(PathRule::ControlCharacter { offset: 2 })
-        );
-        assert_eq!(
-            rule("/a\nb"),
-            Some(PathRule::ControlCharacter { offset: 2 })
-        );
-        assert_eq!(
-            rule("/a\u{7f}"),
-            Some(PathRule::ControlCharacter { offset: 2 })
-        );
-        assert_eq!(
-            rule("/\u{85}"),
-            Some(PathRule::ControlCharacter { offset: 1 })
-        );
+        assert_eq!(rule("/a\u{0}b"), Some(PathRule::ControlCharacter { offset: 2 }));
+        assert_eq!(rule("/a\nb"), Some(PathRule::ControlCharacter { offset: 2 }));
+        assert_eq!(rule("/a\u{7f}"), Some(PathRule::ControlCharacter { offset: 2 }));
+        assert_eq!(rule("/\u{85}"), Some(PathRule::ControlCharacter { offset: 1 }));
     }
 
     #[test]
     fn enforces_length_limits() {
-        let limits = Limits {
-            max_path_bytes: 10,
-            max_segment_bytes: 3,
-            ..Limits::default()
-        };
+        let limits = Limits { max_path_bytes: 10, max_segment_bytes: 3, ..Limits::default() };
         assert_eq!(check("/abc/def", &limits), Ok(()));
-        assert_eq!(
-            check("/abcd", &limits),
-            Err(PathRule::SegmentTooLong { len: 4, max: 3 })
-        );
-        assert_eq!(
-            check("/abc/def/gh", &limits),
-            Err(PathRule::TooLong { len: 11, max: 10 })
-        );
+        assert_eq!(check("/abcd", &limits), Err(PathRule::SegmentTooLong { len: 4, max: 3 }));
+        assert_eq!(check("/abc/def/gh", &limits), Err(PathRule::TooLong { len: 11, max: 10 }));
         // Limits count bytes, not characters.
-        assert_eq!(
-            check("/éé", &limits),
-            Err(PathRule::SegmentTooLong { len: 4, max: 3 })
-        );
+        assert_eq!(check("/éé", &limits), Err(PathRule::SegmentTooLong { len: 4, max: 3 }));
     }
 
     #[test]
@@ -259,24 +200,16 @@ mod tests {
         let long_segment = format!("/{}", "x".repeat(256));
         assert_eq!(check(&long_segment, &limits), Ok(()));
         let too_long_segment = format!("/{}", "x".repeat(257));
-        assert!(matches!(
-            check(&too_long_segment, &limits),
-            Err(PathRule::SegmentTooLong { .. })
-        ));
+        assert!(matches!(check(&too_long_segment, &limits), Err(PathRule::SegmentTooLong { .. })));
         let long_path = "/abc".repeat(256);
         assert_eq!(check(&long_path, &limits), Ok(()));
         let too_long_path = format!("{long_path}/x");
-        assert!(matches!(
-            check(&too_long_path, &limits),
-            Err(PathRule::TooLong { .. })
-        ));
+        assert!(matches!(check(&too_long_path, &limits), Err(PathRule::TooLong { .. })));
     }
 
     #[test]
     fn error_message_names_path_and_rule() {
-        let err = validate("/a//b", &Limits::default())
-            .err()
-            .map(|e| e.to_string());
+        let err = validate("/a//b", &Limits::default()).err().map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("invalid path \"/a//b\": a path cannot contain an empty segment (\"//\")")

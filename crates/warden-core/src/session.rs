@@ -11,7 +11,7 @@
 //! gets the first response back, and concurrent requests of one session may commit in any
 //! order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -44,14 +44,7 @@ pub struct Session {
 impl Session {
     /// A new session with nothing remembered.
     pub fn new(id: SessionId, ttl_ms: u64, identity: String, opened_ms: u64) -> Session {
-        Session {
-            id,
-            ttl_ms,
-            identity,
-            opened_ms,
-            responses: BTreeMap::new(),
-            floor: 1,
-        }
+        Session { id, ttl_ms, identity, opened_ms, responses: BTreeMap::new(), floor: 1 }
     }
 
     /// Forgets what the client has acknowledged, then returns the remembered response to
@@ -105,6 +98,9 @@ impl Session {
 pub struct SessionTable {
     sessions: BTreeMap<SessionId, Session>,
     last_id: SessionId,
+    /// Sessions opened, changed or ended since the last [`SessionTable::take_dirty`].
+    #[serde(skip)]
+    dirty: BTreeSet<SessionId>,
 }
 
 impl SessionTable {
@@ -118,17 +114,13 @@ impl SessionTable {
     ) -> Result<Output, CoreError> {
         let (min_ms, max_ms) = (limits.min_session_ttl_ms, limits.max_session_ttl_ms);
         if !(min_ms..=max_ms).contains(&ttl_ms) {
-            return Err(CoreError::InvalidTtl {
-                ttl_ms,
-                min_ms,
-                max_ms,
-            });
+            return Err(CoreError::InvalidTtl { ttl_ms, min_ms, max_ms });
         }
         // A log index is unique and never 0; max() matters only to callers without a log.
         let id = ctx.index.max(self.last_id + 1);
         self.last_id = id;
-        self.sessions
-            .insert(id, Session::new(id, ttl_ms, identity, ctx.time_ms));
+        self.dirty.insert(id);
+        self.sessions.insert(id, Session::new(id, ttl_ms, identity, ctx.time_ms));
         Ok(Output::SessionOpened { id, ttl_ms })
     }
 
@@ -139,12 +131,39 @@ impl SessionTable {
 
     /// A live session, to change.
     pub fn get_mut(&mut self, id: SessionId) -> Option<&mut Session> {
-        self.sessions.get_mut(&id)
+        let session = self.sessions.get_mut(&id)?;
+        self.dirty.insert(id);
+        Some(session)
     }
 
     /// Ends a session, returning it.
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
-        self.sessions.remove(&id)
+        let session = self.sessions.remove(&id)?;
+        self.dirty.insert(id);
+        Some(session)
+    }
+
+    /// The sessions opened, changed or ended since the last call: each is either live now
+    /// or gone.
+    pub fn take_dirty(&mut self) -> BTreeSet<SessionId> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The largest session id handed out so far.
+    pub fn last_id(&self) -> SessionId {
+        self.last_id
+    }
+
+    /// A table of the given sessions, as loaded from storage.
+    pub fn from_sessions(
+        last_id: SessionId,
+        sessions: impl IntoIterator<Item = Session>,
+    ) -> SessionTable {
+        SessionTable {
+            sessions: sessions.into_iter().map(|s| (s.id, s)).collect(),
+            last_id,
+            dirty: BTreeSet::new(),
+        }
     }
 
     /// All live sessions, by id.
@@ -168,17 +187,11 @@ mod tests {
     use super::*;
 
     fn response(revision: u64) -> Response {
-        Response {
-            revision,
-            outcome: Err(CoreError::RootNotDeletable),
-        }
+        Response { revision, outcome: Err(CoreError::RootNotDeletable) }
     }
 
     fn rid(seq: u64, lowest_pending: u64) -> RequestId {
-        RequestId {
-            seq,
-            lowest_pending,
-        }
+        RequestId { seq, lowest_pending }
     }
 
     #[test]
@@ -202,11 +215,7 @@ mod tests {
         assert_eq!(s.remembered(), 0);
         assert_eq!(
             s.recall(rid(2, 2)),
-            Err(CoreError::StaleRequest {
-                session: 4,
-                seq: 2,
-                floor: 3
-            })
+            Err(CoreError::StaleRequest { session: 4, seq: 2, floor: 3 })
         );
     }
 
@@ -217,23 +226,14 @@ mod tests {
             s.remember(seq, response(seq), 3);
         }
         assert_eq!(s.remembered(), 3);
-        assert!(matches!(
-            s.recall(rid(2, 1)),
-            Err(CoreError::StaleRequest { floor: 3, .. })
-        ));
+        assert!(matches!(s.recall(rid(2, 1)), Err(CoreError::StaleRequest { floor: 3, .. })));
         assert_eq!(s.recall(rid(3, 1)), Ok(Some(response(3))));
     }
 
     #[test]
     fn refuses_malformed_ids() {
         let mut s = Session::new(1, 5_000, String::new(), 0);
-        assert!(matches!(
-            s.recall(rid(0, 0)),
-            Err(CoreError::InvalidRequestId { .. })
-        ));
-        assert!(matches!(
-            s.recall(rid(2, 3)),
-            Err(CoreError::InvalidRequestId { .. })
-        ));
+        assert!(matches!(s.recall(rid(0, 0)), Err(CoreError::InvalidRequestId { .. })));
+        assert!(matches!(s.recall(rid(2, 3)), Err(CoreError::InvalidRequestId { .. })));
     }
 }

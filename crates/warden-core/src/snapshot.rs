@@ -39,10 +39,7 @@ pub(crate) fn encode(state: &State) -> Result<Vec<u8>, CoreError> {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<State, CoreError> {
-    let err = |reason: String| CoreError::Decode {
-        what: "snapshot".to_owned(),
-        reason,
-    };
+    let err = |reason: String| CoreError::Decode { what: "snapshot".to_owned(), reason };
     let body = bytes.strip_prefix(MAGIC).ok_or_else(|| {
         err("it does not start with the warden snapshot magic \"WDNS\"".to_owned())
     })?;

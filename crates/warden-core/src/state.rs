@@ -4,6 +4,8 @@
 //! events and next state on every replica. Time and ids come from the [`ApplyContext`]
 //! (the entry's log index and the leader's timestamp), never from the replica.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, Request};
@@ -36,6 +38,26 @@ pub struct Applied {
     pub events: Vec<Event>,
 }
 
+/// What changed in a state since the last [`State::take_changes`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Paths created, set or deleted.
+    pub nodes: BTreeSet<String>,
+    /// Sessions opened, changed (remembered responses) or ended.
+    pub sessions: BTreeSet<SessionId>,
+}
+
+/// The scalar part of a [`State`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateMeta {
+    /// The limits.
+    pub limits: Limits,
+    /// The revision.
+    pub revision: u64,
+    /// The largest session id handed out.
+    pub last_session_id: SessionId,
+}
+
 /// The whole replicated state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
@@ -55,12 +77,7 @@ impl Default for State {
 impl State {
     /// An empty namespace (the root only) at revision 0.
     pub fn new(limits: Limits) -> State {
-        State {
-            limits,
-            revision: 0,
-            tree: Tree::new(),
-            sessions: SessionTable::default(),
-        }
+        State { limits, revision: 0, tree: Tree::new(), sessions: SessionTable::default() }
     }
 
     /// The current revision.
@@ -87,11 +104,7 @@ impl State {
     /// The children of `path`: names and stats, sorted by name.
     pub fn children(&self, path: &str) -> Result<Vec<(String, Stat)>, CoreError> {
         self.get(path)?;
-        Ok(self
-            .tree
-            .children(path)
-            .map(|(p, n)| (path::name(p).to_owned(), n.stat))
-            .collect())
+        Ok(self.tree.children(path).map(|(p, n)| (path::name(p).to_owned(), n.stat)).collect())
     }
 
     /// A live session.
@@ -113,10 +126,7 @@ impl State {
     pub fn apply(&mut self, request: Request, ctx: &ApplyContext) -> Applied {
         match self.admit(&request) {
             Ok(Some(remembered)) => {
-                return Applied {
-                    response: remembered,
-                    events: Vec::new(),
-                };
+                return Applied { response: remembered, events: Vec::new() };
             }
             Ok(None) => {}
             Err(error) => return self.refuse(error),
@@ -126,18 +136,11 @@ impl State {
         if !events.is_empty() {
             self.revision = next;
         }
-        let response = Response {
-            revision: self.revision,
-            outcome,
-        };
+        let response = Response { revision: self.revision, outcome };
         if let (Some(id), Some(rid)) = (request.session, request.id)
             && let Some(session) = self.sessions.get_mut(id)
         {
-            session.remember(
-                rid.seq,
-                response.clone(),
-                self.limits.max_remembered_responses,
-            );
+            session.remember(rid.seq, response.clone(), self.limits.max_remembered_responses);
         }
         Applied { response, events }
     }
@@ -150,10 +153,7 @@ impl State {
                 reason: "a request id needs a session; open one or send no id".to_owned(),
             }),
             (Some(id), rid) => {
-                let session = self
-                    .sessions
-                    .get_mut(id)
-                    .ok_or(CoreError::SessionExpired { id })?;
+                let session = self.sessions.get_mut(id).ok_or(CoreError::SessionExpired { id })?;
                 match rid {
                     Some(rid) => session.recall(rid),
                     None => Ok(None),
@@ -164,10 +164,7 @@ impl State {
 
     fn refuse(&self, error: CoreError) -> Applied {
         Applied {
-            response: Response {
-                revision: self.revision,
-                outcome: Err(error),
-            },
+            response: Response { revision: self.revision, outcome: Err(error) },
             events: Vec::new(),
         }
     }
@@ -185,10 +182,7 @@ impl State {
                 self.sessions.open(ttl_ms, identity, ctx, &self.limits)
             }
             Command::CloseSession { id } => match self.sessions.remove(id) {
-                Some(_) => Ok(Output::SessionClosed {
-                    id,
-                    deleted: m.delete_ephemerals(id),
-                }),
+                Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
                 None => Err(CoreError::SessionExpired { id }),
             },
             Command::ExpireSessions { ids } => {
@@ -200,28 +194,17 @@ impl State {
                         expired.push(id);
                     }
                 }
-                Ok(Output::SessionsExpired {
-                    ids: expired,
-                    deleted,
-                })
+                Ok(Output::SessionsExpired { ids: expired, deleted })
             }
             Command::Create { path, data, mode } => m
                 .create(&path, data, mode, session)
                 .map(|(path, stat)| Output::Created { path, stat }),
-            Command::Set {
-                path,
-                data,
-                expected_version,
-            } => m
-                .set(&path, data, expected_version)
-                .map(|stat| Output::Set { stat }),
-            Command::Delete {
-                path,
-                expected_version,
-                recursive,
-            } => m
-                .delete(&path, expected_version, recursive)
-                .map(|count| Output::Deleted { count }),
+            Command::Set { path, data, expected_version } => {
+                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
+            }
+            Command::Delete { path, expected_version, recursive } => {
+                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
+            }
             Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
                 .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
                 .and_then(|failed| match failed {
@@ -232,6 +215,36 @@ impl State {
         };
         let events = m.finish(outcome.is_ok());
         (outcome, events)
+    }
+
+    /// What changed since the last call, for a store that persists the state piece by
+    /// piece: the paths and sessions to write again (or delete, if gone).
+    pub fn take_changes(&mut self) -> Changes {
+        Changes { nodes: self.tree.take_dirty(), sessions: self.sessions.take_dirty() }
+    }
+
+    /// The scalar part of the state, persisted beside the nodes and sessions.
+    pub fn meta(&self) -> StateMeta {
+        StateMeta {
+            limits: self.limits.clone(),
+            revision: self.revision,
+            last_session_id: self.sessions.last_id(),
+        }
+    }
+
+    /// Reassembles a state persisted piece by piece ([`State::meta`], every node, every
+    /// session).
+    pub fn from_parts(
+        meta: StateMeta,
+        nodes: impl IntoIterator<Item = (String, Node)>,
+        sessions: impl IntoIterator<Item = Session>,
+    ) -> State {
+        State {
+            limits: meta.limits,
+            revision: meta.revision,
+            tree: Tree::from_nodes(nodes),
+            sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
+        }
     }
 
     /// Serializes the whole state; equal states give equal bytes.

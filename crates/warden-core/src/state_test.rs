@@ -20,28 +20,18 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Harness {
-            state: State::default(),
-            index: 0,
-        }
+        Harness { state: State::default(), index: 0 }
     }
 
     fn with_limits(limits: Limits) -> Self {
-        Harness {
-            state: State::new(limits),
-            index: 0,
-        }
+        Harness { state: State::new(limits), index: 0 }
     }
 
     fn run(&mut self, request: Request) -> Applied {
         self.index += 1;
-        let applied = self.state.apply(
-            request,
-            &ApplyContext {
-                index: self.index,
-                time_ms: 1_000 + self.index,
-            },
-        );
+        let applied = self
+            .state
+            .apply(request, &ApplyContext { index: self.index, time_ms: 1_000 + self.index });
         let broken = invariants::violations(&self.state);
         assert!(broken.is_empty(), "invariants broken: {broken:?}");
         applied
@@ -61,16 +51,11 @@ impl Harness {
         path: &str,
         mode: CreateMode,
     ) -> Result<Output, CoreError> {
-        self.run(Request::in_session(session, create(path, mode)))
-            .response
-            .outcome
+        self.run(Request::in_session(session, create(path, mode))).response.outcome
     }
 
     fn open(&mut self) -> SessionId {
-        match self.cmd(Command::OpenSession {
-            ttl_ms: 5_000,
-            identity: "client".into(),
-        }) {
+        match self.cmd(Command::OpenSession { ttl_ms: 5_000, identity: "client".into() }) {
             Ok(Output::SessionOpened { id, .. }) => id,
             other => panic!("open failed: {other:?}"),
         }
@@ -81,43 +66,24 @@ impl Harness {
     }
 
     fn version(&self, path: &str) -> u64 {
-        self.state
-            .get(path)
-            .map(|n| n.stat.version)
-            .unwrap_or(u64::MAX)
+        self.state.get(path).map(|n| n.stat.version).unwrap_or(u64::MAX)
     }
 }
 
 fn create(path: &str, mode: CreateMode) -> Command {
-    Command::Create {
-        path: path.into(),
-        data: Bytes::from_static(b"v"),
-        mode,
-    }
+    Command::Create { path: path.into(), data: Bytes::from_static(b"v"), mode }
 }
 
 fn set(path: &str, data: &'static str, expected_version: Option<u64>) -> Command {
-    Command::Set {
-        path: path.into(),
-        data: Bytes::from_static(data.as_bytes()),
-        expected_version,
-    }
+    Command::Set { path: path.into(), data: Bytes::from_static(data.as_bytes()), expected_version }
 }
 
 fn delete(path: &str, recursive: bool) -> Command {
-    Command::Delete {
-        path: path.into(),
-        expected_version: None,
-        recursive,
-    }
+    Command::Delete { path: path.into(), expected_version: None, recursive }
 }
 
 fn kinds(applied: &Applied) -> Vec<(EventKind, &str)> {
-    applied
-        .events
-        .iter()
-        .map(|e| (e.kind, e.path.as_str()))
-        .collect()
+    applied.events.iter().map(|e| (e.kind, e.path.as_str())).collect()
 }
 
 fn created_path(outcome: Result<Output, CoreError>) -> String {
@@ -139,18 +105,9 @@ fn create_sets_stat_parent_counters_and_events() {
         panic!("{applied:?}");
     };
     assert_eq!(path, "/a/b");
-    assert_eq!(
-        (stat.create_revision, stat.mod_revision, stat.version),
-        (2, 2, 0)
-    );
-    assert_eq!(
-        (stat.ctime_ms, stat.mtime_ms, stat.data_length),
-        (1_002, 1_002, 1)
-    );
-    assert_eq!(
-        kinds(&applied),
-        [(EventKind::Created, "/a/b"), (EventKind::Children, "/a")]
-    );
+    assert_eq!((stat.create_revision, stat.mod_revision, stat.version), (2, 2, 0));
+    assert_eq!((stat.ctime_ms, stat.mtime_ms, stat.data_length), (1_002, 1_002, 1));
+    assert_eq!(kinds(&applied), [(EventKind::Created, "/a/b"), (EventKind::Children, "/a")]);
     assert_eq!(applied.events[0].data, Some(Bytes::from_static(b"v")));
     assert!(applied.events.iter().all(|e| e.revision == 2));
     let parent = h.state.get("/a").map(|n| n.stat).ok();
@@ -174,51 +131,28 @@ fn create_refuses_existing_missing_parent_and_root() {
     );
     assert_eq!(
         h.create("/x/y", CreateMode::PERSISTENT),
-        Err(CoreError::NoParent {
-            path: "/x/y".into(),
-            parent: "/x".into()
-        })
+        Err(CoreError::NoParent { path: "/x/y".into(), parent: "/x".into() })
     );
-    assert_eq!(
-        h.state.revision(),
-        1,
-        "failed creates do not bump the revision"
-    );
+    assert_eq!(h.state.revision(), 1, "failed creates do not bump the revision");
 }
 
 #[test]
 fn create_checks_path_and_value() {
-    let mut h = Harness::with_limits(Limits {
-        max_value_bytes: 3,
-        ..Limits::default()
-    });
+    let mut h = Harness::with_limits(Limits { max_value_bytes: 3, ..Limits::default() });
     assert!(matches!(
         h.create("/a//b", CreateMode::PERSISTENT),
-        Err(CoreError::InvalidPath {
-            rule: PathRule::EmptySegment,
-            ..
-        })
+        Err(CoreError::InvalidPath { rule: PathRule::EmptySegment, .. })
     ));
     assert!(matches!(
         h.create("/a/", CreateMode::PERSISTENT),
-        Err(CoreError::InvalidPath {
-            rule: PathRule::TrailingSlash,
-            ..
-        })
+        Err(CoreError::InvalidPath { rule: PathRule::TrailingSlash, .. })
     ));
     let big = Command::Create {
         path: "/big".into(),
         data: Bytes::from_static(b"1234"),
         mode: CreateMode::PERSISTENT,
     };
-    assert_eq!(
-        h.cmd(big),
-        Err(CoreError::ValueTooLarge {
-            path: "/big".into(),
-            len: 4,
-            max: 3
-        })
-    );
+    assert_eq!(h.cmd(big), Err(CoreError::ValueTooLarge { path: "/big".into(), len: 4, max: 3 }));
     assert!(!h.exists("/big"));
 }
 
@@ -237,10 +171,7 @@ fn ephemerals_need_a_live_session_and_cannot_have_children() {
     assert_eq!(h.state.ephemerals_of(s).collect::<Vec<_>>(), ["/e"]);
     assert_eq!(
         h.create_in(s, "/e/child", CreateMode::PERSISTENT),
-        Err(CoreError::EphemeralParent {
-            path: "/e/child".into(),
-            parent: "/e".into()
-        })
+        Err(CoreError::EphemeralParent { path: "/e/child".into(), parent: "/e".into() })
     );
     assert_eq!(
         h.create_in(999, "/f", CreateMode::EPHEMERAL),
@@ -275,18 +206,11 @@ fn sequential_names_count_per_parent_and_survive_deletes() {
 fn sequential_counter_never_wraps() {
     let mut h = Harness::new();
     h.create("/q", CreateMode::PERSISTENT).ok();
-    h.state
-        .tree
-        .update("/q", |n| n.next_sequence = MAX_SEQUENCE);
+    h.state.tree.update("/q", |n| n.next_sequence = MAX_SEQUENCE);
     h.state.tree.commit();
     let seq = CreateMode::PERSISTENT.sequential();
     assert_eq!(created_path(h.create("/q/n", seq)), "/q/n9999999999");
-    assert_eq!(
-        h.create("/q/n", seq),
-        Err(CoreError::SequenceOverflow {
-            parent: "/q".into()
-        })
-    );
+    assert_eq!(h.create("/q/n", seq), Err(CoreError::SequenceOverflow { parent: "/q".into() }));
 }
 
 #[test]
@@ -295,9 +219,7 @@ fn sequential_name_taken_by_a_plain_node_is_refused() {
     h.create("/q0000000000", CreateMode::PERSISTENT).ok();
     assert_eq!(
         h.create("/q", CreateMode::PERSISTENT.sequential()),
-        Err(CoreError::NodeExists {
-            path: "/q0000000000".into()
-        })
+        Err(CoreError::NodeExists { path: "/q0000000000".into() })
     );
 }
 
@@ -317,53 +239,28 @@ fn set_bumps_version_and_revision() {
     let mut h = Harness::new();
     h.create("/a", CreateMode::PERSISTENT).ok();
     let applied = h.run(Request::new(set("/a", "two", Some(0))));
-    let Ok(Output::Set { stat }) = applied.response.outcome else {
-        panic!("{applied:?}")
-    };
+    let Ok(Output::Set { stat }) = applied.response.outcome else { panic!("{applied:?}") };
     assert_eq!(
-        (
-            stat.version,
-            stat.mod_revision,
-            stat.create_revision,
-            stat.data_length
-        ),
+        (stat.version, stat.mod_revision, stat.create_revision, stat.data_length),
         (1, 2, 1, 3)
     );
     assert_eq!(stat.mtime_ms, 1_002);
     assert_eq!(kinds(&applied), [(EventKind::Data, "/a")]);
     assert_eq!(applied.events[0].data, Some(Bytes::from_static(b"two")));
-    assert_eq!(
-        h.state.get("/a").map(|n| n.data.clone()),
-        Ok(Bytes::from_static(b"two"))
-    );
+    assert_eq!(h.state.get("/a").map(|n| n.data.clone()), Ok(Bytes::from_static(b"two")));
     assert!(matches!(h.cmd(set("/a", "x", None)), Ok(Output::Set { stat }) if stat.version == 2));
 }
 
 #[test]
 fn set_refuses_wrong_version_missing_node_and_big_value() {
-    let mut h = Harness::with_limits(Limits {
-        max_value_bytes: 4,
-        ..Limits::default()
-    });
+    let mut h = Harness::with_limits(Limits { max_value_bytes: 4, ..Limits::default() });
     h.create("/a", CreateMode::PERSISTENT).ok();
     assert_eq!(
         h.cmd(set("/a", "x", Some(3))),
-        Err(CoreError::BadVersion {
-            path: "/a".into(),
-            expected: 3,
-            actual: 0
-        })
+        Err(CoreError::BadVersion { path: "/a".into(), expected: 3, actual: 0 })
     );
-    assert_eq!(
-        h.cmd(set("/nope", "x", None)),
-        Err(CoreError::NoNode {
-            path: "/nope".into()
-        })
-    );
-    assert!(matches!(
-        h.cmd(set("/a", "12345", None)),
-        Err(CoreError::ValueTooLarge { .. })
-    ));
+    assert_eq!(h.cmd(set("/nope", "x", None)), Err(CoreError::NoNode { path: "/nope".into() }));
+    assert!(matches!(h.cmd(set("/a", "12345", None)), Err(CoreError::ValueTooLarge { .. })));
     assert_eq!(h.version("/a"), 0);
     assert_eq!(h.state.revision(), 1);
 }
@@ -371,10 +268,7 @@ fn set_refuses_wrong_version_missing_node_and_big_value() {
 #[test]
 fn root_can_be_set_but_not_deleted() {
     let mut h = Harness::new();
-    assert!(matches!(
-        h.cmd(set("/", "cfg", None)),
-        Ok(Output::Set { .. })
-    ));
+    assert!(matches!(h.cmd(set("/", "cfg", None)), Ok(Output::Set { .. })));
     assert_eq!(h.cmd(delete("/", true)), Err(CoreError::RootNotDeletable));
 }
 
@@ -387,43 +281,21 @@ fn delete_refuses_non_empty_and_wrong_version() {
     h.create("/a/b", CreateMode::PERSISTENT).ok();
     assert_eq!(
         h.cmd(delete("/a", false)),
-        Err(CoreError::NotEmpty {
-            path: "/a".into(),
-            children: 1
-        })
+        Err(CoreError::NotEmpty { path: "/a".into(), children: 1 })
     );
     assert_eq!(
-        h.cmd(Command::Delete {
-            path: "/a/b".into(),
-            expected_version: Some(1),
-            recursive: false
-        }),
-        Err(CoreError::BadVersion {
-            path: "/a/b".into(),
-            expected: 1,
-            actual: 0
-        })
+        h.cmd(Command::Delete { path: "/a/b".into(), expected_version: Some(1), recursive: false }),
+        Err(CoreError::BadVersion { path: "/a/b".into(), expected: 1, actual: 0 })
     );
-    assert_eq!(
-        h.cmd(delete("/zz", false)),
-        Err(CoreError::NoNode { path: "/zz".into() })
-    );
+    assert_eq!(h.cmd(delete("/zz", false)), Err(CoreError::NoNode { path: "/zz".into() }));
     let applied = h.run(Request::new(Command::Delete {
         path: "/a/b".into(),
         expected_version: Some(0),
         recursive: false,
     }));
     assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 1 }));
-    assert_eq!(
-        kinds(&applied),
-        [(EventKind::Deleted, "/a/b"), (EventKind::Children, "/a")]
-    );
-    assert_eq!(
-        h.state
-            .get("/a")
-            .map(|n| (n.stat.num_children, n.stat.cversion)),
-        Ok((0, 2))
-    );
+    assert_eq!(kinds(&applied), [(EventKind::Deleted, "/a/b"), (EventKind::Children, "/a")]);
+    assert_eq!(h.state.get("/a").map(|n| (n.stat.num_children, n.stat.cversion)), Ok((0, 2)));
 }
 
 #[test]
@@ -497,34 +369,17 @@ fn sessions_get_the_log_index_as_id() {
         session.map(|x| (x.ttl_ms, x.identity, x.opened_ms)),
         Some((5_000, "client".into(), 1_002))
     );
-    assert_eq!(
-        h.state.revision(),
-        1,
-        "opening a session does not change the namespace"
-    );
+    assert_eq!(h.state.revision(), 1, "opening a session does not change the namespace");
 }
 
 #[test]
 fn session_ttl_must_be_in_range() {
     let mut h = Harness::new();
     assert_eq!(
-        h.cmd(Command::OpenSession {
-            ttl_ms: 10,
-            identity: String::new()
-        }),
-        Err(CoreError::InvalidTtl {
-            ttl_ms: 10,
-            min_ms: 1_000,
-            max_ms: 3_600_000
-        })
+        h.cmd(Command::OpenSession { ttl_ms: 10, identity: String::new() }),
+        Err(CoreError::InvalidTtl { ttl_ms: 10, min_ms: 1_000, max_ms: 3_600_000 })
     );
-    assert!(
-        h.cmd(Command::OpenSession {
-            ttl_ms: 3_600_001,
-            identity: String::new()
-        })
-        .is_err()
-    );
+    assert!(h.cmd(Command::OpenSession { ttl_ms: 3_600_001, identity: String::new() }).is_err());
     assert_eq!(h.state.sessions().count(), 0);
 }
 
@@ -533,28 +388,14 @@ fn closing_a_session_deletes_its_ephemerals_and_emptied_containers() {
     let mut h = Harness::new();
     let (s1, s2) = (h.open(), h.open());
     h.create("/lock", CreateMode::CONTAINER).ok();
-    h.create_in(s1, "/lock/w-", CreateMode::EPHEMERAL.sequential())
-        .ok();
+    h.create_in(s1, "/lock/w-", CreateMode::EPHEMERAL.sequential()).ok();
     h.create_in(s1, "/e1", CreateMode::EPHEMERAL).ok();
     h.create_in(s2, "/e2", CreateMode::EPHEMERAL).ok();
     let applied = h.run(Request::new(Command::CloseSession { id: s1 }));
-    assert_eq!(
-        applied.response.outcome,
-        Ok(Output::SessionClosed { id: s1, deleted: 3 })
-    );
-    assert_eq!(
-        applied
-            .events
-            .iter()
-            .filter(|e| e.kind == EventKind::Deleted)
-            .count(),
-        3
-    );
+    assert_eq!(applied.response.outcome, Ok(Output::SessionClosed { id: s1, deleted: 3 }));
+    assert_eq!(applied.events.iter().filter(|e| e.kind == EventKind::Deleted).count(), 3);
     assert!(!h.exists("/lock") && !h.exists("/e1") && h.exists("/e2"));
-    assert_eq!(
-        h.cmd(Command::CloseSession { id: s1 }),
-        Err(CoreError::SessionExpired { id: s1 })
-    );
+    assert_eq!(h.cmd(Command::CloseSession { id: s1 }), Err(CoreError::SessionExpired { id: s1 }));
     assert_eq!(
         h.create_in(s1, "/again", CreateMode::EPHEMERAL),
         Err(CoreError::SessionExpired { id: s1 })
@@ -567,30 +408,13 @@ fn expiry_skips_sessions_already_gone() {
     let (s1, s2) = (h.open(), h.open());
     h.create_in(s2, "/e", CreateMode::EPHEMERAL).ok();
     h.cmd(Command::CloseSession { id: s1 }).ok();
-    let applied = h.run(Request::new(Command::ExpireSessions {
-        ids: vec![s1, s2, 77],
-    }));
-    assert_eq!(
-        applied.response.outcome,
-        Ok(Output::SessionsExpired {
-            ids: vec![s2],
-            deleted: 1
-        })
-    );
+    let applied = h.run(Request::new(Command::ExpireSessions { ids: vec![s1, s2, 77] }));
+    assert_eq!(applied.response.outcome, Ok(Output::SessionsExpired { ids: vec![s2], deleted: 1 }));
     assert_eq!(applied.response.revision, 2);
     assert_eq!(h.state.sessions().count(), 0);
     let none = h.run(Request::new(Command::ExpireSessions { ids: vec![s2] }));
-    assert_eq!(
-        none.response.outcome,
-        Ok(Output::SessionsExpired {
-            ids: vec![],
-            deleted: 0
-        })
-    );
-    assert_eq!(
-        none.response.revision, 2,
-        "expiring nothing does not bump the revision"
-    );
+    assert_eq!(none.response.outcome, Ok(Output::SessionsExpired { ids: vec![], deleted: 0 }));
+    assert_eq!(none.response.revision, 2, "expiring nothing does not bump the revision");
 }
 
 // ---- exactly-once requests ----
@@ -634,21 +458,15 @@ fn acknowledged_requests_are_refused_as_stale() {
     let stale = h.run(Request::in_session(s, create("/a", CreateMode::PERSISTENT)).with_id(1, 1));
     assert_eq!(
         stale.response.outcome,
-        Err(CoreError::StaleRequest {
-            session: s,
-            seq: 1,
-            floor: 2
-        })
+        Err(CoreError::StaleRequest { session: s, seq: 1, floor: 2 })
     );
 }
 
 #[test]
 fn request_ids_need_a_session() {
     let mut h = Harness::new();
-    let outcome = h
-        .run(Request::new(create("/a", CreateMode::PERSISTENT)).with_id(1, 1))
-        .response
-        .outcome;
+    let outcome =
+        h.run(Request::new(create("/a", CreateMode::PERSISTENT)).with_id(1, 1)).response.outcome;
     assert!(matches!(outcome, Err(CoreError::InvalidRequestId { .. })));
     assert!(!h.exists("/a"));
 }
@@ -656,10 +474,7 @@ fn request_ids_need_a_session() {
 // ---- transactions ----
 
 fn cmp(path: &str, check: Check) -> Compare {
-    Compare {
-        path: path.into(),
-        check,
-    }
+    Compare { path: path.into(), check }
 }
 
 #[test]
@@ -672,21 +487,9 @@ fn txn_applies_all_ops_at_one_revision() {
             cmp("/new", Check::Exists(false)),
         ],
         ops: vec![
-            TxnOp::Set {
-                path: "/cfg".into(),
-                data: "2".into(),
-                expected_version: None,
-            },
-            TxnOp::Create {
-                path: "/new".into(),
-                data: "n".into(),
-                mode: CreateMode::PERSISTENT,
-            },
-            TxnOp::Delete {
-                path: "/new".into(),
-                expected_version: Some(0),
-                recursive: false,
-            },
+            TxnOp::Set { path: "/cfg".into(), data: "2".into(), expected_version: None },
+            TxnOp::Create { path: "/new".into(), data: "n".into(), mode: CreateMode::PERSISTENT },
+            TxnOp::Delete { path: "/new".into(), expected_version: Some(0), recursive: false },
         ],
     }));
     let Ok(Output::TxnCommitted { results }) = &applied.response.outcome else {
@@ -703,11 +506,7 @@ fn txn_applies_all_ops_at_one_revision() {
 fn txn_reports_the_failing_compare_and_changes_nothing() {
     let mut h = Harness::new();
     h.create("/a", CreateMode::PERSISTENT).ok();
-    let ops = vec![TxnOp::Set {
-        path: "/a".into(),
-        data: "x".into(),
-        expected_version: None,
-    }];
+    let ops = vec![TxnOp::Set { path: "/a".into(), data: "x".into(), expected_version: None }];
     let checks = [
         (Check::Exists(true), None),
         (Check::ModRevision(CompareOp::Greater, 0), None),
@@ -731,10 +530,7 @@ fn txn_reports_the_failing_compare_and_changes_nothing() {
         ops: ops.clone(),
     });
     assert_eq!(outcome, Ok(Output::TxnCompareFailed { index: 0 }));
-    let outcome = h.cmd(Command::Txn {
-        compares: vec![cmp("/none", Check::Exists(true))],
-        ops,
-    });
+    let outcome = h.cmd(Command::Txn { compares: vec![cmp("/none", Check::Exists(true))], ops });
     assert_eq!(outcome, Ok(Output::TxnCompareFailed { index: 0 }));
     assert_eq!(h.version("/a"), 0);
     assert_eq!(h.state.revision(), 1);
@@ -750,16 +546,8 @@ fn txn_op_failure_rolls_back_every_earlier_op() {
     let applied = h.run(Request::new(Command::Txn {
         compares: vec![],
         ops: vec![
-            TxnOp::Set {
-                path: "/a".into(),
-                data: "x".into(),
-                expected_version: None,
-            },
-            TxnOp::Delete {
-                path: "/c/only".into(),
-                expected_version: None,
-                recursive: false,
-            },
+            TxnOp::Set { path: "/a".into(), data: "x".into(), expected_version: None },
+            TxnOp::Delete { path: "/c/only".into(), expected_version: None, recursive: false },
             TxnOp::Create {
                 path: "/q/".into(),
                 data: "x".into(),
@@ -771,10 +559,7 @@ fn txn_op_failure_rolls_back_every_earlier_op() {
         applied.response.outcome,
         Err(CoreError::TxnOpFailed {
             index: 2,
-            error: Box::new(CoreError::NoParent {
-                path: "/q/".into(),
-                parent: "/q".into()
-            })
+            error: Box::new(CoreError::NoParent { path: "/q/".into(), parent: "/q".into() })
         })
     );
     assert!(applied.events.is_empty());
@@ -783,48 +568,21 @@ fn txn_op_failure_rolls_back_every_earlier_op() {
 
 #[test]
 fn txn_size_is_limited_and_compare_paths_checked() {
-    let mut h = Harness::with_limits(Limits {
-        max_txn_ops: 1,
-        max_txn_compares: 1,
-        ..Limits::default()
-    });
-    let op = TxnOp::Delete {
-        path: "/a".into(),
-        expected_version: None,
-        recursive: false,
-    };
+    let mut h =
+        Harness::with_limits(Limits { max_txn_ops: 1, max_txn_compares: 1, ..Limits::default() });
+    let op = TxnOp::Delete { path: "/a".into(), expected_version: None, recursive: false };
     assert!(matches!(
-        h.cmd(Command::Txn {
-            compares: vec![],
-            ops: vec![op.clone(), op]
-        }),
-        Err(CoreError::TxnTooLarge {
-            count: 2,
-            max: 1,
-            ..
-        })
+        h.cmd(Command::Txn { compares: vec![], ops: vec![op.clone(), op] }),
+        Err(CoreError::TxnTooLarge { count: 2, max: 1, .. })
     ));
     let c = cmp("/a", Check::Exists(true));
     assert!(matches!(
-        h.cmd(Command::Txn {
-            compares: vec![c.clone(), c],
-            ops: vec![]
-        }),
-        Err(CoreError::TxnTooLarge {
-            count: 2,
-            max: 1,
-            ..
-        })
+        h.cmd(Command::Txn { compares: vec![c.clone(), c], ops: vec![] }),
+        Err(CoreError::TxnTooLarge { count: 2, max: 1, .. })
     ));
     assert!(matches!(
-        h.cmd(Command::Txn {
-            compares: vec![cmp("a", Check::Exists(true))],
-            ops: vec![]
-        }),
-        Err(CoreError::InvalidPath {
-            rule: PathRule::NotAbsolute,
-            ..
-        })
+        h.cmd(Command::Txn { compares: vec![cmp("a", Check::Exists(true))], ops: vec![] }),
+        Err(CoreError::InvalidPath { rule: PathRule::NotAbsolute, .. })
     ));
 }
 
@@ -840,10 +598,7 @@ fn txn_ephemeral_creates_use_the_request_session() {
             mode: CreateMode::EPHEMERAL,
         }],
     };
-    assert!(matches!(
-        h.cmd(txn.clone()),
-        Err(CoreError::TxnOpFailed { index: 0, .. })
-    ));
+    assert!(matches!(h.cmd(txn.clone()), Err(CoreError::TxnOpFailed { index: 0, .. })));
     assert!(matches!(
         h.run(Request::in_session(s, txn)).response.outcome,
         Ok(Output::TxnCommitted { .. })
@@ -859,26 +614,14 @@ fn reads_validate_and_list_sorted_children() {
     for p in ["/b", "/a", "/a/z", "/a/y"] {
         h.create(p, CreateMode::PERSISTENT).ok();
     }
-    let names: Vec<String> = h
-        .state
-        .children("/")
-        .map(|c| c.into_iter().map(|(n, _)| n).collect())
-        .unwrap_or_default();
+    let names: Vec<String> =
+        h.state.children("/").map(|c| c.into_iter().map(|(n, _)| n).collect()).unwrap_or_default();
     assert_eq!(names, ["a", "b"]);
-    let names: Vec<String> = h
-        .state
-        .children("/a")
-        .map(|c| c.into_iter().map(|(n, _)| n).collect())
-        .unwrap_or_default();
+    let names: Vec<String> =
+        h.state.children("/a").map(|c| c.into_iter().map(|(n, _)| n).collect()).unwrap_or_default();
     assert_eq!(names, ["y", "z"]);
-    assert_eq!(
-        h.state.children("/x").err(),
-        Some(CoreError::NoNode { path: "/x".into() })
-    );
-    assert!(matches!(
-        h.state.get("x"),
-        Err(CoreError::InvalidPath { .. })
-    ));
+    assert_eq!(h.state.children("/x").err(), Some(CoreError::NoNode { path: "/x".into() }));
+    assert!(matches!(h.state.get("x"), Err(CoreError::InvalidPath { .. })));
 }
 
 #[test]
@@ -889,26 +632,14 @@ fn snapshot_round_trips_and_rejects_garbage() {
     h.create_in(s, "/a/e", CreateMode::EPHEMERAL).ok();
     let bytes = h.state.snapshot().unwrap_or_default();
     let restored = State::restore(&bytes);
-    assert_eq!(
-        restored.as_ref().ok().and_then(|r| r.snapshot().ok()),
-        Some(bytes.clone())
-    );
+    assert_eq!(restored.as_ref().ok().and_then(|r| r.snapshot().ok()), Some(bytes.clone()));
     assert_eq!(
         restored.map(|r| r.ephemerals_of(s).map(str::to_owned).collect::<Vec<_>>()),
         Ok(vec!["/a/e".to_owned()])
     );
-    assert!(matches!(
-        State::restore(b"nope"),
-        Err(CoreError::Decode { .. })
-    ));
-    assert!(matches!(
-        State::restore(&bytes[..bytes.len() - 1]),
-        Err(CoreError::Decode { .. })
-    ));
+    assert!(matches!(State::restore(b"nope"), Err(CoreError::Decode { .. })));
+    assert!(matches!(State::restore(&bytes[..bytes.len() - 1]), Err(CoreError::Decode { .. })));
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(matches!(
-        State::restore(&longer),
-        Err(CoreError::Decode { .. })
-    ));
+    assert!(matches!(State::restore(&longer), Err(CoreError::Decode { .. })));
 }

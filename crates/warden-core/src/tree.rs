@@ -34,6 +34,9 @@ pub struct Tree {
     /// Previous values of the nodes changed by the command being applied.
     #[serde(skip)]
     journal: Vec<(NodeKey, Option<Node>)>,
+    /// Paths changed by committed commands since the last [`Tree::take_dirty`].
+    #[serde(skip)]
+    dirty: BTreeSet<String>,
 }
 
 impl Default for Tree {
@@ -47,11 +50,15 @@ impl Tree {
     pub fn new() -> Tree {
         let mut nodes = BTreeMap::new();
         nodes.insert(key(path::ROOT), Node::root());
-        Tree {
-            nodes,
-            ephemerals: BTreeMap::new(),
-            journal: Vec::new(),
-        }
+        Tree { nodes, ephemerals: BTreeMap::new(), journal: Vec::new(), dirty: BTreeSet::new() }
+    }
+
+    /// A tree of the given nodes, as loaded from storage. The root is added if missing.
+    pub fn from_nodes(nodes: impl IntoIterator<Item = (String, Node)>) -> Tree {
+        let mut tree = Tree::new();
+        tree.nodes.extend(nodes.into_iter().map(|(p, n)| (key(&p), n)));
+        tree.rebuild_index();
+        tree
     }
 
     /// The node at `path`.
@@ -113,11 +120,7 @@ impl Tree {
 
     /// The ephemeral nodes owned by `session`, sorted.
     pub fn ephemerals_of(&self, session: SessionId) -> impl Iterator<Item = &str> {
-        self.ephemerals
-            .get(&session)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
+        self.ephemerals.get(&session).into_iter().flatten().map(String::as_str)
     }
 
     /// The sessions that own at least one ephemeral node.
@@ -149,10 +152,7 @@ impl Tree {
         if old.stat.ephemeral_owner != new_owner {
             self.index_remove(path, &old);
             if new_owner != 0 {
-                self.ephemerals
-                    .entry(new_owner)
-                    .or_default()
-                    .insert(path.to_owned());
+                self.ephemerals.entry(new_owner).or_default().insert(path.to_owned());
             }
         }
         self.journal.push((k, Some(old)));
@@ -168,9 +168,17 @@ impl Tree {
         Some(old)
     }
 
-    /// Forgets the undo journal: the changes so far are final.
+    /// Forgets the undo journal: the changes so far are final, and their paths dirty.
     pub fn commit(&mut self) {
-        self.journal.clear();
+        for ((_, p), _) in self.journal.drain(..) {
+            self.dirty.insert(p);
+        }
+    }
+
+    /// The paths changed (created, set or deleted) since the last call, for incremental
+    /// persistence: each is either in the tree now or was deleted.
+    pub fn take_dirty(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.dirty)
     }
 
     /// Undoes every change since the last [`Tree::commit`].
@@ -202,10 +210,7 @@ impl Tree {
 
     fn index_add(&mut self, path: &str, node: &Node) {
         if node.stat.ephemeral_owner != 0 {
-            self.ephemerals
-                .entry(node.stat.ephemeral_owner)
-                .or_default()
-                .insert(path.to_owned());
+            self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
         }
     }
 
@@ -229,13 +234,7 @@ mod tests {
     use crate::node::Stat;
 
     fn node(owner: SessionId) -> Node {
-        Node {
-            stat: Stat {
-                ephemeral_owner: owner,
-                ..Stat::default()
-            },
-            ..Node::root()
-        }
+        Node { stat: Stat { ephemeral_owner: owner, ..Stat::default() }, ..Node::root() }
     }
 
     fn paths<'a>(it: impl Iterator<Item = (&'a str, &'a Node)>) -> Vec<&'a str> {
@@ -291,15 +290,26 @@ mod tests {
     }
 
     #[test]
+    fn committed_changes_are_dirty_rolled_back_ones_are_not() {
+        let mut t = Tree::new();
+        t.insert("/a", node(0));
+        t.commit();
+        t.insert("/b", node(0));
+        t.rollback();
+        t.update("/a", |n| n.stat.version = 1);
+        t.remove("/a");
+        t.insert("/c", node(0));
+        t.commit();
+        assert_eq!(t.take_dirty().into_iter().collect::<Vec<_>>(), ["/a", "/c"]);
+        assert!(t.take_dirty().is_empty());
+    }
+
+    #[test]
     fn rebuilds_index() {
         let mut t = Tree::new();
         t.insert("/e", node(3));
-        let mut copy = Tree {
-            nodes: t.nodes.clone(),
-            ephemerals: BTreeMap::new(),
-            journal: Vec::new(),
-        };
-        copy.rebuild_index();
+        let copy = Tree::from_nodes(t.iter().map(|(p, n)| (p.to_owned(), n.clone())));
         assert_eq!(copy.ephemerals_of(3).collect::<Vec<_>>(), ["/e"]);
+        assert_eq!(copy.len(), 2);
     }
 }

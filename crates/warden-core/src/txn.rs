@@ -68,20 +68,12 @@ pub(crate) fn apply_ops(
             TxnOp::Create { path, data, mode } => m
                 .create(&path, data, mode, session)
                 .map(|(path, stat)| Output::Created { path, stat }),
-            TxnOp::Set {
-                path,
-                data,
-                expected_version,
-            } => m
-                .set(&path, data, expected_version)
-                .map(|stat| Output::Set { stat }),
-            TxnOp::Delete {
-                path,
-                expected_version,
-                recursive,
-            } => m
-                .delete(&path, expected_version, recursive)
-                .map(|count| Output::Deleted { count }),
+            TxnOp::Set { path, data, expected_version } => {
+                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
+            }
+            TxnOp::Delete { path, expected_version, recursive } => {
+                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
+            }
         };
         match result {
             Ok(output) => results.push(output),

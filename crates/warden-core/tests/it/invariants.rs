@@ -12,11 +12,7 @@ use warden_core::{
 use crate::steps::{Runner, cases, steps};
 
 fn nodes(state: &State) -> Vec<(String, Node)> {
-    state
-        .tree()
-        .iter()
-        .map(|(p, n)| (p.to_owned(), n.clone()))
-        .collect()
+    state.tree().iter().map(|(p, n)| (p.to_owned(), n.clone())).collect()
 }
 
 /// Whether the request was refused before its command ran (so nothing was remembered).

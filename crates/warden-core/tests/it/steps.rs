@@ -11,11 +11,7 @@ use warden_core::{
 
 /// Cases per property: at least 256 (the CI floor), more with WARDEN_PROPTEST_CASES.
 pub fn cases() -> u32 {
-    std::env::var("WARDEN_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
-        .max(256)
+    std::env::var("WARDEN_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256).max(256)
 }
 
 /// A session named by position in the list of sessions ever opened (or an unknown id).
@@ -24,30 +20,13 @@ pub struct SessionRef(u8);
 
 #[derive(Debug, Clone)]
 pub enum AbstractCommand {
-    Open {
-        ttl_ms: u64,
-    },
+    Open { ttl_ms: u64 },
     Close(SessionRef),
     Expire(Vec<SessionRef>),
-    Create {
-        path: String,
-        data: Bytes,
-        mode: CreateMode,
-    },
-    Set {
-        path: String,
-        data: Bytes,
-        expected_version: Option<u64>,
-    },
-    Delete {
-        path: String,
-        expected_version: Option<u64>,
-        recursive: bool,
-    },
-    Txn {
-        compares: Vec<Compare>,
-        ops: Vec<TxnOp>,
-    },
+    Create { path: String, data: Bytes, mode: CreateMode },
+    Set { path: String, data: Bytes, expected_version: Option<u64> },
+    Delete { path: String, expected_version: Option<u64>, recursive: bool },
+    Txn { compares: Vec<Compare>, ops: Vec<TxnOp> },
 }
 
 #[derive(Debug, Clone)]
@@ -113,11 +92,7 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
             expected_version
         }),
         (path(), version(), any::<bool>()).prop_map(|(path, expected_version, recursive)| {
-            TxnOp::Delete {
-                path,
-                expected_version,
-                recursive,
-            }
+            TxnOp::Delete { path, expected_version, recursive }
         }),
     ]
 }
@@ -142,13 +117,8 @@ fn step() -> impl Strategy<Value = Step> {
         0.4,
         (1u64..6, 0u64..6).prop_map(|(seq, back)| (seq, seq.saturating_sub(back).max(1))),
     );
-    (prop::option::weighted(0.6, session_ref()), id, command()).prop_map(
-        |(session, id, command)| Step {
-            session,
-            id,
-            command,
-        },
-    )
+    (prop::option::weighted(0.6, session_ref()), id, command())
+        .prop_map(|(session, id, command)| Step { session, id, command })
 }
 
 /// A sequence of up to `max` steps.
@@ -167,21 +137,13 @@ pub struct Runner {
 
 impl Runner {
     pub fn new() -> Self {
-        Runner {
-            state: State::default(),
-            opened: Vec::new(),
-            index: 0,
-        }
+        Runner { state: State::default(), opened: Vec::new(), index: 0 }
     }
 
     pub fn restored(&self) -> Runner {
         let bytes = self.state.snapshot().unwrap_or_default();
         let state = State::restore(&bytes).unwrap_or_else(|e| panic!("restore failed: {e}"));
-        Runner {
-            state,
-            opened: self.opened.clone(),
-            index: self.index,
-        }
+        Runner { state, opened: self.opened.clone(), index: self.index }
     }
 
     fn resolve(&self, r: SessionRef) -> u64 {
@@ -193,63 +155,40 @@ impl Runner {
 
     pub fn request(&self, step: &Step) -> Request {
         let command = match &step.command {
-            AbstractCommand::Open { ttl_ms } => Command::OpenSession {
-                ttl_ms: *ttl_ms,
-                identity: "prop".into(),
-            },
-            AbstractCommand::Close(r) => Command::CloseSession {
-                id: self.resolve(*r),
-            },
-            AbstractCommand::Expire(rs) => Command::ExpireSessions {
-                ids: rs.iter().map(|r| self.resolve(*r)).collect(),
-            },
-            AbstractCommand::Create { path, data, mode } => Command::Create {
-                path: path.clone(),
-                data: data.clone(),
-                mode: *mode,
-            },
-            AbstractCommand::Set {
-                path,
-                data,
-                expected_version,
-            } => Command::Set {
+            AbstractCommand::Open { ttl_ms } => {
+                Command::OpenSession { ttl_ms: *ttl_ms, identity: "prop".into() }
+            }
+            AbstractCommand::Close(r) => Command::CloseSession { id: self.resolve(*r) },
+            AbstractCommand::Expire(rs) => {
+                Command::ExpireSessions { ids: rs.iter().map(|r| self.resolve(*r)).collect() }
+            }
+            AbstractCommand::Create { path, data, mode } => {
+                Command::Create { path: path.clone(), data: data.clone(), mode: *mode }
+            }
+            AbstractCommand::Set { path, data, expected_version } => Command::Set {
                 path: path.clone(),
                 data: data.clone(),
                 expected_version: *expected_version,
             },
-            AbstractCommand::Delete {
-                path,
-                expected_version,
-                recursive,
-            } => Command::Delete {
+            AbstractCommand::Delete { path, expected_version, recursive } => Command::Delete {
                 path: path.clone(),
                 expected_version: *expected_version,
                 recursive: *recursive,
             },
-            AbstractCommand::Txn { compares, ops } => Command::Txn {
-                compares: compares.clone(),
-                ops: ops.clone(),
-            },
+            AbstractCommand::Txn { compares, ops } => {
+                Command::Txn { compares: compares.clone(), ops: ops.clone() }
+            }
         };
         let session = step.session.map(|r| self.resolve(r));
-        let id = step.id.map(|(seq, lowest)| warden_core::RequestId {
-            seq,
-            lowest_pending: lowest,
-        });
-        Request {
-            session,
-            id,
-            command,
-        }
+        let id =
+            step.id.map(|(seq, lowest)| warden_core::RequestId { seq, lowest_pending: lowest });
+        Request { session, id, command }
     }
 
     pub fn apply(&mut self, step: &Step) -> (Request, Applied) {
         let request = self.request(step);
         self.index += 1;
-        let ctx = ApplyContext {
-            index: self.index,
-            time_ms: 1_000 * self.index,
-        };
+        let ctx = ApplyContext { index: self.index, time_ms: 1_000 * self.index };
         let applied = self.state.apply(request.clone(), &ctx);
         if let Ok(Output::SessionOpened { id, .. }) = &applied.response.outcome {
             self.opened.push(*id);
