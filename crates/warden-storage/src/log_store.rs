@@ -1,0 +1,243 @@
+//! The raft log, vote and committed index on fjall.
+//!
+//! Entries live in the `raft_log` keyspace under their big-endian index, so key order is
+//! log order. The vote, the committed log id and the last purged log id live in
+//! `raft_meta`. Appends and votes are fsynced before openraft is told they are done; one
+//! `append` call writes all its entries in one batch with one fsync. fjall calls block, so
+//! every write runs on tokio's blocking pool.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use fjall::{Database, Keyspace, PersistMode};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, Vote};
+
+use crate::codec::{decode, encode};
+use crate::error::StorageError;
+use crate::types::{Entry, LogId, NodeId, RaftStorageError, TypeConfig};
+
+/// An entry's key (big-endian index) and encoded value.
+type KeyValue = ([u8; 8], Vec<u8>);
+
+const VOTE: &str = "vote";
+const COMMITTED: &str = "committed";
+const LAST_PURGED: &str = "last_purged";
+
+/// The raft log store. Cheap to clone: clones share the database.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    log: Keyspace,
+    meta: Keyspace,
+}
+
+fn fail(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+) -> impl FnOnce(StorageError) -> RaftStorageError {
+    move |e| e.into_raft(subject, verb)
+}
+
+impl LogStore {
+    pub(crate) fn new(db: Database, log: Keyspace, meta: Keyspace) -> LogStore {
+        LogStore { inner: Arc::new(Inner { db, log, meta }) }
+    }
+
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.inner.meta.get(key).map_err(StorageError::fjall("reading raft metadata"))? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs a write batch on the blocking pool with the given durability.
+    async fn write(
+        &self,
+        durability: PersistMode,
+        fill: impl FnOnce(&Inner, &mut fjall::OwnedWriteBatch) -> Result<(), StorageError>
+        + Send
+        + 'static,
+    ) -> Result<(), StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut batch = inner.db.batch().durability(Some(durability));
+            fill(&inner, &mut batch)?;
+            batch.commit().map_err(StorageError::fjall("committing a raft log batch"))
+        })
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
+    fn keys_in(
+        &self,
+        range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
+    ) -> Result<Vec<fjall::UserKey>, StorageError> {
+        self.inner
+            .log
+            .range(range)
+            .map(|g| g.key().map_err(StorageError::fjall("scanning the raft log")))
+            .collect()
+    }
+}
+
+fn bound(b: Bound<&u64>) -> Bound<[u8; 8]> {
+    match b {
+        Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+        Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, RaftStorageError> {
+        let range = (bound(range.start_bound()), bound(range.end_bound()));
+        let read = || -> Result<Vec<Entry>, StorageError> {
+            let mut entries = Vec::new();
+            for guard in self.inner.log.range(range) {
+                let (_, value) =
+                    guard.into_inner().map_err(StorageError::fjall("reading the raft log"))?;
+                entries.push(decode("raft log entry", &value)?);
+            }
+            Ok(entries)
+        };
+        read().map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, RaftStorageError> {
+        let read = || -> Result<LogState<TypeConfig>, StorageError> {
+            let last_purged_log_id: Option<LogId> = self.read_meta(LAST_PURGED)?;
+            let last = match self.inner.log.last_key_value() {
+                Some(guard) => {
+                    let (_, value) =
+                        guard.into_inner().map_err(StorageError::fjall("reading the raft log"))?;
+                    Some(decode::<Entry>("raft log entry", &value)?.log_id)
+                }
+                None => None,
+            };
+            Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
+        };
+        read().map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), RaftStorageError> {
+        let bytes = encode(VOTE, vote).map_err(fail(ErrorSubject::Vote, ErrorVerb::Write))?;
+        self.write(PersistMode::SyncAll, move |inner, batch| {
+            batch.insert(&inner.meta, VOTE, bytes);
+            Ok(())
+        })
+        .await
+        .map_err(fail(ErrorSubject::Vote, ErrorVerb::Write))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, RaftStorageError> {
+        self.read_meta(VOTE).map_err(fail(ErrorSubject::Vote, ErrorVerb::Read))
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftStorageError> {
+        // Not fsynced: the committed index is a hint that lets a restarted node apply what
+        // it knows was committed before it hears from a leader; losing it is safe.
+        let bytes =
+            encode(COMMITTED, &committed).map_err(fail(ErrorSubject::Store, ErrorVerb::Write))?;
+        self.write(PersistMode::Buffer, move |inner, batch| {
+            batch.insert(&inner.meta, COMMITTED, bytes);
+            Ok(())
+        })
+        .await
+        .map_err(fail(ErrorSubject::Store, ErrorVerb::Write))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, RaftStorageError> {
+        let committed: Option<Option<LogId>> =
+            self.read_meta(COMMITTED).map_err(fail(ErrorSubject::Store, ErrorVerb::Read))?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let encoded: Result<Vec<KeyValue>, StorageError> = entries
+            .into_iter()
+            .map(|e| Ok((e.log_id.index.to_be_bytes(), encode("raft log entry", &e)?)))
+            .collect();
+        let encoded = encoded.map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
+        let result = self
+            .write(PersistMode::SyncData, move |inner, batch| {
+                for (key, value) in encoded {
+                    batch.insert(&inner.log, key, value);
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                callback.log_io_completed(Err(std::io::Error::other(message)));
+                Err(e.into_raft(ErrorSubject::Logs, ErrorVerb::Write))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let keys = self
+            .keys_in((Bound::Included(log_id.index.to_be_bytes()), Bound::Unbounded))
+            .map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
+        self.write(PersistMode::SyncData, move |inner, batch| {
+            for key in keys {
+                batch.remove(&inner.log, key);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), RaftStorageError> {
+        let keys = self
+            .keys_in((Bound::Unbounded, Bound::Included(log_id.index.to_be_bytes())))
+            .map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
+        let purged =
+            encode(LAST_PURGED, &log_id).map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
+        // SyncAll: fjall has one journal for all keyspaces, so this also makes every state
+        // machine write before it durable; the state machine then never lags behind the
+        // log it was purged from.
+        self.write(PersistMode::SyncAll, move |inner, batch| {
+            batch.insert(&inner.meta, LAST_PURGED, purged);
+            for key in keys {
+                batch.remove(&inner.log, key);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))
+    }
+}

@@ -1,0 +1,398 @@
+//! The state machine: `warden-core`'s [`State`] in memory, persisted piece by piece.
+//!
+//! Applying a batch of entries calls the core for each, then writes what the core reports
+//! changed (nodes by path, sessions by id), the state's scalars, the last applied log id and
+//! the membership in **one** fjall batch, so the state on disk always matches one applied
+//! log id and a restart resumes from it without replaying the log from the start. These
+//! writes are not fsynced on their own: the log is (fjall has one journal, so the next log
+//! fsync covers them), and a state machine that lost its tail re-applies it from the log.
+//!
+//! Installing a snapshot replaces everything. It first writes the snapshot file durably and
+//! an `installing` marker, then rewrites the keyspaces, then removes the marker; a node that
+//! crashes in between finishes the install from the file when it starts again.
+
+use std::io::Cursor;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use fjall::{Database, Keyspace, PersistMode};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
+};
+use tracing::info;
+use warden_core::{ApplyContext, Limits, Node, Session, State, StateMeta};
+
+use crate::codec::{decode, encode};
+use crate::error::StorageError;
+use crate::snapshot_file::SnapshotFile;
+use crate::types::{
+    Entry, LogId, RaftStorageError, Reply, SnapshotMeta, StoredMembership, TypeConfig,
+};
+
+const STATE_META: &str = "state";
+const APPLIED: &str = "applied";
+const MEMBERSHIP: &str = "membership";
+const INSTALLING: &str = "installing";
+/// Nodes written per batch when a whole state is rewritten.
+const REWRITE_BATCH: usize = 10_000;
+
+/// The applied state: the core's state, and where in the log it is.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The namespace and sessions.
+    pub core: State,
+    /// The last log id applied to `core`.
+    pub last_applied: Option<LogId>,
+    /// The last membership applied.
+    pub membership: StoredMembership,
+}
+
+/// The state machine store. Cheap to clone: clones share the state and the database.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    nodes: Keyspace,
+    sessions: Keyspace,
+    meta: Keyspace,
+    snapshots: SnapshotFile,
+    applied: RwLock<Applied>,
+}
+
+/// One write of the state machine keyspaces: a key and its new value, or a deletion.
+type Write = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+impl StateMachineStore {
+    pub(crate) fn open(
+        db: Database,
+        keyspaces: [Keyspace; 3],
+        snapshots: SnapshotFile,
+        limits: Limits,
+    ) -> Result<StateMachineStore, StorageError> {
+        let [nodes, sessions, meta] = keyspaces;
+        let inner = Inner {
+            db,
+            nodes,
+            sessions,
+            meta,
+            snapshots,
+            applied: RwLock::new(Applied {
+                core: State::new(limits.clone()),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            }),
+        };
+        let applied = inner.load(limits)?;
+        *inner.write_state() = applied;
+        Ok(StateMachineStore { inner: Arc::new(inner) })
+    }
+
+    /// Reads the applied state. Keep `f` short: applies wait for it.
+    pub fn read<R>(&self, f: impl FnOnce(&Applied) -> R) -> R {
+        f(&self.inner.read_state())
+    }
+
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+}
+
+impl Inner {
+    fn read_state(&self) -> RwLockReadGuard<'_, Applied> {
+        self.applied.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, Applied> {
+        self.applied.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn keyspace(&self, name: &str) -> &Keyspace {
+        match name {
+            "nodes" => &self.nodes,
+            "sessions" => &self.sessions,
+            _ => &self.meta,
+        }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &'static str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.meta.get(key).map_err(StorageError::fjall("reading state machine metadata"))? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads the state from the keyspaces, finishing an interrupted snapshot install first.
+    fn load(&self, limits: Limits) -> Result<Applied, StorageError> {
+        if self
+            .meta
+            .get(INSTALLING)
+            .map_err(StorageError::fjall("reading the install marker"))?
+            .is_some()
+        {
+            let Some((meta, data)) = self.snapshots.read()? else {
+                return Err(StorageError::Decode {
+                    what: "snapshot file",
+                    reason:
+                        "an interrupted install left its marker but the snapshot file is missing"
+                            .into(),
+                });
+            };
+            info!(snapshot = %meta.snapshot_id, "finishing an interrupted snapshot install");
+            return self.install(&meta, restore(&data)?);
+        }
+        let Some(state_meta) = self.get_meta::<StateMeta>(STATE_META)? else {
+            return Ok(Applied {
+                core: State::new(limits),
+                last_applied: None,
+                membership: StoredMembership::default(),
+            });
+        };
+        let mut nodes = Vec::new();
+        for guard in self.nodes.iter() {
+            let (key, value) = guard.into_inner().map_err(StorageError::fjall("reading nodes"))?;
+            let path = String::from_utf8(key.to_vec())
+                .map_err(|e| StorageError::Decode { what: "node path", reason: e.to_string() })?;
+            nodes.push((path, decode::<Node>("node", &value)?));
+        }
+        let mut sessions = Vec::new();
+        for guard in self.sessions.iter() {
+            let (_, value) = guard.into_inner().map_err(StorageError::fjall("reading sessions"))?;
+            sessions.push(decode::<Session>("session", &value)?);
+        }
+        let core = State::from_parts(state_meta, nodes, sessions);
+        let last_applied = self.get_meta::<Option<LogId>>(APPLIED)?.flatten();
+        let membership = self.get_meta::<StoredMembership>(MEMBERSHIP)?.unwrap_or_default();
+        info!(
+            nodes = core.tree().len(),
+            revision = core.revision(),
+            ?last_applied,
+            "state machine loaded"
+        );
+        Ok(Applied { core, last_applied, membership })
+    }
+
+    /// The writes that persist what changed in `applied` since the last call.
+    fn changed(applied: &mut Applied) -> Result<Vec<Write>, StorageError> {
+        let changes = applied.core.take_changes();
+        let mut writes = Vec::with_capacity(changes.nodes.len() + changes.sessions.len() + 3);
+        for path in changes.nodes {
+            let value = applied.core.tree().get(&path).map(|n| encode("node", n)).transpose()?;
+            writes.push(("nodes", path.into_bytes(), value));
+        }
+        for id in changes.sessions {
+            let value = applied.core.session(id).map(|s| encode("session", s)).transpose()?;
+            writes.push(("sessions", id.to_be_bytes().to_vec(), value));
+        }
+        writes.extend(Self::scalars(applied)?);
+        Ok(writes)
+    }
+
+    fn scalars(applied: &Applied) -> Result<Vec<Write>, StorageError> {
+        Ok(vec![
+            ("meta", STATE_META.into(), Some(encode(STATE_META, &applied.core.meta())?)),
+            ("meta", APPLIED.into(), Some(encode(APPLIED, &applied.last_applied)?)),
+            ("meta", MEMBERSHIP.into(), Some(encode(MEMBERSHIP, &applied.membership)?)),
+        ])
+    }
+
+    fn commit(&self, writes: Vec<Write>, durability: PersistMode) -> Result<(), StorageError> {
+        let mut batch = self.db.batch().durability(Some(durability));
+        for (keyspace, key, value) in writes {
+            match value {
+                Some(value) => batch.insert(self.keyspace(keyspace), key, value),
+                None => batch.remove(self.keyspace(keyspace), key),
+            }
+        }
+        batch.commit().map_err(StorageError::fjall("committing a state machine batch"))
+    }
+
+    /// Replaces the persisted and in-memory state with a snapshot's (already durable in the
+    /// snapshot file); safe to run again after a crash.
+    fn install(&self, meta: &SnapshotMeta, core: State) -> Result<Applied, StorageError> {
+        let applied = Applied {
+            core,
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        self.commit(
+            vec![("meta", INSTALLING.into(), Some(meta.snapshot_id.clone().into_bytes()))],
+            PersistMode::SyncAll,
+        )?;
+        self.nodes.clear().map_err(StorageError::fjall("clearing nodes"))?;
+        self.sessions.clear().map_err(StorageError::fjall("clearing sessions"))?;
+        let mut writes = Vec::with_capacity(REWRITE_BATCH);
+        for (path, node) in applied.core.tree().iter() {
+            writes.push(("nodes", path.as_bytes().to_vec(), Some(encode("node", node)?)));
+            if writes.len() == REWRITE_BATCH {
+                self.commit(std::mem::take(&mut writes), PersistMode::Buffer)?;
+            }
+        }
+        for session in applied.core.sessions() {
+            writes.push((
+                "sessions",
+                session.id.to_be_bytes().to_vec(),
+                Some(encode("session", session)?),
+            ));
+        }
+        writes.extend(Self::scalars(&applied)?);
+        writes.push(("meta", INSTALLING.into(), None));
+        self.commit(writes, PersistMode::SyncAll)?;
+        Ok(applied)
+    }
+
+    fn build_snapshot(&self) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let (meta, data) = {
+            let applied = self.read_state();
+            let data = applied
+                .core
+                .snapshot()
+                .map_err(|e| StorageError::Decode { what: "state", reason: e.to_string() })?;
+            let id = match applied.last_applied {
+                Some(log_id) => {
+                    format!("{}-{}-{}", log_id.leader_id.term, log_id.index, unique_suffix())
+                }
+                None => format!("empty-{}", unique_suffix()),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: applied.last_applied,
+                last_membership: applied.membership.clone(),
+                snapshot_id: id,
+            };
+            (meta, data)
+        };
+        self.snapshots.write(&meta, &data)?;
+        Ok((meta, data))
+    }
+}
+
+fn restore(data: &[u8]) -> Result<State, StorageError> {
+    State::restore(data)
+        .map_err(|e| StorageError::Decode { what: "snapshot", reason: e.to_string() })
+}
+
+/// Distinguishes snapshots built at the same log id (before and after a restart).
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn fail(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+) -> impl FnOnce(StorageError) -> RaftStorageError {
+    move |e| e.into_raft(subject, verb)
+}
+
+fn snapshot(meta: SnapshotMeta, data: Vec<u8>) -> Snapshot<TypeConfig> {
+    Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let (meta, data) = self
+            .blocking(|inner| inner.build_snapshot())
+            .await
+            .map_err(fail(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
+        info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
+        Ok(snapshot(meta, data))
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId>, StoredMembership), RaftStorageError> {
+        Ok(self.read(|a| (a.last_applied, a.membership.clone())))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let (replies, writes) = {
+            let mut applied = self.inner.write_state();
+            let mut replies = Vec::new();
+            for entry in entries {
+                applied.last_applied = Some(entry.log_id);
+                let response = match entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(proposal) => {
+                        let ctx =
+                            ApplyContext { index: entry.log_id.index, time_ms: proposal.time_ms };
+                        Some(applied.core.apply(proposal.command.into_request(), &ctx).response)
+                    }
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                        None
+                    }
+                };
+                replies.push(Reply { revision: applied.core.revision(), response });
+            }
+            let writes = Inner::changed(&mut applied)
+                .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+            (replies, writes)
+        };
+        self.blocking(move |inner| inner.commit(writes, PersistMode::Buffer))
+            .await
+            .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), RaftStorageError> {
+        let meta = meta.clone();
+        let data = snapshot.into_inner();
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let applied = self
+            .blocking(move |inner| {
+                // Decode first: bytes that do not decode must not replace anything on disk.
+                let core = restore(&data)?;
+                inner.snapshots.write(&meta, &data)?;
+                let applied = inner.install(&meta, core)?;
+                info!(snapshot = %meta.snapshot_id, nodes = applied.core.tree().len(), "snapshot installed");
+                Ok(applied)
+            })
+            .await
+            .map_err(fail(subject, ErrorVerb::Write))?;
+        *self.inner.write_state() = applied;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let current = self
+            .blocking(|inner| inner.snapshots.read())
+            .await
+            .map_err(fail(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
+        Ok(current.map(|(meta, data)| snapshot(meta, data)))
+    }
+}

@@ -1,0 +1,6 @@
+//! warden-storage against openraft's storage suite and the crash cases it does not cover.
+
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+mod recovery;
+mod suite;
