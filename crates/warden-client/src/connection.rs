@@ -1,0 +1,185 @@
+//! Which member to talk to: the endpoint list, the leader last seen, and the retry rules.
+//!
+//! A request goes to the member that last answered (the leader, usually). A member that is
+//! not the leader answers UNAVAILABLE with the leader's address, which the client follows.
+//! A member that cannot be connected to is skipped: nothing was sent, so any request can
+//! go to the next one. A connection that breaks after a request was sent is retried only
+//! for reads; for a write the outcome is unknown and the caller is told so.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tracing::debug;
+use warden_proto::LEADER_METADATA;
+
+use crate::error::ClientError;
+
+/// Whether a request may be sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// A read: retried on any member after any failure.
+    Idempotent,
+    /// A write: retried only when it surely was not applied.
+    Once,
+}
+
+/// Endpoints and connections.
+pub(crate) struct Connection {
+    endpoints: Vec<String>,
+    preferred: Mutex<Option<String>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    deadline: Duration,
+}
+
+fn kind(status: &Status) -> &str {
+    status.metadata().get("warden-error").and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+impl Connection {
+    pub(crate) fn new(
+        endpoints: Vec<String>,
+        deadline: Duration,
+    ) -> Result<Connection, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::InvalidEndpoint {
+                endpoint: String::new(),
+                reason: "no endpoint given".into(),
+            });
+        }
+        for e in &endpoints {
+            Endpoint::from_shared(format!("http://{e}")).map_err(|err| {
+                ClientError::InvalidEndpoint { endpoint: e.clone(), reason: err.to_string() }
+            })?;
+        }
+        Ok(Connection {
+            endpoints,
+            preferred: Mutex::new(None),
+            channels: Mutex::new(HashMap::new()),
+            deadline,
+        })
+    }
+
+    /// A connected channel to `addr`, reusing an open one.
+    pub(crate) async fn channel(&self, addr: &str) -> Result<Channel, String> {
+        if let Some(c) = self.channels.lock().unwrap_or_else(PoisonError::into_inner).get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint =
+            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
+        let channel = endpoint
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn forget(&self, addr: &str) {
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).remove(addr);
+    }
+
+    fn prefer(&self, addr: Option<String>) {
+        *self.preferred.lock().unwrap_or_else(PoisonError::into_inner) = addr;
+    }
+
+    /// The order to try members in: the preferred one, then the list.
+    fn candidates(&self) -> Vec<String> {
+        let preferred = self.preferred.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let rest = self.endpoints.iter().filter(|e| preferred.as_ref() != Some(*e)).cloned();
+        preferred.clone().into_iter().chain(rest).collect()
+    }
+
+    /// Runs `call` against members until one serves it, following leader hints.
+    pub(crate) async fn run<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = Instant::now() + self.deadline;
+        let mut last = String::from("no attempt made");
+        let mut round = 0u32;
+        loop {
+            let mut hinted: Option<String> = None;
+            for addr in self.candidates() {
+                let channel = match self.channel(&addr).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                };
+                match call(channel).await {
+                    Ok(value) => {
+                        self.prefer(Some(addr));
+                        return Ok(value);
+                    }
+                    Err(status)
+                        if status.code() == Code::Unavailable && kind(&status) == "NotLeader" =>
+                    {
+                        last = format!("{addr}: {}", status.message());
+                        let hint =
+                            status.metadata().get(LEADER_METADATA).and_then(|v| v.to_str().ok());
+                        if let Some(hint) = hint.filter(|h| !h.is_empty() && *h != addr) {
+                            debug!(from = %addr, to = %hint, "following the leader");
+                            hinted = Some(hint.to_owned());
+                            break;
+                        }
+                    }
+                    Err(status)
+                        if status.code() == Code::Unavailable && !kind(&status).is_empty() =>
+                    {
+                        last = format!("{addr}: {}", status.message());
+                    }
+                    Err(status) if is_transport(&status) => {
+                        self.forget(&addr);
+                        if retry == Retry::Once {
+                            return Err(ClientError::OutcomeUnknown {
+                                endpoint: addr,
+                                message: status.message().to_owned(),
+                            });
+                        }
+                        last = format!("{addr}: {}", status.message());
+                    }
+                    Err(status) => {
+                        return Err(ClientError::Server {
+                            code: status.code(),
+                            message: status.message().to_owned(),
+                            kind: kind(&status).to_owned(),
+                        });
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Unavailable { endpoints: self.endpoints.join(","), last });
+            }
+            match hinted {
+                Some(hint) => self.prefer(Some(hint)),
+                None => {
+                    self.prefer(None);
+                    round += 1;
+                    sleep(Duration::from_millis(u64::from(round.min(10)) * 50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// A failure of the connection rather than an answer of the server (which always sets
+/// `warden-error` on UNAVAILABLE, and never uses the other transport codes).
+fn is_transport(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    ) && kind(status).is_empty()
+}

@@ -1,0 +1,54 @@
+//! The client's error type.
+
+use tonic::Code;
+
+/// What a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No endpoint was given or one is malformed.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No member could serve the request before the deadline.
+    #[error("no warden member could serve the request (tried {endpoints}): {last}")]
+    Unavailable {
+        /// The endpoints tried.
+        endpoints: String,
+        /// The last failure.
+        last: String,
+    },
+    /// The connection broke after a write was sent: it may or may not have been applied.
+    #[error(
+        "the connection to {endpoint} broke after the write was sent, so it may or may not have been applied: {message}"
+    )]
+    OutcomeUnknown {
+        /// The member the write was sent to.
+        endpoint: String,
+        /// The transport error.
+        message: String,
+    },
+    /// The server refused the request.
+    #[error("{message}")]
+    Server {
+        /// The gRPC code.
+        code: Code,
+        /// The server's message.
+        message: String,
+        /// The error kind (`warden-error` metadata), e.g. `NoNode`.
+        kind: String,
+    },
+}
+
+impl ClientError {
+    /// The gRPC code of a server error, if this is one.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}

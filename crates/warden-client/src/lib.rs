@@ -1,0 +1,262 @@
+//! # warden-client
+//!
+//! An async client for warden: give it the members' client addresses; it finds the leader,
+//! follows redirects and retries reads on another member when one fails.
+//!
+//! It is not (yet) sessions, watches or lock guards: those arrive with their server side.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), warden_client::ClientError> {
+//! use warden_client::Client;
+//! use warden_core::CreateMode;
+//!
+//! let client = Client::new(vec!["127.0.0.1:7400".to_string()])?;
+//! client.create("/app", "v1", CreateMode::PERSISTENT).await?;
+//! let node = client.get("/app").await?;
+//! assert_eq!(&node.data[..], b"v1");
+//! # Ok(()) }
+//! ```
+
+mod connection;
+mod error;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tonic::Code;
+use warden_core::{CreateMode, NodeKind, Stat};
+use warden_proto::v1 as pb;
+use warden_proto::v1::cluster_client::ClusterClient;
+use warden_proto::v1::kv_client::KvClient;
+
+use crate::connection::{Connection, Retry};
+pub use crate::error::ClientError;
+
+/// A node's value and metadata, and the revision it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeData {
+    /// The value.
+    pub data: Bytes,
+    /// The metadata.
+    pub stat: Stat,
+    /// The revision the read reflects.
+    pub revision: u64,
+}
+
+/// How a read is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Confirmed with a quorum by the leader: sees every write acknowledged before it.
+    #[default]
+    Linearizable,
+    /// From the replica of whichever member answers: fast, possibly stale.
+    Serializable,
+}
+
+/// A cluster client. Cheap to share behind an `Arc`; calls may run concurrently.
+pub struct Client {
+    connection: Connection,
+}
+
+fn stat(s: Option<pb::Stat>) -> Stat {
+    let s = s.unwrap_or_default();
+    Stat {
+        create_revision: s.create_revision,
+        mod_revision: s.mod_revision,
+        version: s.version,
+        cversion: s.cversion,
+        ephemeral_owner: s.ephemeral_owner,
+        num_children: s.num_children,
+        ctime_ms: s.ctime_ms,
+        mtime_ms: s.mtime_ms,
+        data_length: s.data_length,
+    }
+}
+
+fn revision(header: Option<&pb::ResponseHeader>) -> u64 {
+    header.map(|h| h.revision).unwrap_or(0)
+}
+
+impl Client {
+    /// A client of the members at `endpoints` (`host:port` each). Connects lazily; each
+    /// call tries members for up to 10 s.
+    pub fn new(endpoints: Vec<String>) -> Result<Client, ClientError> {
+        Client::with_deadline(endpoints, Duration::from_secs(10))
+    }
+
+    /// As [`Client::new`], trying members for up to `deadline` per call.
+    pub fn with_deadline(
+        endpoints: Vec<String>,
+        deadline: Duration,
+    ) -> Result<Client, ClientError> {
+        Ok(Client { connection: Connection::new(endpoints, deadline)? })
+    }
+
+    /// Reads a node, linearizably.
+    pub async fn get(&self, path: &str) -> Result<NodeData, ClientError> {
+        self.get_with(path, Consistency::Linearizable).await
+    }
+
+    /// Reads a node with the given consistency.
+    pub async fn get_with(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<NodeData, ClientError> {
+        let request = pb::GetRequest {
+            path: path.to_owned(),
+            serializable: consistency == Consistency::Serializable,
+        };
+        let r = self
+            .connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).get(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(NodeData { data: r.data, stat: stat(r.stat), revision: revision(r.header.as_ref()) })
+    }
+
+    /// The children of a node: names and stats, sorted by name.
+    pub async fn children(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<Vec<(String, Stat)>, ClientError> {
+        let request = pb::ChildrenRequest {
+            path: path.to_owned(),
+            serializable: consistency == Consistency::Serializable,
+        };
+        let r = self
+            .connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).children(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(r.children.into_iter().map(|c| (c.name, stat(c.stat))).collect())
+    }
+
+    /// Creates a node; returns its path (with the counter, if sequential) and stat.
+    pub async fn create(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        mode: CreateMode,
+    ) -> Result<(String, Stat), ClientError> {
+        let kind = match mode.kind {
+            NodeKind::Persistent => pb::NodeKind::Persistent,
+            NodeKind::Ephemeral => pb::NodeKind::Ephemeral,
+            NodeKind::Container => pb::NodeKind::Container,
+        };
+        let request = pb::CreateRequest {
+            path: path.to_owned(),
+            data: data.into(),
+            kind: kind.into(),
+            sequential: mode.sequential,
+            origin: None,
+        };
+        let r = self
+            .connection
+            .run(Retry::Once, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).create(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok((r.path, stat(r.stat)))
+    }
+
+    /// Sets a node's value, if it is at `expected_version` (when given).
+    pub async fn set(
+        &self,
+        path: &str,
+        data: impl Into<Bytes>,
+        expected_version: Option<u64>,
+    ) -> Result<Stat, ClientError> {
+        let request = pb::SetRequest {
+            path: path.to_owned(),
+            data: data.into(),
+            expected_version,
+            origin: None,
+        };
+        let r = self
+            .connection
+            .run(Retry::Once, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).set(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(stat(r.stat))
+    }
+
+    /// Creates a persistent node, or sets it if it exists.
+    pub async fn put(&self, path: &str, data: impl Into<Bytes>) -> Result<Stat, ClientError> {
+        let data = data.into();
+        loop {
+            match self.set(path, data.clone(), None).await {
+                Err(e) if e.code() == Some(Code::NotFound) => {}
+                other => return other,
+            }
+            match self.create(path, data.clone(), CreateMode::PERSISTENT).await {
+                Err(e) if e.code() == Some(Code::AlreadyExists) => {}
+                other => return other.map(|(_, s)| s),
+            }
+        }
+    }
+
+    /// Deletes a node (and its descendants if `recursive`); returns how many nodes went.
+    pub async fn delete(
+        &self,
+        path: &str,
+        expected_version: Option<u64>,
+        recursive: bool,
+    ) -> Result<u64, ClientError> {
+        let request =
+            pb::DeleteRequest { path: path.to_owned(), expected_version, recursive, origin: None };
+        let r = self
+            .connection
+            .run(Retry::Once, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).delete(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        Ok(r.deleted)
+    }
+
+    /// Runs a transaction.
+    pub async fn txn(&self, request: pb::TxnRequest) -> Result<pb::TxnResponse, ClientError> {
+        self.connection
+            .run(Retry::Once, |c| {
+                let request = request.clone();
+                async move { KvClient::new(c).txn(request).await.map(|r| r.into_inner()) }
+            })
+            .await
+    }
+
+    /// The status of one member, asked directly (no redirect).
+    pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+        let channel = self
+            .connection
+            .channel(endpoint)
+            .await
+            .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
+        ClusterClient::new(channel)
+            .status(pb::StatusRequest {})
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| ClientError::Server {
+                code: s.code(),
+                message: s.message().to_owned(),
+                kind: String::new(),
+            })
+    }
+
+    /// The status as seen by whichever member answers first.
+    pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
+        self.connection
+            .run(Retry::Idempotent, |c| async move {
+                ClusterClient::new(c).status(pb::StatusRequest {}).await.map(|r| r.into_inner())
+            })
+            .await
+    }
+}

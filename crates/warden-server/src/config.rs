@@ -1,0 +1,181 @@
+//! A node's configuration: typed, with defaults and a `validate` that explains what is
+//! wrong. Only the binary reads files and flags; this crate takes a `Config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServerError;
+
+/// One member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Its node id (non-zero, unique).
+    pub id: u64,
+    /// Its peer (raft) address, `host:port`.
+    pub peer_addr: String,
+    /// Its client address, `host:port`.
+    pub client_addr: String,
+}
+
+/// When to snapshot and how much log to keep behind a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotConfig {
+    /// Build a snapshot after this many applied entries since the last one.
+    pub logs_since_last: u64,
+    /// Entries kept in the log behind a snapshot, so a briefly lagging follower catches up
+    /// from the log instead of a snapshot.
+    pub keep_logs: u64,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig { logs_since_last: 10_000, keep_logs: 1_000 }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This node's id (non-zero).
+    pub node_id: u64,
+    /// Where clients connect (gRPC).
+    pub client_addr: SocketAddr,
+    /// Where peers connect (raft over gRPC).
+    pub peer_addr: SocketAddr,
+    /// Where the HTTP endpoints (health, metrics) will listen. Reserved: not served yet.
+    pub http_addr: SocketAddr,
+    /// Where the log, state and snapshots live.
+    pub data_dir: PathBuf,
+    /// The members of a new cluster; this node must be one of them. Ignored once the
+    /// cluster is formed (membership then lives in the log).
+    pub initial_members: Vec<MemberConfig>,
+    /// Leader heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Election timeout, ms: a follower that hears no leader for a random time between
+    /// this and twice this starts an election.
+    pub election_timeout_ms: u64,
+    /// Snapshot policy.
+    pub snapshot: SnapshotConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let client_addr = SocketAddr::from(([127, 0, 0, 1], 7400));
+        let peer_addr = SocketAddr::from(([127, 0, 0, 1], 7401));
+        Config {
+            node_id: 1,
+            client_addr,
+            peer_addr,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 7402)),
+            data_dir: PathBuf::from("./warden-data"),
+            initial_members: vec![MemberConfig {
+                id: 1,
+                peer_addr: peer_addr.to_string(),
+                client_addr: client_addr.to_string(),
+            }],
+            heartbeat_ms: 100,
+            election_timeout_ms: 1_000,
+            snapshot: SnapshotConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the configuration, naming the first problem found.
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let bad = |msg: String| Err(ServerError::Config(msg));
+        if self.node_id == 0 {
+            return bad("node_id must be a positive integer".into());
+        }
+        if self.heartbeat_ms == 0 {
+            return bad("heartbeat_ms must be positive".into());
+        }
+        if self.election_timeout_ms <= self.heartbeat_ms {
+            return bad(format!(
+                "election_timeout_ms ({}) must be larger than heartbeat_ms ({}); etcd uses 1000 and 100",
+                self.election_timeout_ms, self.heartbeat_ms
+            ));
+        }
+        if self.snapshot.logs_since_last == 0 {
+            return bad("snapshot.logs_since_last must be positive".into());
+        }
+        if self.initial_members.is_empty() {
+            return bad("initial_members is empty: list at least this node".into());
+        }
+        let mut ids: Vec<u64> = self.initial_members.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return bad("initial_members lists the same id twice".into());
+        }
+        if ids.contains(&0) {
+            return bad("initial_members has id 0; ids must be positive".into());
+        }
+        let Some(me) = self.initial_members.iter().find(|m| m.id == self.node_id) else {
+            return bad(format!(
+                "initial_members does not list this node (node_id = {})",
+                self.node_id
+            ));
+        };
+        for m in &self.initial_members {
+            for (what, addr) in [("peer_addr", &m.peer_addr), ("client_addr", &m.client_addr)] {
+                if addr.rsplit_once(':').and_then(|(_, port)| port.parse::<u16>().ok()).is_none() {
+                    return bad(format!("member {}: {what} {addr:?} is not host:port", m.id));
+                }
+            }
+        }
+        if me.peer_addr.rsplit_once(':').map(|(_, p)| p) != Some(&self.peer_addr.port().to_string())
+        {
+            return bad(format!(
+                "this node's peer_addr {} and its initial_members entry {} use different ports",
+                self.peer_addr, me.peer_addr
+            ));
+        }
+        Ok(())
+    }
+
+    /// The id of the member that founds the cluster: the smallest initial member.
+    pub fn founder(&self) -> u64 {
+        self.initial_members.iter().map(|m| m.id).min().unwrap_or(self.node_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(c: &Config) -> String {
+        c.validate().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn default_is_a_valid_single_node() {
+        assert!(Config::default().validate().is_ok());
+        assert_eq!(Config::default().founder(), 1);
+    }
+
+    #[test]
+    fn names_each_problem() {
+        let ok = Config::default();
+        assert!(problem(&Config { node_id: 0, ..ok.clone() }).contains("node_id"));
+        assert!(
+            problem(&Config { election_timeout_ms: 100, ..ok.clone() })
+                .contains("larger than heartbeat_ms")
+        );
+        assert!(problem(&Config { node_id: 2, ..ok.clone() }).contains("does not list this node"));
+        assert!(problem(&Config { initial_members: vec![], ..ok.clone() }).contains("empty"));
+        let mut twice = ok.clone();
+        twice.initial_members.push(twice.initial_members[0].clone());
+        assert!(problem(&twice).contains("same id twice"));
+        let mut bad_addr = ok.clone();
+        bad_addr.initial_members[0].client_addr = "localhost".into();
+        assert!(problem(&bad_addr).contains("not host:port"));
+        let mut port = ok;
+        port.initial_members[0].peer_addr = "127.0.0.1:9999".into();
+        assert!(problem(&port).contains("different ports"));
+    }
+}

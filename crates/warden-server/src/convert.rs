@@ -1,0 +1,118 @@
+//! Conversions between the protobuf messages and the core's types.
+
+use warden_core::{
+    Check, Command, Compare, CompareOp, CreateMode, NodeKind, Output, RequestId, Stat, TxnOp,
+};
+use warden_proto::v1 as pb;
+
+/// A stat as protobuf.
+pub(crate) fn stat(s: &Stat) -> pb::Stat {
+    pb::Stat {
+        create_revision: s.create_revision,
+        mod_revision: s.mod_revision,
+        version: s.version,
+        cversion: s.cversion,
+        ephemeral_owner: s.ephemeral_owner,
+        num_children: s.num_children,
+        ctime_ms: s.ctime_ms,
+        mtime_ms: s.mtime_ms,
+        data_length: s.data_length,
+    }
+}
+
+/// The session and request id of a request's origin.
+pub(crate) fn origin(origin: Option<&pb::Origin>) -> (Option<u64>, Option<RequestId>) {
+    let Some(o) = origin else { return (None, None) };
+    let session = (o.session_id != 0).then_some(o.session_id);
+    let id =
+        o.request_id.as_ref().map(|r| RequestId { seq: r.seq, lowest_pending: r.lowest_pending });
+    (session, id)
+}
+
+fn mode(kind: i32, sequential: bool) -> CreateMode {
+    let kind = match pb::NodeKind::try_from(kind) {
+        Ok(pb::NodeKind::Ephemeral) => NodeKind::Ephemeral,
+        Ok(pb::NodeKind::Container) => NodeKind::Container,
+        // Unknown values (from a newer client) fall back to the default, as proto3 does.
+        _ => NodeKind::Persistent,
+    };
+    CreateMode { kind, sequential }
+}
+
+/// A create request as a command.
+pub(crate) fn create(r: pb::CreateRequest) -> Command {
+    Command::Create { path: r.path, data: r.data, mode: mode(r.kind, r.sequential) }
+}
+
+/// A set request as a command.
+pub(crate) fn set(r: pb::SetRequest) -> Command {
+    Command::Set { path: r.path, data: r.data, expected_version: r.expected_version }
+}
+
+/// A delete request as a command.
+pub(crate) fn delete(r: pb::DeleteRequest) -> Command {
+    Command::Delete { path: r.path, expected_version: r.expected_version, recursive: r.recursive }
+}
+
+fn compare(c: pb::Compare) -> Compare {
+    let op = match pb::CompareOp::try_from(c.op) {
+        Ok(pb::CompareOp::NotEqual) => CompareOp::NotEqual,
+        Ok(pb::CompareOp::Less) => CompareOp::Less,
+        Ok(pb::CompareOp::Greater) => CompareOp::Greater,
+        _ => CompareOp::Equal,
+    };
+    let check = match c.target {
+        Some(pb::compare::Target::Exists(e)) => Check::Exists(e),
+        Some(pb::compare::Target::Version(v)) => Check::Version(op, v),
+        Some(pb::compare::Target::ModRevision(v)) => Check::ModRevision(op, v),
+        Some(pb::compare::Target::CreateRevision(v)) => Check::CreateRevision(op, v),
+        // A compare without a target asks nothing of the node but that it exists.
+        None => Check::Exists(true),
+    };
+    Compare { path: c.path, check }
+}
+
+/// A transaction request as a command; `None` if an op has no operation set.
+pub(crate) fn txn(r: pb::TxnRequest) -> Option<Command> {
+    let ops = r
+        .ops
+        .into_iter()
+        .map(|op| match op.op? {
+            pb::txn_op::Op::Create(c) => {
+                Some(TxnOp::Create { path: c.path, data: c.data, mode: mode(c.kind, c.sequential) })
+            }
+            pb::txn_op::Op::Set(s) => Some(TxnOp::Set {
+                path: s.path,
+                data: s.data,
+                expected_version: s.expected_version,
+            }),
+            pb::txn_op::Op::Delete(d) => Some(TxnOp::Delete {
+                path: d.path,
+                expected_version: d.expected_version,
+                recursive: d.recursive,
+            }),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Command::Txn { compares: r.compares.into_iter().map(compare).collect(), ops })
+}
+
+/// One transaction result as protobuf.
+pub(crate) fn txn_result(output: Output) -> pb::TxnOpResult {
+    let result = match output {
+        Output::Created { path, stat: s } => {
+            pb::txn_op_result::Result::Create(pb::CreateResponse {
+                header: None,
+                path,
+                stat: Some(stat(&s)),
+            })
+        }
+        Output::Set { stat: s } => {
+            pb::txn_op_result::Result::Set(pb::SetResponse { header: None, stat: Some(stat(&s)) })
+        }
+        Output::Deleted { count } => {
+            pb::txn_op_result::Result::Delete(pb::DeleteResponse { header: None, deleted: count })
+        }
+        _ => return pb::TxnOpResult { result: None },
+    };
+    pb::TxnOpResult { result: Some(result) }
+}

@@ -1,0 +1,26 @@
+//! The server's error type (startup and fatal runtime errors; request errors are gRPC
+//! statuses, see `status.rs`).
+
+/// What stops a node from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The storage could not be opened or failed.
+    #[error(transparent)]
+    Storage(#[from] warden_storage::StorageError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} for {what}: {source}; is another process using the port?")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// openraft refused to start or stopped.
+    #[error("raft: {0}")]
+    Raft(String),
+}

@@ -1,0 +1,134 @@
+//! The KV service: a thin adapter from protobuf to the core's commands and queries.
+
+use tonic::{Request, Response, Status};
+use warden_core::Output;
+use warden_proto::v1 as pb;
+use warden_proto::v1::kv_server::Kv;
+
+use crate::convert;
+use crate::shared::Shared;
+
+/// Serves the namespace to clients.
+pub(crate) struct KvService {
+    shared: Shared,
+}
+
+impl KvService {
+    /// The service over one node.
+    pub(crate) fn new(shared: Shared) -> KvService {
+        KvService { shared }
+    }
+}
+
+fn unexpected(output: &Output) -> Status {
+    Status::internal(format!("the state machine answered with an unexpected output: {output:?}"))
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let r = request.into_inner();
+        let (revision, (data, stat)) = self
+            .shared
+            .read(r.serializable, |a| a.core.get(&r.path).map(|n| (n.data.clone(), n.stat)))
+            .await?;
+        Ok(Response::new(pb::GetResponse {
+            header: Some(self.shared.header(revision)),
+            data,
+            stat: Some(convert::stat(&stat)),
+        }))
+    }
+
+    async fn children(
+        &self,
+        request: Request<pb::ChildrenRequest>,
+    ) -> Result<Response<pb::ChildrenResponse>, Status> {
+        let r = request.into_inner();
+        let (revision, children) =
+            self.shared.read(r.serializable, |a| a.core.children(&r.path)).await?;
+        let children = children
+            .into_iter()
+            .map(|(name, s)| pb::Child { name, stat: Some(convert::stat(&s)) })
+            .collect();
+        Ok(Response::new(pb::ChildrenResponse {
+            header: Some(self.shared.header(revision)),
+            children,
+        }))
+    }
+
+    async fn create(
+        &self,
+        request: Request<pb::CreateRequest>,
+    ) -> Result<Response<pb::CreateResponse>, Status> {
+        let r = request.into_inner();
+        let (session, id) = convert::origin(r.origin.as_ref());
+        match self.shared.write(session, id, convert::create(r)).await? {
+            (revision, Output::Created { path, stat }) => Ok(Response::new(pb::CreateResponse {
+                header: Some(self.shared.header(revision)),
+                path,
+                stat: Some(convert::stat(&stat)),
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn set(
+        &self,
+        request: Request<pb::SetRequest>,
+    ) -> Result<Response<pb::SetResponse>, Status> {
+        let r = request.into_inner();
+        let (session, id) = convert::origin(r.origin.as_ref());
+        match self.shared.write(session, id, convert::set(r)).await? {
+            (revision, Output::Set { stat }) => Ok(Response::new(pb::SetResponse {
+                header: Some(self.shared.header(revision)),
+                stat: Some(convert::stat(&stat)),
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = request.into_inner();
+        let (session, id) = convert::origin(r.origin.as_ref());
+        match self.shared.write(session, id, convert::delete(r)).await? {
+            (revision, Output::Deleted { count }) => Ok(Response::new(pb::DeleteResponse {
+                header: Some(self.shared.header(revision)),
+                deleted: count,
+            })),
+            (_, other) => Err(unexpected(&other)),
+        }
+    }
+
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let r = request.into_inner();
+        let (session, id) = convert::origin(r.origin.as_ref());
+        let command = convert::txn(r)
+            .ok_or_else(|| Status::invalid_argument("a transaction op has no operation set"))?;
+        let (revision, output) = self.shared.write(session, id, command).await?;
+        let header = Some(self.shared.header(revision));
+        match output {
+            Output::TxnCommitted { results } => Ok(Response::new(pb::TxnResponse {
+                header,
+                succeeded: true,
+                failed_compare: 0,
+                results: results.into_iter().map(convert::txn_result).collect(),
+            })),
+            Output::TxnCompareFailed { index } => Ok(Response::new(pb::TxnResponse {
+                header,
+                succeeded: false,
+                failed_compare: index,
+                results: vec![],
+            })),
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! # warden-server
+//!
+//! A warden node: the [`warden_storage`] store under an openraft node, openraft's RPCs
+//! between members over gRPC on the peer port, and the client services (KV, Cluster) on
+//! the client port.
+//!
+//! It is not where the rules of commands live (that is `warden-core`), nor the CLI.
+//!
+//! Writes go through raft and return once applied; reads are linearizable (openraft's
+//! read-index) unless the client asks for a serializable read. A member that is not the
+//! leader answers UNAVAILABLE with the leader's client address in `warden-leader`.
+
+mod cluster_service;
+pub mod config;
+mod convert;
+mod error;
+mod kv_service;
+pub mod network;
+mod node;
+mod raft_service;
+mod shared;
+mod status;
+
+pub use cluster_service::role_name;
+pub use config::{Config, MemberConfig, SnapshotConfig};
+pub use error::ServerError;
+pub use network::Faults;
+pub use node::Node;
+pub use status::ERROR_METADATA;

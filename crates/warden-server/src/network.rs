@@ -1,0 +1,256 @@
+//! The raft transport, client side: openraft's RPCs sent to peers over gRPC.
+//!
+//! Messages are openraft's own types in bincode, wrapped in one protobuf `bytes` field.
+//! Snapshots are sent whole as one client stream (`InstallSnapshot`), in 1 MiB chunks.
+//! A [`Faults`] table lets tests cut links between members; a cut link fails like an
+//! unreachable peer.
+
+// openraft's RPC error types are large by design; the functions here return them as
+// openraft's traits require.
+#![allow(clippy::result_large_err)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use openraft::error::{
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, Snapshot, Vote};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+use warden_proto::raft::raft_client::RaftClient;
+use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
+use warden_storage::{NodeId, TypeConfig, WardenNode};
+
+/// The largest raft message accepted or sent (a batch of entries, a snapshot chunk).
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// The metadata key carrying the sender's node id.
+pub const FROM_METADATA: &str = "warden-from";
+
+/// Links cut by a test: `(from, to)` pairs whose requests fail as unreachable.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    cut: Arc<RwLock<BTreeSet<(NodeId, NodeId)>>>,
+}
+
+impl Faults {
+    /// Cuts both directions between `a` and `b`.
+    pub fn cut(&self, a: NodeId, b: NodeId) {
+        let mut cut = self.cut.write().unwrap_or_else(PoisonError::into_inner);
+        cut.insert((a, b));
+        cut.insert((b, a));
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.cut.write().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// Whether requests from `from` to `to` are cut.
+    pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.cut.read().unwrap_or_else(PoisonError::into_inner).contains(&(from, to))
+    }
+}
+
+/// Makes a [`PeerClient`] per target.
+pub struct Network {
+    me: NodeId,
+    faults: Faults,
+}
+
+impl Network {
+    /// The network of node `me`.
+    pub fn new(me: NodeId, faults: Faults) -> Network {
+        Network { me, faults }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &WardenNode) -> PeerClient {
+        let client = Endpoint::from_shared(format!("http://{}", node.raft_addr))
+            .map(|e| {
+                let channel =
+                    e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true).connect_lazy();
+                RaftClient::new(channel)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            })
+            .map_err(|e| format!("bad peer address {:?} of node {target}: {e}", node.raft_addr));
+        PeerClient { me: self.me, target, client, faults: self.faults.clone() }
+    }
+}
+
+/// Sends raft RPCs to one peer.
+pub struct PeerClient {
+    me: NodeId,
+    target: NodeId,
+    client: Result<RaftClient<Channel>, String>,
+    faults: Faults,
+}
+
+fn any_error(message: String) -> AnyError {
+    AnyError::error(message)
+}
+
+/// A transport failure as openraft sees it: refused or cut connections make openraft back
+/// off (unreachable); other failures are retried at once (network).
+fn transport_error<E: std::error::Error>(
+    status: &tonic::Status,
+) -> RPCError<NodeId, WardenNode, E> {
+    let error = any_error(format!("{}: {}", status.code(), status.message()));
+    match status.code() {
+        tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&error)),
+        _ => RPCError::Network(NetworkError::new(&error)),
+    }
+}
+
+fn encode<T: Serialize, E: std::error::Error>(
+    value: &T,
+) -> Result<Vec<u8>, RPCError<NodeId, WardenNode, E>> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard()).map_err(|e| {
+        RPCError::Network(NetworkError::new(&any_error(format!("encoding a raft message: {e}"))))
+    })
+}
+
+fn decode<T: DeserializeOwned, E: std::error::Error>(
+    bytes: &[u8],
+) -> Result<T, RPCError<NodeId, WardenNode, E>> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v).map_err(
+        |e| RPCError::Network(NetworkError::new(&any_error(format!("decoding a raft reply: {e}")))),
+    )
+}
+
+impl PeerClient {
+    fn ready<E: std::error::Error>(
+        &self,
+    ) -> Result<RaftClient<Channel>, RPCError<NodeId, WardenNode, E>> {
+        if self.faults.is_cut(self.me, self.target) {
+            let error = any_error(format!(
+                "link {} -> {} is cut by a fault injection",
+                self.me, self.target
+            ));
+            return Err(RPCError::Unreachable(Unreachable::new(&error)));
+        }
+        self.client.clone().map_err(|e| RPCError::Unreachable(Unreachable::new(&any_error(e))))
+    }
+
+    fn request<T>(&self, message: T, option: &RPCOption) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(option.hard_ttl());
+        if let Ok(from) = self.me.to_string().parse() {
+            request.metadata_mut().insert(FROM_METADATA, from);
+        }
+        request
+    }
+
+    /// Sends one unary RPC with `call` and decodes its `Result<R, E>` reply.
+    async fn unary<Req, R, E, F, Fut>(
+        &mut self,
+        rpc: &Req,
+        option: &RPCOption,
+        call: F,
+    ) -> Result<R, RPCError<NodeId, WardenNode, E>>
+    where
+        Req: Serialize,
+        R: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+        F: FnOnce(RaftClient<Channel>, tonic::Request<RaftMessage>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<RaftMessage>, tonic::Status>>,
+    {
+        let client = self.ready()?;
+        let payload = encode(rpc)?;
+        let reply = call(client, self.request(RaftMessage { payload: payload.into() }, option))
+            .await
+            .map_err(|s| transport_error(&s))?;
+        let result: Result<R, E> = decode(&reply.into_inner().payload)?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>>
+    {
+        self.unary(&rpc, &option, |mut c, r| async move { c.append(r).await }).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>> {
+        self.unary(&rpc, &option, |mut c, r| async move { c.vote(r).await }).await
+    }
+
+    /// Not used: warden overrides [`RaftNetwork::full_snapshot`] to stream whole snapshots,
+    /// and openraft calls this chunk-at-a-time method only from the default `full_snapshot`.
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, WardenNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let error = any_error(
+            "warden streams whole snapshots with full_snapshot; chunked install is not used".into(),
+        );
+        Err(RPCError::Network(NetworkError::new(&error)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let mut client = self.ready::<Fatal<NodeId>>().map_err(streaming_error)?;
+        let header =
+            encode::<_, Fatal<NodeId>>(&(vote, &snapshot.meta)).map_err(streaming_error)?;
+        let data = snapshot.snapshot.into_inner();
+        let mut chunks =
+            vec![SnapshotChunk { chunk: Some(snapshot_chunk::Chunk::Header(header.into())) }];
+        chunks.extend(data.chunks(SNAPSHOT_CHUNK_BYTES).map(|c| SnapshotChunk {
+            chunk: Some(snapshot_chunk::Chunk::Data(bytes::Bytes::copy_from_slice(c))),
+        }));
+        let mut request = self.request(tokio_stream::iter(chunks), &option);
+        // A snapshot may take longer than one RPC's ttl; it is bounded by `cancel` instead.
+        request.set_timeout(Duration::from_secs(600));
+        let reply = tokio::select! {
+            reply = client.install_snapshot(request) => reply,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        let reply = reply.map_err(|s| streaming_error(transport_error::<Fatal<NodeId>>(&s)))?;
+        let result: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> =
+            decode::<_, Fatal<NodeId>>(&reply.into_inner().payload).map_err(streaming_error)?;
+        result.map_err(|e| StreamingError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+fn streaming_error(
+    e: RPCError<NodeId, WardenNode, Fatal<NodeId>>,
+) -> StreamingError<TypeConfig, Fatal<NodeId>> {
+    match e {
+        RPCError::Timeout(t) => StreamingError::Timeout(t),
+        RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+        RPCError::PayloadTooLarge(p) => StreamingError::Network(NetworkError::new(&p)),
+        RPCError::Network(n) => StreamingError::Network(n),
+        RPCError::RemoteError(r) => StreamingError::RemoteError(r),
+    }
+}

@@ -1,0 +1,208 @@
+//! A running node: storage, the openraft node, and its two gRPC servers (peer and client).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::{Raft, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::{error, info};
+use warden_core::Limits;
+use warden_proto::raft::raft_server::RaftServer;
+use warden_proto::v1::cluster_server::ClusterServer;
+use warden_proto::v1::kv_server::KvServer;
+use warden_storage::{StateMachineStore, TypeConfig, WardenNode};
+
+use crate::cluster_service::ClusterService;
+use crate::config::Config;
+use crate::error::ServerError;
+use crate::kv_service::KvService;
+use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
+use crate::raft_service::RaftService;
+use crate::shared::Shared;
+
+/// A started node. Dropping it does not stop it: call [`Node::shutdown`].
+pub struct Node {
+    shared: Shared,
+    client_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    stops: Vec<oneshot::Sender<()>>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+/// The accepted connections of a listener, with Nagle's algorithm off (small RPCs).
+fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|stream| {
+        let stream = stream?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
+impl Node {
+    /// Opens the storage, starts raft and the servers, and founds the cluster if this node
+    /// is its founder and it was never formed. `faults` lets tests cut links.
+    pub async fn start(config: Config, faults: Faults) -> Result<Node, ServerError> {
+        config.validate()?;
+        let peer_listener = bind("peers", config.peer_addr).await?;
+        let client_listener = bind("clients", config.client_addr).await?;
+        let peer_addr = peer_listener.local_addr().map_err(|source| ServerError::Bind {
+            what: "peers",
+            addr: config.peer_addr,
+            source,
+        })?;
+        let client_addr = client_listener.local_addr().map_err(|source| ServerError::Bind {
+            what: "clients",
+            addr: config.client_addr,
+            source,
+        })?;
+
+        let storage = warden_storage::open(&config.data_dir, Limits::default())?;
+        let raft_config = openraft::Config {
+            cluster_name: "warden".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: config.election_timeout_ms * 2,
+            install_snapshot_timeout: config.election_timeout_ms.max(1_000),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot.logs_since_last),
+            max_in_snapshot_log_to_keep: config.snapshot.keep_logs,
+            purge_batch_size: 256,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| ServerError::Config(e.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network::new(config.node_id, faults.clone()),
+            storage.log,
+            storage.state_machine.clone(),
+        )
+        .await
+        .map_err(|e| ServerError::Raft(e.to_string()))?;
+
+        let shared = Shared {
+            id: config.node_id,
+            cluster_id: config.founder(),
+            raft: raft.clone(),
+            state_machine: storage.state_machine,
+        };
+        let mut node =
+            Node { shared, client_addr, peer_addr, stops: Vec::new(), servers: Vec::new() };
+
+        let raft_service = RaftServer::new(RaftService::new(config.node_id, raft.clone(), faults))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        node.serve(Server::builder().add_service(raft_service), peer_listener);
+        let kv = KvServer::new(KvService::new(node.shared.clone()));
+        let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
+        node.serve(Server::builder().add_service(kv).add_service(cluster), client_listener);
+
+        if config.node_id == config.founder() {
+            node.found(&config).await?;
+        }
+        info!(node = config.node_id, %client_addr, %peer_addr, "node started");
+        Ok(node)
+    }
+
+    fn serve(&mut self, router: tonic::transport::server::Router, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stops.push(stop);
+        self.servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+            incoming(listener),
+            async {
+                stopped.await.ok();
+            },
+        )));
+    }
+
+    /// Initializes raft with the initial members, unless the cluster was formed before.
+    async fn found(&self, config: &Config) -> Result<(), ServerError> {
+        let members: BTreeMap<u64, WardenNode> = config
+            .initial_members
+            .iter()
+            .map(|m| {
+                (
+                    m.id,
+                    WardenNode {
+                        raft_addr: m.peer_addr.clone(),
+                        client_addr: m.client_addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        match self.shared.raft.initialize(members).await {
+            Ok(()) => {
+                info!(members = config.initial_members.len(), "cluster founded");
+                Ok(())
+            }
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(ServerError::Raft(e.to_string())),
+        }
+    }
+
+    /// The raft node.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.shared.raft
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &StateMachineStore {
+        &self.shared.state_machine
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The bound client address.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// The bound peer address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// Resolves with the reason when raft stops on its own (a storage failure).
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.shared.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft metrics closed".to_owned();
+            }
+        }
+    }
+
+    /// Stops the servers and raft, and releases the storage.
+    pub async fn shutdown(self) {
+        for stop in self.stops {
+            stop.send(()).ok();
+        }
+        for server in self.servers {
+            server.abort();
+            server.await.ok();
+        }
+        if let Err(e) = self.shared.raft.shutdown().await {
+            error!(error = %e, "raft did not shut down cleanly");
+        }
+        info!(node = self.shared.id, "node stopped");
+    }
+}

@@ -1,0 +1,97 @@
+//! The raft transport, server side: hands peers' RPCs to the local openraft node.
+
+use std::io::Cursor;
+
+use openraft::{Raft, Snapshot, Vote};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+use warden_proto::raft::raft_server::Raft as RaftRpc;
+use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
+use warden_storage::{NodeId, SnapshotMeta, TypeConfig};
+
+use crate::network::{FROM_METADATA, Faults};
+
+/// Serves openraft's RPCs to peers.
+pub(crate) struct RaftService {
+    me: NodeId,
+    raft: Raft<TypeConfig>,
+    faults: Faults,
+}
+
+impl RaftService {
+    /// The service of node `me`.
+    pub(crate) fn new(me: NodeId, raft: Raft<TypeConfig>, faults: Faults) -> RaftService {
+        RaftService { me, raft, faults }
+    }
+
+    /// Refuses requests over a link cut by a test, as an unreachable peer would.
+    fn check_link<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let from = request
+            .metadata()
+            .get(FROM_METADATA)
+            .and_then(|v| v.to_str().ok()?.parse::<NodeId>().ok());
+        match from {
+            Some(from) if self.faults.is_cut(from, self.me) => Err(Status::unavailable(format!(
+                "link {from} -> {} is cut by a fault injection",
+                self.me
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(v, _)| v)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map(|payload| Response::new(RaftMessage { payload: payload.into() }))
+        .map_err(|e| Status::internal(format!("cannot encode a raft reply: {e}")))
+}
+
+#[tonic::async_trait]
+impl RaftRpc for RaftService {
+    async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_link(&request)?;
+        let rpc = decode(&request.into_inner().payload)?;
+        reply(&self.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_link(&request)?;
+        let rpc = decode(&request.into_inner().payload)?;
+        reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check_link(&request)?;
+        let mut stream = request.into_inner();
+        let header = match stream.next().await {
+            Some(Ok(SnapshotChunk { chunk: Some(snapshot_chunk::Chunk::Header(h)) })) => h,
+            Some(Err(status)) => return Err(status),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "a snapshot stream must start with its header",
+                ));
+            }
+        };
+        let (vote, meta): (Vote<NodeId>, SnapshotMeta) = decode(&header)?;
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk?.chunk {
+                Some(snapshot_chunk::Chunk::Data(d)) => data.extend_from_slice(&d),
+                _ => return Err(Status::invalid_argument("a snapshot header may only come first")),
+            }
+        }
+        let snapshot = Snapshot { meta, snapshot: Box::new(Cursor::new(data)) };
+        reply(&self.raft.install_full_snapshot(vote, snapshot).await)
+    }
+}

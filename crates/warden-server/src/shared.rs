@@ -1,0 +1,79 @@
+//! What the client services of one node share: the raft handle, the state machine, and the
+//! two paths every request takes (a write through raft, a read after read-index).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::Raft;
+use tonic::Status;
+use warden_core::{Command, CoreError, LogCommand, Output, Request, RequestId};
+use warden_proto::v1::ResponseHeader;
+use warden_storage::{Applied, NodeId, Proposal, StateMachineStore, TypeConfig};
+
+use crate::status;
+
+/// One node's handles, shared by its services.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// This node's id.
+    pub id: NodeId,
+    /// The cluster's id (its founding member's id).
+    pub cluster_id: u64,
+    /// The raft node.
+    pub raft: Raft<TypeConfig>,
+    /// The state machine, for reads.
+    pub state_machine: StateMachineStore,
+}
+
+/// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
+/// the entries it proposes.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Shared {
+    /// The header of a response reflecting `revision`.
+    pub(crate) fn header(&self, revision: u64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: self.raft.metrics().borrow().current_term,
+        }
+    }
+
+    /// Proposes a command and waits for it to be applied; returns the revision after it
+    /// and its output.
+    pub(crate) async fn write(
+        &self,
+        session: Option<u64>,
+        id: Option<RequestId>,
+        command: Command,
+    ) -> Result<(u64, Output), Status> {
+        let proposal = Proposal {
+            time_ms: now_ms(),
+            command: LogCommand::V1(Request { session, id, command }),
+        };
+        let written = self.raft.client_write(proposal).await.map_err(status::write_error)?;
+        let Some(response) = written.data.response else {
+            return Err(Status::internal("a command entry was applied without a response"));
+        };
+        match response.outcome {
+            Ok(output) => Ok((response.revision, output)),
+            Err(error) => Err(status::core_error(&error)),
+        }
+    }
+
+    /// Reads the state, linearizably unless `serializable`; returns the revision read at.
+    pub(crate) async fn read<R>(
+        &self,
+        serializable: bool,
+        read: impl FnOnce(&Applied) -> Result<R, CoreError>,
+    ) -> Result<(u64, R), Status> {
+        if !serializable {
+            self.raft.ensure_linearizable().await.map_err(status::read_error)?;
+        }
+        self.state_machine
+            .read(|applied| read(applied).map(|r| (applied.core.revision(), r)))
+            .map_err(|e| status::core_error(&e))
+    }
+}

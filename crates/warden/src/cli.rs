@@ -1,0 +1,128 @@
+//! The command line, as DESIGN §9 fixes it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// warden: a coordination service (locks, elections, configuration) in the line of Chubby,
+/// ZooKeeper and etcd.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options of every client command.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Client addresses of the members, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_ENDPOINTS",
+        default_value = "127.0.0.1:7400",
+        value_delimiter = ','
+    )]
+    pub(crate) endpoints: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
+    pub(crate) output: Output,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// For people.
+    Text,
+    /// One JSON object per result.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Runs one node. Without --config: one node, data in ./warden-data, clients on
+    /// 127.0.0.1:7400, peers on :7401.
+    Server {
+        /// A TOML config file (see config/).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Runs a local cluster on loopback with its data in a temporary folder; Ctrl-C stops it.
+    Dev {
+        /// How many members.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// The first member's client port; member i uses base + 10·(i-1) (client), +1 (peers).
+        #[arg(long, default_value_t = 7400)]
+        base_port: u16,
+    },
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that talk to a cluster.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Creates a node.
+    Create {
+        /// Its path (for --sequential, the prefix of the name).
+        path: String,
+        /// Its value.
+        #[arg(default_value = "")]
+        value: String,
+        /// Deleted when the creating session ends (needs a session).
+        #[arg(long, conflicts_with = "container")]
+        ephemeral: bool,
+        /// Append a 10-digit counter to the name.
+        #[arg(long)]
+        sequential: bool,
+        /// Deleted once its last child goes.
+        #[arg(long)]
+        container: bool,
+    },
+    /// Creates a node or sets its value.
+    Put {
+        /// The path.
+        path: String,
+        /// The value.
+        value: String,
+    },
+    /// Prints a node's value and stat.
+    Get {
+        /// The path.
+        path: String,
+        /// Read the answering member's replica without confirming leadership (may be stale).
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Lists a node's children.
+    Ls {
+        /// The path.
+        path: String,
+        /// Read the answering member's replica without confirming leadership.
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Deletes a node.
+    Rm {
+        /// The path.
+        path: String,
+        /// Delete its descendants too.
+        #[arg(long, short)]
+        recursive: bool,
+    },
+    /// Cluster administration.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// Leader, term, and every member's role and applied index.
+    Status,
+}

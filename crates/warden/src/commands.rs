@@ -1,0 +1,96 @@
+//! The client commands: each is a call to `warden-client` and a print.
+
+use anyhow::Result;
+use serde_json::json;
+use warden_client::{Client, Consistency};
+use warden_core::{CreateMode, NodeKind};
+
+use crate::cli::{ClientCommand as Command, ClusterCommand, Global};
+use crate::output::{emit, stat, value};
+
+fn consistency(serializable: bool) -> Consistency {
+    if serializable { Consistency::Serializable } else { Consistency::Linearizable }
+}
+
+/// Runs one client command.
+pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
+    let client = Client::new(global.endpoints.clone())?;
+    let out = global.output;
+    match command {
+        Command::Create { path, value: v, ephemeral, sequential, container } => {
+            let kind = match (ephemeral, container) {
+                (true, _) => NodeKind::Ephemeral,
+                (_, true) => NodeKind::Container,
+                _ => NodeKind::Persistent,
+            };
+            let (created, s) =
+                client.create(&path, v.into_bytes(), CreateMode { kind, sequential }).await?;
+            emit(out, &created, &json!({ "path": created, "stat": stat(&s) }));
+        }
+        Command::Put { path, value: v } => {
+            let s = client.put(&path, v.into_bytes()).await?;
+            emit(
+                out,
+                &format!("{path} version {}", s.version),
+                &json!({ "path": path, "stat": stat(&s) }),
+            );
+        }
+        Command::Get { path, serializable } => {
+            let node = client.get_with(&path, consistency(serializable)).await?;
+            let mut object =
+                json!({ "path": path, "stat": stat(&node.stat), "revision": node.revision });
+            value(&mut object, &node.data);
+            let text = String::from_utf8_lossy(&node.data).into_owned();
+            emit(out, &text, &object);
+        }
+        Command::Ls { path, serializable } => {
+            for (name, s) in client.children(&path, consistency(serializable)).await? {
+                let full = if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
+                emit(out, &name, &json!({ "name": name, "path": full, "stat": stat(&s) }));
+            }
+        }
+        Command::Rm { path, recursive } => {
+            let deleted = client.delete(&path, None, recursive).await?;
+            emit(
+                out,
+                &format!("deleted {deleted} node(s)"),
+                &json!({ "path": path, "deleted": deleted }),
+            );
+        }
+        Command::Cluster { command: ClusterCommand::Status } => {
+            cluster_status(&client, out).await?
+        }
+    }
+    Ok(())
+}
+
+async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> {
+    let status = client.status().await?;
+    let mut members = Vec::new();
+    let mut lines = vec![format!("leader {} term {}", status.leader_id, status.term)];
+    for m in &status.members {
+        let (role, applied) = match client.member_status(&m.client_addr).await {
+            Ok(s) => (s.role, Some(s.applied_index)),
+            Err(_) => ("unreachable".to_owned(), None),
+        };
+        let role = if m.membership == "learner" && role != "unreachable" {
+            "learner".to_owned()
+        } else {
+            role
+        };
+        lines.push(format!(
+            "{:>4}  {:<21}  {:<11}  applied {}",
+            m.id,
+            m.client_addr,
+            role,
+            applied.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+        ));
+        members.push(json!({ "id": m.id, "client_addr": m.client_addr, "role": role, "applied_index": applied }));
+    }
+    emit(
+        out,
+        &lines.join("\n"),
+        &json!({ "leader_id": status.leader_id, "term": status.term, "members": members }),
+    );
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The `warden` binary: `server`, `dev`, and the client commands (DESIGN §9).
+
+mod cli;
+mod commands;
+mod output;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Server { .. } | Command::Dev { .. } => "info,fjall=warn,lsm_tree=warn",
+        Command::Client(_) => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Server { config } => match config {
+            Some(path) => match run::load_config(&path) {
+                Ok(config) => run::server(config).await,
+                Err(e) => Err(e),
+            },
+            None => run::server(warden_server::Config::default()).await,
+        },
+        Command::Dev { nodes, base_port } => run::dev(nodes, base_port).await,
+        Command::Client(command) => commands::run(&cli.global, command).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

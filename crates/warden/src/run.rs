@@ -1,0 +1,91 @@
+//! Running nodes: `warden server` (one node from a config file) and `warden dev` (a local
+//! cluster in this process, data in a temporary folder).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use tracing::{error, info};
+use warden_server::{Config, Faults, MemberConfig, Node};
+
+/// Reads a config file: TOML, unknown keys refused.
+pub(crate) fn load_config(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let config: Config =
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    config.validate().with_context(|| format!("in config file {}", path.display()))?;
+    Ok(config)
+}
+
+/// Runs one node until Ctrl-C (clean stop) or a fatal raft error (exit with it).
+pub(crate) async fn server(config: Config) -> Result<()> {
+    let node = Node::start(config, Faults::default()).await?;
+    let outcome = tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C").map(|()| None),
+        reason = node.stopped() => Ok(Some(reason)),
+    };
+    node.shutdown().await;
+    match outcome? {
+        None => Ok(()),
+        Some(reason) => {
+            error!(%reason, "raft stopped");
+            bail!("raft stopped: {reason}")
+        }
+    }
+}
+
+/// The config of member `i` (from 1) of a local cluster of `n`.
+pub(crate) fn dev_config(i: u16, n: u16, base_port: u16, data: &Path) -> Result<Config> {
+    let port = |i: u16, offset: u16| -> Result<u16> {
+        base_port
+            .checked_add((i - 1) * 10 + offset)
+            .with_context(|| format!("--base-port {base_port} leaves no room for {n} members"))
+    };
+    let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+    let mut members = Vec::new();
+    for j in 1..=n {
+        members.push(MemberConfig {
+            id: u64::from(j),
+            peer_addr: addr(port(j, 1)?).to_string(),
+            client_addr: addr(port(j, 0)?).to_string(),
+        });
+    }
+    Ok(Config {
+        node_id: u64::from(i),
+        client_addr: addr(port(i, 0)?),
+        peer_addr: addr(port(i, 1)?),
+        http_addr: addr(port(i, 2)?),
+        data_dir: data.join(format!("node{i}")),
+        initial_members: members,
+        ..Config::default()
+    })
+}
+
+/// Runs an n-member cluster in this process until Ctrl-C.
+#[allow(clippy::print_stdout)]
+pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
+    if n == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let data = tempfile::Builder::new()
+        .prefix("warden-dev-")
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let mut nodes = Vec::new();
+    for i in 1..=n {
+        nodes
+            .push(Node::start(dev_config(i, n, base_port, data.path())?, Faults::default()).await?);
+    }
+    let endpoints: Vec<String> = nodes.iter().map(|n| n.client_addr().to_string()).collect();
+    println!("warden dev: {n} member(s), data in {}", data.path().display());
+    println!("endpoints: {}", endpoints.join(","));
+    println!("try: warden --endpoints {} put /hello world", endpoints.join(","));
+    println!("Ctrl-C stops the cluster and deletes its data.");
+    info!(members = n, "dev cluster running");
+    tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
