@@ -143,7 +143,7 @@ impl Connection {
                     }
                     Err(status) if is_transport(&status) => {
                         self.forget(&addr);
-                        if retry == Retry::Once {
+                        if retry == Retry::Once && !never_connected(&status) {
                             return Err(ClientError::OutcomeUnknown {
                                 endpoint: addr,
                                 message: status.message().to_owned(),
@@ -168,11 +168,28 @@ impl Connection {
                 None => {
                     self.prefer(None);
                     round += 1;
-                    sleep(Duration::from_millis(u64::from(round.min(10)) * 50)).await;
+                    sleep(Duration::from_millis(u64::from(round.min(5)) * 20)).await;
                 }
             }
         }
     }
+}
+
+/// Whether the call failed to connect, so the request never left this process.
+fn never_connected(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        if error.to_string().contains("tcp connect error") {
+            return true;
+        }
+        source = error.source();
+    }
+    status.message().contains("tcp connect error")
 }
 
 /// A failure of the connection rather than an answer of the server (which always sets

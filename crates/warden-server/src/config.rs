@@ -57,7 +57,8 @@ pub struct Config {
     /// Leader heartbeat interval, ms.
     pub heartbeat_ms: u64,
     /// Election timeout, ms: a follower that hears no leader for a random time between
-    /// this and twice this starts an election.
+    /// half this and this starts an election, and refuses votes while it heard a leader
+    /// within this (the leader lease).
     pub election_timeout_ms: u64,
     /// Snapshot policy.
     pub snapshot: SnapshotConfig,
@@ -95,9 +96,9 @@ impl Config {
         if self.heartbeat_ms == 0 {
             return bad("heartbeat_ms must be positive".into());
         }
-        if self.election_timeout_ms <= self.heartbeat_ms {
+        if self.election_timeout_ms / 2 <= self.heartbeat_ms {
             return bad(format!(
-                "election_timeout_ms ({}) must be larger than heartbeat_ms ({}); etcd uses 1000 and 100",
+                "election_timeout_ms ({}) must be more than twice heartbeat_ms ({}); etcd uses 1000 and 100",
                 self.election_timeout_ms, self.heartbeat_ms
             ));
         }

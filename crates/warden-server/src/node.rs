@@ -73,8 +73,12 @@ impl Node {
         let raft_config = openraft::Config {
             cluster_name: "warden".into(),
             heartbeat_interval: config.heartbeat_ms,
-            election_timeout_min: config.election_timeout_ms,
-            election_timeout_max: config.election_timeout_ms * 2,
+            // openraft's leader lease is election_timeout_max: a follower refuses votes until
+            // it has heard no leader for that long. With etcd's [T, 2T) timer a first
+            // candidate is always refused and failover takes 2-4 T; with [T/2, T) the lease
+            // is T and a new leader is usually in place within 1-2 T.
+            election_timeout_min: config.election_timeout_ms / 2,
+            election_timeout_max: config.election_timeout_ms,
             install_snapshot_timeout: config.election_timeout_ms.max(1_000),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot.logs_since_last),
             max_in_snapshot_log_to_keep: config.snapshot.keep_logs,

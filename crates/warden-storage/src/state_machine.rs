@@ -12,6 +12,7 @@
 //! crashes in between finishes the install from the file when it starts again.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use fjall::{Database, Keyspace, PersistMode};
@@ -60,6 +61,8 @@ struct Inner {
     meta: Keyspace,
     snapshots: SnapshotFile,
     applied: RwLock<Applied>,
+    /// Snapshots installed from a leader since this store was opened.
+    installed: AtomicU64,
 }
 
 /// One write of the state machine keyspaces: a key and its new value, or a deletion.
@@ -84,10 +87,16 @@ impl StateMachineStore {
                 last_applied: None,
                 membership: StoredMembership::default(),
             }),
+            installed: AtomicU64::new(0),
         };
         let applied = inner.load(limits)?;
         *inner.write_state() = applied;
         Ok(StateMachineStore { inner: Arc::new(inner) })
+    }
+
+    /// How many snapshots were installed from a leader since the store was opened.
+    pub fn installed_snapshots(&self) -> u64 {
+        self.inner.installed.load(Ordering::Relaxed)
     }
 
     /// Reads the applied state. Keep `f` short: applies wait for it.
@@ -383,6 +392,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(fail(subject, ErrorVerb::Write))?;
         *self.inner.write_state() = applied;
+        self.inner.installed.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

@@ -1,0 +1,159 @@
+//! A cluster of in-process nodes on loopback ports, with kill, restart and link cuts.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use openraft::ServerState;
+use tempfile::TempDir;
+use tokio::time::{Instant, sleep};
+use warden_client::Client;
+use warden_server::{Config, Faults, MemberConfig, Node, SnapshotConfig};
+
+/// A free loopback port (bound and released; good enough on a test machine).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct TestCluster {
+    _dir: TempDir,
+    pub configs: Vec<Config>,
+    pub nodes: Vec<Option<Node>>,
+    pub faults: Faults,
+}
+
+/// Timing for tests: etcd's defaults unless a test needs faster elections.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub heartbeat_ms: u64,
+    pub election_timeout_ms: u64,
+}
+
+pub const DEFAULT_TIMING: Timing = Timing { heartbeat_ms: 100, election_timeout_ms: 1_000 };
+pub const FAST_TIMING: Timing = Timing { heartbeat_ms: 50, election_timeout_ms: 300 };
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n) and waits for a leader.
+    pub async fn start(n: u64, timing: Timing, snapshot: SnapshotConfig) -> TestCluster {
+        let dir = TempDir::new().unwrap();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let members: Vec<MemberConfig> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| MemberConfig {
+                id: i as u64 + 1,
+                peer_addr: addr(*p).to_string(),
+                client_addr: addr(*c).to_string(),
+            })
+            .collect();
+        let configs: Vec<Config> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p))| Config {
+                node_id: i as u64 + 1,
+                client_addr: addr(*c),
+                peer_addr: addr(*p),
+                data_dir: dir.path().join(format!("node{}", i + 1)),
+                initial_members: members.clone(),
+                heartbeat_ms: timing.heartbeat_ms,
+                election_timeout_ms: timing.election_timeout_ms,
+                snapshot: snapshot.clone(),
+                ..Config::default()
+            })
+            .collect();
+        let mut cluster =
+            TestCluster { _dir: dir, configs, nodes: Vec::new(), faults: Faults::default() };
+        for i in 0..n as usize {
+            let node =
+                Node::start(cluster.configs[i].clone(), cluster.faults.clone()).await.unwrap();
+            cluster.nodes.push(Some(node));
+        }
+        cluster.leader(Duration::from_secs(10)).await;
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes[(id - 1) as usize].as_ref().expect("node is running")
+    }
+
+    pub fn endpoint(&self, id: u64) -> String {
+        self.configs[(id - 1) as usize].client_addr.to_string()
+    }
+
+    /// A client of every member.
+    pub fn client(&self) -> Client {
+        Client::new(self.configs.iter().map(|c| c.client_addr.to_string()).collect()).unwrap()
+    }
+
+    /// A client of one member only (it still follows leader redirects).
+    pub fn client_of(&self, id: u64) -> Client {
+        Client::new(vec![self.endpoint(id)]).unwrap()
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().flatten()
+    }
+
+    /// The id of the leader the running nodes agree on, waiting up to `within`.
+    pub async fn leader(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let leaders: Vec<u64> = self
+                .running()
+                .filter(|n| n.raft().metrics().borrow().state == ServerState::Leader)
+                .map(|n| n.id())
+                .collect();
+            if let [leader] = leaders[..] {
+                return leader;
+            }
+            assert!(Instant::now() < deadline, "no single leader within {within:?}: {leaders:?}");
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops a node (its storage is released; its data stays).
+    pub async fn kill(&mut self, id: u64) {
+        let node = self.nodes[(id - 1) as usize].take().expect("node is running");
+        node.shutdown().await;
+    }
+
+    /// Starts a stopped node again from its data directory.
+    pub async fn restart(&mut self, id: u64) {
+        let config = self.configs[(id - 1) as usize].clone();
+        let node = Node::start(config, self.faults.clone()).await.unwrap();
+        self.nodes[(id - 1) as usize] = Some(node);
+    }
+
+    /// Waits until every running node has applied at least `index`.
+    pub async fn wait_applied(&self, index: u64, within: Duration) {
+        for node in self.running() {
+            node.raft()
+                .wait(Some(within))
+                .applied_index_at_least(Some(index), "catch up")
+                .await
+                .unwrap_or_else(|e| panic!("node {} did not apply {index}: {e}", node.id()));
+        }
+    }
+
+    /// The applied index of a node.
+    pub fn applied(&self, id: u64) -> u64 {
+        self.node(id).raft().metrics().borrow().last_applied.map(|l| l.index).unwrap_or(0)
+    }
+
+    /// A node's whole state, as snapshot bytes.
+    pub fn state_bytes(&self, id: u64) -> Vec<u8> {
+        self.node(id).state_machine().read(|a| a.core.snapshot().unwrap())
+    }
+
+    pub async fn stop(mut self) {
+        for i in 0..self.nodes.len() {
+            if let Some(node) = self.nodes[i].take() {
+                node.shutdown().await;
+            }
+        }
+    }
+}
+
+pub fn no_snapshots() -> SnapshotConfig {
+    SnapshotConfig::default()
+}

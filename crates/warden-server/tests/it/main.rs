@@ -1,0 +1,8 @@
+//! Multi-node tests of warden-server: in-process nodes talking over real loopback sockets.
+
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod cluster;
+mod failover;
+mod partition;
+mod replication;
