@@ -1,0 +1,110 @@
+//! The CLI against a one-member cluster: output formats and exit statuses.
+
+use std::process::Command;
+
+use crate::processes::ProcessCluster;
+
+fn warden(endpoint: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .arg("--endpoints")
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_print_text_and_json() {
+    let cluster = ProcessCluster::start(1);
+    cluster.leader().await;
+    let e = cluster.clients[0].clone();
+    assert!(warden(&e, &["put", "/cfg", "v1"]).0);
+    let (ok, out, _) = warden(&e, &["get", "/cfg"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "v1");
+    let (_, out, _) = warden(&e, &["get", "/cfg", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(json["value"], "v1");
+    assert_eq!(json["stat"]["version"], 0);
+    let (_, out, _) = warden(&e, &["create", "/cfg/q-", "x", "--sequential"]);
+    assert_eq!(out.trim(), "/cfg/q-0000000000");
+    let (_, out, _) = warden(&e, &["ls", "/cfg", "-o", "json"]);
+    let child: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(child["path"], "/cfg/q-0000000000");
+    let (ok, _, err) = warden(&e, &["rm", "/cfg"]);
+    assert!(!ok);
+    assert!(err.contains("delete them first or delete recursively"), "{err}");
+    let (ok, out, _) = warden(&e, &["rm", "-r", "/cfg", "-o", "json"]);
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(out.trim()).unwrap()["deleted"], 2);
+    let (ok, _, err) = warden(&e, &["get", "/cfg"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+    let (ok, _, err) = warden(&e, &["get", "no-slash"]);
+    assert!(!ok);
+    assert!(err.contains("must start with"), "{err}");
+    let (ok, out, _) = warden(&e, &["cluster", "status", "-o", "json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(status["leader_id"], 1);
+    assert_eq!(status["members"][0]["role"], "leader");
+    assert!(status["members"][0]["applied_index"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let base = free_base_port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["dev", "--nodes", "3", "--base-port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = dev.stdout.take().unwrap();
+    let endpoints = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("endpoints: ").map(str::to_owned))
+        .unwrap_or_else(|| {
+            let err = std::fs::read_to_string(log.path()).unwrap_or_default();
+            panic!("dev printed no endpoints; stderr: {err}")
+        });
+    assert_eq!(endpoints.split(',').count(), 3);
+    let client =
+        warden_client::Client::new(endpoints.split(',').map(str::to_owned).collect()).unwrap();
+    client.put("/dev", "ok").await.unwrap();
+    let (ok, out, _) = warden(&endpoints, &["cluster", "status", "-o", "json"]);
+    assert!(ok);
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(3));
+    let interrupted = Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let exit = dev.wait().unwrap();
+    assert!(exit.success(), "warden dev exited with {exit} after Ctrl-C");
+}
+
+/// A port p such that the ports `warden dev --nodes 3 --base-port p` uses are all free now.
+fn free_base_port() -> u16 {
+    for _ in 0..100 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base > 65_000 {
+            continue;
+        }
+        let all_free = [0, 1, 2, 10, 11, 12, 20, 21, 22]
+            .iter()
+            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free range of ports for warden dev");
+}

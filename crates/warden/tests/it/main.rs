@@ -1,0 +1,7 @@
+//! Tests of the `warden` binary: real server processes killed with SIGKILL, and the CLI.
+
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod cli;
+mod crash;
+mod processes;

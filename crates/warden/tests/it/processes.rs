@@ -1,0 +1,109 @@
+//! A cluster of `warden server` processes on loopback, each with its own config file.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use warden_client::Client;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct ProcessCluster {
+    pub dir: TempDir,
+    pub clients: Vec<String>,
+    children: Vec<Option<Child>>,
+}
+
+impl ProcessCluster {
+    /// Writes `n` config files (fast elections) and starts every member.
+    pub fn start(n: usize) -> ProcessCluster {
+        let dir = TempDir::new().unwrap();
+        let ports: Vec<(u16, u16, u16)> =
+            (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let members: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p, _))| {
+                format!(
+                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
+                    i + 1
+                )
+            })
+            .collect();
+        for (i, (c, p, h)) in ports.iter().enumerate() {
+            let config = format!(
+                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
+                 data_dir = \"{data}\"\nheartbeat_ms = 50\nelection_timeout_ms = 400\n\n{members}",
+                id = i + 1,
+                data = dir.path().join(format!("node{}", i + 1)).display(),
+            );
+            std::fs::write(Self::config_path(dir.path(), i + 1), config).unwrap();
+        }
+        let clients = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
+        let mut cluster = ProcessCluster { dir, clients, children: (0..n).map(|_| None).collect() };
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    fn config_path(dir: &Path, id: usize) -> PathBuf {
+        dir.join(format!("node{id}.toml"))
+    }
+
+    /// Starts member `id` (from 1), appending its log to `nodeN.log`.
+    pub fn spawn(&mut self, id: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{id}.log")))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("server")
+            .arg("--config")
+            .arg(Self::config_path(self.dir.path(), id))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[id - 1] = Some(child);
+    }
+
+    /// SIGKILLs member `id`.
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.clients.clone()).unwrap()
+    }
+
+    /// The current leader's id, asking until one answers.
+    pub async fn leader(&self) -> u64 {
+        let client = self.client();
+        for _ in 0..200 {
+            if let Ok(status) = client.status().await
+                && status.leader_id != 0
+            {
+                return status.leader_id;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no leader; logs in {}", self.dir.path().display());
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for id in 1..=self.children.len() {
+            self.kill9(id);
+        }
+    }
+}
