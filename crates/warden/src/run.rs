@@ -89,3 +89,41 @@ pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for name in ["single.toml", "node1.toml", "node2.toml", "node3.toml"] {
+            let config = load_config(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(config.client_addr.ip().to_string(), "127.0.0.1", "{name}");
+        }
+        let single = load_config(&dir.join("single.toml")).ok();
+        let defaults = Config { data_dir: "./warden-data/single".into(), ..Config::default() };
+        assert_eq!(single, Some(defaults), "single.toml spells out the defaults");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "node_id = 1\nclent_addr = \"127.0.0.1:1\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let error = format!("{:#}", load_config(&path).err().map(|e| e.to_string()).unwrap_or_default());
+        assert!(error.contains("invalid config file"), "{error}");
+        std::fs::write(&path, "node_id = 0\n").unwrap_or_else(|e| panic!("{e}"));
+        let error = load_config(&path).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(error.contains("node_id must be a positive integer"), "{error}");
+    }
+
+    #[test]
+    fn dev_members_use_ports_ten_apart() {
+        let config = dev_config(2, 3, 7400, Path::new("/tmp/x")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.client_addr.port(), 7410);
+        assert_eq!(config.peer_addr.port(), 7411);
+        assert_eq!(config.initial_members.len(), 3);
+        assert!(dev_config(3, 3, 65_530, Path::new("/tmp/x")).is_err());
+    }
+}
