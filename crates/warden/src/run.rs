@@ -110,8 +110,10 @@ mod tests {
     fn unknown_keys_and_bad_values_are_refused() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "node_id = 1\nclent_addr = \"127.0.0.1:1\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let error = format!("{:#}", load_config(&path).err().map(|e| e.to_string()).unwrap_or_default());
+        std::fs::write(&path, "node_id = 1\nclent_addr = \"127.0.0.1:1\"\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error =
+            format!("{:#}", load_config(&path).err().map(|e| e.to_string()).unwrap_or_default());
         assert!(error.contains("invalid config file"), "{error}");
         std::fs::write(&path, "node_id = 0\n").unwrap_or_else(|e| panic!("{e}"));
         let error = load_config(&path).err().map(|e| format!("{e:#}")).unwrap_or_default();
