@@ -3,8 +3,11 @@
 //! A request goes to the member that last answered (the leader, usually). A member that is
 //! not the leader answers UNAVAILABLE with the leader's address, which the client follows.
 //! A member that cannot be connected to is skipped: nothing was sent, so any request can
-//! go to the next one. A connection that breaks after a request was sent is retried only
-//! for reads; for a write the outcome is unknown and the caller is told so.
+//! go to the next one. A connection that breaks after a request was sent, or a member that
+//! fails after accepting it, is retried only for reads; for a write the outcome is unknown
+//! and the caller is told so. "Not the leader" is safe to follow for any request: openraft
+//! answers it before proposing, or after the proposal was truncated from its log, which
+//! means it can never commit.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -93,6 +96,15 @@ impl Connection {
         *self.preferred.lock().unwrap_or_else(PoisonError::into_inner) = addr;
     }
 
+    /// Moves on from a failed member: the next call starts with the endpoint after it.
+    fn prefer_after(&self, addr: &str) {
+        let next = match self.endpoints.iter().position(|e| e == addr) {
+            Some(i) => self.endpoints.get((i + 1) % self.endpoints.len()).cloned(),
+            None => self.endpoints.first().cloned(),
+        };
+        self.prefer(next);
+    }
+
     /// The order to try members in: the preferred one, then the list.
     fn candidates(&self) -> Vec<String> {
         let preferred = self.preferred.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -139,11 +151,21 @@ impl Connection {
                     Err(status)
                         if status.code() == Code::Unavailable && !kind(&status).is_empty() =>
                     {
+                        // Only "not the leader" proves a write was not proposed; a member
+                        // whose raft stopped may have replicated it first.
+                        if retry == Retry::Once {
+                            self.prefer_after(&addr);
+                            return Err(ClientError::OutcomeUnknown {
+                                endpoint: addr,
+                                message: status.message().to_owned(),
+                            });
+                        }
                         last = format!("{addr}: {}", status.message());
                     }
                     Err(status) if is_transport(&status) => {
                         self.forget(&addr);
                         if retry == Retry::Once && !never_connected(&status) {
+                            self.prefer_after(&addr);
                             return Err(ClientError::OutcomeUnknown {
                                 endpoint: addr,
                                 message: status.message().to_owned(),

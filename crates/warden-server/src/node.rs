@@ -17,7 +17,7 @@ use warden_core::Limits;
 use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
 use warden_proto::v1::kv_server::KvServer;
-use warden_storage::{StateMachineStore, TypeConfig, WardenNode};
+use warden_storage::{LogStore, StateMachineStore, TypeConfig, WardenNode};
 
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
@@ -30,6 +30,7 @@ use crate::shared::Shared;
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
     shared: Shared,
+    log: LogStore,
     client_addr: SocketAddr,
     peer_addr: SocketAddr,
     stops: Vec<oneshot::Sender<()>>,
@@ -87,6 +88,7 @@ impl Node {
         }
         .validate()
         .map_err(|e| ServerError::Config(e.to_string()))?;
+        let log = storage.log.clone();
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -104,7 +106,7 @@ impl Node {
             state_machine: storage.state_machine,
         };
         let mut node =
-            Node { shared, client_addr, peer_addr, stops: Vec::new(), servers: Vec::new() };
+            Node { shared, log, client_addr, peer_addr, stops: Vec::new(), servers: Vec::new() };
 
         let raft_service = RaftServer::new(RaftService::new(config.node_id, raft.clone(), faults))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -160,6 +162,11 @@ impl Node {
     /// The raft node.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.shared.raft
+    }
+
+    /// The log store (for fault injection in tests).
+    pub fn log_store(&self) -> &LogStore {
+        &self.log
     }
 
     /// The state machine.

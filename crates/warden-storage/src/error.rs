@@ -20,8 +20,8 @@ pub enum StorageError {
         /// fjall's error.
         source: fjall::Error,
     },
-    /// A file operation on a snapshot failed.
-    #[error("snapshot file error in {context}: {source}")]
+    /// A file operation failed (snapshot files; injected log write failures).
+    #[error("I/O error in {context}: {source}")]
     Io {
         /// What the store was doing.
         context: &'static str,

@@ -9,6 +9,7 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use fjall::{Database, Keyspace, PersistMode};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -35,6 +36,8 @@ struct Inner {
     db: Database,
     log: Keyspace,
     meta: Keyspace,
+    /// Fault injection: when set, every write fails as a failed fsync would.
+    fail_writes: AtomicBool,
 }
 
 fn fail(
@@ -46,7 +49,13 @@ fn fail(
 
 impl LogStore {
     pub(crate) fn new(db: Database, log: Keyspace, meta: Keyspace) -> LogStore {
-        LogStore { inner: Arc::new(Inner { db, log, meta }) }
+        LogStore { inner: Arc::new(Inner { db, log, meta, fail_writes: AtomicBool::new(false) }) }
+    }
+
+    /// Fault injection for tests: from now on every log or vote write fails with an I/O
+    /// error, as a failed fsync would. openraft then stops the node.
+    pub fn inject_write_failure(&self) {
+        self.inner.fail_writes.store(true, Ordering::SeqCst);
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -67,6 +76,12 @@ impl LogStore {
         + Send
         + 'static,
     ) -> Result<(), StorageError> {
+        if self.inner.fail_writes.load(Ordering::SeqCst) {
+            return Err(StorageError::Io {
+                context: "writing the raft log",
+                source: std::io::Error::other("injected write failure"),
+            });
+        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut batch = inner.db.batch().durability(Some(durability));

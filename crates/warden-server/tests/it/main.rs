@@ -4,5 +4,6 @@
 
 mod cluster;
 mod failover;
+mod fatal;
 mod partition;
 mod replication;

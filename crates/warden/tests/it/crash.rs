@@ -21,10 +21,12 @@ async fn the_leader_killed_with_sigkill_is_replaced_and_rejoins() {
     cluster.kill9(old);
     // A put sent on the connection to the dead leader comes back "outcome unknown"; a put
     // of the same value may be repeated, so it is retried.
-    loop {
+    for attempt in 0.. {
         match client.put("/after", "y").await {
             Ok(_) => break,
-            Err(warden_client::ClientError::OutcomeUnknown { .. }) => continue,
+            Err(warden_client::ClientError::OutcomeUnknown { .. }) if attempt < 100 => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             Err(e) => panic!("put after failover: {e}"),
         }
     }
