@@ -1,11 +1,12 @@
 //! Running nodes: `warden server` (one node from a config file) and `warden dev` (a local
 //! cluster in this process, data in a temporary folder).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use warden_server::{Config, Faults, MemberConfig, Node};
 
 /// Reads a config file: TOML, unknown keys refused.
@@ -63,7 +64,6 @@ pub(crate) fn dev_config(i: u16, n: u16, base_port: u16, data: &Path) -> Result<
 }
 
 /// Runs an n-member cluster in this process until Ctrl-C.
-#[allow(clippy::print_stdout)]
 pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
     if n == 0 {
         bail!("--nodes must be at least 1");
@@ -78,10 +78,18 @@ pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
             .push(Node::start(dev_config(i, n, base_port, data.path())?, Faults::default()).await?);
     }
     let endpoints: Vec<String> = nodes.iter().map(|n| n.client_addr().to_string()).collect();
-    println!("warden dev: {n} member(s), data in {}", data.path().display());
-    println!("endpoints: {}", endpoints.join(","));
-    println!("try: warden --endpoints {} put /hello world", endpoints.join(","));
-    println!("Ctrl-C stops the cluster and deletes its data.");
+    // One write, and a closed stdout (`warden dev | head -2`) must not stop the cluster.
+    let banner = format!(
+        "warden dev: {n} member(s), data in {}\nendpoints: {}\ntry: warden --endpoints {} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
+        data.path().display(),
+        endpoints.join(","),
+        endpoints.join(","),
+    );
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        warn!("cannot print the endpoints: stdout is closed");
+    }
+    drop(stdout);
     info!(members = n, "dev cluster running");
     tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
     for node in nodes {

@@ -69,9 +69,9 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let stdout = dev.stdout.take().unwrap();
-    let endpoints = BufReader::new(stdout)
-        .lines()
+    let mut lines = BufReader::new(dev.stdout.take().unwrap()).lines();
+    let endpoints = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|line| line.strip_prefix("endpoints: ").map(str::to_owned))
         .unwrap_or_else(|| {
@@ -89,6 +89,7 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
     let interrupted = Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
     assert!(interrupted.success());
     let exit = dev.wait().unwrap();
+    drop(lines);
     assert!(exit.success(), "warden dev exited with {exit} after Ctrl-C");
 }
 
