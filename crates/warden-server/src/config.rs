@@ -164,8 +164,8 @@ mod tests {
         let ok = Config::default();
         assert!(problem(&Config { node_id: 0, ..ok.clone() }).contains("node_id"));
         assert!(
-            problem(&Config { election_timeout_ms: 100, ..ok.clone() })
-                .contains("larger than heartbeat_ms")
+            problem(&Config { election_timeout_ms: 200, ..ok.clone() })
+                .contains("more than twice heartbeat_ms")
         );
         assert!(problem(&Config { node_id: 2, ..ok.clone() }).contains("does not list this node"));
         assert!(problem(&Config { initial_members: vec![], ..ok.clone() }).contains("empty"));
