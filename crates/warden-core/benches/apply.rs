@@ -55,7 +55,7 @@ struct Bench {
 impl Bench {
     fn apply(&mut self, request: Request) -> Output {
         self.index += 1;
-        let ctx = ApplyContext { index: self.index, time_ms: self.index };
+        let ctx = ApplyContext { index: self.index, time_ms: self.index, term: 1 };
         match self.state.apply(request, &ctx).response.outcome {
             Ok(output) => output,
             Err(e) => panic!("bench command failed: {e}"),
@@ -171,7 +171,7 @@ fn benches(c: &mut Criterion) {
                     );
                 }
                 let started = Instant::now();
-                let out = b.apply(Request::new(Command::ExpireSessions { ids: vec![id] }));
+                let out = b.apply(Request::new(Command::ExpireSessions { ids: vec![id], term: 1 }));
                 total += started.elapsed();
                 assert!(matches!(out, Output::SessionsExpired { deleted: 1_000, .. }));
             }

@@ -70,6 +70,16 @@ pub enum Command {
     ExpireSessions {
         /// The sessions.
         ids: Vec<SessionId>,
+        /// The raft term in which the leader decided the expiry. The command is refused
+        /// unless its log entry was appended in that same term, so a leader that lost and
+        /// regained leadership cannot act on deadlines it tracked before.
+        term: u64,
+    },
+    /// Records each session's remaining time to live, so that a new leader starts from it
+    /// (plus a grace) instead of a full ttl. Sessions already gone are skipped.
+    CheckpointSessions {
+        /// `(session, remaining ms)` pairs.
+        remaining: Vec<(SessionId, u64)>,
     },
     /// Creates a node.
     Create {

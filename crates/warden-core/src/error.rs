@@ -21,6 +21,14 @@ pub enum CoreError {
         /// The rule it broke.
         rule: PathRule,
     },
+    /// A watch pattern that is not a valid glob.
+    #[error("invalid glob pattern {pattern:?}: {reason}")]
+    InvalidGlob {
+        /// The pattern as given.
+        pattern: String,
+        /// Why it is invalid.
+        reason: String,
+    },
     /// A value is larger than the configured limit.
     #[error("value of {len} bytes for {path:?} is larger than the limit of {max} bytes")]
     ValueTooLarge {
@@ -111,6 +119,16 @@ pub enum CoreError {
     SessionExpired {
         /// The session.
         id: SessionId,
+    },
+    /// A leader's decision carried into a later term than the one it was made in.
+    #[error(
+        "refused: decided in raft term {decided} but appended in term {appended}; the leader changed in between"
+    )]
+    StaleTerm {
+        /// The term the decision was made in.
+        decided: u64,
+        /// The term of the log entry.
+        appended: u64,
     },
     /// A session ttl outside the configured range.
     #[error("session ttl of {ttl_ms} ms is outside the allowed range {min_ms}..={max_ms} ms")]

@@ -12,7 +12,7 @@
 //! use warden_core::{ApplyContext, Command, CreateMode, Output, Request, State};
 //!
 //! let mut state = State::default();
-//! let ctx = ApplyContext { index: 1, time_ms: 1_700_000_000_000 };
+//! let ctx = ApplyContext { index: 1, time_ms: 1_700_000_000_000, term: 1 };
 //! let create = Command::Create { path: "/app".into(), data: "v1".into(), mode: CreateMode::PERSISTENT };
 //! let applied = state.apply(Request::new(create), &ctx);
 //! assert!(matches!(applied.response.outcome, Ok(Output::Created { .. })));
@@ -34,6 +34,7 @@ mod snapshot;
 mod state;
 mod tree;
 mod txn;
+mod watch;
 
 pub use command::{Check, Command, Compare, CompareOp, LogCommand, Request, RequestId, TxnOp};
 pub use error::CoreError;
@@ -44,3 +45,4 @@ pub use response::{Output, Response};
 pub use session::{Session, SessionId, SessionTable};
 pub use state::{Applied, ApplyContext, Changes, State, StateMeta};
 pub use tree::Tree;
+pub use watch::WatchFilter;

@@ -39,6 +39,11 @@ pub enum Output {
         /// How many ephemeral nodes went with them.
         deleted: u64,
     },
+    /// Session checkpoints were recorded.
+    SessionsCheckpointed {
+        /// How many live sessions were updated.
+        count: u64,
+    },
     /// A node was created.
     Created {
         /// Its path, with the sequence number for a sequential node.

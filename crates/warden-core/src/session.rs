@@ -35,6 +35,8 @@ pub struct Session {
     pub identity: String,
     /// When it was opened, on the leader's clock, in ms since the Unix epoch.
     pub opened_ms: u64,
+    /// Its remaining time to live at the last checkpoint, if one was taken.
+    pub checkpoint_remaining_ms: Option<u64>,
     /// Responses by sequence number, for retries.
     responses: BTreeMap<u64, Response>,
     /// Requests below this sequence number can no longer be answered.
@@ -44,7 +46,15 @@ pub struct Session {
 impl Session {
     /// A new session with nothing remembered.
     pub fn new(id: SessionId, ttl_ms: u64, identity: String, opened_ms: u64) -> Session {
-        Session { id, ttl_ms, identity, opened_ms, responses: BTreeMap::new(), floor: 1 }
+        Session {
+            id,
+            ttl_ms,
+            identity,
+            opened_ms,
+            checkpoint_remaining_ms: None,
+            responses: BTreeMap::new(),
+            floor: 1,
+        }
     }
 
     /// Forgets what the client has acknowledged, then returns the remembered response to

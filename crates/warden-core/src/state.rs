@@ -27,6 +27,8 @@ pub struct ApplyContext {
     pub index: u64,
     /// The leader's clock when it proposed the entry, in ms since the Unix epoch.
     pub time_ms: u64,
+    /// The raft term the entry was appended in.
+    pub term: u64,
 }
 
 /// The result of applying one request.
@@ -185,7 +187,10 @@ impl State {
                 Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
                 None => Err(CoreError::SessionExpired { id }),
             },
-            Command::ExpireSessions { ids } => {
+            Command::ExpireSessions { term, .. } if term != ctx.term => {
+                Err(CoreError::StaleTerm { decided: term, appended: ctx.term })
+            }
+            Command::ExpireSessions { ids, .. } => {
                 let mut expired = Vec::new();
                 let mut deleted = 0;
                 for id in ids {
@@ -195,6 +200,16 @@ impl State {
                     }
                 }
                 Ok(Output::SessionsExpired { ids: expired, deleted })
+            }
+            Command::CheckpointSessions { remaining } => {
+                let mut count = 0;
+                for (id, ms) in remaining {
+                    if let Some(session) = self.sessions.get_mut(id) {
+                        session.checkpoint_remaining_ms = Some(ms.min(session.ttl_ms));
+                        count += 1;
+                    }
+                }
+                Ok(Output::SessionsCheckpointed { count })
             }
             Command::Create { path, data, mode } => m
                 .create(&path, data, mode, session)

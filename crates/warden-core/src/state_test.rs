@@ -29,9 +29,10 @@ impl Harness {
 
     fn run(&mut self, request: Request) -> Applied {
         self.index += 1;
-        let applied = self
-            .state
-            .apply(request, &ApplyContext { index: self.index, time_ms: 1_000 + self.index });
+        let applied = self.state.apply(
+            request,
+            &ApplyContext { index: self.index, time_ms: 1_000 + self.index, term: 1 },
+        );
         let broken = invariants::violations(&self.state);
         assert!(broken.is_empty(), "invariants broken: {broken:?}");
         applied
@@ -408,13 +409,40 @@ fn expiry_skips_sessions_already_gone() {
     let (s1, s2) = (h.open(), h.open());
     h.create_in(s2, "/e", CreateMode::EPHEMERAL).ok();
     h.cmd(Command::CloseSession { id: s1 }).ok();
-    let applied = h.run(Request::new(Command::ExpireSessions { ids: vec![s1, s2, 77] }));
+    let applied = h.run(Request::new(Command::ExpireSessions { ids: vec![s1, s2, 77], term: 1 }));
     assert_eq!(applied.response.outcome, Ok(Output::SessionsExpired { ids: vec![s2], deleted: 1 }));
     assert_eq!(applied.response.revision, 2);
     assert_eq!(h.state.sessions().count(), 0);
-    let none = h.run(Request::new(Command::ExpireSessions { ids: vec![s2] }));
+    let none = h.run(Request::new(Command::ExpireSessions { ids: vec![s2], term: 1 }));
     assert_eq!(none.response.outcome, Ok(Output::SessionsExpired { ids: vec![], deleted: 0 }));
     assert_eq!(none.response.revision, 2, "expiring nothing does not bump the revision");
+}
+
+#[test]
+fn expiry_decided_in_another_term_is_refused() {
+    let mut h = Harness::new();
+    let s = h.open();
+    h.create_in(s, "/e", CreateMode::EPHEMERAL).ok();
+    assert_eq!(
+        h.cmd(Command::ExpireSessions { ids: vec![s], term: 0 }),
+        Err(CoreError::StaleTerm { decided: 0, appended: 1 })
+    );
+    assert!(h.exists("/e") && h.state.session(s).is_some());
+}
+
+#[test]
+fn checkpoints_record_remaining_ttl_without_a_revision() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.open(), h.open());
+    let applied = h.run(Request::new(Command::CheckpointSessions {
+        remaining: vec![(s1, 1_200), (s2, 99_999), (404, 1)],
+    }));
+    assert_eq!(applied.response.outcome, Ok(Output::SessionsCheckpointed { count: 2 }));
+    assert!(applied.events.is_empty());
+    assert_eq!(h.state.revision(), 0);
+    assert_eq!(h.state.session(s1).and_then(|s| s.checkpoint_remaining_ms), Some(1_200));
+    // Never more than the ttl.
+    assert_eq!(h.state.session(s2).and_then(|s| s.checkpoint_remaining_ms), Some(5_000));
 }
 
 // ---- exactly-once requests ----

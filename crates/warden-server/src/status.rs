@@ -27,6 +27,8 @@ fn with_kind(mut status: Status, kind: &str) -> Status {
 pub(crate) fn core_error(error: &CoreError) -> Status {
     let (code, kind) = match error {
         CoreError::InvalidPath { .. } => (Code::InvalidArgument, "InvalidPath"),
+        CoreError::InvalidGlob { .. } => (Code::InvalidArgument, "InvalidGlob"),
+        CoreError::StaleTerm { .. } => (Code::Aborted, "StaleTerm"),
         CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, "ValueTooLarge"),
         CoreError::InvalidCreateMode { .. } => (Code::InvalidArgument, "InvalidCreateMode"),
         CoreError::InvalidTtl { .. } => (Code::InvalidArgument, "InvalidTtl"),

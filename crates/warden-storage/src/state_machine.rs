@@ -343,8 +343,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let response = match entry.payload {
                     EntryPayload::Blank => None,
                     EntryPayload::Normal(proposal) => {
-                        let ctx =
-                            ApplyContext { index: entry.log_id.index, time_ms: proposal.time_ms };
+                        let ctx = ApplyContext {
+                            index: entry.log_id.index,
+                            time_ms: proposal.time_ms,
+                            term: entry.log_id.leader_id.term,
+                        };
                         Some(applied.core.apply(proposal.command.into_request(), &ctx).response)
                     }
                     EntryPayload::Membership(m) => {

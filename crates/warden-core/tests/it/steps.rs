@@ -22,7 +22,8 @@ pub struct SessionRef(u8);
 pub enum AbstractCommand {
     Open { ttl_ms: u64 },
     Close(SessionRef),
-    Expire(Vec<SessionRef>),
+    Expire(Vec<SessionRef>, bool),
+    Checkpoint(Vec<(SessionRef, u64)>),
     Create { path: String, data: Bytes, mode: CreateMode },
     Set { path: String, data: Bytes, expected_version: Option<u64> },
     Delete { path: String, expected_version: Option<u64>, recursive: bool },
@@ -101,7 +102,9 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
     prop_oneof![
         3 => prop::sample::select(vec![500u64, 1_000, 5_000]).prop_map(|ttl_ms| AbstractCommand::Open { ttl_ms }),
         1 => session_ref().prop_map(AbstractCommand::Close),
-        1 => prop::collection::vec(session_ref(), 0..3).prop_map(AbstractCommand::Expire),
+        1 => (prop::collection::vec(session_ref(), 0..3), prop::bool::weighted(0.2))
+            .prop_map(|(refs, stale)| AbstractCommand::Expire(refs, stale)),
+        1 => prop::collection::vec((session_ref(), 0u64..10_000), 0..3).prop_map(AbstractCommand::Checkpoint),
         8 => (path(), data(), mode()).prop_map(|(path, data, mode)| AbstractCommand::Create { path, data, mode }),
         3 => (path(), data(), version())
             .prop_map(|(path, data, expected_version)| AbstractCommand::Set { path, data, expected_version }),
@@ -146,6 +149,11 @@ impl Runner {
         Runner { state, opened: self.opened.clone(), index: self.index }
     }
 
+    /// The raft term of the next entry: it changes every 16 entries.
+    fn term(&self) -> u64 {
+        2 + (self.index + 1) / 16
+    }
+
     fn resolve(&self, r: SessionRef) -> u64 {
         if self.opened.is_empty() || r.0 >= 250 {
             return 1_000_000 + u64::from(r.0);
@@ -159,9 +167,13 @@ impl Runner {
                 Command::OpenSession { ttl_ms: *ttl_ms, identity: "prop".into() }
             }
             AbstractCommand::Close(r) => Command::CloseSession { id: self.resolve(*r) },
-            AbstractCommand::Expire(rs) => {
-                Command::ExpireSessions { ids: rs.iter().map(|r| self.resolve(*r)).collect() }
-            }
+            AbstractCommand::Expire(rs, stale) => Command::ExpireSessions {
+                ids: rs.iter().map(|r| self.resolve(*r)).collect(),
+                term: if *stale { self.term() - 1 } else { self.term() },
+            },
+            AbstractCommand::Checkpoint(rs) => Command::CheckpointSessions {
+                remaining: rs.iter().map(|(r, ms)| (self.resolve(*r), *ms)).collect(),
+            },
             AbstractCommand::Create { path, data, mode } => {
                 Command::Create { path: path.clone(), data: data.clone(), mode: *mode }
             }
@@ -188,7 +200,8 @@ impl Runner {
     pub fn apply(&mut self, step: &Step) -> (Request, Applied) {
         let request = self.request(step);
         self.index += 1;
-        let ctx = ApplyContext { index: self.index, time_ms: 1_000 * self.index };
+        let ctx =
+            ApplyContext { index: self.index, time_ms: 1_000 * self.index, term: self.term() };
         let applied = self.state.apply(request.clone(), &ctx);
         if let Ok(Output::SessionOpened { id, .. }) = &applied.response.outcome {
             self.opened.push(*id);
