@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &[
             "../../proto/warden/v1/kv.proto",
             "../../proto/warden/v1/cluster.proto",
+            "../../proto/warden/v1/watch.proto",
+            "../../proto/warden/v1/session.proto",
             "../../proto/warden/raft/v1/raft.proto",
         ],
         &["../../proto"],

@@ -20,6 +20,8 @@ mod node;
 mod raft_service;
 mod shared;
 mod status;
+pub mod watch_hub;
+mod watch_service;
 
 pub use cluster_service::role_name;
 pub use config::{Config, MemberConfig, SnapshotConfig};
@@ -27,3 +29,4 @@ pub use error::ServerError;
 pub use network::Faults;
 pub use node::Node;
 pub use status::ERROR_METADATA;
+pub use watch_service::COMPACT_REVISION_METADATA;

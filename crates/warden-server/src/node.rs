@@ -17,7 +17,8 @@ use warden_core::Limits;
 use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
 use warden_proto::v1::kv_server::KvServer;
-use warden_storage::{LogStore, StateMachineStore, TypeConfig, WardenNode};
+use warden_proto::v1::watch_server::WatchServer;
+use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
@@ -26,6 +27,8 @@ use crate::kv_service::KvService;
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
 use crate::shared::Shared;
+use crate::watch_hub::WatchHub;
+use crate::watch_service::WatchService;
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
@@ -35,7 +38,16 @@ pub struct Node {
     peer_addr: SocketAddr,
     stops: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    /// Background loops (progress notices, session tracking), aborted at shutdown.
+    tasks: Vec<JoinHandle<()>>,
 }
+
+/// Events kept for watches that start in the past.
+const WATCH_HISTORY_EVENTS: usize = 100_000;
+/// Messages buffered per watcher before it is cancelled as too slow.
+const WATCH_BUFFER: usize = 1_024;
+/// How often watchers that asked for them get progress notices.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
@@ -99,14 +111,24 @@ impl Node {
         .await
         .map_err(|e| ServerError::Raft(e.to_string()))?;
 
+        let revision = storage.state_machine.read(|a| a.core.revision());
+        let hub = Arc::new(WatchHub::new(revision, WATCH_HISTORY_EVENTS, WATCH_BUFFER));
+        storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
         let shared = Shared {
             id: config.node_id,
             cluster_id: config.founder(),
             raft: raft.clone(),
             state_machine: storage.state_machine,
         };
-        let mut node =
-            Node { shared, log, client_addr, peer_addr, stops: Vec::new(), servers: Vec::new() };
+        let mut node = Node {
+            shared,
+            log,
+            client_addr,
+            peer_addr,
+            stops: Vec::new(),
+            servers: Vec::new(),
+            tasks: Vec::new(),
+        };
 
         let raft_service = RaftServer::new(RaftService::new(config.node_id, raft.clone(), faults))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -114,7 +136,18 @@ impl Node {
         node.serve(Server::builder().add_service(raft_service), peer_listener);
         let kv = KvServer::new(KvService::new(node.shared.clone()));
         let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
-        node.serve(Server::builder().add_service(kv).add_service(cluster), client_listener);
+        let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
+        node.serve(
+            Server::builder().add_service(kv).add_service(cluster).add_service(watch),
+            client_listener,
+        );
+        node.tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
+            loop {
+                ticker.tick().await;
+                hub.notify_progress();
+            }
+        }));
 
         if config.node_id == config.founder() {
             node.found(&config).await?;
@@ -204,6 +237,9 @@ impl Node {
 
     /// Stops the servers and raft, and releases the storage.
     pub async fn shutdown(self) {
+        for task in self.tasks {
+            task.abort();
+        }
         for stop in self.stops {
             stop.send(()).ok();
         }

@@ -33,7 +33,7 @@ use warden_core::Limits;
 
 pub use error::StorageError;
 pub use log_store::LogStore;
-pub use state_machine::{Applied, StateMachineStore};
+pub use state_machine::{Applied, EventSink, StateMachineStore};
 pub use types::{
     Entry, LogId, NodeId, Proposal, RaftStorageError, Reply, SnapshotMeta, StoredMembership,
     TypeConfig, WardenNode,

@@ -21,7 +21,7 @@ use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
 };
 use tracing::info;
-use warden_core::{ApplyContext, Limits, Node, Session, State, StateMeta};
+use warden_core::{ApplyContext, Event, Limits, Node, Session, State, StateMeta};
 
 use crate::codec::{decode, encode};
 use crate::error::StorageError;
@@ -63,6 +63,16 @@ struct Inner {
     applied: RwLock<Applied>,
     /// Snapshots installed from a leader since this store was opened.
     installed: AtomicU64,
+    /// Where change events go (the watch hub).
+    sink: RwLock<Option<Arc<dyn EventSink>>>,
+}
+
+/// Receives the changes of applied commands, in log order.
+pub trait EventSink: Send + Sync {
+    /// The command that made `revision` changed these nodes. Must not block.
+    fn applied(&self, revision: u64, events: &[Event]);
+    /// The state was replaced by a snapshot at `revision`: events before it were skipped.
+    fn reset(&self, revision: u64);
 }
 
 /// One write of the state machine keyspaces: a key and its new value, or a deletion.
@@ -88,10 +98,20 @@ impl StateMachineStore {
                 membership: StoredMembership::default(),
             }),
             installed: AtomicU64::new(0),
+            sink: RwLock::new(None),
         };
         let applied = inner.load(limits)?;
         *inner.write_state() = applied;
         Ok(StateMachineStore { inner: Arc::new(inner) })
+    }
+
+    /// Sends the changes of every applied command to `sink` from now on.
+    pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
+        *self.inner.sink.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    fn sink(&self) -> Option<Arc<dyn EventSink>> {
+        self.inner.sink.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// How many snapshots were installed from a leader since the store was opened.
@@ -335,9 +355,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let (replies, writes) = {
+        let (replies, writes, changes) = {
             let mut applied = self.inner.write_state();
             let mut replies = Vec::new();
+            let mut changes: Vec<(u64, Vec<Event>)> = Vec::new();
             for entry in entries {
                 applied.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
@@ -348,7 +369,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             time_ms: proposal.time_ms,
                             term: entry.log_id.leader_id.term,
                         };
-                        Some(applied.core.apply(proposal.command.into_request(), &ctx).response)
+                        let done = applied.core.apply(proposal.command.into_request(), &ctx);
+                        if !done.events.is_empty() {
+                            changes.push((done.response.revision, done.events));
+                        }
+                        Some(done.response)
                     }
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -359,11 +384,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             let writes = Inner::changed(&mut applied)
                 .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
-            (replies, writes)
+            (replies, writes, changes)
         };
         self.blocking(move |inner| inner.commit(writes, PersistMode::Buffer))
             .await
             .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        if let Some(sink) = self.sink() {
+            for (revision, events) in &changes {
+                sink.applied(*revision, events);
+            }
+        }
         Ok(replies)
     }
 
@@ -394,8 +424,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             })
             .await
             .map_err(fail(subject, ErrorVerb::Write))?;
+        let revision = applied.core.revision();
         *self.inner.write_state() = applied;
         self.inner.installed.fetch_add(1, Ordering::Relaxed);
+        if let Some(sink) = self.sink() {
+            sink.reset(revision);
+        }
         Ok(())
     }
 
