@@ -173,13 +173,7 @@ impl Connection {
                         }
                         last = format!("{addr}: {}", status.message());
                     }
-                    Err(status) => {
-                        return Err(ClientError::Server {
-                            code: status.code(),
-                            message: status.message().to_owned(),
-                            kind: kind(&status).to_owned(),
-                        });
-                    }
+                    Err(status) => return Err(server_error(&status)),
                 }
             }
             if Instant::now() >= deadline {
@@ -194,6 +188,23 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// A refusal by the server as a client error.
+pub(crate) fn server_error(status: &Status) -> ClientError {
+    if kind(status) == "Compacted" {
+        let oldest = status
+            .metadata()
+            .get("warden-compact-revision")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        return ClientError::Compacted { oldest, message: status.message().to_owned() };
+    }
+    ClientError::Server {
+        code: status.code(),
+        message: status.message().to_owned(),
+        kind: kind(status).to_owned(),
     }
 }
 

@@ -31,6 +31,14 @@ pub enum ClientError {
         /// The transport error.
         message: String,
     },
+    /// A watch cannot start or resume: the revisions it needs are no longer in history.
+    #[error("{message}")]
+    Compacted {
+        /// The oldest revision a watch can start from (0 if unknown).
+        oldest: u64,
+        /// The server's message.
+        message: String,
+    },
     /// The server refused the request.
     #[error("{message}")]
     Server {

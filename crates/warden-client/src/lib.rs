@@ -19,7 +19,9 @@
 
 mod connection;
 mod error;
+mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +33,8 @@ use warden_proto::v1::kv_client::KvClient;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
+pub use crate::watch::{Scope, WatchBatch, Watcher};
+pub use warden_core::{Event, EventKind};
 
 /// A node's value and metadata, and the revision it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +59,10 @@ pub enum Consistency {
 
 /// A cluster client. Cheap to share behind an `Arc`; calls may run concurrently.
 pub struct Client {
-    connection: Connection,
+    connection: Arc<Connection>,
 }
 
-fn stat(s: Option<pb::Stat>) -> Stat {
+pub(crate) fn stat(s: Option<pb::Stat>) -> Stat {
     let s = s.unwrap_or_default();
     Stat {
         create_revision: s.create_revision,
@@ -89,7 +93,7 @@ impl Client {
         endpoints: Vec<String>,
         deadline: Duration,
     ) -> Result<Client, ClientError> {
-        Ok(Client { connection: Connection::new(endpoints, deadline)? })
+        Ok(Client { connection: Arc::new(Connection::new(endpoints, deadline)?) })
     }
 
     /// Reads a node, linearizably.
@@ -231,6 +235,13 @@ impl Client {
                 async move { KvClient::new(c).txn(request).await.map(|r| r.into_inner()) }
             })
             .await
+    }
+
+    /// Watches `path` (with `scope`) from revision `start` (0: from the next revision),
+    /// with progress notices if `progress`. The watcher resumes on another member after a
+    /// failure without missing or repeating a revision.
+    pub fn watch(&self, path: &str, scope: Scope, start: u64, progress: bool) -> Watcher {
+        Watcher::new(Arc::clone(&self.connection), path, scope, start, progress)
     }
 
     /// The status of one member, asked directly (no redirect).

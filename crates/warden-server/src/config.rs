@@ -62,6 +62,25 @@ pub struct Config {
     pub election_timeout_ms: u64,
     /// Snapshot policy.
     pub snapshot: SnapshotConfig,
+    /// Watches: history kept for watches that start in the past, and per-watcher buffers.
+    pub watch: WatchConfig,
+}
+
+/// Watch history and buffers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// Events kept for watches that start from a past revision (whole revisions are
+    /// dropped from the front past this).
+    pub history_events: usize,
+    /// Responses buffered per watcher; a watcher this far behind is cancelled as too slow.
+    pub buffer: usize,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig { history_events: 100_000, buffer: 1_024 }
+    }
 }
 
 impl Default for Config {
@@ -82,6 +101,7 @@ impl Default for Config {
             heartbeat_ms: 100,
             election_timeout_ms: 1_000,
             snapshot: SnapshotConfig::default(),
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -104,6 +124,9 @@ impl Config {
         }
         if self.snapshot.logs_since_last == 0 {
             return bad("snapshot.logs_since_last must be positive".into());
+        }
+        if self.watch.buffer == 0 {
+            return bad("watch.buffer must be positive".into());
         }
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());

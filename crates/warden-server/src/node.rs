@@ -42,10 +42,6 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Events kept for watches that start in the past.
-const WATCH_HISTORY_EVENTS: usize = 100_000;
-/// Messages buffered per watcher before it is cancelled as too slow.
-const WATCH_BUFFER: usize = 1_024;
 /// How often watchers that asked for them get progress notices.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -112,7 +108,8 @@ impl Node {
         .map_err(|e| ServerError::Raft(e.to_string()))?;
 
         let revision = storage.state_machine.read(|a| a.core.revision());
-        let hub = Arc::new(WatchHub::new(revision, WATCH_HISTORY_EVENTS, WATCH_BUFFER));
+        let hub =
+            Arc::new(WatchHub::new(revision, config.watch.history_events, config.watch.buffer));
         storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
         let shared = Shared {
             id: config.node_id,

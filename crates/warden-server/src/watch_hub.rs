@@ -36,7 +36,7 @@ pub struct Compacted {
 pub struct Registration {
     /// The hub's id for it.
     pub id: u64,
-    /// Revisions from the history, to send first.
+    /// A progress notice at `start - 1`, then revisions from the history, to send first.
     pub catch_up: Vec<WatchMessage>,
     /// Later revisions and progress notices. Closed when the watcher is cancelled.
     pub receiver: mpsc::Receiver<WatchMessage>,
@@ -114,7 +114,8 @@ impl WatchHub {
         if start <= inner.compacted {
             return Err(Compacted { oldest: inner.compacted + 1 });
         }
-        let mut catch_up: Vec<WatchMessage> = Vec::new();
+        // The first message says where the watch stands: nothing before `start` is due.
+        let mut catch_up: Vec<WatchMessage> = vec![WatchMessage::Progress(start - 1)];
         let mut batch: Option<(u64, Vec<Event>)> = None;
         for event in inner.history.iter().filter(|e| e.revision >= start && filter.matches(&e.path))
         {

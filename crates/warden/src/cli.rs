@@ -114,6 +114,20 @@ pub(crate) enum ClientCommand {
         #[arg(long, short)]
         recursive: bool,
     },
+    /// Prints changes as they happen, one line (or JSON object) per event, until Ctrl-C.
+    Watch {
+        /// The path (or glob pattern, with --glob).
+        path: String,
+        /// Watch the path and everything under it.
+        #[arg(long, conflicts_with = "glob")]
+        prefix: bool,
+        /// Treat PATH as a glob pattern (* stops at /, ** crosses it).
+        #[arg(long)]
+        glob: bool,
+        /// Start from this past revision (0: from now).
+        #[arg(long, default_value_t = 0)]
+        from_revision: u64,
+    },
     /// Cluster administration.
     Cluster {
         #[command(subcommand)]

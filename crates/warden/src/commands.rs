@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use serde_json::json;
-use warden_client::{Client, Consistency};
+use warden_client::{Client, Consistency, Event, EventKind, Scope};
 use warden_core::{CreateMode, NodeKind};
 
 use crate::cli::{ClientCommand as Command, ClusterCommand, Global};
@@ -60,8 +60,42 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
         }
+        Command::Watch { path, prefix, glob, from_revision } => {
+            let scope = match (prefix, glob) {
+                (_, true) => Scope::Glob,
+                (true, _) => Scope::Prefix,
+                _ => Scope::Key,
+            };
+            let mut watcher = client.watch(&path, scope, from_revision, false);
+            loop {
+                let batch = tokio::select! {
+                    batch = watcher.next() => batch?,
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                };
+                for event in batch.events {
+                    print_event(out, &event);
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn print_event(out: crate::cli::Output, event: &Event) {
+    let kind = match event.kind {
+        EventKind::Created => "created",
+        EventKind::Data => "data",
+        EventKind::Deleted => "deleted",
+        EventKind::Children => "children",
+    };
+    let mut object = json!({ "revision": event.revision, "kind": kind, "path": event.path, "stat": stat(&event.stat) });
+    let mut text = format!("{} {kind} {}", event.revision, event.path);
+    if let Some(data) = &event.data {
+        value(&mut object, data);
+        text.push(' ');
+        text.push_str(&String::from_utf8_lossy(data));
+    }
+    emit(out, &text, &object);
 }
 
 async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> {

@@ -34,6 +34,11 @@ pub const FAST_TIMING: Timing = Timing { heartbeat_ms: 50, election_timeout_ms: 
 impl TestCluster {
     /// Starts `n` nodes (ids 1..=n) and waits for a leader.
     pub async fn start(n: u64, timing: Timing, snapshot: SnapshotConfig) -> TestCluster {
+        TestCluster::start_with(n, timing, |c| c.snapshot = snapshot.clone()).await
+    }
+
+    /// As [`TestCluster::start`], with each config changed by `tweak`.
+    pub async fn start_with(n: u64, timing: Timing, tweak: impl Fn(&mut Config)) -> TestCluster {
         let dir = TempDir::new().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -49,16 +54,19 @@ impl TestCluster {
         let configs: Vec<Config> = ports
             .iter()
             .enumerate()
-            .map(|(i, (c, p))| Config {
-                node_id: i as u64 + 1,
-                client_addr: addr(*c),
-                peer_addr: addr(*p),
-                data_dir: dir.path().join(format!("node{}", i + 1)),
-                initial_members: members.clone(),
-                heartbeat_ms: timing.heartbeat_ms,
-                election_timeout_ms: timing.election_timeout_ms,
-                snapshot: snapshot.clone(),
-                ..Config::default()
+            .map(|(i, (c, p))| {
+                let mut config = Config {
+                    node_id: i as u64 + 1,
+                    client_addr: addr(*c),
+                    peer_addr: addr(*p),
+                    data_dir: dir.path().join(format!("node{}", i + 1)),
+                    initial_members: members.clone(),
+                    heartbeat_ms: timing.heartbeat_ms,
+                    election_timeout_ms: timing.election_timeout_ms,
+                    ..Config::default()
+                };
+                tweak(&mut config);
+                config
             })
             .collect();
         let mut cluster =

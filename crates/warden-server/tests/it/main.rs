@@ -7,3 +7,4 @@ mod failover;
 mod fatal;
 mod partition;
 mod replication;
+mod watch;

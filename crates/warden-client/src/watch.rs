@@ -1,0 +1,129 @@
+//! A watch that survives member failures: it resumes on any member from the revision after
+//! the last one delivered, so the application sees every revision once, in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Streaming;
+use warden_proto::v1 as pb;
+use warden_proto::v1::watch_client::WatchClient;
+
+use warden_core::{Event, EventKind};
+
+use crate::connection::{Connection, Retry, server_error};
+use crate::error::ClientError;
+
+/// What to watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Exactly the path.
+    #[default]
+    Key,
+    /// The path and everything under it.
+    Prefix,
+    /// Paths matching a glob pattern.
+    Glob,
+}
+
+/// One revision's matching events, or a progress notice (no events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchBatch {
+    /// Every event up to this revision has been delivered.
+    pub revision: u64,
+    /// The events of `revision` (empty for a progress notice).
+    pub events: Vec<Event>,
+}
+
+fn event(e: pb::Event) -> Event {
+    let kind = match pb::EventKind::try_from(e.kind) {
+        Ok(pb::EventKind::Data) => EventKind::Data,
+        Ok(pb::EventKind::Deleted) => EventKind::Deleted,
+        Ok(pb::EventKind::Children) => EventKind::Children,
+        _ => EventKind::Created,
+    };
+    Event { revision: e.revision, kind, path: e.path, stat: crate::stat(e.stat), data: e.data }
+}
+
+/// A running watch. Call [`Watcher::next`] in a loop.
+pub struct Watcher {
+    connection: Arc<Connection>,
+    request: pb::WatchRequest,
+    stream: Option<Streaming<pb::WatchResponse>>,
+    /// The next revision due.
+    next: u64,
+}
+
+impl Watcher {
+    pub(crate) fn new(
+        connection: Arc<Connection>,
+        path: &str,
+        scope: Scope,
+        start: u64,
+        progress: bool,
+    ) -> Self {
+        let scope = match scope {
+            Scope::Key => pb::WatchScope::Key,
+            Scope::Prefix => pb::WatchScope::Prefix,
+            Scope::Glob => pb::WatchScope::Glob,
+        };
+        let request = pb::WatchRequest {
+            path: path.to_owned(),
+            scope: scope.into(),
+            start_revision: start,
+            progress_notify: progress,
+        };
+        Watcher { connection, request, stream: None, next: start }
+    }
+
+    /// The next revision's events (or a progress notice). Reconnects as needed; fails only
+    /// when the history needed to resume is gone ([`ClientError::Compacted`]), when no
+    /// member can be reached, or on a bad request.
+    pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
+        loop {
+            let stream = match &mut self.stream {
+                Some(stream) => stream,
+                None => {
+                    let request =
+                        pb::WatchRequest { start_revision: self.next, ..self.request.clone() };
+                    let opened = self
+                        .connection
+                        .run(Retry::Idempotent, |c| {
+                            let request = request.clone();
+                            async move {
+                                WatchClient::new(c).watch(request).await.map(|r| r.into_inner())
+                            }
+                        })
+                        .await;
+                    self.stream.insert(opened?)
+                }
+            };
+            match stream.message().await {
+                Ok(Some(response)) if response.canceled => {
+                    tracing::debug!(reason = %response.cancel_reason, "watch cancelled by the member; resuming");
+                    self.stream = None;
+                }
+                Ok(Some(response)) => {
+                    let revision = response.header.map(|h| h.revision).unwrap_or(0);
+                    if revision + 1 < self.next {
+                        // Never deliver a revision twice.
+                        continue;
+                    }
+                    self.next = revision + 1;
+                    return Ok(WatchBatch {
+                        revision,
+                        events: response.events.into_iter().map(event).collect(),
+                    });
+                }
+                Ok(None) => self.stream = None,
+                Err(status) => {
+                    if let err @ ClientError::Compacted { .. } = server_error(&status) {
+                        return Err(err);
+                    }
+                    tracing::debug!(error = %status, "watch stream broke; resuming on another member");
+                    self.stream = None;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
