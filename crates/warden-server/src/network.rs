@@ -15,8 +15,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
-    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
-    StreamingError, Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    ReplicationClosed, StreamingError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -155,10 +155,12 @@ impl PeerClient {
         request
     }
 
-    /// Sends one unary RPC with `call` and decodes its `Result<R, E>` reply.
+    /// Sends one unary RPC with `call` and decodes its `Result<R, E>` reply. A message
+    /// of `entries` entries refused as too large asks openraft to send half as many.
     async fn unary<Req, R, E, F, Fut>(
         &mut self,
         rpc: &Req,
+        entries: usize,
         option: &RPCOption,
         call: F,
     ) -> Result<R, RPCError<NodeId, WardenNode, E>>
@@ -173,7 +175,14 @@ impl PeerClient {
         let payload = encode(rpc)?;
         let reply = call(client, self.request(RaftMessage { payload: payload.into() }, option))
             .await
-            .map_err(|s| transport_error(&s))?;
+            .map_err(|s| match s.code() {
+                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted if entries > 1 => {
+                    RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
+                        (entries / 2) as u64,
+                    ))
+                }
+                _ => transport_error(&s),
+            })?;
         let result: Result<R, E> = decode(&reply.into_inner().payload)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -186,7 +195,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>>
     {
-        self.unary(&rpc, &option, |mut c, r| async move { c.append(r).await }).await
+        let entries = rpc.entries.len();
+        self.unary(&rpc, entries, &option, |mut c, r| async move { c.append(r).await }).await
     }
 
     async fn vote(
@@ -194,7 +204,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>> {
-        self.unary(&rpc, &option, |mut c, r| async move { c.vote(r).await }).await
+        self.unary(&rpc, 0, &option, |mut c, r| async move { c.vote(r).await }).await
     }
 
     /// Not used: warden overrides [`RaftNetwork::full_snapshot`] to stream whole snapshots,

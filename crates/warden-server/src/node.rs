@@ -78,7 +78,12 @@ impl Node {
             source,
         })?;
 
-        let storage = warden_storage::open(&config.data_dir, Limits::default())?;
+        // Opening loads every node from disk: off the async threads.
+        let data_dir = config.data_dir.clone();
+        let storage =
+            tokio::task::spawn_blocking(move || warden_storage::open(&data_dir, Limits::default()))
+                .await
+                .map_err(|e| ServerError::Raft(format!("storage open task failed: {e}")))??;
         let raft_config = openraft::Config {
             cluster_name: "warden".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -92,6 +97,8 @@ impl Node {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot.logs_since_last),
             max_in_snapshot_log_to_keep: config.snapshot.keep_logs,
             purge_batch_size: 256,
+            // Values are up to 1 MiB: 32 entries stay under the 64 MiB message limit.
+            max_payload_entries: 32,
             ..openraft::Config::default()
         }
         .validate()

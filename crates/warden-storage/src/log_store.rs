@@ -68,6 +68,17 @@ impl LogStore {
         }
     }
 
+    /// Runs a read on the blocking pool (fjall reads may hit the disk).
+    async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<R, StorageError> + Send + 'static,
+    ) -> Result<R, StorageError> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::Task(e.to_string()))?
+    }
+
     /// Runs a write batch on the blocking pool with the given durability.
     async fn write(
         &self,
@@ -118,16 +129,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, RaftStorageError> {
         let range = (bound(range.start_bound()), bound(range.end_bound()));
-        let read = || -> Result<Vec<Entry>, StorageError> {
+        self.read(move |inner| {
             let mut entries = Vec::new();
-            for guard in self.inner.log.range(range) {
+            for guard in inner.log.range(range) {
                 let (_, value) =
                     guard.into_inner().map_err(StorageError::fjall("reading the raft log"))?;
                 entries.push(decode("raft log entry", &value)?);
             }
             Ok(entries)
-        };
-        read().map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
+        })
+        .await
+        .map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
 

@@ -25,7 +25,7 @@ use warden_core::{ApplyContext, Event, Limits, Node, Session, State, StateMeta};
 
 use crate::codec::{decode, encode};
 use crate::error::StorageError;
-use crate::snapshot_file::SnapshotFile;
+use crate::snapshot_file::{Replace, SnapshotFile};
 use crate::types::{
     Entry, LogId, RaftStorageError, Reply, SnapshotMeta, StoredMembership, TypeConfig,
 };
@@ -74,6 +74,9 @@ pub trait EventSink: Send + Sync {
     /// The state was replaced by a snapshot at `revision`: events before it were skipped.
     fn reset(&self, revision: u64);
 }
+
+/// The events of one command, with its revision.
+type RevisionEvents = (u64, Vec<Event>);
 
 /// One write of the state machine keyspaces: a key and its new value, or a deletion.
 type Write = (&'static str, Vec<u8>, Option<Vec<u8>>);
@@ -164,22 +167,24 @@ impl Inner {
 
     /// Loads the state from the keyspaces, finishing an interrupted snapshot install first.
     fn load(&self, limits: Limits) -> Result<Applied, StorageError> {
-        if self
-            .meta
-            .get(INSTALLING)
-            .map_err(StorageError::fjall("reading the install marker"))?
-            .is_some()
-        {
-            let Some((meta, data)) = self.snapshots.read()? else {
-                return Err(StorageError::Decode {
-                    what: "snapshot file",
-                    reason:
-                        "an interrupted install left its marker but the snapshot file is missing"
-                            .into(),
-                });
-            };
-            info!(snapshot = %meta.snapshot_id, "finishing an interrupted snapshot install");
-            return self.install(&meta, restore(&data)?);
+        let marker =
+            self.meta.get(INSTALLING).map_err(StorageError::fjall("reading the install marker"))?;
+        if let Some(marker) = marker {
+            // The marker is written before the snapshot file. If the file holds that
+            // snapshot, the install was interrupted after it: finish it. If not, the crash
+            // came before the file was replaced and before anything else changed.
+            match self.snapshots.read()? {
+                Some((meta, data)) if meta.snapshot_id.as_bytes() == &marker[..] => {
+                    info!(snapshot = %meta.snapshot_id, "finishing an interrupted snapshot install");
+                    return self.install(&meta, restore(&data)?);
+                }
+                _ => {
+                    info!(
+                        "an install was interrupted before its snapshot was stored; nothing changed"
+                    );
+                    self.commit(vec![("meta", INSTALLING.into(), None)], PersistMode::SyncAll)?;
+                }
+            }
         }
         let Some(state_meta) = self.get_meta::<StateMeta>(STATE_META)? else {
             return Ok(Applied {
@@ -247,18 +252,14 @@ impl Inner {
         batch.commit().map_err(StorageError::fjall("committing a state machine batch"))
     }
 
-    /// Replaces the persisted and in-memory state with a snapshot's (already durable in the
-    /// snapshot file); safe to run again after a crash.
+    /// Replaces the persisted state with a snapshot's (already durable in the snapshot
+    /// file, written after the `installing` marker); safe to run again after a crash.
     fn install(&self, meta: &SnapshotMeta, core: State) -> Result<Applied, StorageError> {
         let applied = Applied {
             core,
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.commit(
-            vec![("meta", INSTALLING.into(), Some(meta.snapshot_id.clone().into_bytes()))],
-            PersistMode::SyncAll,
-        )?;
         self.nodes.clear().map_err(StorageError::fjall("clearing nodes"))?;
         self.sessions.clear().map_err(StorageError::fjall("clearing sessions"))?;
         let mut writes = Vec::with_capacity(REWRITE_BATCH);
@@ -301,8 +302,57 @@ impl Inner {
             };
             (meta, data)
         };
-        self.snapshots.write(&meta, &data)?;
-        Ok((meta, data))
+        // Every applied batch up to this state is in the journal (applies commit under the
+        // lock); make them durable before a snapshot that claims them, and before the log
+        // behind it may be purged.
+        self.db
+            .persist(PersistMode::SyncAll)
+            .map_err(StorageError::fjall("syncing before a snapshot"))?;
+        if self.snapshots.write(&meta, &data, Replace::IfNotOlder)? {
+            return Ok((meta, data));
+        }
+        // A later snapshot was installed meanwhile; it is the current one.
+        self.snapshots.read()?.ok_or_else(|| StorageError::Decode {
+            what: "snapshot file",
+            reason: "a later snapshot was reported but none is stored".into(),
+        })
+    }
+
+    /// Applies entries through the core and persists what changed, under the state lock,
+    /// so the journal always holds every batch the in-memory state reflects.
+    fn apply_batch(
+        &self,
+        entries: Vec<Entry>,
+    ) -> Result<(Vec<Reply>, Vec<RevisionEvents>), StorageError> {
+        let mut applied = self.write_state();
+        let mut replies = Vec::with_capacity(entries.len());
+        let mut changes: Vec<RevisionEvents> = Vec::new();
+        for entry in entries {
+            applied.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(proposal) => {
+                    let ctx = ApplyContext {
+                        index: entry.log_id.index,
+                        time_ms: proposal.time_ms,
+                        term: entry.log_id.leader_id.term,
+                    };
+                    let done = applied.core.apply(proposal.command.into_request(), &ctx);
+                    if !done.events.is_empty() {
+                        changes.push((done.response.revision, done.events));
+                    }
+                    Some(done.response)
+                }
+                EntryPayload::Membership(m) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), m);
+                    None
+                }
+            };
+            replies.push(Reply { revision: applied.core.revision(), response });
+        }
+        let writes = Self::changed(&mut applied)?;
+        self.commit(writes, PersistMode::Buffer)?;
+        Ok((replies, changes))
     }
 }
 
@@ -355,38 +405,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let (replies, writes, changes) = {
-            let mut applied = self.inner.write_state();
-            let mut replies = Vec::new();
-            let mut changes: Vec<(u64, Vec<Event>)> = Vec::new();
-            for entry in entries {
-                applied.last_applied = Some(entry.log_id);
-                let response = match entry.payload {
-                    EntryPayload::Blank => None,
-                    EntryPayload::Normal(proposal) => {
-                        let ctx = ApplyContext {
-                            index: entry.log_id.index,
-                            time_ms: proposal.time_ms,
-                            term: entry.log_id.leader_id.term,
-                        };
-                        let done = applied.core.apply(proposal.command.into_request(), &ctx);
-                        if !done.events.is_empty() {
-                            changes.push((done.response.revision, done.events));
-                        }
-                        Some(done.response)
-                    }
-                    EntryPayload::Membership(m) => {
-                        applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                        None
-                    }
-                };
-                replies.push(Reply { revision: applied.core.revision(), response });
-            }
-            let writes = Inner::changed(&mut applied)
-                .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
-            (replies, writes, changes)
-        };
-        self.blocking(move |inner| inner.commit(writes, PersistMode::Buffer))
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let (replies, changes) = self
+            .blocking(move |inner| inner.apply_batch(entries))
             .await
             .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
         if let Some(sink) = self.sink() {
@@ -417,7 +438,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .blocking(move |inner| {
                 // Decode first: bytes that do not decode must not replace anything on disk.
                 let core = restore(&data)?;
-                inner.snapshots.write(&meta, &data)?;
+                let marker = meta.snapshot_id.clone().into_bytes();
+                inner.commit(vec![("meta", INSTALLING.into(), Some(marker))], PersistMode::SyncAll)?;
+                inner.snapshots.write(&meta, &data, Replace::Always)?;
                 let applied = inner.install(&meta, core)?;
                 info!(snapshot = %meta.snapshot_id, nodes = applied.core.tree().len(), "snapshot installed");
                 Ok(applied)
@@ -425,7 +448,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .await
             .map_err(fail(subject, ErrorVerb::Write))?;
         let revision = applied.core.revision();
-        *self.inner.write_state() = applied;
+        let old = std::mem::replace(&mut *self.inner.write_state(), applied);
+        // Dropping a large state takes time: not under the lock, not on this thread.
+        tokio::task::spawn_blocking(move || drop(old));
         self.inner.installed.fetch_add(1, Ordering::Relaxed);
         if let Some(sink) = self.sink() {
             sink.reset(revision);

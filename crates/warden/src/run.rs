@@ -91,11 +91,23 @@ pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
     }
     drop(stdout);
     info!(members = n, "dev cluster running");
-    tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+    // A member whose raft stopped (a storage failure) stops the whole dev cluster: its
+    // replica is no longer trustworthy, and a partial cluster would hide the failure.
+    let stopped = futures::future::select_all(nodes.iter().map(|n| Box::pin(n.stopped())));
+    let outcome = tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C").map(|()| None),
+        (reason, index, _) = stopped => Ok(Some(format!("member {} stopped: {reason}", index + 1))),
+    };
     for node in nodes {
         node.shutdown().await;
     }
-    Ok(())
+    match outcome? {
+        None => Ok(()),
+        Some(reason) => {
+            error!(%reason, "dev cluster stopped");
+            bail!(reason)
+        }
+    }
 }
 
 #[cfg(test)]

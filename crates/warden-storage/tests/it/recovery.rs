@@ -106,13 +106,14 @@ async fn snapshot_install_survives_restart_and_an_interrupted_install_is_finishe
     assert_eq!(snapshot_bytes(&target), expected);
     drop(target);
 
-    // A crash after the marker and the clearing, before the rewrite: the next open
-    // finishes the install from the snapshot file.
+    // A crash after the marker, the file and the clearing, before the rewrite: the next
+    // open finishes the install from the snapshot file.
+    let id = snapshot.meta.snapshot_id.clone();
     {
         let db = fjall::Database::builder(target_dir.path().join("db")).open().unwrap();
         let meta = db.keyspace("sm_meta", fjall::KeyspaceCreateOptions::default).unwrap();
         let nodes = db.keyspace("sm_nodes", fjall::KeyspaceCreateOptions::default).unwrap();
-        meta.insert("installing", "x").unwrap();
+        meta.insert("installing", id.as_bytes()).unwrap();
         meta.remove("applied").unwrap();
         nodes.clear().unwrap();
         db.persist(fjall::PersistMode::SyncAll).unwrap();
@@ -120,6 +121,20 @@ async fn snapshot_install_survives_restart_and_an_interrupted_install_is_finishe
     let mut target = open(target_dir.path());
     assert_eq!(snapshot_bytes(&target), expected);
     assert_eq!(target.state_machine.applied_state().await.unwrap().0, Some(log_id(6)));
+    target.state_machine.apply(vec![create(7, "/more")]).await.unwrap();
+    let before = snapshot_bytes(&target);
+    drop(target);
+
+    // A crash after the marker of a newer install, before its file was written: nothing
+    // else changed, so the next open drops the marker and loads the state as it was.
+    {
+        let db = fjall::Database::builder(target_dir.path().join("db")).open().unwrap();
+        let meta = db.keyspace("sm_meta", fjall::KeyspaceCreateOptions::default).unwrap();
+        meta.insert("installing", "a-snapshot-never-stored").unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let target = open(target_dir.path());
+    assert_eq!(snapshot_bytes(&target), before);
 }
 
 #[tokio::test]
