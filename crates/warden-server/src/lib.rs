@@ -18,6 +18,8 @@ mod kv_service;
 pub mod network;
 mod node;
 mod raft_service;
+mod session_service;
+mod session_tracker;
 mod shared;
 mod status;
 pub mod watch_hub;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::{Raft, SnapshotPolicy};
@@ -17,6 +18,7 @@ use warden_core::Limits;
 use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
 use warden_proto::v1::kv_server::KvServer;
+use warden_proto::v1::session_server::SessionServer;
 use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
@@ -26,6 +28,8 @@ use crate::error::ServerError;
 use crate::kv_service::KvService;
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
+use crate::session_service::{SessionService, track_sessions};
+use crate::session_tracker::SessionTracker;
 use crate::shared::Shared;
 use crate::watch_hub::WatchHub;
 use crate::watch_service::WatchService;
@@ -43,7 +47,7 @@ pub struct Node {
 }
 
 /// How often watchers that asked for them get progress notices.
-const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
@@ -141,10 +145,19 @@ impl Node {
         let kv = KvServer::new(KvService::new(node.shared.clone()));
         let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
         let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
+        let tracker =
+            Arc::new(SessionTracker::new(Duration::from_millis(config.election_timeout_ms)));
+        let sessions =
+            SessionServer::new(SessionService::new(node.shared.clone(), Arc::clone(&tracker)));
         node.serve(
-            Server::builder().add_service(kv).add_service(cluster).add_service(watch),
+            Server::builder()
+                .add_service(kv)
+                .add_service(cluster)
+                .add_service(watch)
+                .add_service(sessions),
             client_listener,
         );
+        node.tasks.push(tokio::spawn(track_sessions(node.shared.clone(), tracker)));
         node.tasks.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
             loop {
