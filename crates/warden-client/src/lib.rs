@@ -19,6 +19,7 @@
 
 mod connection;
 mod error;
+mod session;
 mod watch;
 
 use std::sync::Arc;
@@ -30,9 +31,11 @@ use warden_core::{CreateMode, NodeKind, Stat};
 use warden_proto::v1 as pb;
 use warden_proto::v1::cluster_client::ClusterClient;
 use warden_proto::v1::kv_client::KvClient;
+use warden_proto::v1::session_client::SessionClient;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
+pub use crate::session::{Session, SessionState};
 pub use crate::watch::{Scope, WatchBatch, Watcher};
 pub use warden_core::{Event, EventKind};
 
@@ -148,6 +151,16 @@ impl Client {
         data: impl Into<Bytes>,
         mode: CreateMode,
     ) -> Result<(String, Stat), ClientError> {
+        self.create_with(None, path, data.into(), mode).await
+    }
+
+    async fn create_with(
+        &self,
+        session: Option<u64>,
+        path: &str,
+        data: Bytes,
+        mode: CreateMode,
+    ) -> Result<(String, Stat), ClientError> {
         let kind = match mode.kind {
             NodeKind::Persistent => pb::NodeKind::Persistent,
             NodeKind::Ephemeral => pb::NodeKind::Ephemeral,
@@ -155,10 +168,10 @@ impl Client {
         };
         let request = pb::CreateRequest {
             path: path.to_owned(),
-            data: data.into(),
+            data,
             kind: kind.into(),
             sequential: mode.sequential,
-            origin: None,
+            origin: session.map(|session_id| pb::Origin { session_id, request_id: None }),
         };
         let r = self
             .connection
@@ -235,6 +248,36 @@ impl Client {
                 async move { KvClient::new(c).txn(request).await.map(|r| r.into_inner()) }
             })
             .await
+    }
+
+    /// Opens a session with the given ttl and keeps it alive in the background.
+    pub async fn open_session(&self, ttl: Duration) -> Result<Session, ClientError> {
+        Session::open(Arc::clone(&self.connection), ttl).await
+    }
+
+    /// Creates a node in `session` (required for an ephemeral node, which the session owns).
+    pub async fn create_in(
+        &self,
+        session: &Session,
+        path: &str,
+        data: impl Into<Bytes>,
+        mode: CreateMode,
+    ) -> Result<(String, Stat), ClientError> {
+        self.create_with(Some(session.id()), path, data.into(), mode).await
+    }
+
+    /// The sessions the leader tracks (or one, by id), with remaining time and ephemerals.
+    pub async fn sessions(&self, id: u64) -> Result<Vec<pb::SessionInfo>, ClientError> {
+        let response = self
+            .connection
+            .run(Retry::Idempotent, |c| async move {
+                SessionClient::new(c)
+                    .info(pb::SessionInfoRequest { session_id: id })
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        Ok(response.sessions)
     }
 
     /// Watches `path` (with `scope`) from revision `start` (0: from the next revision),

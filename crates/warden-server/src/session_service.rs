@@ -137,6 +137,17 @@ impl Session for SessionService {
         let tracker = Arc::clone(&self.tracker);
         let stream = request.into_inner().map(move |message| {
             let id = message?.session_id;
+            // Leadership can end while the stream is open (or raft can stop under it).
+            let still_leading = {
+                let m = shared.raft.metrics();
+                let m = m.borrow();
+                m.state == ServerState::Leader && m.current_term == term
+            };
+            if !still_leading {
+                return Err(Status::unavailable(
+                    "this member stopped leading; reconnect to find the leader",
+                ));
+            }
             let ttl = shared.state_machine.read(|a| a.core.session(id).map(|s| s.ttl_ms));
             let renewed = match ttl {
                 Some(ttl) if tracker.renew(term, id, ttl, Instant::now()) => ttl,

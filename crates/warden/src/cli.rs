@@ -128,10 +128,26 @@ pub(crate) enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         from_revision: u64,
     },
+    /// Sessions: list them, or inspect one.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Cluster administration.
     Cluster {
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionCommand {
+    /// Every live session: id, ttl, remaining time, identity, ephemeral nodes owned.
+    List,
+    /// One session.
+    Info {
+        /// The session id.
+        id: u64,
     },
 }
 

@@ -5,7 +5,7 @@ use serde_json::json;
 use warden_client::{Client, Consistency, Event, EventKind, Scope};
 use warden_core::{CreateMode, NodeKind};
 
-use crate::cli::{ClientCommand as Command, ClusterCommand, Global};
+use crate::cli::{ClientCommand as Command, ClusterCommand, Global, SessionCommand};
 use crate::output::{emit, stat, value};
 
 fn consistency(serializable: bool) -> Consistency {
@@ -59,6 +59,31 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
         }
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
+        }
+        Command::Session { command } => {
+            let id = match command {
+                SessionCommand::List => 0,
+                SessionCommand::Info { id } => id,
+            };
+            for s in client.sessions(id).await? {
+                let text = format!(
+                    "{}  ttl {} ms  remaining {} ms  identity {:?}  ephemerals {}",
+                    s.session_id,
+                    s.ttl_ms,
+                    s.remaining_ms,
+                    s.identity,
+                    s.ephemerals.join(",")
+                );
+                let object = json!({
+                    "id": s.session_id,
+                    "ttl_ms": s.ttl_ms,
+                    "remaining_ms": s.remaining_ms,
+                    "identity": s.identity,
+                    "opened_ms": s.opened_ms,
+                    "ephemerals": s.ephemerals,
+                });
+                emit(out, &text, &object);
+            }
         }
         Command::Watch { path, prefix, glob, from_revision } => {
             let scope = match (prefix, glob) {

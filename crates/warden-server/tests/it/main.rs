@@ -7,4 +7,5 @@ mod failover;
 mod fatal;
 mod partition;
 mod replication;
+mod sessions;
 mod watch;

@@ -109,3 +109,54 @@ fn free_base_port() -> u16 {
     }
     panic!("no free range of ports for warden dev");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_and_session_commands() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let cluster = ProcessCluster::start(1);
+    cluster.leader().await;
+    let e = cluster.clients[0].clone();
+    let client = cluster.client();
+    client.create("/cfg", "", warden_core::CreateMode::PERSISTENT).await.unwrap();
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["--endpoints", &e, "watch", "/cfg", "--prefix", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // The watch starts from now, once the process is up: write a few times, slowly.
+    for i in 0..6 {
+        client.put("/cfg/a", format!("v{i}")).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let first = lines.next();
+    let event: serde_json::Value = serde_json::from_str(&first.unwrap().unwrap()).unwrap();
+    assert_eq!(event["path"], "/cfg/a");
+    assert!(event["kind"] == "created" || event["kind"] == "data" || event["kind"] == "children");
+    assert!(event["revision"].as_u64().unwrap() > 0);
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    drop(lines);
+
+    let session = client.open_session(std::time::Duration::from_secs(10)).await.unwrap();
+    client
+        .create_in(&session, "/cfg/owner", "me", warden_core::CreateMode::EPHEMERAL)
+        .await
+        .unwrap();
+    let (ok, out, err) = warden(&e, &["session", "info", &session.id().to_string(), "-o", "json"]);
+    assert!(ok, "{err}");
+    let info: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(info["id"], session.id());
+    assert_eq!(info["ephemerals"][0], "/cfg/owner");
+    assert!(info["remaining_ms"].as_u64().unwrap() <= 10_000);
+    let (ok, _, err) = warden(&e, &["create", "/cfg/e", "--ephemeral"]);
+    assert!(!ok);
+    assert!(err.contains("needs a session"), "{err}");
+    session.close().await.unwrap();
+    let (ok, _, err) = warden(&e, &["session", "info", "999999"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist"), "{err}");
+}

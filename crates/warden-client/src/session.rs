@@ -1,0 +1,195 @@
+//! A session with background keepalive that tells the application when it is in jeopardy
+//! (renewals failing, the ttl not yet spent) and when it is lost.
+//!
+//! The keepalive runs on the leader: a stream of renewals every ttl/3. When the stream
+//! breaks, the session enters jeopardy and the client looks for the leader on every member
+//! until a renewal succeeds (alive again) or the ttl since the last successful renewal has
+//! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep, timeout};
+use tokio_stream::wrappers::ReceiverStream;
+use warden_proto::v1 as pb;
+use warden_proto::v1::session_client::SessionClient;
+
+use crate::connection::{Connection, Retry};
+use crate::error::ClientError;
+
+/// Where a session stands, as far as this client can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// The last renewal succeeded.
+    Alive,
+    /// Renewals are failing; the session may still be alive on the cluster.
+    Jeopardy,
+    /// The session is gone (expired, closed, or its ttl passed without a renewal).
+    Lost,
+}
+
+/// A live session. Dropping it stops the keepalives (the session then expires after its
+/// ttl); [`Session::close`] ends it at once.
+pub struct Session {
+    id: u64,
+    ttl: Duration,
+    connection: Arc<Connection>,
+    state: watch::Receiver<SessionState>,
+    last_renewal: watch::Receiver<Instant>,
+    task: JoinHandle<()>,
+}
+
+impl Session {
+    pub(crate) async fn open(
+        connection: Arc<Connection>,
+        ttl: Duration,
+    ) -> Result<Session, ClientError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let opened = connection
+            .run(Retry::Once, |c| async move {
+                SessionClient::new(c)
+                    .open(pb::OpenSessionRequest { ttl_ms })
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        let ttl = Duration::from_millis(opened.ttl_ms);
+        let (state_tx, state) = watch::channel(SessionState::Alive);
+        let (renewal_tx, last_renewal) = watch::channel(Instant::now());
+        let task = tokio::spawn(keep_alive(
+            Arc::clone(&connection),
+            opened.session_id,
+            ttl,
+            state_tx,
+            renewal_tx,
+        ));
+        Ok(Session { id: opened.session_id, ttl, connection, state, last_renewal, task })
+    }
+
+    /// The session's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The session's ttl.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The current state.
+    pub fn state(&self) -> SessionState {
+        *self.state.borrow()
+    }
+
+    /// A receiver that sees every state change.
+    pub fn watch_state(&self) -> watch::Receiver<SessionState> {
+        self.state.clone()
+    }
+
+    /// When the last acknowledged renewal was sent: the cluster's deadline is at least
+    /// this plus the ttl.
+    pub fn last_renewal(&self) -> Instant {
+        *self.last_renewal.borrow()
+    }
+
+    /// Resolves when the session is lost.
+    pub async fn lost(&self) {
+        let mut state = self.state.clone();
+        while *state.borrow_and_update() != SessionState::Lost {
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops the keepalives without closing: the cluster expires the session after its
+    /// ttl, as if this client had died.
+    pub fn abandon(self) {
+        self.task.abort();
+    }
+
+    /// Ends the session now; its ephemeral nodes are deleted. Returns how many.
+    pub async fn close(self) -> Result<u64, ClientError> {
+        self.task.abort();
+        let session_id = self.id;
+        let closed = self
+            .connection
+            .run(Retry::Once, |c| async move {
+                SessionClient::new(c)
+                    .close(pb::CloseSessionRequest { session_id })
+                    .await
+                    .map(|r| r.into_inner())
+            })
+            .await?;
+        Ok(closed.deleted)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Renews `id` every ttl/3 until it is lost.
+async fn keep_alive(
+    connection: Arc<Connection>,
+    id: u64,
+    ttl: Duration,
+    state: watch::Sender<SessionState>,
+    renewal: watch::Sender<Instant>,
+) {
+    let interval = (ttl / 3).max(Duration::from_millis(50));
+    loop {
+        let acked = *renewal.borrow();
+        if acked.elapsed() >= ttl {
+            state.send_replace(SessionState::Lost);
+            return;
+        }
+        // Each attempt (the member tried, then the leader it points to) gets its own
+        // request stream, opened with a first renewal.
+        let stream = timeout(
+            ttl.saturating_sub(acked.elapsed()),
+            connection.run(Retry::Idempotent, |c| async move {
+                let (tx, rx) = mpsc::channel::<pb::KeepAliveRequest>(4);
+                let sent = Instant::now();
+                tx.try_send(pb::KeepAliveRequest { session_id: id }).ok();
+                let responses =
+                    SessionClient::new(c).keep_alive(ReceiverStream::new(rx)).await?.into_inner();
+                Ok((tx, responses, sent))
+            }),
+        )
+        .await;
+        let (tx, mut responses, mut sent) = match stream {
+            Ok(Ok(opened)) => opened,
+            _ => {
+                state.send_replace(SessionState::Jeopardy);
+                sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        loop {
+            match timeout(interval * 2, responses.message()).await {
+                Ok(Ok(Some(response))) if response.ttl_ms == 0 => {
+                    state.send_replace(SessionState::Lost);
+                    return;
+                }
+                Ok(Ok(Some(_))) => {
+                    renewal.send_replace(sent);
+                    state.send_replace(SessionState::Alive);
+                }
+                _ => {
+                    state.send_replace(SessionState::Jeopardy);
+                    break;
+                }
+            }
+            sleep(interval).await;
+            sent = Instant::now();
+            if tx.send(pb::KeepAliveRequest { session_id: id }).await.is_err() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Sessions over a real cluster: a dead client's ephemeral nodes go after its ttl and never
+//! before; live sessions survive the death of the leader.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, sleep};
+use warden_client::{ClientError, SessionState};
+use warden_core::CreateMode;
+
+use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
+
+async fn gone(client: &warden_client::Client, path: &str) -> bool {
+    matches!(client.get(path).await, Err(ClientError::Server { code: tonic::Code::NotFound, .. }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_clients_ephemerals_go_after_the_ttl_and_never_before() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let ttl = Duration::from_secs(2);
+    let session = client.open_session(ttl).await.unwrap();
+    client.create_in(&session, "/alive", "x", CreateMode::EPHEMERAL).await.unwrap();
+    // Let a few renewals happen, then die without closing.
+    sleep(ttl).await;
+    assert_eq!(session.state(), SessionState::Alive);
+    let last_renewal = session.last_renewal();
+    let died = Instant::now();
+    session.abandon();
+    while !gone(&client, "/alive").await {
+        assert!(died.elapsed() < ttl + Duration::from_secs(3), "never expired");
+        sleep(Duration::from_millis(20)).await;
+    }
+    let gone_at = Instant::now();
+    eprintln!("ephemeral gone {:?} after the last renewal (ttl {ttl:?})", gone_at - last_renewal);
+    assert!(gone_at >= last_renewal + ttl, "deleted before the ttl: {:?}", gone_at - last_renewal);
+    assert!(
+        gone_at <= died + ttl + Duration::from_secs(1),
+        "deleted {:?} after death",
+        gone_at - died
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sessions_survive_the_death_of_the_leader() {
+    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let ttl = Duration::from_secs(3);
+    let mut sessions = Vec::new();
+    for i in 0..8 {
+        let session = client.open_session(ttl).await.unwrap();
+        client
+            .create_in(&session, &format!("/member-{i}"), "x", CreateMode::EPHEMERAL)
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    // Past a checkpoint, so the new leader starts from checkpointed deadlines.
+    sleep(Duration::from_millis(3_500)).await;
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    cluster.kill(leader).await;
+    sleep(ttl * 2).await;
+    for (i, session) in sessions.iter().enumerate() {
+        assert_ne!(session.state(), SessionState::Lost, "session {i} lost");
+        assert!(!gone(&client, &format!("/member-{i}")).await, "member-{i} expired");
+    }
+    let infos = client.sessions(0).await.unwrap();
+    assert_eq!(infos.len(), 8);
+    assert!(infos.iter().all(|s| s.ephemerals.len() == 1 && s.remaining_ms > 0));
+
+    // Closing ends a session at once; abandoning, after its ttl.
+    let mut sessions = sessions.into_iter();
+    let closed = sessions.next().unwrap();
+    assert_eq!(closed.close().await.unwrap(), 1);
+    assert!(gone(&client, "/member-0").await);
+    sessions.next().unwrap().abandon();
+    sleep(ttl + Duration::from_millis(1_500)).await;
+    assert!(gone(&client, "/member-1").await, "an abandoned session expired under the new leader");
+    assert!(!gone(&client, "/member-2").await);
+    cluster.stop().await;
+}
