@@ -1,19 +1,39 @@
 //! # warden-client
 //!
 //! An async client for warden: give it the members' client addresses; it finds the leader,
-//! follows redirects and retries reads on another member when one fails.
+//! follows redirects, retries reads on another member when one fails, keeps sessions alive
+//! in the background, and resumes watches on another member without missing or repeating
+//! a revision.
 //!
-//! It is not (yet) sessions, watches or lock guards: those arrive with their server side.
+//! It is not (yet) lock guards or other recipes: those arrive with their server side. It
+//! does not retry a write whose outcome it cannot know ([`ClientError::OutcomeUnknown`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_client::ClientError> {
-//! use warden_client::Client;
+//! use std::time::Duration;
+//!
+//! use warden_client::{Client, Scope, SessionState};
 //! use warden_core::CreateMode;
 //!
-//! let client = Client::new(vec!["127.0.0.1:7400".to_string()])?;
-//! client.create("/app", "v1", CreateMode::PERSISTENT).await?;
-//! let node = client.get("/app").await?;
-//! assert_eq!(&node.data[..], b"v1");
+//! let client = Client::new(vec!["127.0.0.1:7400".into(), "127.0.0.1:7410".into()])?;
+//!
+//! // A session: its ephemeral node lives as long as this process keeps it alive.
+//! let session = client.open_session(Duration::from_secs(10)).await?;
+//! client.create("/members", "", CreateMode::PERSISTENT).await?;
+//! client.create_in(&session, "/members/worker-1", "10.0.0.7", CreateMode::EPHEMERAL).await?;
+//!
+//! // A watch of the subtree from now on; it survives the failure of a member.
+//! let mut members = client.watch("/members", Scope::Prefix, 0, false);
+//! tokio::select! {
+//!     batch = members.next() => {
+//!         for event in batch?.events {
+//!             println!("{} {:?} {}", event.revision, event.kind, event.path);
+//!         }
+//!     }
+//!     () = session.lost() => eprintln!("session lost: stop acting as worker-1"),
+//! }
+//! assert_ne!(session.state(), SessionState::Lost);
+//! session.close().await?;
 //! # Ok(()) }
 //! ```
 

@@ -171,7 +171,7 @@ async fn keep_alive(
             }
         };
         loop {
-            match timeout(interval * 2, responses.message()).await {
+            match timeout(interval, responses.message()).await {
                 Ok(Ok(Some(response))) if response.ttl_ms == 0 => {
                     state.send_replace(SessionState::Lost);
                     return;

@@ -126,3 +126,33 @@ async fn every_member_killed_during_writes_loses_nothing_acknowledged_and_applie
     assert!(lost.is_empty(), "{} acknowledged writes lost, e.g. {:?}", lost.len(), lost.first());
     eprintln!("{} acknowledged writes all present once; {} nodes in all", acked.len(), seen.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_the_election_timeout_expires_no_live_session() {
+    let cluster = ProcessCluster::start(3);
+    let client = cluster.client();
+    client.create("/workers", "", CreateMode::PERSISTENT).await.unwrap();
+    let ttl = Duration::from_secs(4);
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        let session = client.open_session(ttl).await.unwrap();
+        client
+            .create_in(&session, &format!("/workers/w{i}"), "x", CreateMode::EPHEMERAL)
+            .await
+            .unwrap();
+        sessions.push(session);
+    }
+    // Past a checkpoint, then SIGSTOP the leader for longer than the election timeout
+    // (400 ms) but shorter than the ttl, and let it run again.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let leader = cluster.leader().await as usize;
+    cluster.signal(leader, "STOP");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    cluster.signal(leader, "CONT");
+    tokio::time::sleep(ttl * 2).await;
+    let children = client.children("/workers", Consistency::Linearizable).await.unwrap();
+    assert_eq!(children.len(), 5, "live sessions expired: {children:?}");
+    for session in &sessions {
+        assert_ne!(session.state(), warden_client::SessionState::Lost);
+    }
+}

@@ -81,6 +81,14 @@ impl ProcessCluster {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`) to member `id`.
+    pub fn signal(&self, id: usize, signal: &str) {
+        let pid = self.children[id - 1].as_ref().expect("member is running").id();
+        let sent =
+            Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.clients.clone()).unwrap()
     }
