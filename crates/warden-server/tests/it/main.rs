@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod cluster;
+mod conformance;
 mod failover;
 mod fatal;
 mod partition;
