@@ -81,6 +81,11 @@ impl ProcessCluster {
         }
     }
 
+    /// The process id of member `id`.
+    pub fn pid(&self, id: usize) -> u32 {
+        self.children[id - 1].as_ref().expect("member is running").id()
+    }
+
     /// Sends a signal (`STOP`, `CONT`) to member `id`.
     pub fn signal(&self, id: usize, signal: &str) {
         let pid = self.children[id - 1].as_ref().expect("member is running").id();
