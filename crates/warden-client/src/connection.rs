@@ -137,6 +137,14 @@ impl Connection {
                         return Ok(value);
                     }
                     Err(status)
+                        if status.code() == Code::Unavailable
+                            && kind(&status) == "MemberStopped" =>
+                    {
+                        // Nothing was proposed: any request may go to the next member.
+                        last = format!("{addr}: {}", status.message());
+                        self.forget(&addr);
+                    }
+                    Err(status)
                         if status.code() == Code::Unavailable && kind(&status) == "NotLeader" =>
                     {
                         last = format!("{addr}: {}", status.message());
@@ -225,11 +233,15 @@ fn never_connected(status: &Status) -> bool {
     status.message().contains("tcp connect error")
 }
 
-/// A failure of the connection rather than an answer of the server (which always sets
-/// `warden-error` on UNAVAILABLE, and never uses the other transport codes).
+/// A failure of the connection rather than an answer of the server: every status a warden
+/// member makes carries `warden-error`; HTTP/2 and transport failures do not.
 fn is_transport(status: &Status) -> bool {
     matches!(
         status.code(),
-        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+        Code::Unavailable
+            | Code::Unknown
+            | Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::Internal
     ) && kind(status).is_empty()
 }

@@ -7,6 +7,7 @@ use warden_proto::v1::kv_server::Kv;
 
 use crate::convert;
 use crate::shared::Shared;
+use crate::status;
 
 /// Serves the namespace to clients.
 pub(crate) struct KvService {
@@ -21,7 +22,11 @@ impl KvService {
 }
 
 fn unexpected(output: &Output) -> Status {
-    Status::internal(format!("the state machine answered with an unexpected output: {output:?}"))
+    status::server(
+        tonic::Code::Internal,
+        "Internal",
+        format!("the state machine answered with an unexpected output: {output:?}"),
+    )
 }
 
 #[tonic::async_trait]
@@ -111,8 +116,13 @@ impl Kv for KvService {
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
-        let command = convert::txn(r)
-            .ok_or_else(|| Status::invalid_argument("a transaction op has no operation set"))?;
+        let command = convert::txn(r).ok_or_else(|| {
+            status::server(
+                tonic::Code::InvalidArgument,
+                "InvalidArgument",
+                "a transaction op has no operation set",
+            )
+        })?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));
         match output {

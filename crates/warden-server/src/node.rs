@@ -37,6 +37,7 @@ use crate::watch_service::WatchService;
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
     shared: Shared,
+    hub: Arc<WatchHub>,
     log: LogStore,
     client_addr: SocketAddr,
     peer_addr: SocketAddr,
@@ -130,6 +131,7 @@ impl Node {
         };
         let mut node = Node {
             shared,
+            hub: Arc::clone(&hub),
             log,
             client_addr,
             peer_addr,
@@ -257,6 +259,8 @@ impl Node {
         for task in self.tasks {
             task.abort();
         }
+        // Open watch streams would otherwise wait forever for events that will not come.
+        self.hub.cancel_all("this member is shutting down; resume on another member".into());
         for stop in self.stops {
             stop.send(()).ok();
         }

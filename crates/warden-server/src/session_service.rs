@@ -122,7 +122,11 @@ impl Session for SessionService {
                     ttl_ms,
                 }))
             }
-            (_, other) => Err(Status::internal(format!("unexpected output {other:?}"))),
+            (_, other) => Err(status::server(
+                tonic::Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
         }
     }
 
@@ -180,7 +184,11 @@ impl Session for SessionService {
                     deleted,
                 }))
             }
-            (_, other) => Err(Status::internal(format!("unexpected output {other:?}"))),
+            (_, other) => Err(status::server(
+                tonic::Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
         }
     }
 

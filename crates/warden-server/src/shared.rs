@@ -49,13 +49,25 @@ impl Shared {
         id: Option<RequestId>,
         command: Command,
     ) -> Result<(u64, Output), Status> {
+        let stopped = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.running_state.is_err() || m.state == openraft::ServerState::Shutdown
+        };
+        if stopped {
+            return Err(status::member_stopped());
+        }
         let proposal = Proposal {
             time_ms: now_ms(),
             command: LogCommand::V1(Request { session, id, command }),
         };
         let written = self.raft.client_write(proposal).await.map_err(status::write_error)?;
         let Some(response) = written.data.response else {
-            return Err(Status::internal("a command entry was applied without a response"));
+            return Err(status::server(
+                tonic::Code::Internal,
+                "Internal",
+                "a command entry was applied without a response",
+            ));
         };
         match response.outcome {
             Ok(output) => Ok((response.revision, output)),

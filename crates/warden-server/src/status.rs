@@ -98,6 +98,23 @@ pub(crate) fn read_error(error: RaftError<u64, CheckIsLeaderError<u64, WardenNod
     }
 }
 
+/// A status the server made itself (not from the core), with its kind, so that clients can
+/// tell it from a transport failure.
+pub(crate) fn server(code: Code, kind: &str, message: impl Into<String>) -> Status {
+    with_kind(Status::new(code, message.into()), kind)
+}
+
+/// UNAVAILABLE from a member whose raft has stopped, before anything was proposed: safe
+/// to retry anywhere.
+pub(crate) fn member_stopped() -> Status {
+    with_kind(
+        Status::unavailable(
+            "this member has stopped (shut down or failed); nothing was proposed; use another member",
+        ),
+        "MemberStopped",
+    )
+}
+
 fn stopped(why: &str) -> Status {
     with_kind(
         Status::unavailable(format!("this member's raft has stopped ({why}); use another member")),

@@ -213,17 +213,22 @@ impl EventSink for WatchHub {
     }
 
     fn reset(&self, revision: u64) {
+        self.cancel_all(format!(
+            "this member installed a snapshot at revision {revision}; its history before that is gone; re-read and watch again"
+        ));
         let mut inner = self.lock();
         inner.history.clear();
         inner.compacted = revision;
         inner.current = revision;
+    }
+}
+
+impl WatchHub {
+    /// Cancels every watcher with `reason` (a snapshot install, a shutdown).
+    pub fn cancel_all(&self, reason: String) {
+        let mut inner = self.lock();
         for watcher in inner.watchers.values() {
-            Self::cancel(
-                watcher,
-                format!(
-                    "this member installed a snapshot at revision {revision}; its history before that is gone; re-read and watch again"
-                ),
-            );
+            Self::cancel(watcher, reason.clone());
         }
         inner.watchers.clear();
     }

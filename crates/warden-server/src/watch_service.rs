@@ -90,7 +90,11 @@ impl Watch for WatchService {
             Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, &limits),
             Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, &limits),
             Err(_) => {
-                return Err(Status::invalid_argument(format!("unknown watch scope {}", r.scope)));
+                return Err(status::server(
+                    tonic::Code::InvalidArgument,
+                    "InvalidArgument",
+                    format!("unknown watch scope {}", r.scope),
+                ));
             }
         }
         .map_err(|e| status::core_error(&e))?;

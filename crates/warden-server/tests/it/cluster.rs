@@ -162,6 +162,21 @@ impl TestCluster {
     }
 }
 
+/// A put, repeated while its outcome is unknown (a put of the same value may be applied
+/// twice without harm): what a client does after the member it wrote to died.
+pub async fn put_retrying(client: &Client, path: &str, value: &str) -> warden_core::Stat {
+    for _ in 0..100 {
+        match client.put(path, value.to_owned()).await {
+            Ok(stat) => return stat,
+            Err(warden_client::ClientError::OutcomeUnknown { .. }) => {
+                sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("put {path}: {e}"),
+        }
+    }
+    panic!("put {path}: outcome unknown 100 times");
+}
+
 pub fn no_snapshots() -> SnapshotConfig {
     SnapshotConfig::default()
 }

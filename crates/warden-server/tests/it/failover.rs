@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use warden_server::SnapshotConfig;
 
-use crate::cluster::{DEFAULT_TIMING, TestCluster};
+use crate::cluster::{DEFAULT_TIMING, TestCluster, put_retrying};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_leader_commits_within_3s_and_the_old_one_catches_up_by_snapshot() {
@@ -19,7 +19,7 @@ async fn new_leader_commits_within_3s_and_the_old_one_catches_up_by_snapshot() {
     let old = cluster.leader(Duration::from_secs(5)).await;
     let killed = Instant::now();
     cluster.kill(old).await;
-    client.put("/after-failover", "x").await.unwrap();
+    put_retrying(&client, "/after-failover", "x").await;
     let failover = killed.elapsed();
     eprintln!("failover: leader {old} killed, first write committed after {failover:?}");
     assert!(failover < Duration::from_secs(3), "failover took {failover:?}");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use openraft::ServerState;
 
-use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
+use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots, put_retrying};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_log_write_stops_the_leader_and_is_not_retried() {
@@ -16,15 +16,7 @@ async fn a_failed_log_write_stops_the_leader_and_is_not_retried() {
 
     // The leader cannot store the write. The client cannot know whether it was replicated
     // before the leader stopped, so it says the outcome is unknown; a put may be repeated.
-    for attempt in 0.. {
-        match client.put("/after", "y").await {
-            Ok(_) => break,
-            Err(warden_client::ClientError::OutcomeUnknown { .. }) if attempt < 100 => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("put: {e}"),
-        }
-    }
+    put_retrying(&client, "/after", "y").await;
     let reason = tokio::time::timeout(Duration::from_secs(5), cluster.node(leader).stopped())
         .await
         .expect("the leader stopped");
