@@ -1,6 +1,7 @@
 //! One behaviour suite, two implementations: the core applied in process, and a real
-//! member behind the gRPC client. Each step's outcome (value, stat but for clock fields,
-//! or error kind) must match, and match what the suite expects.
+//! member behind the gRPC client. Each step's outcome (value, stat but for clock fields and
+//! session ids, or error kind) must match, and match what the suite expects; and the events
+//! the core emitted must be exactly those a watch of the member delivered.
 
 use std::sync::Mutex;
 
@@ -22,8 +23,21 @@ enum Outcome {
     Error(String),
 }
 
+/// An event, comparable across implementations.
+type EventView = (u64, warden_core::EventKind, String, Stat, Option<Bytes>);
+
+fn view(e: warden_core::Event) -> EventView {
+    (e.revision, e.kind, e.path, timeless(e.stat), e.data)
+}
+
 /// The operations the suite uses.
 trait Kv {
+    /// Opens a session; returns a handle for the calls below.
+    async fn open_session(&self) -> usize;
+    async fn create_in(&self, session: usize, path: &str, data: &str, mode: CreateMode) -> Outcome;
+    async fn close_session(&self, session: usize) -> Outcome;
+    /// Every event up to the current revision, in order.
+    async fn events(&self) -> Vec<EventView>;
     async fn create(&self, path: &str, data: &str, mode: CreateMode) -> Outcome;
     async fn set(&self, path: &str, data: &str, version: Option<u64>) -> Outcome;
     async fn delete(&self, path: &str, version: Option<u64>, recursive: bool) -> Outcome;
@@ -31,16 +45,20 @@ trait Kv {
     async fn children(&self, path: &str) -> Outcome;
 }
 
-/// Clock fields differ between implementations; everything else must not.
+/// Clock fields and session ids (log indexes) differ between implementations; everything
+/// else must not.
 fn timeless(mut s: Stat) -> Stat {
     s.ctime_ms = 0;
     s.mtime_ms = 0;
+    s.ephemeral_owner = s.ephemeral_owner.min(1);
     s
 }
 
 /// The core, applied directly.
 struct InProcess {
     state: Mutex<(State, u64)>,
+    events: Mutex<Vec<warden_core::Event>>,
+    sessions: Mutex<Vec<u64>>,
 }
 
 fn kind(e: &CoreError) -> String {
@@ -49,15 +67,55 @@ fn kind(e: &CoreError) -> String {
 }
 
 impl InProcess {
-    fn apply(&self, command: Command) -> Result<Output, String> {
+    fn apply_in(&self, session: Option<u64>, command: Command) -> Result<Output, String> {
         let mut guard = self.state.lock().unwrap();
         guard.1 += 1;
         let ctx = ApplyContext { index: guard.1, time_ms: 0, term: 1 };
-        guard.0.apply(Request::new(command), &ctx).response.outcome.map_err(|e| kind(&e))
+        let applied = guard.0.apply(Request { session, id: None, command }, &ctx);
+        self.events.lock().unwrap().extend(applied.events);
+        applied.response.outcome.map_err(|e| kind(&e))
+    }
+
+    fn apply(&self, command: Command) -> Result<Output, String> {
+        self.apply_in(None, command)
     }
 }
 
 impl Kv for InProcess {
+    async fn open_session(&self) -> usize {
+        let Ok(Output::SessionOpened { id, .. }) =
+            self.apply(Command::OpenSession { ttl_ms: 60_000, identity: String::new() })
+        else {
+            panic!("open");
+        };
+        let mut sessions = self.sessions.lock().unwrap();
+        sessions.push(id);
+        sessions.len() - 1
+    }
+    async fn create_in(&self, session: usize, path: &str, data: &str, mode: CreateMode) -> Outcome {
+        let id = self.sessions.lock().unwrap()[session];
+        let command = Command::Create {
+            path: path.into(),
+            data: Bytes::copy_from_slice(data.as_bytes()),
+            mode,
+        };
+        match self.apply_in(Some(id), command) {
+            Ok(Output::Created { path, stat }) => Outcome::Created(path, timeless(stat)),
+            Ok(other) => panic!("{other:?}"),
+            Err(k) => Outcome::Error(k),
+        }
+    }
+    async fn close_session(&self, session: usize) -> Outcome {
+        let id = self.sessions.lock().unwrap()[session];
+        match self.apply(Command::CloseSession { id }) {
+            Ok(Output::SessionClosed { deleted, .. }) => Outcome::Deleted(deleted),
+            Ok(other) => panic!("{other:?}"),
+            Err(k) => Outcome::Error(k),
+        }
+    }
+    async fn events(&self) -> Vec<EventView> {
+        self.events.lock().unwrap().iter().cloned().map(view).collect()
+    }
     async fn create(&self, path: &str, data: &str, mode: CreateMode) -> Outcome {
         match self.apply(Command::Create {
             path: path.into(),
@@ -115,33 +173,76 @@ fn remote(e: ClientError) -> Outcome {
     }
 }
 
-impl Kv for Client {
+/// A member behind the gRPC client, with a watch of everything from revision 1.
+struct Remote {
+    client: Client,
+    sessions: tokio::sync::Mutex<Vec<Option<warden_client::Session>>>,
+    watcher: tokio::sync::Mutex<warden_client::Watcher>,
+}
+
+impl Kv for Remote {
+    async fn open_session(&self) -> usize {
+        let session = self.client.open_session(std::time::Duration::from_secs(60)).await.unwrap();
+        let mut sessions = self.sessions.lock().await;
+        sessions.push(Some(session));
+        sessions.len() - 1
+    }
+    async fn create_in(&self, session: usize, path: &str, data: &str, mode: CreateMode) -> Outcome {
+        let sessions = self.sessions.lock().await;
+        let session = sessions[session].as_ref().unwrap();
+        match self.client.create_in(session, path, data.to_owned(), mode).await {
+            Ok((path, stat)) => Outcome::Created(path, timeless(stat)),
+            Err(e) => remote(e),
+        }
+    }
+    async fn close_session(&self, session: usize) -> Outcome {
+        let session = self.sessions.lock().await[session].take().unwrap();
+        match session.close().await {
+            Ok(deleted) => Outcome::Deleted(deleted),
+            Err(e) => remote(e),
+        }
+    }
+    async fn events(&self) -> Vec<EventView> {
+        let last = self.client.get("/").await.unwrap().revision;
+        let mut watcher = self.watcher.lock().await;
+        let mut events = Vec::new();
+        loop {
+            let batch = tokio::time::timeout(std::time::Duration::from_secs(10), watcher.next())
+                .await
+                .expect("the watch stalled")
+                .unwrap();
+            events.extend(batch.events.into_iter().map(view));
+            if batch.revision >= last {
+                return events;
+            }
+        }
+    }
     async fn create(&self, path: &str, data: &str, mode: CreateMode) -> Outcome {
-        match Client::create(self, path, data.to_owned(), mode).await {
+        match self.client.create(path, data.to_owned(), mode).await {
             Ok((path, stat)) => Outcome::Created(path, timeless(stat)),
             Err(e) => remote(e),
         }
     }
     async fn set(&self, path: &str, data: &str, version: Option<u64>) -> Outcome {
-        match Client::set(self, path, data.to_owned(), version).await {
+        match self.client.set(path, data.to_owned(), version).await {
             Ok(stat) => Outcome::Stat(timeless(stat)),
             Err(e) => remote(e),
         }
     }
     async fn delete(&self, path: &str, version: Option<u64>, recursive: bool) -> Outcome {
-        match Client::delete(self, path, version, recursive).await {
+        match self.client.delete(path, version, recursive).await {
             Ok(count) => Outcome::Deleted(count),
             Err(e) => remote(e),
         }
     }
     async fn get(&self, path: &str) -> Outcome {
-        match Client::get(self, path).await {
+        match self.client.get(path).await {
             Ok(node) => Outcome::Value(node.data, timeless(node.stat)),
             Err(e) => remote(e),
         }
     }
     async fn children(&self, path: &str) -> Outcome {
-        match Client::children(self, path, Consistency::Linearizable).await {
+        match self.client.children(path, Consistency::Linearizable).await {
             Ok(children) => Outcome::Children(children.into_iter().map(|(n, _)| n).collect()),
             Err(e) => remote(e),
         }
@@ -205,18 +306,49 @@ async fn suite(kv: &impl Kv) -> Vec<Outcome> {
     step!(kv.delete("/a", Some(1), true).await, |o| *o == Outcome::Deleted(3));
     step!(kv.children("/").await, |o| *o == Outcome::Children(vec![]));
     step!(kv.get("/").await, |o| matches!(o, Outcome::Value(_, s) if s.cversion > 0));
+
+    // Sessions: ephemeral nodes belong to one and go with it, with the containers they empty.
+    let s = kv.open_session().await;
+    let eph = CreateMode::EPHEMERAL;
+    step!(
+        kv.create_in(s, "/eph", "x", eph).await,
+        |o| matches!(o, Outcome::Created(_, st) if st.ephemeral_owner == 1)
+    );
+    step!(kv.create_in(s, "/eph/child", "", p).await, |o| *o == err("EphemeralParent"));
+    step!(kv.create("/c2", "", CreateMode::CONTAINER).await, |o| matches!(o, Outcome::Created(..)));
+    step!(
+        kv.create_in(s, "/c2/w-", "", eph.sequential()).await,
+        |o| matches!(o, Outcome::Created(path, _) if path == "/c2/w-0000000000")
+    );
+    step!(kv.close_session(s).await, |o| *o == Outcome::Deleted(3));
+    step!(kv.get("/eph").await, |o| *o == err("NoNode"));
+    step!(kv.get("/c2").await, |o| *o == err("NoNode"));
     log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_process_core_and_the_grpc_client_behave_alike() {
-    let in_process = InProcess { state: Mutex::new((State::default(), 0)) };
+    let in_process = InProcess {
+        state: Mutex::new((State::default(), 0)),
+        events: Mutex::new(Vec::new()),
+        sessions: Mutex::new(Vec::new()),
+    };
     let expected = suite(&in_process).await;
     let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
-    let got = suite(&cluster.client()).await;
+    let client = cluster.client();
+    let watcher = client.watch("/", warden_client::Scope::Prefix, 1, false);
+    let remote = Remote {
+        client,
+        sessions: tokio::sync::Mutex::new(Vec::new()),
+        watcher: tokio::sync::Mutex::new(watcher),
+    };
+    let got = suite(&remote).await;
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
         assert_eq!(g, e, "step {i}: gRPC and in-process differ");
     }
     assert_eq!(expected.len(), got.len());
+    let (core_events, watched) = (in_process.events().await, remote.events().await);
+    assert!(core_events.len() > 20, "the suite makes many changes: {}", core_events.len());
+    assert_eq!(watched, core_events, "the watch delivered exactly the core's events");
     cluster.stop().await;
 }
