@@ -21,6 +21,12 @@ pub enum CoreError {
         /// The rule it broke.
         rule: PathRule,
     },
+    /// A lock request that does not fit the lock.
+    #[error("invalid lock request: {reason}")]
+    InvalidLockRequest {
+        /// Why.
+        reason: String,
+    },
     /// A watch pattern that is not a valid glob.
     #[error("invalid glob pattern {pattern:?}: {reason}")]
     InvalidGlob {

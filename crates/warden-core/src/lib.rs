@@ -28,6 +28,7 @@ mod limits;
 mod namespace;
 mod node;
 pub mod path;
+pub mod queue;
 mod response;
 mod session;
 mod snapshot;

@@ -28,6 +28,7 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
     let (code, kind) = match error {
         CoreError::InvalidPath { .. } => (Code::InvalidArgument, "InvalidPath"),
         CoreError::InvalidGlob { .. } => (Code::InvalidArgument, "InvalidGlob"),
+        CoreError::InvalidLockRequest { .. } => (Code::InvalidArgument, "InvalidLockRequest"),
         CoreError::StaleTerm { .. } => (Code::Aborted, "StaleTerm"),
         CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, "ValueTooLarge"),
         CoreError::InvalidCreateMode { .. } => (Code::InvalidArgument, "InvalidCreateMode"),

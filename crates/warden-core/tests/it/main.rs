@@ -4,4 +4,5 @@
 
 mod determinism;
 mod invariants;
+mod queue;
 mod steps;
