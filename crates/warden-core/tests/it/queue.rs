@@ -66,7 +66,7 @@ proptest! {
             match kind {
                 LockKind::Mutex => prop_assert!(h <= 1),
                 LockKind::ReadWrite => {
-                    let exclusive = modes[..h].iter().any(|m| *m == WaitMode::Exclusive);
+                    let exclusive = modes[..h].contains(&WaitMode::Exclusive);
                     prop_assert!(!exclusive || h == 1, "a writer holds alone");
                 }
                 LockKind::Semaphore { permits } => {
