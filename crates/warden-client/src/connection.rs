@@ -188,7 +188,16 @@ impl Connection {
                 return Err(ClientError::Unavailable { endpoints: self.endpoints.join(","), last });
             }
             match hinted {
-                Some(hint) => self.prefer(Some(hint)),
+                Some(hint) => {
+                    // A hint may point at a member that is not ready to serve yet (a new
+                    // leader still applying its first entry, a leader that just died):
+                    // after the first, follow hints with a short pause.
+                    if round > 0 {
+                        sleep(Duration::from_millis(u64::from(round.min(5)) * 20)).await;
+                    }
+                    round += 1;
+                    self.prefer(Some(hint));
+                }
                 None => {
                     self.prefer(None);
                     round += 1;

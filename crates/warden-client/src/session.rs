@@ -88,8 +88,10 @@ impl Session {
         self.state.clone()
     }
 
-    /// When the last acknowledged renewal was sent: the cluster's deadline is at least
-    /// this plus the ttl.
+    /// When the last acknowledged renewal was sent. The leader that acknowledged it will
+    /// not expire the session before this plus the ttl; a new leader may, if the client
+    /// does not reach it within the grace it gives (an election timeout) past the last
+    /// checkpoint, so a client should not count on more than the checkpointed time.
     pub fn last_renewal(&self) -> Instant {
         *self.last_renewal.borrow()
     }
@@ -182,6 +184,8 @@ async fn keep_alive(
                 }
                 _ => {
                     state.send_replace(SessionState::Jeopardy);
+                    // Do not hammer a member that just broke the stream.
+                    sleep(Duration::from_millis(20)).await;
                     break;
                 }
             }

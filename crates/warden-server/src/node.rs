@@ -149,8 +149,12 @@ impl Node {
         let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
         let tracker =
             Arc::new(SessionTracker::new(Duration::from_millis(config.election_timeout_ms)));
-        let sessions =
-            SessionServer::new(SessionService::new(node.shared.clone(), Arc::clone(&tracker)));
+        let lease = Duration::from_millis(config.election_timeout_ms / 2);
+        let sessions = SessionServer::new(SessionService::new(
+            node.shared.clone(),
+            Arc::clone(&tracker),
+            lease,
+        ));
         node.serve(
             Server::builder()
                 .add_service(kv)
@@ -260,7 +264,7 @@ impl Node {
             task.abort();
         }
         // Open watch streams would otherwise wait forever for events that will not come.
-        self.hub.cancel_all("this member is shutting down; resume on another member".into());
+        self.hub.close("this member is shutting down; resume on another member".into());
         for stop in self.stops {
             stop.send(()).ok();
         }

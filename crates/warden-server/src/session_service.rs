@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -14,7 +15,7 @@ use warden_core::{Command, Output};
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
 
-use crate::session_tracker::{SessionTracker, SessionView};
+use crate::session_tracker::{Renewal, SessionTracker, SessionView};
 use crate::shared::Shared;
 use crate::status;
 
@@ -29,25 +30,43 @@ const CHECKPOINT_BATCH: usize = 1_000;
 pub(crate) struct SessionService {
     shared: Shared,
     tracker: Arc<SessionTracker>,
+    /// A renewal is acknowledged only if a quorum acknowledged this leader within this
+    /// time (the shortest election timeout): a leader cut off from the others must not
+    /// keep sessions alive that the majority's leader is expiring.
+    lease: Duration,
 }
 
 impl SessionService {
-    pub(crate) fn new(shared: Shared, tracker: Arc<SessionTracker>) -> SessionService {
-        SessionService { shared, tracker }
+    pub(crate) fn new(
+        shared: Shared,
+        tracker: Arc<SessionTracker>,
+        lease: Duration,
+    ) -> SessionService {
+        SessionService { shared, tracker, lease }
     }
 
     /// The term this node leads in, or UNAVAILABLE pointing at the leader.
     fn leading(&self) -> Result<u64, Status> {
-        let metrics = self.shared.raft.metrics().borrow().clone();
         let term = self.tracker.term();
-        if metrics.state == ServerState::Leader && term == metrics.current_term && term != 0 {
+        if term != 0 && leads_with_quorum(&self.shared, term, self.lease) {
             return Ok(term);
         }
+        let metrics = self.shared.raft.metrics().borrow().clone();
         let leader_node = metrics
             .current_leader
             .and_then(|id| metrics.membership_config.membership().get_node(&id).cloned());
         Err(status::not_leader(&ForwardToLeader { leader_id: metrics.current_leader, leader_node }))
     }
+}
+
+/// Whether `shared` leads in `term` with a quorum heard from within `lease`.
+fn leads_with_quorum(shared: &Shared, term: u64, lease: Duration) -> bool {
+    let m = shared.raft.metrics();
+    let m = m.borrow();
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+    m.state == ServerState::Leader
+        && m.current_term == term
+        && m.millis_since_quorum_ack.is_some_and(|ms| ms < lease_ms)
 }
 
 fn views(shared: &Shared) -> Vec<SessionView> {
@@ -60,40 +79,59 @@ fn views(shared: &Shared) -> Vec<SessionView> {
 pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>) {
     let mut ticker = tokio::time::interval(EXPIRY_TICK);
     let mut last_checkpoint = Instant::now();
+    // At most one expiry and one checkpoint in flight: a leader without a quorum must not
+    // pile up proposals that cannot commit.
+    let expiring = Arc::new(AtomicBool::new(false));
+    let checkpointing = Arc::new(AtomicBool::new(false));
     loop {
         ticker.tick().await;
-        let (state, term) = {
+        // Lead only once this term's first entry is applied: before it, sessions opened
+        // under the previous leader may not be in the applied state yet.
+        let leading = {
             let m = shared.raft.metrics();
             let m = m.borrow();
-            (m.state, m.current_term)
+            let applied_term = m.last_applied.map(|l| l.leader_id.term);
+            let leads = m.state == ServerState::Leader && applied_term == Some(m.current_term);
+            leads.then_some(m.current_term)
         };
-        let leading = (state == ServerState::Leader).then_some(term);
         let now = Instant::now();
         tracker.sync(leading, &views(&shared), now);
         if leading.is_none() {
             continue;
         }
-        let (term, due) = tracker.due(now);
-        if !due.is_empty() {
-            debug!(sessions = ?due, term, "expiring sessions");
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                if let Err(e) =
-                    shared.write(None, None, Command::ExpireSessions { ids: due, term }).await
-                {
-                    warn!(error = %e, "session expiry not applied; it will be proposed again");
-                }
-            });
-        }
-        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY {
-            last_checkpoint = now;
-            for chunk in tracker.remaining(now).chunks(CHECKPOINT_BATCH) {
-                let command = Command::CheckpointSessions { remaining: chunk.to_vec() };
-                let shared = shared.clone();
+        if !expiring.load(Ordering::Acquire) {
+            let (term, due) = tracker.due(now);
+            if !due.is_empty() {
+                debug!(sessions = ?due, term, "expiring sessions");
+                expiring.store(true, Ordering::Release);
+                let (shared, expiring) = (shared.clone(), Arc::clone(&expiring));
                 tokio::spawn(async move {
+                    let command = Command::ExpireSessions { ids: due, term };
                     if let Err(e) = shared.write(None, None, command).await {
-                        debug!(error = %e, "session checkpoint not applied");
+                        warn!(error = %e, "session expiry not applied; it will be proposed again");
                     }
+                    expiring.store(false, Ordering::Release);
+                });
+            }
+        }
+        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY
+            && !checkpointing.load(Ordering::Acquire)
+        {
+            last_checkpoint = now;
+            let chunks: Vec<Vec<(u64, u64)>> =
+                tracker.checkpoint(now).chunks(CHECKPOINT_BATCH).map(<[_]>::to_vec).collect();
+            if !chunks.is_empty() {
+                checkpointing.store(true, Ordering::Release);
+                let (shared, checkpointing) = (shared.clone(), Arc::clone(&checkpointing));
+                tokio::spawn(async move {
+                    for remaining in chunks {
+                        let command = Command::CheckpointSessions { remaining };
+                        if let Err(e) = shared.write(None, None, command).await {
+                            debug!(error = %e, "session checkpoint not applied");
+                            break;
+                        }
+                    }
+                    checkpointing.store(false, Ordering::Release);
                 });
             }
         }
@@ -139,28 +177,30 @@ impl Session for SessionService {
         let term = self.leading()?;
         let shared = self.shared.clone();
         let tracker = Arc::clone(&self.tracker);
+        let lease = self.lease;
         let stream = request.into_inner().map(move |message| {
             let id = message?.session_id;
-            // Leadership can end while the stream is open (or raft can stop under it).
-            let still_leading = {
-                let m = shared.raft.metrics();
-                let m = m.borrow();
-                m.state == ServerState::Leader && m.current_term == term
-            };
-            if !still_leading {
-                return Err(Status::unavailable(
-                    "this member stopped leading; reconnect to find the leader",
+            // Leadership can end while the stream is open (or raft can stop under it), and
+            // a leader cut off from a quorum must not keep sessions alive.
+            if !leads_with_quorum(&shared, term, lease) {
+                return Err(status::server(
+                    tonic::Code::Unavailable,
+                    "NotLeader",
+                    "this member is no longer a leader with a quorum; reconnect to find the leader",
                 ));
             }
             let ttl = shared.state_machine.read(|a| a.core.session(id).map(|s| s.ttl_ms));
-            let renewed = match ttl {
-                Some(ttl) if tracker.renew(term, id, ttl, Instant::now()) => ttl,
-                Some(_) => {
-                    return Err(Status::unavailable(
+            let renewed = match ttl.map(|ttl| (ttl, tracker.renew(term, id, ttl, Instant::now()))) {
+                Some((ttl, Renewal::Renewed)) => ttl,
+                Some((_, Renewal::NotLeading)) => {
+                    return Err(status::server(
+                        tonic::Code::Unavailable,
+                        "NotLeader",
                         "this member stopped leading; reconnect to find the leader",
                     ));
                 }
-                None => 0,
+                // Past its deadline (the expiry is under way) or already gone.
+                Some((_, Renewal::Expiring)) | None => 0,
             };
             let revision = shared.state_machine.read(|a| a.core.revision());
             Ok(pb::KeepAliveResponse {

@@ -27,9 +27,14 @@ pub enum WatchMessage {
 
 /// Why a watch could not start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Compacted {
-    /// The oldest revision a watch can start from.
-    pub oldest: u64,
+pub enum Refused {
+    /// The start revision is no longer in history; `oldest` is the oldest one that is.
+    Compacted {
+        /// The oldest revision a watch can start from.
+        oldest: u64,
+    },
+    /// The member is shutting down.
+    Closed,
 }
 
 /// A registered watcher, as its stream task holds it.
@@ -61,6 +66,8 @@ struct Inner {
     current: u64,
     watchers: HashMap<u64, Watcher>,
     next_id: u64,
+    /// Set at shutdown: no more watchers.
+    closed: bool,
 }
 
 /// The hub. Shared by the state machine (as its event sink) and the watch service.
@@ -84,6 +91,7 @@ impl WatchHub {
             current: revision,
             watchers: HashMap::new(),
             next_id: 1,
+            closed: false,
         };
         WatchHub {
             inner: Mutex::new(inner),
@@ -108,11 +116,14 @@ impl WatchHub {
         filter: WatchFilter,
         start: u64,
         progress: bool,
-    ) -> Result<Registration, Compacted> {
+    ) -> Result<Registration, Refused> {
         let mut inner = self.lock();
+        if inner.closed {
+            return Err(Refused::Closed);
+        }
         let start = if start == 0 { inner.current + 1 } else { start };
         if start <= inner.compacted {
-            return Err(Compacted { oldest: inner.compacted + 1 });
+            return Err(Refused::Compacted { oldest: inner.compacted + 1 });
         }
         // The first message says where the watch stands: nothing before `start` is due.
         let mut catch_up: Vec<WatchMessage> = vec![WatchMessage::Progress(start - 1)];
@@ -160,7 +171,8 @@ impl WatchHub {
     pub fn notify_progress(&self) {
         let inner = self.lock();
         let current = inner.current;
-        for watcher in inner.watchers.values().filter(|w| w.progress) {
+        // A watcher that starts in the future has nothing to hear until then.
+        for watcher in inner.watchers.values().filter(|w| w.progress && current + 1 >= w.start) {
             watcher.sender.try_send(WatchMessage::Progress(current)).ok();
         }
     }
@@ -213,10 +225,13 @@ impl EventSink for WatchHub {
     }
 
     fn reset(&self, revision: u64) {
-        self.cancel_all(format!(
-            "this member installed a snapshot at revision {revision}; its history before that is gone; re-read and watch again"
-        ));
         let mut inner = self.lock();
+        Self::cancel_locked(
+            &mut inner,
+            format!(
+                "this member installed a snapshot at revision {revision}; its history before that is gone; re-read and watch again"
+            ),
+        );
         inner.history.clear();
         inner.compacted = revision;
         inner.current = revision;
@@ -224,9 +239,14 @@ impl EventSink for WatchHub {
 }
 
 impl WatchHub {
-    /// Cancels every watcher with `reason` (a snapshot install, a shutdown).
-    pub fn cancel_all(&self, reason: String) {
+    /// Cancels every watcher and refuses new ones: the member is shutting down.
+    pub fn close(&self, reason: String) {
         let mut inner = self.lock();
+        inner.closed = true;
+        Self::cancel_locked(&mut inner, reason);
+    }
+
+    fn cancel_locked(inner: &mut Inner, reason: String) {
         for watcher in inner.watchers.values() {
             Self::cancel(watcher, reason.clone());
         }
@@ -300,11 +320,17 @@ mod tests {
         let hub = WatchHub::new(0, 3, 16);
         hub.applied(1, &[event(1, "/a"), event(1, "/b")]);
         hub.applied(2, &[event(2, "/a"), event(2, "/b")]);
-        assert_eq!(hub.register(prefix("/"), 1, false).err(), Some(Compacted { oldest: 2 }));
+        assert_eq!(
+            hub.register(prefix("/"), 1, false).err(),
+            Some(Refused::Compacted { oldest: 2 })
+        );
         let reg = hub.register(prefix("/"), 2, false).unwrap_or_else(|_| panic!("compacted"));
         assert_eq!(revisions(&reg.catch_up), [2]);
         // Exactly at the compaction revision: refused, with the oldest available.
-        assert_eq!(hub.register(prefix("/"), 1, false).err(), Some(Compacted { oldest: 2 }));
+        assert_eq!(
+            hub.register(prefix("/"), 1, false).err(),
+            Some(Refused::Compacted { oldest: 2 })
+        );
     }
 
     #[test]
@@ -329,7 +355,10 @@ mod tests {
         assert_eq!(reg.receiver.try_recv().ok(), Some(WatchMessage::Progress(5)));
         hub.reset(50);
         assert_eq!(hub.watchers(), 0);
-        assert_eq!(hub.register(prefix("/"), 40, false).err(), Some(Compacted { oldest: 51 }));
+        assert_eq!(
+            hub.register(prefix("/"), 40, false).err(),
+            Some(Refused::Compacted { oldest: 51 })
+        );
         assert_eq!(hub.current(), 50);
     }
 }

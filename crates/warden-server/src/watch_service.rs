@@ -13,7 +13,7 @@ use warden_proto::v1::watch_server::Watch;
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
-use crate::watch_hub::{Compacted, WatchHub, WatchMessage};
+use crate::watch_hub::{Refused, WatchHub, WatchMessage};
 
 /// The metadata key of the oldest revision a watch can start from.
 pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
@@ -30,13 +30,20 @@ impl WatchService {
     }
 }
 
-fn compacted(c: &Compacted) -> Status {
+fn refused(r: &Refused) -> Status {
+    match r {
+        Refused::Compacted { oldest } => compacted(*oldest),
+        Refused::Closed => status::member_stopped(),
+    }
+}
+
+fn compacted(oldest: u64) -> Status {
     let mut status = Status::out_of_range(format!(
         "the requested start revision is no longer in this member's history; the oldest available is {}: re-read the data, then watch from the read's revision + 1",
-        c.oldest
+        oldest
     ));
     status.metadata_mut().insert(status::ERROR_METADATA, MetadataValue::from_static("Compacted"));
-    if let Ok(v) = MetadataValue::try_from(c.oldest.to_string()) {
+    if let Ok(v) = MetadataValue::try_from(oldest.to_string()) {
         status.metadata_mut().insert(COMPACT_REVISION_METADATA, v);
     }
     status
@@ -101,7 +108,7 @@ impl Watch for WatchService {
         let mut registration = self
             .hub
             .register(filter, r.start_revision, r.progress_notify)
-            .map_err(|c| compacted(&c))?;
+            .map_err(|r| refused(&r))?;
         let (tx, rx) = mpsc::channel(16);
         let shared = self.shared.clone();
         let hub = Arc::clone(&self.hub);

@@ -79,3 +79,32 @@ async fn live_sessions_survive_the_death_of_the_leader() {
     assert!(!gone(&client, "/member-2").await);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_quorum_keeps_no_session_alive() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let old = cluster.leader(Duration::from_secs(5)).await;
+    // A client that can only reach the leader.
+    let pinned = cluster.client_of(old);
+    let ttl = Duration::from_secs(2);
+    let session = pinned.open_session(ttl).await.unwrap();
+    pinned.create_in(&session, "/holder", "x", CreateMode::EPHEMERAL).await.unwrap();
+    for other in (1..=3).filter(|id| *id != old) {
+        cluster.faults.cut(old, other);
+    }
+    // The isolated leader still thinks it leads, but it has no quorum: it must stop
+    // renewing, so the client learns it lost the session while the majority expires it.
+    let majority = warden_client::Client::new(
+        (1..=3).filter(|id| *id != old).map(|id| cluster.endpoint(id)).collect(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + ttl * 4;
+    while !gone(&majority, "/holder").await {
+        assert!(Instant::now() < deadline, "the majority never expired the session");
+        sleep(Duration::from_millis(50)).await;
+    }
+    let lost = tokio::time::timeout(ttl * 2, session.lost()).await;
+    assert!(lost.is_ok(), "the client still believes in its session: {:?}", session.state());
+    cluster.faults.heal();
+    cluster.stop().await;
+}
