@@ -21,14 +21,17 @@ pub enum ClientError {
         /// The last failure.
         last: String,
     },
-    /// The connection broke after a write was sent: it may or may not have been applied.
+    /// A write without a request id was sent and no answer came back (the connection
+    /// broke, or the member failed): it may or may not have been applied. Writes made in a
+    /// session ([`Client::create_in`](crate::Client::create_in) and its siblings) carry a
+    /// request id and are retried instead.
     #[error(
-        "the connection to {endpoint} broke after the write was sent, so it may or may not have been applied: {message}"
+        "the write sent to {endpoint} may or may not have been applied (no answer came back): {message}"
     )]
     OutcomeUnknown {
         /// The member the write was sent to.
         endpoint: String,
-        /// The transport error.
+        /// What went wrong.
         message: String,
     },
     /// A watch cannot start or resume: the revisions it needs are no longer in history.

@@ -174,9 +174,17 @@ impl Client {
         self.create_with(None, path, data.into(), mode).await
     }
 
+    /// A write with a request id may be sent again; one without may not.
+    fn retry(origin: Option<&pb::Origin>) -> Retry {
+        match origin {
+            Some(pb::Origin { request_id: Some(_), .. }) => Retry::Idempotent,
+            _ => Retry::Once,
+        }
+    }
+
     async fn create_with(
         &self,
-        session: Option<u64>,
+        origin: Option<pb::Origin>,
         path: &str,
         data: Bytes,
         mode: CreateMode,
@@ -191,11 +199,11 @@ impl Client {
             data,
             kind: kind.into(),
             sequential: mode.sequential,
-            origin: session.map(|session_id| pb::Origin { session_id, request_id: None }),
+            origin,
         };
         let r = self
             .connection
-            .run(Retry::Once, |c| {
+            .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
                 async move { KvClient::new(c).create(request).await.map(|r| r.into_inner()) }
             })
@@ -210,15 +218,20 @@ impl Client {
         data: impl Into<Bytes>,
         expected_version: Option<u64>,
     ) -> Result<Stat, ClientError> {
-        let request = pb::SetRequest {
-            path: path.to_owned(),
-            data: data.into(),
-            expected_version,
-            origin: None,
-        };
+        self.set_with(None, path, data.into(), expected_version).await
+    }
+
+    async fn set_with(
+        &self,
+        origin: Option<pb::Origin>,
+        path: &str,
+        data: Bytes,
+        expected_version: Option<u64>,
+    ) -> Result<Stat, ClientError> {
+        let request = pb::SetRequest { path: path.to_owned(), data, expected_version, origin };
         let r = self
             .connection
-            .run(Retry::Once, |c| {
+            .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
                 async move { KvClient::new(c).set(request).await.map(|r| r.into_inner()) }
             })
@@ -248,11 +261,21 @@ impl Client {
         expected_version: Option<u64>,
         recursive: bool,
     ) -> Result<u64, ClientError> {
+        self.delete_with(None, path, expected_version, recursive).await
+    }
+
+    async fn delete_with(
+        &self,
+        origin: Option<pb::Origin>,
+        path: &str,
+        expected_version: Option<u64>,
+        recursive: bool,
+    ) -> Result<u64, ClientError> {
         let request =
-            pb::DeleteRequest { path: path.to_owned(), expected_version, recursive, origin: None };
+            pb::DeleteRequest { path: path.to_owned(), expected_version, recursive, origin };
         let r = self
             .connection
-            .run(Retry::Once, |c| {
+            .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
                 async move { KvClient::new(c).delete(request).await.map(|r| r.into_inner()) }
             })
@@ -275,7 +298,9 @@ impl Client {
         Session::open(Arc::clone(&self.connection), ttl).await
     }
 
-    /// Creates a node in `session` (required for an ephemeral node, which the session owns).
+    /// Creates a node in `session` (required for an ephemeral node, which the session
+    /// owns). The write carries a request id, so it is retried on any failure and still
+    /// applied exactly once.
     pub async fn create_in(
         &self,
         session: &Session,
@@ -283,7 +308,39 @@ impl Client {
         data: impl Into<Bytes>,
         mode: CreateMode,
     ) -> Result<(String, Stat), ClientError> {
-        self.create_with(Some(session.id()), path, data.into(), mode).await
+        let origin = session.begin();
+        let result = self.create_with(Some(origin.clone()), path, data.into(), mode).await;
+        session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
+        result
+    }
+
+    /// Sets a node's value in `session`, exactly once (see [`Client::create_in`]).
+    pub async fn set_in(
+        &self,
+        session: &Session,
+        path: &str,
+        data: impl Into<Bytes>,
+        expected_version: Option<u64>,
+    ) -> Result<Stat, ClientError> {
+        let origin = session.begin();
+        let result = self.set_with(Some(origin.clone()), path, data.into(), expected_version).await;
+        session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
+        result
+    }
+
+    /// Deletes a node in `session`, exactly once (see [`Client::create_in`]).
+    pub async fn delete_in(
+        &self,
+        session: &Session,
+        path: &str,
+        expected_version: Option<u64>,
+        recursive: bool,
+    ) -> Result<u64, ClientError> {
+        let origin = session.begin();
+        let result =
+            self.delete_with(Some(origin.clone()), path, expected_version, recursive).await;
+        session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
+        result
     }
 
     /// The sessions the leader tracks (or one, by id), with remaining time and ephemerals.

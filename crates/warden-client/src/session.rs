@@ -6,7 +6,9 @@
 //! until a renewal succeeds (alive again) or the ttl since the last successful renewal has
 //! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -39,6 +41,30 @@ pub struct Session {
     state: watch::Receiver<SessionState>,
     last_renewal: watch::Receiver<Instant>,
     task: JoinHandle<()>,
+    requests: RequestIds,
+}
+
+/// The ids of a session's writes (Raft thesis §6.3): a sequence number per write and the
+/// lowest one still waiting for an answer, so the cluster applies each write once however
+/// often it is sent, and forgets answers the client has seen.
+#[derive(Default)]
+struct RequestIds {
+    last: AtomicU64,
+    pending: Mutex<BTreeSet<u64>>,
+}
+
+impl RequestIds {
+    fn begin(&self) -> pb::RequestId {
+        let seq = self.last.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.insert(seq);
+        let lowest_pending = pending.first().copied().unwrap_or(seq);
+        pb::RequestId { seq, lowest_pending }
+    }
+
+    fn finish(&self, seq: u64) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&seq);
+    }
 }
 
 impl Session {
@@ -65,12 +91,31 @@ impl Session {
             state_tx,
             renewal_tx,
         ));
-        Ok(Session { id: opened.session_id, ttl, connection, state, last_renewal, task })
+        Ok(Session {
+            id: opened.session_id,
+            ttl,
+            connection,
+            state,
+            last_renewal,
+            task,
+            requests: RequestIds::default(),
+        })
     }
 
     /// The session's id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The origin of a new write in this session, with a fresh request id; call
+    /// [`Session::finish`] with the request id's `seq` once it is answered.
+    pub(crate) fn begin(&self) -> pb::Origin {
+        pb::Origin { session_id: self.id, request_id: Some(self.requests.begin()) }
+    }
+
+    /// The write with this sequence number was answered.
+    pub(crate) fn finish(&self, seq: u64) {
+        self.requests.finish(seq);
     }
 
     /// The session's ttl.

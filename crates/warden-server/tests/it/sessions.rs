@@ -108,3 +108,49 @@ async fn a_leader_cut_off_from_the_quorum_keeps_no_session_alive() {
     cluster.faults.heal();
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_writes_are_retried_and_applied_exactly_once_across_a_leader_kill() {
+    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    client.create("/log", "", CreateMode::PERSISTENT).await.unwrap();
+    // The writer runs while the leader is killed, so some write is in flight at the kill.
+    let writer_client = std::sync::Arc::new(cluster.client());
+    let writer = {
+        let client = std::sync::Arc::clone(&writer_client);
+        tokio::spawn(async move {
+            let session = client.open_session(Duration::from_secs(10)).await.unwrap();
+            for i in 0..60 {
+                // With a request id, a write whose answer was lost is sent again and the
+                // cluster answers it from memory: the caller never sees "outcome unknown".
+                client
+                    .create_in(
+                        &session,
+                        "/log/op-",
+                        format!("op{i}"),
+                        CreateMode::PERSISTENT.sequential(),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("write {i}: {e}"));
+                sleep(Duration::from_millis(10)).await;
+            }
+            session.close().await.unwrap();
+        })
+    };
+    sleep(Duration::from_millis(300)).await;
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    cluster.kill(leader).await;
+    writer.await.unwrap();
+    let mut values = Vec::new();
+    for (name, _) in
+        client.children("/log", warden_client::Consistency::Linearizable).await.unwrap()
+    {
+        values.push(
+            String::from_utf8(client.get(&format!("/log/{name}")).await.unwrap().data.to_vec())
+                .unwrap(),
+        );
+    }
+    let expected: Vec<String> = (0..60).map(|i| format!("op{i}")).collect();
+    assert_eq!(values, expected, "every write once, in order");
+    cluster.stop().await;
+}
