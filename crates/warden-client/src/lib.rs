@@ -309,7 +309,7 @@ impl Client {
         mode: CreateMode,
     ) -> Result<(String, Stat), ClientError> {
         let origin = session.begin();
-        let result = self.create_with(Some(origin.clone()), path, data.into(), mode).await;
+        let result = self.create_with(Some(origin), path, data.into(), mode).await;
         session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
         result
     }
@@ -323,7 +323,7 @@ impl Client {
         expected_version: Option<u64>,
     ) -> Result<Stat, ClientError> {
         let origin = session.begin();
-        let result = self.set_with(Some(origin.clone()), path, data.into(), expected_version).await;
+        let result = self.set_with(Some(origin), path, data.into(), expected_version).await;
         session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
         result
     }
@@ -337,8 +337,7 @@ impl Client {
         recursive: bool,
     ) -> Result<u64, ClientError> {
         let origin = session.begin();
-        let result =
-            self.delete_with(Some(origin.clone()), path, expected_version, recursive).await;
+        let result = self.delete_with(Some(origin), path, expected_version, recursive).await;
         session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
         result
     }
