@@ -67,6 +67,11 @@ impl Connection {
         })
     }
 
+    /// The configured endpoints.
+    pub(crate) fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
     /// A connected channel to `addr`, reusing an open one.
     pub(crate) async fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self.channels.lock().unwrap_or_else(PoisonError::into_inner).get(addr) {

@@ -75,6 +75,23 @@ impl Watcher {
         Watcher { connection, request, stream: None, next: start }
     }
 
+    /// Opens the watch on any member whose history still covers the start, asking each
+    /// in turn; the last refusal if none does.
+    async fn open_elsewhere(
+        &self,
+        request: &pb::WatchRequest,
+    ) -> Result<Streaming<pb::WatchResponse>, ClientError> {
+        let mut last = ClientError::Compacted { oldest: 0, message: "no member asked".into() };
+        for endpoint in self.connection.endpoints() {
+            let Ok(channel) = self.connection.channel(endpoint).await else { continue };
+            match WatchClient::new(channel).watch(request.clone()).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) => last = server_error(&status),
+            }
+        }
+        Err(last)
+    }
+
     /// The next revision's events (or a progress notice). Reconnects as needed; fails only
     /// when the history needed to resume is gone ([`ClientError::Compacted`]), when no
     /// member can be reached, or on a bad request.
@@ -94,6 +111,11 @@ impl Watcher {
                             }
                         })
                         .await;
+                    let opened = match opened {
+                        // This member's history is too short; another may still have it.
+                        Err(ClientError::Compacted { .. }) => self.open_elsewhere(&request).await,
+                        other => other,
+                    };
                     self.stream.insert(opened?)
                 }
             };

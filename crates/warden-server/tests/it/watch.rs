@@ -159,3 +159,30 @@ async fn compaction_lagging_watchers_future_starts_and_starvation() {
     assert_contiguous(&batches, oldest, base + 60);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_refused_by_a_restarted_member_is_served_by_one_with_the_history() {
+    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let (_, stat) = client.create("/h", "", CreateMode::PERSISTENT).await.unwrap();
+    let mut last = 0;
+    for i in 0..5 {
+        last = client.put(&format!("/h/k{i}"), "v").await.unwrap().mod_revision;
+    }
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    let restarted = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.wait_applied(cluster.applied(leader), Duration::from_secs(5)).await;
+    cluster.kill(restarted).await;
+    cluster.restart(restarted).await;
+    // The restarted member's history starts at its current revision; the leader's does not.
+    let restarted_first =
+        warden_client::Client::new(vec![cluster.endpoint(restarted), cluster.endpoint(leader)])
+            .unwrap();
+    let only_restarted = cluster.client_of(restarted);
+    let mut refused = only_restarted.watch("/h", Scope::Prefix, stat.create_revision, false);
+    assert!(matches!(refused.next().await, Err(ClientError::Compacted { .. })));
+    let mut watcher = restarted_first.watch("/h", Scope::Prefix, stat.create_revision, false);
+    let batches = until(&mut watcher, last).await;
+    assert_contiguous(&batches, stat.create_revision, last);
+    cluster.stop().await;
+}
