@@ -180,6 +180,15 @@ impl Drop for Session {
     }
 }
 
+/// Changes the state, waking watchers only when it really changes.
+fn set_state(state: &watch::Sender<SessionState>, new: SessionState) {
+    state.send_if_modified(|current| {
+        let changed = *current != new;
+        *current = new;
+        changed
+    });
+}
+
 /// Renews `id` every ttl/3 until it is lost.
 async fn keep_alive(
     connection: Arc<Connection>,
@@ -212,7 +221,7 @@ async fn keep_alive(
         let (tx, mut responses, mut sent) = match stream {
             Ok(Ok(opened)) => opened,
             _ => {
-                state.send_replace(SessionState::Jeopardy);
+                set_state(&state, SessionState::Jeopardy);
                 sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -225,10 +234,10 @@ async fn keep_alive(
                 }
                 Ok(Ok(Some(_))) => {
                     renewal.send_replace(sent);
-                    state.send_replace(SessionState::Alive);
+                    set_state(&state, SessionState::Alive);
                 }
                 _ => {
-                    state.send_replace(SessionState::Jeopardy);
+                    set_state(&state, SessionState::Jeopardy);
                     // Do not hammer a member that just broke the stream.
                     sleep(Duration::from_millis(20)).await;
                     break;
