@@ -16,7 +16,9 @@ use crate::cli::{Cli, Command};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Server { .. } | Command::Dev { .. } => "info,fjall=warn,lsm_tree=warn,openraft=warn",
+        Command::Server { .. } | Command::Dev { .. } => {
+            "info,fjall=warn,lsm_tree=warn,openraft=warn"
+        }
         Command::Client(_) => "warn",
     };
     tracing_subscriber::fmt()
