@@ -193,6 +193,13 @@ impl Client {
             NodeKind::Persistent => pb::NodeKind::Persistent,
             NodeKind::Ephemeral => pb::NodeKind::Ephemeral,
             NodeKind::Container => pb::NodeKind::Container,
+            NodeKind::Lock => {
+                return Err(ClientError::Server {
+                    code: Code::InvalidArgument,
+                    message: "lock nodes are made by acquiring a lock, not by create".into(),
+                    kind: "InvalidCreateMode".into(),
+                });
+            }
         };
         let request = pb::CreateRequest {
             path: path.to_owned(),

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
 use crate::node::CreateMode;
+use crate::queue::{LockKind, WaitMode};
 use crate::session::SessionId;
 
 /// A client's id for one mutating request within its session (Raft thesis §6.3).
@@ -81,6 +82,26 @@ pub enum Command {
         /// `(session, remaining ms)` pairs.
         remaining: Vec<(SessionId, u64)>,
     },
+    /// Queues the request's session on the lock at `path` (creating the lock), or
+    /// returns its place if it already holds or waits there. Needs a session.
+    Acquire {
+        /// The lock's path (its parent must exist).
+        path: String,
+        /// The kind of lock; must match the lock's if it exists.
+        kind: LockKind,
+        /// What the session asks for.
+        mode: WaitMode,
+        /// Lock-delay for a new lock, ms (at most 60,000); ignored if the lock exists.
+        delay_ms: u64,
+    },
+    /// Removes the request's session from the lock at `path`, whether it holds or waits
+    /// (a release, or a cancelled or timed-out wait).
+    Release {
+        /// The lock's path.
+        path: String,
+    },
+    /// Ends the lock-delays that are over (proposed by the leader when one ends).
+    WakeLocks,
     /// Creates a node.
     Create {
         /// Its path; for a sequential node, the prefix the counter is appended to.

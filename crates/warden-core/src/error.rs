@@ -21,6 +21,20 @@ pub enum CoreError {
         /// The rule it broke.
         rule: PathRule,
     },
+    /// A release by a session that neither holds nor waits for the lock.
+    #[error("session {session} neither holds nor waits for the lock {path:?}")]
+    NotHeld {
+        /// The lock.
+        path: String,
+        /// The session.
+        session: SessionId,
+    },
+    /// A write to a node the lock recipe manages.
+    #[error("{path:?} is managed by a lock; acquire and release the lock instead of writing it")]
+    LockManaged {
+        /// The node.
+        path: String,
+    },
     /// A lock request that does not fit the lock.
     #[error("invalid lock request: {reason}")]
     InvalidLockRequest {

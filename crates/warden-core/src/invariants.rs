@@ -13,7 +13,7 @@ use crate::state::State;
 /// every ephemeral node's owner session is live; no ephemeral node has children;
 /// `num_children` matches the children; every non-root node has a parent; no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
-/// the ephemeral index matches the nodes.
+/// the ephemeral index matches the nodes; every lock grants exactly what its rule allows.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -50,6 +50,28 @@ pub fn violations(state: &State) -> Vec<String> {
         }
         if node.kind == NodeKind::Container && children == 0 && node.stat.cversion > 0 {
             found.push(format!("container {p} lost its last child but was not deleted"));
+        }
+    }
+    // Locks: the granted waiters are the first ones, exactly as many as the queue rule
+    // allows (fewer only while a lock-delay blocks new grants), and tokens never decrease
+    // along the queue.
+    for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Lock) {
+        let Some((config, waiters)) = crate::lock::waiters(tree, p) else {
+            found.push(format!("lock {p} has unreadable data {:?}", node.data));
+            continue;
+        };
+        let modes: Vec<_> = waiters.iter().map(|w| w.info.mode).collect();
+        let allowed = crate::queue::holders(config.kind, &modes);
+        let granted = waiters.iter().take_while(|w| w.info.token.is_some()).count();
+        if waiters.iter().skip(granted).any(|w| w.info.token.is_some()) {
+            found.push(format!("lock {p}: a waiter holds while an earlier one waits"));
+        }
+        if granted > allowed || (granted < allowed && config.blocked_until_ms == 0) {
+            found.push(format!("lock {p}: {granted} granted, the rule allows {allowed}"));
+        }
+        let tokens: Vec<u64> = waiters.iter().filter_map(|w| w.info.token).collect();
+        if tokens.windows(2).any(|t| t[0] > t[1]) {
+            found.push(format!("lock {p}: tokens out of queue order {tokens:?}"));
         }
     }
     for session in state.sessions() {

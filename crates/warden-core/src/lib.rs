@@ -25,6 +25,7 @@ mod error;
 mod event;
 pub mod invariants;
 mod limits;
+pub mod lock;
 mod namespace;
 mod node;
 pub mod path;

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::error::CoreError;
 use crate::event::{Event, EventKind};
 use crate::limits::Limits;
+use crate::lock;
 use crate::node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};
 use crate::path;
 use crate::session::SessionId;
@@ -35,6 +36,26 @@ impl<'a> Mutation<'a> {
         self.tree
     }
 
+    /// The limits commands are checked against.
+    pub(crate) fn limits(&self) -> &Limits {
+        self.limits
+    }
+
+    /// The leader's clock for this command.
+    pub(crate) fn time_ms(&self) -> u64 {
+        self.time_ms
+    }
+
+    /// The revision this command gets if it changes anything.
+    pub(crate) fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The paths changed so far by this command.
+    pub(crate) fn changed_paths(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.path.clone()).collect()
+    }
+
     /// Ends the mutation: on success the changes stay and their events are returned; on
     /// failure every change is undone and there are no events.
     pub(crate) fn finish(self, ok: bool) -> Vec<Event> {
@@ -56,6 +77,7 @@ impl<'a> Mutation<'a> {
         session: Option<SessionId>,
     ) -> Result<(String, Stat), CoreError> {
         mode.validate()?;
+        lock::refuse_lock_kind(&mode)?;
         let owner = match (mode.kind, session) {
             (NodeKind::Ephemeral, Some(s)) => s,
             (NodeKind::Ephemeral, None) => {
@@ -80,7 +102,50 @@ impl<'a> Mutation<'a> {
         if parent.stat.ephemeral_owner != 0 {
             return Err(CoreError::EphemeralParent { path: path.to_owned(), parent: parent_path });
         }
-        let full = if mode.sequential {
+        if parent.kind == NodeKind::Lock {
+            return Err(CoreError::LockManaged { path: parent_path });
+        }
+        self.insert_node(path, &parent_path, data, mode.kind, owner, mode.sequential)
+    }
+
+    /// Creates a node made by a recipe (a lock, a waiter): the caller checked the rules.
+    /// `path` is the full path, or the prefix of a sequential name. Returns the path.
+    pub(crate) fn create_internal(
+        &mut self,
+        path: &str,
+        data: Bytes,
+        kind: NodeKind,
+        owner: SessionId,
+        sequential: bool,
+    ) -> Result<String, CoreError> {
+        let checked = if sequential { format!("{path}{:010}", 0) } else { path.to_owned() };
+        path::check(&checked, self.limits)
+            .map_err(|rule| CoreError::InvalidPath { path: path.to_owned(), rule })?;
+        let parent_path = path::parent(&checked).unwrap_or(path::ROOT).to_owned();
+        let parent = self.tree.get(&parent_path).ok_or_else(|| CoreError::NoParent {
+            path: path.to_owned(),
+            parent: parent_path.clone(),
+        })?;
+        if parent.stat.ephemeral_owner != 0 {
+            return Err(CoreError::EphemeralParent { path: path.to_owned(), parent: parent_path });
+        }
+        self.insert_node(path, &parent_path, data, kind, owner, sequential).map(|(full, _)| full)
+    }
+
+    fn insert_node(
+        &mut self,
+        path: &str,
+        parent_path: &str,
+        data: Bytes,
+        kind: NodeKind,
+        owner: SessionId,
+        sequential: bool,
+    ) -> Result<(String, Stat), CoreError> {
+        let parent_path = parent_path.to_owned();
+        let Some(parent) = self.tree.get(&parent_path) else {
+            return Err(CoreError::NoParent { path: path.to_owned(), parent: parent_path });
+        };
+        let full = if sequential {
             let seq = parent.next_sequence;
             if seq > MAX_SEQUENCE {
                 return Err(CoreError::SequenceOverflow { parent: parent_path });
@@ -102,11 +167,11 @@ impl<'a> Mutation<'a> {
             ..Stat::default()
         };
         self.emit(EventKind::Created, &full, stat, Some(data.clone()));
-        self.tree.insert(&full, Node { data, stat, kind: mode.kind, next_sequence: 0 });
+        self.tree.insert(&full, Node { data, stat, kind, next_sequence: 0 });
         self.tree.update(&parent_path, |p| {
             p.stat.num_children += 1;
             p.stat.cversion += 1;
-            if mode.sequential {
+            if sequential {
                 p.next_sequence += 1;
             }
         });
@@ -125,6 +190,15 @@ impl<'a> Mutation<'a> {
         self.check_value(path, &data)?;
         let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
         check_version(path, node, expected_version)?;
+        if lock::is_managed(self.tree, path) {
+            return Err(CoreError::LockManaged { path: path.to_owned() });
+        }
+        Ok(self.set_internal(path, data))
+    }
+
+    /// Sets the value of a node a recipe manages; returns its new stat.
+    pub(crate) fn set_internal(&mut self, path: &str, data: Bytes) -> Stat {
+        let Some(node) = self.tree.get(path) else { return Stat::default() };
         let (revision, time_ms) = (self.revision, self.time_ms);
         let event_data = data.clone();
         let mut stat = node.stat;
@@ -137,7 +211,7 @@ impl<'a> Mutation<'a> {
             stat = n.stat;
         });
         self.emit(EventKind::Data, path, stat, Some(event_data));
-        Ok(stat)
+        stat
     }
 
     /// Deletes a node (with its descendants if `recursive`); returns how many nodes went,
@@ -188,6 +262,15 @@ impl<'a> Mutation<'a> {
             self.emit_children(&parent);
             match self.tree.get(&parent) {
                 Some(p) if p.kind == NodeKind::Container && p.stat.num_children == 0 => {
+                    current = parent;
+                }
+                // A lock goes with its last waiter, unless a lock-delay holds it.
+                Some(p)
+                    if p.kind == NodeKind::Lock
+                        && p.stat.num_children == 0
+                        && lock::LockConfig::decode(&p.data)
+                            .is_none_or(|c| c.blocked_until_ms <= self.time_ms) =>
+                {
                     current = parent;
                 }
                 _ => return count,

@@ -39,6 +39,9 @@ pub enum NodeKind {
     Ephemeral,
     /// Deleted once its last child is deleted.
     Container,
+    /// A lock: made by acquiring it, its children are the waiters; deleted like a
+    /// container once the last waiter leaves (unless a lock-delay holds it).
+    Lock,
 }
 
 /// How to create a node: its kind, and whether the server appends a sequence number.

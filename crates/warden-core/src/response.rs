@@ -44,6 +44,25 @@ pub enum Output {
         /// How many live sessions were updated.
         count: u64,
     },
+    /// A lock acquire was queued, or found queued.
+    LockQueued {
+        /// The session's waiter node.
+        waiter: String,
+        /// Its fencing token, if it holds the lock.
+        token: Option<u64>,
+        /// Its place in the queue (0 is first).
+        position: u64,
+    },
+    /// A session left a lock.
+    LockReleased {
+        /// Whether it held the lock (rather than waited).
+        held: bool,
+    },
+    /// Lock-delays that were over were ended.
+    LocksWoken {
+        /// How many locks.
+        count: u64,
+    },
     /// A node was created.
     Created {
         /// Its path, with the sequence number for a sequential node.

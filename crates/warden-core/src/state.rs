@@ -12,6 +12,7 @@ use crate::command::{Command, Request};
 use crate::error::CoreError;
 use crate::event::Event;
 use crate::limits::Limits;
+use crate::lock;
 use crate::namespace::Mutation;
 use crate::node::{Node, Stat};
 use crate::path;
@@ -119,6 +120,17 @@ impl State {
         self.sessions.iter()
     }
 
+    /// The lock at `path`: its settings and waiters in queue order (holders first).
+    pub fn lock(&self, path: &str) -> Result<(lock::LockConfig, Vec<lock::WaiterView>), CoreError> {
+        path::validate(path, &self.limits)?;
+        lock::waiters(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
+    }
+
+    /// Whether `token` is held now on the lock at `path` (Chubby's sequencer check).
+    pub fn check_sequencer(&self, path: &str, token: u64) -> bool {
+        lock::check_sequencer(&self.tree, path, token)
+    }
+
     /// The ephemeral nodes of a session, sorted.
     pub fn ephemerals_of(&self, id: SessionId) -> impl Iterator<Item = &str> {
         self.tree.ephemerals_of(id)
@@ -179,55 +191,81 @@ impl State {
         ctx: &ApplyContext,
     ) -> (Result<Output, CoreError>, Vec<Event>) {
         let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms);
-        let outcome = match command {
-            Command::OpenSession { ttl_ms, identity } => {
-                self.sessions.open(ttl_ms, identity, ctx, &self.limits)
-            }
-            Command::CloseSession { id } => match self.sessions.remove(id) {
-                Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
-                None => Err(CoreError::SessionExpired { id }),
-            },
-            Command::ExpireSessions { term, .. } if term != ctx.term => {
-                Err(CoreError::StaleTerm { decided: term, appended: ctx.term })
-            }
-            Command::ExpireSessions { ids, .. } => {
-                let mut expired = Vec::new();
-                let mut deleted = 0;
-                for id in ids {
-                    if self.sessions.remove(id).is_some() {
-                        deleted += m.delete_ephemerals(id);
-                        expired.push(id);
-                    }
+        let outcome =
+            match command {
+                Command::OpenSession { ttl_ms, identity } => {
+                    self.sessions.open(ttl_ms, identity, ctx, &self.limits)
                 }
-                Ok(Output::SessionsExpired { ids: expired, deleted })
-            }
-            Command::CheckpointSessions { remaining } => {
-                let mut count = 0;
-                for (id, ms) in remaining {
-                    if let Some(session) = self.sessions.get_mut(id) {
-                        session.checkpoint_remaining_ms = Some(ms.min(session.ttl_ms));
-                        count += 1;
-                    }
+                Command::CloseSession { id } => match self.sessions.remove(id) {
+                    Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
+                    None => Err(CoreError::SessionExpired { id }),
+                },
+                Command::ExpireSessions { term, .. } if term != ctx.term => {
+                    Err(CoreError::StaleTerm { decided: term, appended: ctx.term })
                 }
-                Ok(Output::SessionsCheckpointed { count })
+                Command::ExpireSessions { ids, .. } => {
+                    let mut expired = Vec::new();
+                    let mut deleted = 0;
+                    for id in ids {
+                        if self.sessions.remove(id).is_some() {
+                            // Expiry, unlike a release or a close, is a holder failure.
+                            lock::block_on_holder_failure(&mut m, id);
+                            deleted += m.delete_ephemerals(id);
+                            expired.push(id);
+                        }
+                    }
+                    Ok(Output::SessionsExpired { ids: expired, deleted })
+                }
+                Command::CheckpointSessions { remaining } => {
+                    let mut count = 0;
+                    for (id, ms) in remaining {
+                        if let Some(session) = self.sessions.get_mut(id) {
+                            session.checkpoint_remaining_ms = Some(ms.min(session.ttl_ms));
+                            count += 1;
+                        }
+                    }
+                    Ok(Output::SessionsCheckpointed { count })
+                }
+                Command::Acquire { path, kind, mode, delay_ms } => match session {
+                    Some(session) => lock::acquire(&mut m, session, &path, kind, mode, delay_ms)
+                        .map(|a| Output::LockQueued {
+                            waiter: a.waiter,
+                            token: a.token,
+                            position: a.position,
+                        }),
+                    None => Err(CoreError::SessionRequired { path }),
+                },
+                Command::Release { path } => match session {
+                    Some(session) => lock::release(&mut m, session, &path)
+                        .map(|held| Output::LockReleased { held }),
+                    None => Err(CoreError::SessionRequired { path }),
+                },
+                Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
+                Command::Create { path, data, mode } => m
+                    .create(&path, data, mode, session)
+                    .map(|(path, stat)| Output::Created { path, stat }),
+                Command::Set { path, data, expected_version } => {
+                    m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
+                }
+                Command::Delete { path, expected_version, recursive } => m
+                    .delete(&path, expected_version, recursive)
+                    .map(|count| Output::Deleted { count }),
+                Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
+                    .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
+                    .and_then(|failed| match failed {
+                        Some(index) => Ok(Output::TxnCompareFailed { index }),
+                        None => txn::apply_ops(&mut m, ops, session)
+                            .map(|results| Output::TxnCommitted { results }),
+                    }),
+            };
+        if outcome.is_ok() {
+            // Whatever left a lock's queue (a release, a deletion, an ended session) may let
+            // the next waiters hold.
+            let changed = m.changed_paths();
+            for touched in lock::locks_touched(m.tree(), changed.iter().map(String::as_str)) {
+                lock::grant(&mut m, &touched);
             }
-            Command::Create { path, data, mode } => m
-                .create(&path, data, mode, session)
-                .map(|(path, stat)| Output::Created { path, stat }),
-            Command::Set { path, data, expected_version } => {
-                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
-            }
-            Command::Delete { path, expected_version, recursive } => {
-                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
-            }
-            Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
-                .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
-                .and_then(|failed| match failed {
-                    Some(index) => Ok(Output::TxnCompareFailed { index }),
-                    None => txn::apply_ops(&mut m, ops, session)
-                        .map(|results| Output::TxnCommitted { results }),
-                }),
-        };
+        }
         let events = m.finish(outcome.is_ok());
         (outcome, events)
     }

@@ -671,3 +671,185 @@ fn snapshot_round_trips_and_rejects_garbage() {
     longer.push(0);
     assert!(matches!(State::restore(&longer), Err(CoreError::Decode { .. })));
 }
+
+// ---- locks ----
+
+use crate::queue::{LockKind, WaitMode};
+
+impl Harness {
+    fn run_at(&mut self, request: Request, time_ms: u64) -> Applied {
+        self.index += 1;
+        let applied =
+            self.state.apply(request, &ApplyContext { index: self.index, time_ms, term: 1 });
+        let broken = invariants::violations(&self.state);
+        assert!(broken.is_empty(), "invariants broken: {broken:?}");
+        applied
+    }
+
+    fn acquire(
+        &mut self,
+        s: SessionId,
+        path: &str,
+        kind: LockKind,
+        mode: WaitMode,
+        delay_ms: u64,
+    ) -> Output {
+        let command = Command::Acquire { path: path.into(), kind, mode, delay_ms };
+        match self.run(Request::in_session(s, command)).response.outcome {
+            Ok(o) => o,
+            Err(e) => panic!("acquire: {e}"),
+        }
+    }
+
+    fn holders(&self, path: &str) -> Vec<(SessionId, u64)> {
+        let (_, ws) = self.state.lock(path).unwrap_or_else(|e| panic!("{e}"));
+        ws.iter().filter_map(|w| w.info.token.map(|t| (w.session, t))).collect()
+    }
+}
+
+fn queued(o: &Output) -> (Option<u64>, u64) {
+    match o {
+        Output::LockQueued { token, position, .. } => (*token, *position),
+        other => panic!("{other:?}"),
+    }
+}
+
+const X: WaitMode = WaitMode::Exclusive;
+
+#[test]
+fn a_mutex_is_granted_in_order_with_increasing_tokens() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.open(), h.open());
+    let (t1, p1) = queued(&h.acquire(s1, "/db", LockKind::Mutex, X, 0));
+    assert_eq!((p1, t1.is_some()), (0, true));
+    assert_eq!(queued(&h.acquire(s2, "/db", LockKind::Mutex, X, 0)), (None, 1));
+    // Acquiring again returns the same hold or wait.
+    assert_eq!(queued(&h.acquire(s1, "/db", LockKind::Mutex, X, 0)).0, t1);
+    assert_eq!(h.holders("/db"), [(s1, t1.unwrap_or(0))]);
+    let released = h.run(Request::in_session(s1, Command::Release { path: "/db".into() }));
+    assert_eq!(released.response.outcome, Ok(Output::LockReleased { held: true }));
+    let holders = h.holders("/db");
+    assert_eq!(holders.len(), 1);
+    assert_eq!(holders[0].0, s2);
+    assert!(holders[0].1 > t1.unwrap_or(0), "tokens strictly increase");
+    // The grant is an event on the waiter, with the token in its data.
+    assert!(released.events.iter().any(|e| {
+        e.kind == EventKind::Data
+            && e.data
+                .as_deref()
+                .is_some_and(|d| d.ends_with(format!("token={}", holders[0].1).as_bytes()))
+    }));
+    assert!(h.state.check_sequencer("/db", holders[0].1));
+    assert!(!h.state.check_sequencer("/db", t1.unwrap_or(0)));
+    h.run(Request::in_session(s2, Command::Release { path: "/db".into() }));
+    assert!(!h.exists("/db"), "an idle lock leaves no node");
+}
+
+#[test]
+fn readers_share_and_semaphores_count_permits() {
+    let mut h = Harness::new();
+    let (r1, w, r2, r3) = (h.open(), h.open(), h.open(), h.open());
+    h.acquire(r1, "/rw", LockKind::ReadWrite, WaitMode::Shared, 0);
+    assert!(queued(&h.acquire(r2, "/rw", LockKind::ReadWrite, WaitMode::Shared, 0)).0.is_some());
+    assert!(queued(&h.acquire(w, "/rw", LockKind::ReadWrite, X, 0)).0.is_none());
+    assert!(
+        queued(&h.acquire(r3, "/rw", LockKind::ReadWrite, WaitMode::Shared, 0)).0.is_none(),
+        "behind a writer"
+    );
+    h.run(Request::in_session(r1, Command::Release { path: "/rw".into() }));
+    h.run(Request::in_session(r2, Command::Release { path: "/rw".into() }));
+    assert_eq!(h.holders("/rw").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [w]);
+
+    let sem = LockKind::Semaphore { permits: 2 };
+    let (a, b, c) = (h.open(), h.open(), h.open());
+    assert!(queued(&h.acquire(a, "/sem", sem, WaitMode::Permits(1), 0)).0.is_some());
+    assert!(queued(&h.acquire(b, "/sem", sem, WaitMode::Permits(1), 0)).0.is_some());
+    assert!(queued(&h.acquire(c, "/sem", sem, WaitMode::Permits(1), 0)).0.is_none());
+    h.run(Request::new(Command::CloseSession { id: a }));
+    assert_eq!(h.holders("/sem").len(), 2, "closing a session releases its permit");
+}
+
+#[test]
+fn lock_delay_follows_expiry_only() {
+    let mut h = Harness::new();
+    let (s1, s2, s3) = (h.open(), h.open(), h.open());
+    h.acquire(s1, "/l", LockKind::Mutex, X, 5_000);
+    h.acquire(s2, "/l", LockKind::Mutex, X, 5_000);
+    h.run_at(Request::new(Command::ExpireSessions { ids: vec![s1], term: 1 }), 100_000);
+    assert!(h.holders("/l").is_empty(), "blocked by the lock-delay");
+    h.run_at(Request::new(Command::WakeLocks), 104_999);
+    assert!(h.holders("/l").is_empty(), "still blocked");
+    h.run_at(Request::new(Command::WakeLocks), 105_000);
+    assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s2]);
+    // A close is not a failure: no delay.
+    h.acquire(s3, "/l", LockKind::Mutex, X, 5_000);
+    h.run_at(Request::new(Command::CloseSession { id: s2 }), 200_000);
+    assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s3]);
+    // The last holder expires: the empty lock stays blocked, then goes.
+    h.run_at(Request::new(Command::ExpireSessions { ids: vec![s3], term: 1 }), 300_000);
+    assert!(h.exists("/l"), "the lock-delay outlives the last waiter");
+    let s4 = h.open();
+    assert!(
+        queued(&h.acquire(s4, "/l", LockKind::Mutex, X, 0)).0.is_none(),
+        "nobody gets it during the delay"
+    );
+    h.run_at(Request::in_session(s4, Command::Release { path: "/l".into() }), 301_000);
+    assert!(h.exists("/l"), "still blocked");
+    h.run_at(Request::new(Command::WakeLocks), 305_000);
+    assert!(!h.exists("/l"), "woken and empty: gone");
+}
+
+#[test]
+fn lock_nodes_are_managed_and_requests_are_checked() {
+    let mut h = Harness::new();
+    let s = h.open();
+    let (waiter, token) = match h.acquire(s, "/m", LockKind::Mutex, X, 0) {
+        Output::LockQueued { waiter, token, .. } => (waiter, token),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(h.cmd(set("/m", "x", None)), Err(CoreError::LockManaged { path: "/m".into() }));
+    assert_eq!(
+        h.cmd(set(&waiter, "x", None)),
+        Err(CoreError::LockManaged { path: waiter.clone() })
+    );
+    assert_eq!(
+        h.create("/m/x", CreateMode::PERSISTENT),
+        Err(CoreError::LockManaged { path: "/m".into() })
+    );
+    let lock_mode = CreateMode { kind: NodeKind::Lock, sequential: false };
+    assert!(matches!(h.create("/n", lock_mode), Err(CoreError::InvalidCreateMode { .. })));
+    let other = h.open();
+    let wrong =
+        Command::Acquire { path: "/m".into(), kind: LockKind::ReadWrite, mode: X, delay_ms: 0 };
+    assert!(matches!(
+        h.run(Request::in_session(other, wrong)).response.outcome,
+        Err(CoreError::InvalidLockRequest { .. })
+    ));
+    h.create("/plain", CreateMode::PERSISTENT).ok();
+    let plain =
+        Command::Acquire { path: "/plain".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
+    assert!(matches!(
+        h.run(Request::in_session(other, plain)).response.outcome,
+        Err(CoreError::InvalidLockRequest { .. })
+    ));
+    let long =
+        Command::Acquire { path: "/d".into(), kind: LockKind::Mutex, mode: X, delay_ms: 60_001 };
+    assert!(matches!(
+        h.run(Request::in_session(other, long)).response.outcome,
+        Err(CoreError::InvalidLockRequest { .. })
+    ));
+    let nobody =
+        Command::Acquire { path: "/m".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
+    assert!(matches!(h.cmd(nobody), Err(CoreError::SessionRequired { .. })));
+    let release = Request::in_session(other, Command::Release { path: "/m".into() });
+    assert_eq!(
+        h.run(release).response.outcome,
+        Err(CoreError::NotHeld { path: "/m".into(), session: other })
+    );
+    // An operator may force a release by deleting the holder's waiter.
+    h.acquire(other, "/m", LockKind::Mutex, X, 0);
+    h.cmd(delete(&waiter, false)).ok();
+    let holders = h.holders("/m");
+    assert_eq!(holders.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [other]);
+    assert!(holders[0].1 > token.unwrap_or(0));
+}

@@ -29,6 +29,8 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::InvalidPath { .. } => (Code::InvalidArgument, "InvalidPath"),
         CoreError::InvalidGlob { .. } => (Code::InvalidArgument, "InvalidGlob"),
         CoreError::InvalidLockRequest { .. } => (Code::InvalidArgument, "InvalidLockRequest"),
+        CoreError::NotHeld { .. } => (Code::FailedPrecondition, "NotHeld"),
+        CoreError::LockManaged { .. } => (Code::FailedPrecondition, "LockManaged"),
         CoreError::StaleTerm { .. } => (Code::Aborted, "StaleTerm"),
         CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, "ValueTooLarge"),
         CoreError::InvalidCreateMode { .. } => (Code::InvalidArgument, "InvalidCreateMode"),

@@ -60,6 +60,8 @@ proptest! {
         // (session, seq) -> the first response.
         let mut answered: BTreeMap<(u64, u64), Response> = BTreeMap::new();
         let mut revision = 0;
+        // Per lock incarnation (create revision): the highest token granted so far.
+        let mut highest: BTreeMap<(String, u64), u64> = BTreeMap::new();
         for step in &steps {
             let before = nodes(&runner.state);
             let (request, applied) = runner.apply(step);
@@ -91,6 +93,19 @@ proptest! {
                     && applied.events.iter().rev().find(|e| e.path == event.path) == Some(event)
                 {
                     prop_assert_eq!(node.stat, event.stat);
+                }
+            }
+
+            // Fencing: a mutex's new holder has a higher token than every earlier one.
+            for (lock, _) in crate::steps::LOCKS.iter().filter(|(_, k)| *k == warden_core::queue::LockKind::Mutex) {
+                if let (Ok(node), Ok((_, waiters))) = (runner.state.get(lock), runner.state.lock(lock)) {
+                    let key = (lock.to_string(), node.stat.create_revision);
+                    for token in waiters.iter().filter_map(|w| w.info.token) {
+                        let best = highest.entry(key.clone()).or_insert(0);
+                        prop_assert!(token >= *best, "token {} after {} on {}", token, best, lock);
+                        *best = token;
+                    }
+                    prop_assert!(waiters.iter().filter(|w| w.info.token.is_some()).count() <= 1);
                 }
             }
 

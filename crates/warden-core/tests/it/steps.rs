@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{
     Applied, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, Output, Request, State,
     TxnOp,
@@ -20,15 +21,50 @@ pub struct SessionRef(u8);
 
 #[derive(Debug, Clone)]
 pub enum AbstractCommand {
-    Open { ttl_ms: u64 },
+    Open {
+        ttl_ms: u64,
+    },
     Close(SessionRef),
     Expire(Vec<SessionRef>, bool),
     Checkpoint(Vec<(SessionRef, u64)>),
-    Create { path: String, data: Bytes, mode: CreateMode },
-    Set { path: String, data: Bytes, expected_version: Option<u64> },
-    Delete { path: String, expected_version: Option<u64>, recursive: bool },
-    Txn { compares: Vec<Compare>, ops: Vec<TxnOp> },
+    Create {
+        path: String,
+        data: Bytes,
+        mode: CreateMode,
+    },
+    Set {
+        path: String,
+        data: Bytes,
+        expected_version: Option<u64>,
+    },
+    Delete {
+        path: String,
+        expected_version: Option<u64>,
+        recursive: bool,
+    },
+    Txn {
+        compares: Vec<Compare>,
+        ops: Vec<TxnOp>,
+    },
+    /// Acquire lock `0..3` (a mutex, a read-write lock, a 2-permit semaphore).
+    Acquire {
+        lock: u8,
+        shared: bool,
+        permits: u32,
+        delay_ms: u64,
+    },
+    Release {
+        lock: u8,
+    },
+    Wake,
 }
+
+/// The lock paths of the model, and their kinds.
+pub const LOCKS: [(&str, warden_core::queue::LockKind); 3] = [
+    ("/lock-m", warden_core::queue::LockKind::Mutex),
+    ("/lock-rw", warden_core::queue::LockKind::ReadWrite),
+    ("/lock-s", warden_core::queue::LockKind::Semaphore { permits: 2 }),
+];
 
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -112,6 +148,10 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
             .prop_map(|(path, expected_version, recursive)| AbstractCommand::Delete { path, expected_version, recursive }),
         2 => (prop::collection::vec(compare(), 0..3), prop::collection::vec(txn_op(), 0..4))
             .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
+        4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
+            .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
+        2 => (0u8..3).prop_map(|lock| AbstractCommand::Release { lock }),
+        1 => Just(AbstractCommand::Wake),
     ]
 }
 
@@ -190,6 +230,20 @@ impl Runner {
             AbstractCommand::Txn { compares, ops } => {
                 Command::Txn { compares: compares.clone(), ops: ops.clone() }
             }
+            AbstractCommand::Acquire { lock, shared, permits, delay_ms } => {
+                let (path, kind) = LOCKS[usize::from(*lock)];
+                let mode = match kind {
+                    LockKind::Mutex => WaitMode::Exclusive,
+                    LockKind::ReadWrite if *shared => WaitMode::Shared,
+                    LockKind::ReadWrite => WaitMode::Exclusive,
+                    LockKind::Semaphore { .. } => WaitMode::Permits(*permits),
+                };
+                Command::Acquire { path: path.into(), kind, mode, delay_ms: *delay_ms }
+            }
+            AbstractCommand::Release { lock } => {
+                Command::Release { path: LOCKS[usize::from(*lock)].0.into() }
+            }
+            AbstractCommand::Wake => Command::WakeLocks,
         };
         let session = step.session.map(|r| self.resolve(r));
         let id =
