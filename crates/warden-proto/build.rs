@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "../../proto/warden/v1/cluster.proto",
             "../../proto/warden/v1/watch.proto",
             "../../proto/warden/v1/session.proto",
+            "../../proto/warden/v1/lock.proto",
             "../../proto/warden/raft/v1/raft.proto",
         ],
         &["../../proto"],

@@ -157,6 +157,17 @@ pub fn check_sequencer(tree: &Tree, lock: &str, token: u64) -> bool {
     waiters(tree, lock).is_some_and(|(_, ws)| ws.iter().any(|w| w.info.token == Some(token)))
 }
 
+/// The earliest end of a lock-delay still pending, if any (leader clock, ms). Scans the
+/// lock nodes: the leader calls it about twice a second.
+pub fn next_wake(tree: &Tree) -> Option<u64> {
+    tree.iter()
+        .filter(|(_, n)| n.kind == NodeKind::Lock)
+        .filter_map(|(_, n)| LockConfig::decode(&n.data))
+        .map(|c| c.blocked_until_ms)
+        .filter(|until| *until != 0)
+        .min()
+}
+
 /// Whether `path` is managed by a lock (a lock node or one of its waiters): clients may
 /// not set it or create under it.
 pub(crate) fn is_managed(tree: &Tree, path: &str) -> bool {

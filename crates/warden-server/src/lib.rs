@@ -15,6 +15,7 @@ pub mod config;
 mod convert;
 mod error;
 mod kv_service;
+mod lock_service;
 pub mod network;
 mod node;
 mod raft_service;

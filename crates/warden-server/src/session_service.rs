@@ -23,6 +23,8 @@ use crate::status;
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// How often the leader checkpoints remaining ttls.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(3);
+/// Lock-delays are checked every this many ticks (500 ms).
+const WAKE_EVERY_TICKS: u64 = 5;
 /// Sessions per checkpoint entry.
 const CHECKPOINT_BATCH: usize = 1_000;
 
@@ -75,7 +77,8 @@ fn views(shared: &Shared) -> Vec<SessionView> {
         .read(|a| a.core.sessions().map(|s| (s.id, s.ttl_ms, s.checkpoint_remaining_ms)).collect())
 }
 
-/// The leader's loop: track deadlines, propose expiries and checkpoints. Runs forever.
+/// The leader's loop: track deadlines, propose expiries and checkpoints, and end
+/// lock-delays that are over. Runs forever.
 pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>) {
     let mut ticker = tokio::time::interval(EXPIRY_TICK);
     let mut last_checkpoint = Instant::now();
@@ -83,6 +86,9 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
     // pile up proposals that cannot commit.
     let expiring = Arc::new(AtomicBool::new(false));
     let checkpointing = Arc::new(AtomicBool::new(false));
+    // Lock-delays are ended by a WakeLocks entry when they are over.
+    let waking = Arc::new(AtomicBool::new(false));
+    let mut ticks: u64 = 0;
     loop {
         ticker.tick().await;
         // Lead only once this term's first entry is applied: before it, sessions opened
@@ -98,6 +104,20 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
         tracker.sync(leading, &views(&shared), now);
         if leading.is_none() {
             continue;
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(WAKE_EVERY_TICKS) && !waking.load(Ordering::Acquire) {
+            let due = shared.state_machine.read(|a| warden_core::lock::next_wake(a.core.tree()));
+            if due.is_some_and(|until| until <= crate::shared::now_ms()) {
+                waking.store(true, Ordering::Release);
+                let (shared, waking) = (shared.clone(), Arc::clone(&waking));
+                tokio::spawn(async move {
+                    if let Err(e) = shared.write(None, None, Command::WakeLocks).await {
+                        debug!(error = %e, "lock wake-up not applied");
+                    }
+                    waking.store(false, Ordering::Release);
+                });
+            }
         }
         if !expiring.load(Ordering::Acquire) {
             let (term, due) = tracker.due(now);

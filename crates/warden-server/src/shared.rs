@@ -26,7 +26,7 @@ pub(crate) struct Shared {
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
 /// the entries it proposes.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

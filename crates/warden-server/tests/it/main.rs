@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod failover;
 mod fatal;
+mod locks;
 mod partition;
 mod replication;
 mod sessions;

@@ -1,0 +1,321 @@
+//! The Lock service: a thin adapter from the lock RPCs to the core's Acquire and Release,
+//! plus the server-side wait for a grant.
+//!
+//! An Acquire that is not granted at once waits on the node's watch hub for its waiter's
+//! grant (the token written into the waiter). A timeout, or the caller going away, removes
+//! the wait with one Release entry, so a grant is never leaked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::{Code, Request, Response, Status};
+use tracing::debug;
+use warden_core::lock::{WaiterInfo, WaiterView};
+use warden_core::queue::{LockKind, WaitMode};
+use warden_core::{Command, CoreError, EventKind, Output, WatchFilter};
+use warden_proto::v1 as pb;
+use warden_proto::v1::lock_server::Lock;
+
+use crate::shared::Shared;
+use crate::status;
+use crate::watch_hub::{WatchHub, WatchMessage};
+
+/// Serves locks.
+pub(crate) struct LockService {
+    shared: Shared,
+    hub: Arc<WatchHub>,
+}
+
+impl LockService {
+    pub(crate) fn new(shared: Shared, hub: Arc<WatchHub>) -> LockService {
+        LockService { shared, hub }
+    }
+}
+
+fn command(r: &pb::AcquireRequest) -> Command {
+    let kind = match pb::LockType::try_from(r.r#type) {
+        Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
+        Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
+        _ => LockKind::Mutex,
+    };
+    let mode = match kind {
+        LockKind::Mutex => WaitMode::Exclusive,
+        LockKind::ReadWrite if r.shared => WaitMode::Shared,
+        LockKind::ReadWrite => WaitMode::Exclusive,
+        LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
+    };
+    Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms }
+}
+
+fn session(id: u64) -> Result<u64, Status> {
+    if id == 0 {
+        return Err(status::server(
+            Code::InvalidArgument,
+            "SessionRequired",
+            "a lock needs a session_id",
+        ));
+    }
+    Ok(id)
+}
+
+/// Removes a wait if the acquire ends without a grant (timeout, or the caller left).
+struct CancelOnDrop {
+    shared: Shared,
+    path: String,
+    session: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let (shared, path, session) = (self.shared.clone(), self.path.clone(), self.session);
+            tokio::spawn(async move {
+                let released = shared.write(Some(session), None, Command::Release { path }).await;
+                debug!(?released, "abandoned lock wait removed");
+            });
+        }
+    }
+}
+
+impl LockService {
+    /// Queues the session; returns the revision, the waiter and its token if granted.
+    async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
+        let session = session(r.session_id)?;
+        match self.shared.write(Some(session), None, command(r)).await? {
+            (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
+            (_, other) => Err(status::server(
+                Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
+        }
+    }
+
+    /// Waits until `waiter` is granted (its token) or deleted (an error).
+    async fn wait_for_grant(&self, waiter: &str, from: u64) -> Result<u64, Status> {
+        let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
+        let mut start = from;
+        loop {
+            let filter = WatchFilter::key(waiter, &limits).map_err(|e| status::core_error(&e))?;
+            let mut registration = match self.hub.register(filter, start, false) {
+                Ok(r) => r,
+                Err(_) => return Err(status::member_stopped()),
+            };
+            let mut pending = std::mem::take(&mut registration.catch_up).into_iter();
+            loop {
+                let message = match pending.next() {
+                    Some(m) => Some(m),
+                    None => registration.receiver.recv().await,
+                };
+                match message {
+                    Some(WatchMessage::Events(_, events)) => {
+                        for event in events {
+                            match event.kind {
+                                EventKind::Data => {
+                                    let info = event.data.as_deref().and_then(WaiterInfo::decode);
+                                    if let Some(token) = info.and_then(|i| i.token) {
+                                        self.hub.unregister(registration.id);
+                                        return Ok(token);
+                                    }
+                                }
+                                EventKind::Deleted => {
+                                    self.hub.unregister(registration.id);
+                                    return Err(status::server(
+                                        Code::Aborted,
+                                        "WaitEnded",
+                                        format!(
+                                            "the wait for the lock ended: {waiter} was deleted (its session ended, or an operator removed it)"
+                                        ),
+                                    ));
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Some(WatchMessage::Progress(_)) => {}
+                    None => break,
+                }
+            }
+            // The hub cancelled the watcher (slow, snapshot, shutdown): look at the state,
+            // then watch again from where it is.
+            let (revision, found) = self.shared.state_machine.read(|a| {
+                let found = a
+                    .core
+                    .tree()
+                    .get(waiter)
+                    .map(|n| WaiterInfo::decode(&n.data).and_then(|i| i.token));
+                (a.core.revision(), found)
+            });
+            match found {
+                Some(Some(token)) => return Ok(token),
+                Some(None) => start = revision + 1,
+                None => {
+                    return Err(status::core_error(&CoreError::NoNode { path: waiter.to_owned() }));
+                }
+            }
+        }
+    }
+}
+
+fn mode_name(mode: WaitMode) -> String {
+    match mode {
+        WaitMode::Exclusive => "exclusive".into(),
+        WaitMode::Shared => "shared".into(),
+        WaitMode::Permits(n) => format!("permits:{n}"),
+    }
+}
+
+fn waiter(w: &WaiterView) -> pb::LockWaiter {
+    pb::LockWaiter {
+        waiter: w.path.clone(),
+        session_id: w.session,
+        mode: mode_name(w.info.mode),
+        token: w.info.token,
+        since_ms: w.since_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn acquire(
+        &self,
+        request: Request<pb::AcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        let r = request.into_inner();
+        let (revision, waiter, token) = self.queue(&r).await?;
+        if let Some(token) = token {
+            return Ok(Response::new(pb::AcquireResponse {
+                header: Some(self.shared.header(revision)),
+                waiter,
+                token,
+            }));
+        }
+        let mut guard = CancelOnDrop {
+            shared: self.shared.clone(),
+            path: r.path.clone(),
+            session: r.session_id,
+            armed: true,
+        };
+        let waited = if r.timeout_ms == 0 {
+            self.wait_for_grant(&waiter, revision + 1).await
+        } else {
+            match tokio::time::timeout(
+                Duration::from_millis(r.timeout_ms),
+                self.wait_for_grant(&waiter, revision + 1),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    guard.armed = false;
+                    // One entry removes the wait, held or not: a grant that raced the
+                    // timeout is released, never leaked.
+                    self.shared
+                        .write(Some(r.session_id), None, Command::Release { path: r.path.clone() })
+                        .await
+                        .ok();
+                    return Err(status::server(
+                        Code::DeadlineExceeded,
+                        "Timeout",
+                        format!(
+                            "the lock {:?} was not granted within {} ms; the wait was removed",
+                            r.path, r.timeout_ms
+                        ),
+                    ));
+                }
+            }
+        };
+        match waited {
+            Ok(token) => {
+                guard.armed = false;
+                let revision = self.shared.state_machine.read(|a| a.core.revision());
+                Ok(Response::new(pb::AcquireResponse {
+                    header: Some(self.shared.header(revision)),
+                    waiter,
+                    token,
+                }))
+            }
+            Err(e) => {
+                guard.armed = e.code() != Code::Aborted;
+                Err(e)
+            }
+        }
+    }
+
+    async fn try_acquire(
+        &self,
+        request: Request<pb::AcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        let r = request.into_inner();
+        let (revision, waiter, token) = self.queue(&r).await?;
+        if let Some(token) = token {
+            return Ok(Response::new(pb::AcquireResponse {
+                header: Some(self.shared.header(revision)),
+                waiter,
+                token,
+            }));
+        }
+        self.shared
+            .write(Some(r.session_id), None, Command::Release { path: r.path.clone() })
+            .await?;
+        Err(status::server(
+            Code::FailedPrecondition,
+            "AlreadyLocked",
+            format!("the lock {:?} is held by another session; no wait was left behind", r.path),
+        ))
+    }
+
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        let r = request.into_inner();
+        let session = session(r.session_id)?;
+        match self.shared.write(Some(session), None, Command::Release { path: r.path }).await? {
+            (revision, Output::LockReleased { held }) => Ok(Response::new(pb::ReleaseResponse {
+                header: Some(self.shared.header(revision)),
+                held,
+            })),
+            (_, other) => Err(status::server(
+                Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
+        }
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::LockStatusRequest>,
+    ) -> Result<Response<pb::LockStatusResponse>, Status> {
+        let path = request.into_inner().path;
+        let (revision, (config, waiters)) = self.shared.read(false, |a| a.core.lock(&path)).await?;
+        let (r#type, permits) = match config.kind {
+            LockKind::Mutex => ("mutex", 1),
+            LockKind::ReadWrite => ("rwlock", 0),
+            LockKind::Semaphore { permits } => ("semaphore", permits),
+        };
+        Ok(Response::new(pb::LockStatusResponse {
+            header: Some(self.shared.header(revision)),
+            r#type: r#type.into(),
+            permits,
+            delay_ms: config.delay_ms,
+            blocked_until_ms: config.blocked_until_ms,
+            waiters: waiters.iter().map(waiter).collect(),
+        }))
+    }
+
+    async fn check_sequencer(
+        &self,
+        request: Request<pb::CheckSequencerRequest>,
+    ) -> Result<Response<pb::CheckSequencerResponse>, Status> {
+        let r = request.into_inner();
+        let (revision, valid) =
+            self.shared.read(false, |a| Ok(a.core.check_sequencer(&r.path, r.token))).await?;
+        Ok(Response::new(pb::CheckSequencerResponse {
+            header: Some(self.shared.header(revision)),
+            valid,
+        }))
+    }
+}
