@@ -22,6 +22,9 @@ use warden_proto::LEADER_METADATA;
 
 use crate::error::ClientError;
 
+/// How long one attempt of a call may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Whether a request may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
@@ -81,7 +84,6 @@ impl Connection {
             Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
         let channel = endpoint
             .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
             .connect()
             .await
@@ -117,8 +119,25 @@ impl Connection {
         preferred.clone().into_iter().chain(rest).collect()
     }
 
-    /// Runs `call` against members until one serves it, following leader hints.
-    pub(crate) async fn run<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T, ClientError>
+    /// Runs `call` against members until one serves it, following leader hints. Each
+    /// attempt may take up to 10 s.
+    pub(crate) async fn run<T, F, Fut>(&self, retry: Retry, call: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.run_within(retry, Some(ATTEMPT_TIMEOUT), call).await
+    }
+
+    /// As [`Connection::run`], with each attempt limited to `attempt` (`None`: as long as
+    /// the server takes, for calls that wait on the server, such as a lock acquire, where
+    /// giving up client-side would cancel the wait).
+    pub(crate) async fn run_within<T, F, Fut>(
+        &self,
+        retry: Retry,
+        attempt: Option<Duration>,
+        mut call: F,
+    ) -> Result<T, ClientError>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -136,7 +155,15 @@ impl Connection {
                         continue;
                     }
                 };
-                match call(channel).await {
+                let outcome = match attempt {
+                    Some(limit) => {
+                        tokio::time::timeout(limit, call(channel)).await.unwrap_or_else(|_| {
+                            Err(Status::cancelled(format!("no answer within {limit:?}")))
+                        })
+                    }
+                    None => call(channel).await,
+                };
+                match outcome {
                     Ok(value) => {
                         self.prefer(Some(addr));
                         return Ok(value);

@@ -39,6 +39,7 @@
 
 mod connection;
 mod error;
+mod lock;
 mod session;
 mod watch;
 
@@ -55,6 +56,7 @@ use warden_proto::v1::session_client::SessionClient;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
+pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::session::{Session, SessionState};
 pub use crate::watch::{Scope, WatchBatch, Watcher};
 pub use warden_core::{Event, EventKind};
@@ -347,6 +349,52 @@ impl Client {
         let result = self.delete_with(Some(origin), path, expected_version, recursive).await;
         session.finish(origin.request_id.map(|r| r.seq).unwrap_or(0));
         result
+    }
+
+    /// An exclusive lock at `path`, held by `session`.
+    pub fn mutex(&self, session: &Session, path: &str) -> Lock {
+        Lock::new(
+            Arc::clone(&self.connection),
+            session,
+            lock::request(path, pb::LockType::Mutex, false, 0, 1),
+        )
+    }
+
+    /// The read (shared) side of a read-write lock at `path`.
+    pub fn read_lock(&self, session: &Session, path: &str) -> Lock {
+        Lock::new(
+            Arc::clone(&self.connection),
+            session,
+            lock::request(path, pb::LockType::Rwlock, true, 0, 1),
+        )
+    }
+
+    /// The write (exclusive) side of a read-write lock at `path`.
+    pub fn write_lock(&self, session: &Session, path: &str) -> Lock {
+        Lock::new(
+            Arc::clone(&self.connection),
+            session,
+            lock::request(path, pb::LockType::Rwlock, false, 0, 1),
+        )
+    }
+
+    /// `weight` permits of a semaphore of `permits` at `path`.
+    pub fn semaphore(&self, session: &Session, path: &str, permits: u32, weight: u32) -> Lock {
+        let request = lock::request(path, pb::LockType::Semaphore, false, permits, weight);
+        Lock::new(Arc::clone(&self.connection), session, request)
+    }
+
+    /// A mutex at `path` with a session of its own (ttl from `config`) and the retry
+    /// settings of [`Lock::acquire_retrying`]. Keep the session: the lock goes with it.
+    pub async fn lock_with(
+        &self,
+        path: &str,
+        config: LockConfig,
+    ) -> Result<(Session, Lock), ClientError> {
+        let session = self.open_session(config.ttl).await?;
+        let lock =
+            self.mutex(&session, path).with_retries(config.retry_interval, config.max_retries);
+        Ok((session, lock))
     }
 
     /// The sessions the leader tracks (or one, by id), with remaining time and ephemerals.

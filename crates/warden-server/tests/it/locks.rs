@@ -99,3 +99,89 @@ async fn a_dead_holder_loses_the_lock_after_ttl_plus_lock_delay_never_before() {
     assert!(second.token > first.token);
     cluster.stop().await;
 }
+
+/// A resource that accepts a write only with a token at least as high as any it has seen.
+#[derive(Default)]
+struct Fenced {
+    highest: u64,
+    accepted: Vec<(u64, usize)>,
+    rejected: usize,
+}
+
+/// `clients` sessions each take the mutex `rounds` times and write to a fenced resource
+/// while holding it; the leader is killed half-way. Every write from a live holder must be
+/// accepted, holds must never overlap, and tokens must strictly increase.
+async fn contended(clients: usize, rounds: usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let resource = Arc::new(std::sync::Mutex::new(Fenced::default()));
+    let holding = Arc::new(AtomicBool::new(false));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (resource, holding, overlaps, done) =
+            (Arc::clone(&resource), Arc::clone(&holding), Arc::clone(&overlaps), Arc::clone(&done));
+        let client = warden_client::Client::new(endpoints.clone()).unwrap();
+        tasks.push(tokio::spawn(async move {
+            let session = client.open_session(Duration::from_secs(10)).await.unwrap();
+            let lock = client.mutex(&session, "/fenced");
+            for _ in 0..rounds {
+                let guard = lock.acquire().await.unwrap_or_else(|e| panic!("client {c}: {e}"));
+                if holding.swap(true, Ordering::SeqCst) {
+                    overlaps.fetch_add(1, Ordering::SeqCst);
+                }
+                {
+                    let mut r = resource.lock().unwrap();
+                    if guard.token() < r.highest {
+                        r.rejected += 1;
+                    } else {
+                        r.highest = guard.token();
+                        r.accepted.push((guard.token(), c));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                holding.store(false, Ordering::SeqCst);
+                guard.release().await.unwrap_or_else(|e| panic!("client {c} release: {e}"));
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            session.close().await.ok();
+        }));
+    }
+    // Kill the leader half-way through.
+    while done.load(Ordering::SeqCst) < clients * rounds / 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    cluster.kill(leader).await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let r = resource.lock().unwrap();
+    eprintln!(
+        "{} holds, {} rejected writes, {} overlaps",
+        r.accepted.len(),
+        r.rejected,
+        overlaps.load(Ordering::SeqCst)
+    );
+    assert_eq!(r.rejected, 0, "a live holder's write was rejected");
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders at once");
+    assert_eq!(r.accepted.len(), clients * rounds);
+    assert!(r.accepted.windows(2).all(|w| w[0].0 < w[1].0), "tokens strictly increase");
+    drop(r);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contended_mutex_with_a_fenced_resource_across_a_leader_kill() {
+    contended(6, 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the full scenario of the locks issue: 16 clients x 50 rounds"]
+async fn contended_mutex_16_by_50() {
+    contended(16, 50).await;
+}

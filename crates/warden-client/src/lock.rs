@@ -1,0 +1,349 @@
+//! Lock guards over the Lock service: mutexes, read-write locks and semaphores held by a
+//! session, each grant carrying its fencing token.
+//!
+//! An acquire is idempotent on the server (acquiring again returns the same hold or wait),
+//! so when the member serving a wait fails, the client re-issues it on another member and
+//! re-attaches to the same place in the queue. A guard is released by
+//! [`LockGuard::release`], or in the background when dropped; it is lost when its session
+//! is ([`LockGuard::lost`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use warden_proto::v1 as pb;
+use warden_proto::v1::lock_client::LockClient;
+
+use crate::connection::{Connection, Retry};
+use crate::error::ClientError;
+use crate::session::{Session, SessionState};
+
+/// Why a lock was not obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another session holds it (a try-acquire).
+    #[error("the lock {path:?} is held by another session")]
+    AlreadyLocked {
+        /// The lock.
+        path: String,
+    },
+    /// It was not granted in time.
+    #[error("the lock {path:?} was not granted within {waited:?}")]
+    Timeout {
+        /// The lock.
+        path: String,
+        /// How long the acquire waited.
+        waited: Duration,
+    },
+    /// The session ended, and every lock and wait with it.
+    #[error("the session holding or waiting for {path:?} was lost")]
+    SessionLost {
+        /// The lock.
+        path: String,
+    },
+    /// The cluster refused or could not be reached.
+    #[error(transparent)]
+    Backend(#[from] ClientError),
+}
+
+/// The familiar shape of a distributed lock (Postgres advisory locks, Redis locks).
+pub trait DistributedLock {
+    /// What a successful acquire returns.
+    type Guard;
+    /// Waits until the lock is held.
+    fn acquire(&self) -> impl Future<Output = Result<Self::Guard, LockError>> + Send;
+    /// Takes the lock only if it is free now.
+    fn try_acquire(&self) -> impl Future<Output = Result<Self::Guard, LockError>> + Send;
+    /// Releases a held lock.
+    fn release(&self, guard: Self::Guard) -> impl Future<Output = Result<(), LockError>> + Send;
+}
+
+/// Settings for [`crate::Client::lock_with`]: a lock with its own session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockConfig {
+    /// The ttl of the lock's session: how long a crashed holder keeps the lock.
+    pub ttl: Duration,
+    /// How long to wait between tries of [`Lock::acquire_retrying`].
+    pub retry_interval: Duration,
+    /// How many tries [`Lock::acquire_retrying`] makes.
+    pub max_retries: u32,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            ttl: Duration::from_secs(10),
+            retry_interval: Duration::from_millis(100),
+            max_retries: 50,
+        }
+    }
+}
+
+/// A lock a session can acquire.
+#[derive(Clone)]
+pub struct Lock {
+    connection: Arc<Connection>,
+    session_id: u64,
+    session_state: watch::Receiver<SessionState>,
+    request: pb::AcquireRequest,
+    retry_interval: Duration,
+    max_retries: u32,
+}
+
+/// A held lock. Released by [`LockGuard::release`], or in the background when dropped.
+pub struct LockGuard {
+    connection: Arc<Connection>,
+    path: String,
+    session_id: u64,
+    token: u64,
+    session_state: watch::Receiver<SessionState>,
+    released: bool,
+}
+
+impl Lock {
+    pub(crate) fn new(
+        connection: Arc<Connection>,
+        session: &Session,
+        request: pb::AcquireRequest,
+    ) -> Lock {
+        Lock {
+            connection,
+            session_id: session.id(),
+            session_state: session.watch_state(),
+            request: pb::AcquireRequest { session_id: session.id(), ..request },
+            retry_interval: LockConfig::default().retry_interval,
+            max_retries: LockConfig::default().max_retries,
+        }
+    }
+
+    /// Sets the lock-delay a new lock gets: after a holder's session expires, nobody gets
+    /// the lock for this long (at most 60 s).
+    pub fn with_delay(mut self, delay: Duration) -> Lock {
+        self.request.delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Sets the retry interval and count of [`Lock::acquire_retrying`].
+    pub fn with_retries(mut self, retry_interval: Duration, max_retries: u32) -> Lock {
+        self.retry_interval = retry_interval;
+        self.max_retries = max_retries;
+        self
+    }
+
+    fn lost(&self) -> bool {
+        *self.session_state.borrow() == SessionState::Lost
+    }
+
+    fn guard(&self, response: pb::AcquireResponse) -> LockGuard {
+        LockGuard {
+            connection: Arc::clone(&self.connection),
+            path: self.request.path.clone(),
+            session_id: self.session_id,
+            token: response.token,
+            session_state: self.session_state.clone(),
+            released: false,
+        }
+    }
+
+    async fn call(&self, timeout_ms: u64, try_only: bool) -> Result<LockGuard, LockError> {
+        let path = self.request.path.clone();
+        let request = pb::AcquireRequest { timeout_ms, ..self.request.clone() };
+        loop {
+            if self.lost() {
+                return Err(LockError::SessionLost { path });
+            }
+            // A waiting acquire is not cut client-side: that would drop the call and the
+            // server would remove the wait. A timed one gets its timeout plus a margin.
+            let attempt = match (try_only, timeout_ms) {
+                (false, 0) => None,
+                (false, ms) => Some(Duration::from_millis(ms) + Duration::from_secs(10)),
+                (true, _) => Some(Duration::from_secs(10)),
+            };
+            let result = self
+                .connection
+                .run_within(Retry::Idempotent, attempt, |c| {
+                    let request = request.clone();
+                    async move {
+                        let mut client = LockClient::new(c);
+                        let response = if try_only {
+                            client.try_acquire(request).await
+                        } else {
+                            client.acquire(request).await
+                        };
+                        response.map(|r| r.into_inner())
+                    }
+                })
+                .await;
+            match result {
+                Ok(response) => return Ok(self.guard(response)),
+                Err(ClientError::Server { kind, .. }) if kind == "AlreadyLocked" => {
+                    return Err(LockError::AlreadyLocked { path });
+                }
+                Err(ClientError::Server { kind, .. }) if kind == "Timeout" => {
+                    return Err(LockError::Timeout {
+                        path,
+                        waited: Duration::from_millis(timeout_ms),
+                    });
+                }
+                Err(ClientError::Server { kind, .. })
+                    if kind == "WaitEnded" || kind == "SessionExpired" =>
+                {
+                    return Err(LockError::SessionLost { path });
+                }
+                // A wait longer than one call's time limit, or a member that failed: the
+                // acquire is idempotent, so ask again and re-attach to the same wait.
+                Err(ClientError::Unavailable { .. }) if !try_only && timeout_ms == 0 => continue,
+                Err(e) => return Err(LockError::Backend(e)),
+            }
+        }
+    }
+
+    /// Waits until the lock is held (or the session is lost).
+    pub async fn acquire(&self) -> Result<LockGuard, LockError> {
+        self.call(0, false).await
+    }
+
+    /// Takes the lock only if it is free now.
+    pub async fn try_acquire(&self) -> Result<LockGuard, LockError> {
+        self.call(0, true).await
+    }
+
+    /// Waits at most `timeout`; the wait is removed on the server if it runs out.
+    pub async fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, LockError> {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.call(ms, false).await
+    }
+
+    /// Tries, then tries again every retry interval, up to the retry count (the loop of
+    /// Redis-style locks; [`Lock::acquire`] waits on the server instead).
+    pub async fn acquire_retrying(&self) -> Result<LockGuard, LockError> {
+        let mut tries = 0;
+        loop {
+            match self.try_acquire().await {
+                Err(LockError::AlreadyLocked { path }) if tries + 1 >= self.max_retries.max(1) => {
+                    return Err(LockError::Timeout { path, waited: self.retry_interval * tries });
+                }
+                Err(LockError::AlreadyLocked { .. }) => {
+                    tries += 1;
+                    tokio::time::sleep(self.retry_interval).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl DistributedLock for Lock {
+    type Guard = LockGuard;
+
+    fn acquire(&self) -> impl Future<Output = Result<LockGuard, LockError>> + Send {
+        Lock::acquire(self)
+    }
+
+    fn try_acquire(&self) -> impl Future<Output = Result<LockGuard, LockError>> + Send {
+        Lock::try_acquire(self)
+    }
+
+    fn release(&self, guard: LockGuard) -> impl Future<Output = Result<(), LockError>> + Send {
+        guard.release()
+    }
+}
+
+async fn release(
+    connection: &Connection,
+    path: String,
+    session_id: u64,
+) -> Result<(), ClientError> {
+    let request = pb::ReleaseRequest { path, session_id };
+    let result = connection
+        .run(Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { LockClient::new(c).release(request).await.map(|r| r.into_inner()) }
+        })
+        .await;
+    match result {
+        // Released already (a retry), or the session ended: nothing is held.
+        Err(ClientError::Server { kind, .. }) if kind == "NotHeld" || kind == "SessionExpired" => {
+            Ok(())
+        }
+        Err(e) => Err(e),
+        Ok(_) => Ok(()),
+    }
+}
+
+impl LockGuard {
+    /// The fencing token of this hold: pass it to the resources the lock protects, which
+    /// should refuse any token lower than the highest they have seen.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The lock's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the hold is gone with its session.
+    pub fn is_lost(&self) -> bool {
+        *self.session_state.borrow() == SessionState::Lost
+    }
+
+    /// Resolves when the hold is lost with its session.
+    pub async fn lost(&self) {
+        let mut state = self.session_state.clone();
+        while *state.borrow_and_update() != SessionState::Lost {
+            if state.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Releases the lock now.
+    pub async fn release(mut self) -> Result<(), LockError> {
+        self.released = true;
+        release(&self.connection, self.path.clone(), self.session_id)
+            .await
+            .map_err(LockError::Backend)
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.released
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (connection, path, session) =
+                (Arc::clone(&self.connection), self.path.clone(), self.session_id);
+            runtime.spawn(async move {
+                if let Err(e) = release(&connection, path, session).await {
+                    tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                }
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard").field("path", &self.path).field("token", &self.token).finish()
+    }
+}
+
+/// Which lock a [`Lock`] is.
+pub(crate) fn request(
+    path: &str,
+    r#type: pb::LockType,
+    shared: bool,
+    permits: u32,
+    weight: u32,
+) -> pb::AcquireRequest {
+    pb::AcquireRequest {
+        path: path.to_owned(),
+        r#type: r#type.into(),
+        shared,
+        permits,
+        weight,
+        ..pb::AcquireRequest::default()
+    }
+}
