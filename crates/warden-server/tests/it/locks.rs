@@ -160,18 +160,19 @@ async fn contended(clients: usize, rounds: usize) {
     for t in tasks {
         t.await.unwrap();
     }
-    let r = resource.lock().unwrap();
-    eprintln!(
-        "{} holds, {} rejected writes, {} overlaps",
-        r.accepted.len(),
-        r.rejected,
-        overlaps.load(Ordering::SeqCst)
-    );
-    assert_eq!(r.rejected, 0, "a live holder's write was rejected");
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders at once");
-    assert_eq!(r.accepted.len(), clients * rounds);
-    assert!(r.accepted.windows(2).all(|w| w[0].0 < w[1].0), "tokens strictly increase");
-    drop(r);
+    {
+        let r = resource.lock().unwrap();
+        eprintln!(
+            "{} holds, {} rejected writes, {} overlaps",
+            r.accepted.len(),
+            r.rejected,
+            overlaps.load(Ordering::SeqCst)
+        );
+        assert_eq!(r.rejected, 0, "a live holder's write was rejected");
+        assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders at once");
+        assert_eq!(r.accepted.len(), clients * rounds);
+        assert!(r.accepted.windows(2).all(|w| w[0].0 < w[1].0), "tokens strictly increase");
+    }
     cluster.stop().await;
 }
 
