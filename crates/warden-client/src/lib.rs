@@ -397,6 +397,22 @@ impl Client {
         Ok((session, lock))
     }
 
+    /// The holders and waiters of the lock at `path`.
+    pub async fn lock_status(&self, path: &str) -> Result<pb::LockStatusResponse, ClientError> {
+        let request = pb::LockStatusRequest { path: path.to_owned() };
+        self.connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move {
+                    warden_proto::v1::lock_client::LockClient::new(c)
+                        .status(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            })
+            .await
+    }
+
     /// The sessions the leader tracks (or one, by id), with remaining time and ephemerals.
     pub async fn sessions(&self, id: u64) -> Result<Vec<pb::SessionInfo>, ClientError> {
         let response = self

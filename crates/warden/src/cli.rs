@@ -128,6 +128,25 @@ pub(crate) enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         from_revision: u64,
     },
+    /// Runs a command while holding a lock: `warden lock PATH [--timeout 10s] [--shared] --
+    /// COMMAND [ARGS...]`; or shows a lock: `warden lock status PATH`. The command gets
+    /// WARDEN_FENCING_TOKEN and WARDEN_LOCK_PATH; warden exits with its status (3 if the
+    /// lock timed out, 4 if it was lost while the command ran).
+    Lock {
+        /// The lock's path, or `status`.
+        target: String,
+        /// With `status`: the lock's path.
+        status_path: Option<String>,
+        /// Give up if the lock is not granted within this (500ms, 10s, 2m).
+        #[arg(long, value_parser = crate::lock_cmd::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// Take the lock shared (a read lock); without it, exclusive.
+        #[arg(long)]
+        shared: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Sessions: list them, or inspect one.
     Session {
         #[command(subcommand)]

@@ -1,6 +1,8 @@
 //! The client commands: each is a call to `warden-client` and a print.
 
-use anyhow::Result;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use warden_client::{Client, Consistency, Event, EventKind, Scope};
 use warden_core::{CreateMode, NodeKind};
@@ -13,7 +15,7 @@ fn consistency(serializable: bool) -> Consistency {
 }
 
 /// Runs one client command.
-pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
+pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
     let client = Client::new(global.endpoints.clone())?;
     let out = global.output;
     match command {
@@ -60,6 +62,19 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
         }
+        Command::Lock { target, status_path, timeout, shared, command } => {
+            if target == "status" {
+                let path = status_path.context("give the lock's path: warden lock status PATH")?;
+                crate::lock_cmd::status(&client, out, &path).await?;
+            } else {
+                if let Some(extra) = status_path {
+                    bail!(
+                        "unexpected {extra:?}: put the command after --, as in: warden lock {target} -- {extra}"
+                    );
+                }
+                return crate::lock_cmd::run(&client, &target, timeout, shared, &command).await;
+            }
+        }
         Command::Session { command } => {
             let id = match command {
                 SessionCommand::List => 0,
@@ -95,7 +110,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
             loop {
                 let batch = tokio::select! {
                     batch = watcher.next() => batch?,
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 };
                 for event in batch.events {
                     print_event(out, &event);
@@ -103,7 +118,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_event(out: crate::cli::Output, event: &Event) {

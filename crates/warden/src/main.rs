@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod lock_cmd;
 mod output;
 mod run;
 
@@ -36,7 +37,10 @@ async fn main() -> ExitCode {
             None => run::server(warden_server::Config::default()).await,
         },
         Command::Dev { nodes, base_port } => run::dev(nodes, base_port).await,
-        Command::Client(command) => commands::run(&cli.global, command).await,
+        Command::Client(command) => match commands::run(&cli.global, command).await {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

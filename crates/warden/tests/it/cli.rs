@@ -160,3 +160,59 @@ async fn watch_and_session_commands() {
     assert!(!ok);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_runs_a_command_holding_the_lock() {
+    let cluster = ProcessCluster::start(1);
+    cluster.leader().await;
+    let e = cluster.clients[0].clone();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .arg("--endpoints")
+            .arg(&e)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The command's exit status, with the token and path in its environment.
+    let (code, out, _) = run(&[
+        "lock",
+        "/job",
+        "--",
+        "sh",
+        "-c",
+        "echo $WARDEN_LOCK_PATH $WARDEN_FENCING_TOKEN; exit 7",
+    ]);
+    assert_eq!(code, Some(7));
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(words[0], "/job");
+    assert!(words[1].parse::<u64>().unwrap() > 0);
+
+    // Held by someone else: a timeout is exit status 3 and leaves no wait behind.
+    let client = cluster.client();
+    let session = client.open_session(std::time::Duration::from_secs(10)).await.unwrap();
+    let guard = client.write_lock(&session, "/job").acquire().await.unwrap();
+    let (code, _, err) = run(&["lock", "/job", "--timeout", "300ms", "--", "true"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("not granted"), "{err}");
+    let (code, out, _) = run(&["lock", "status", "/job", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(status["waiters"].as_array().map(Vec::len), Some(1));
+    assert_eq!(status["waiters"][0]["token"], guard.token());
+    guard.release().await.unwrap();
+
+    // Shared holders share.
+    let reader = client.read_lock(&session, "/job").acquire().await.unwrap();
+    let (code, _, err) = run(&["lock", "/job", "--shared", "--timeout", "2s", "--", "true"]);
+    assert_eq!(code, Some(0), "{err}");
+    reader.release().await.unwrap();
+    let (code, _, err) = run(&["lock", "/job"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nothing to run"), "{err}");
+}
