@@ -186,3 +186,37 @@ async fn contended_mutex_with_a_fenced_resource_across_a_leader_kill() {
 async fn contended_mutex_16_by_50() {
     contended(16, 50).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_session_expires_is_never_granted() {
+    // etcd #11456: a lock granted to a waiter whose lease had already expired.
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let doomed = client.open_session(Duration::from_secs(2)).await.unwrap();
+    let next = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let held = client.mutex(&holder, "/once").acquire().await.unwrap();
+    let doomed_lock = client.mutex(&doomed, "/once");
+    let doomed_wait = tokio::spawn(async move { doomed_lock.acquire().await.map(|g| g.token()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let next_lock = client.mutex(&next, "/once");
+    let next_wait = tokio::spawn(async move { next_lock.acquire().await.map(|g| (g.token(), g)) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The doomed waiter's session dies while it waits.
+    doomed.abandon();
+    let ended = tokio::time::timeout(Duration::from_secs(10), doomed_wait)
+        .await
+        .expect("the wait ended")
+        .unwrap();
+    assert!(ended.is_err(), "a dead session's wait was granted: {ended:?}");
+    // The holder releases: the lock skips the dead waiter.
+    let first = held.token();
+    held.release().await.unwrap();
+    let (token, guard) = next_wait.await.unwrap().unwrap();
+    assert!(token > first);
+    let status = client.lock_status("/once").await.unwrap();
+    assert_eq!(status.waiters.len(), 1);
+    assert_eq!(status.waiters[0].session_id, next.id());
+    guard.release().await.unwrap();
+    cluster.stop().await;
+}
