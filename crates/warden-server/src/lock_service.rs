@@ -92,6 +92,15 @@ impl LockService {
         }
     }
 
+    /// The answer to an acquire that holds.
+    fn granted(&self, revision: u64, waiter: String, token: u64) -> Response<pb::AcquireResponse> {
+        Response::new(pb::AcquireResponse {
+            header: Some(self.shared.header(revision)),
+            waiter,
+            token,
+        })
+    }
+
     /// Waits until `waiter` is granted (its token) or deleted (an error).
     async fn wait_for_grant(&self, waiter: &str, from: u64) -> Result<u64, Status> {
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
@@ -185,11 +194,7 @@ impl Lock for LockService {
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
-            return Ok(Response::new(pb::AcquireResponse {
-                header: Some(self.shared.header(revision)),
-                waiter,
-                token,
-            }));
+            return Ok(self.granted(revision, waiter, token));
         }
         let mut guard = CancelOnDrop {
             shared: self.shared.clone(),
@@ -230,11 +235,7 @@ impl Lock for LockService {
             Ok(token) => {
                 guard.armed = false;
                 let revision = self.shared.state_machine.read(|a| a.core.revision());
-                Ok(Response::new(pb::AcquireResponse {
-                    header: Some(self.shared.header(revision)),
-                    waiter,
-                    token,
-                }))
+                Ok(self.granted(revision, waiter, token))
             }
             Err(e) => {
                 guard.armed = e.code() != Code::Aborted;
@@ -250,11 +251,7 @@ impl Lock for LockService {
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
-            return Ok(Response::new(pb::AcquireResponse {
-                header: Some(self.shared.header(revision)),
-                waiter,
-                token,
-            }));
+            return Ok(self.granted(revision, waiter, token));
         }
         self.shared
             .write(Some(r.session_id), None, Command::Release { path: r.path.clone() })
