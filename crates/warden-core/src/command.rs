@@ -136,6 +136,15 @@ pub enum Command {
         /// Applied in order; if one fails none is applied.
         ops: Vec<TxnOp>,
     },
+    /// An operator takes `session` out of the lock at `path`, whether it holds or waits
+    /// (breaking a stuck hold). A revoked holder did not let go, so the lock's lock-delay
+    /// applies as on an expiry. Needs no session of its own.
+    Revoke {
+        /// The lock's path.
+        path: String,
+        /// The session to take out.
+        session: SessionId,
+    },
 }
 
 /// A condition on one node, evaluated before a transaction's operations.

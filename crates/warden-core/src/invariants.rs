@@ -13,7 +13,7 @@ use crate::state::State;
 /// every ephemeral node's owner session is live; no ephemeral node has children;
 /// `num_children` matches the children; every non-root node has a parent; no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
-/// the ephemeral index matches the nodes; every lock grants exactly what its rule allows.
+/// the ephemeral and blocked-lock indexes match the nodes; every lock grants exactly what its rule allows.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -73,6 +73,16 @@ pub fn violations(state: &State) -> Vec<String> {
         if tokens.windows(2).any(|t| t[0] > t[1]) {
             found.push(format!("lock {p}: tokens out of queue order {tokens:?}"));
         }
+    }
+    let blocked: Vec<&str> = tree
+        .iter()
+        .filter(|(_, n)| crate::lock::blocked_until(n).is_some())
+        .map(|(p, _)| p)
+        .collect();
+    let mut indexed: Vec<&str> = tree.blocked_locks().collect();
+    indexed.sort_unstable_by(|a, b| (path::depth(a), *a).cmp(&(path::depth(b), *b)));
+    if blocked != indexed {
+        found.push(format!("blocked locks are {blocked:?}, the index says {indexed:?}"));
     }
     for session in state.sessions() {
         for e in state.ephemerals_of(session.id) {

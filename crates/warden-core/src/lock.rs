@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use crate::error::CoreError;
 use crate::namespace::Mutation;
-use crate::node::{CreateMode, NodeKind};
+use crate::node::{CreateMode, Node, NodeKind};
 use crate::path;
 use crate::queue::{self, LockKind, WaitMode};
 use crate::session::SessionId;
@@ -157,15 +157,29 @@ pub fn check_sequencer(tree: &Tree, lock: &str, token: u64) -> bool {
     waiters(tree, lock).is_some_and(|(_, ws)| ws.iter().any(|w| w.info.token == Some(token)))
 }
 
-/// The earliest end of a lock-delay still pending, if any (leader clock, ms). Scans the
-/// lock nodes: the leader calls it about twice a second.
+/// Whether `session` still holds the lock at `lock` with the hold that got `token`: a
+/// client asks this for every hold it believes it has, and learns of the ones it lost
+/// (revoked, or gone with a session) from the answer.
+pub fn still_holds(tree: &Tree, lock: &str, session: SessionId, token: u64) -> bool {
+    waiters(tree, lock).is_some_and(|(_, ws)| {
+        ws.iter().any(|w| w.session == session && w.info.token == Some(token))
+    })
+}
+
+/// The earliest end of a lock-delay still pending, if any (leader clock, ms). Reads only
+/// the tree's index of blocked locks: the leader calls it about twice a second.
 pub fn next_wake(tree: &Tree) -> Option<u64> {
-    tree.iter()
-        .filter(|(_, n)| n.kind == NodeKind::Lock)
-        .filter_map(|(_, n)| LockConfig::decode(&n.data))
-        .map(|c| c.blocked_until_ms)
-        .filter(|until| *until != 0)
-        .min()
+    tree.blocked_locks().filter_map(|p| blocked_until(tree.get(p)?)).min()
+}
+
+/// When the lock-delay of a lock node ends; `None` for any other node or a lock that is
+/// not blocked.
+pub(crate) fn blocked_until(node: &Node) -> Option<u64> {
+    if node.kind != NodeKind::Lock {
+        return None;
+    }
+    let until = LockConfig::decode(&node.data)?.blocked_until_ms;
+    (until != 0).then_some(until)
 }
 
 /// Whether `path` is managed by a lock (a lock node or one of its waiters): clients may
@@ -244,11 +258,21 @@ pub(crate) fn acquire(
     Ok(Acquired { waiter, token, position })
 }
 
+/// Why a session leaves a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaving {
+    /// It let go (a release, a cancelled or timed-out wait).
+    Released,
+    /// An operator took it out: a holder did not let go, so the lock-delay applies.
+    Revoked,
+}
+
 /// Removes `session`'s waiter from the lock at `lock`; returns whether it held.
 pub(crate) fn release(
     m: &mut Mutation<'_>,
     session: SessionId,
     lock: &str,
+    leaving: Leaving,
 ) -> Result<bool, CoreError> {
     path::validate(lock, m.limits())?;
     let Some((_, ws)) = waiters(m.tree(), lock) else {
@@ -257,8 +281,12 @@ pub(crate) fn release(
     let Some(w) = ws.into_iter().find(|w| w.session == session) else {
         return Err(CoreError::NotHeld { path: lock.to_owned(), session });
     };
+    let held = w.info.token.is_some();
+    if held && leaving == Leaving::Revoked {
+        block(m, lock);
+    }
     m.delete(&w.path, None, false)?;
-    Ok(w.info.token.is_some())
+    Ok(held)
 }
 
 /// Grants the lock at `lock` to every waiter the queue rule says holds, unless the lock is
@@ -306,27 +334,32 @@ pub(crate) fn block_on_holder_failure(m: &mut Mutation<'_>, session: SessionId) 
         })
         .collect();
     for lock in held {
-        let Some(config) = m.tree().get(&lock).and_then(|n| LockConfig::decode(&n.data)) else {
-            continue;
-        };
-        if config.delay_ms == 0 {
-            continue;
-        }
-        let until = m.time_ms() + config.delay_ms;
-        let blocked = LockConfig { blocked_until_ms: until.max(config.blocked_until_ms), ..config };
-        m.set_internal(&lock, blocked.encode());
+        block(m, &lock);
     }
+}
+
+/// Starts the lock-delay of `lock` (if it has one) because a holder failed.
+fn block(m: &mut Mutation<'_>, lock: &str) {
+    let Some(config) = m.tree().get(lock).and_then(|n| LockConfig::decode(&n.data)) else {
+        return;
+    };
+    if config.delay_ms == 0 {
+        return;
+    }
+    let until = m.time_ms() + config.delay_ms;
+    let blocked = LockConfig { blocked_until_ms: until.max(config.blocked_until_ms), ..config };
+    m.set_internal(lock, blocked.encode());
 }
 
 /// Ends the lock-delays that are over: grants those locks, and deletes the empty ones.
 /// Returns how many locks were woken.
 pub(crate) fn wake(m: &mut Mutation<'_>) -> u64 {
     let now = m.time_ms();
-    let due: Vec<(String, LockConfig, u64)> = m
-        .tree()
-        .iter()
-        .filter(|(_, n)| n.kind == NodeKind::Lock)
-        .filter_map(|(p, n)| {
+    let tree = m.tree();
+    let due: Vec<(String, LockConfig, u64)> = tree
+        .blocked_locks()
+        .filter_map(|p| {
+            let n = tree.get(p)?;
             Some((p.to_owned(), LockConfig::decode(&n.data)?, n.stat.num_children))
         })
         .filter(|(_, c, _)| c.blocked_until_ms != 0 && c.blocked_until_ms <= now)

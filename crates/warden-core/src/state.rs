@@ -12,7 +12,7 @@ use crate::command::{Command, Request};
 use crate::error::CoreError;
 use crate::event::Event;
 use crate::limits::Limits;
-use crate::lock;
+use crate::lock::{self, Leaving};
 use crate::namespace::Mutation;
 use crate::node::{Node, Stat};
 use crate::path;
@@ -236,10 +236,14 @@ impl State {
                     None => Err(CoreError::SessionRequired { path }),
                 },
                 Command::Release { path } => match session {
-                    Some(session) => lock::release(&mut m, session, &path)
+                    Some(session) => lock::release(&mut m, session, &path, Leaving::Released)
                         .map(|held| Output::LockReleased { held }),
                     None => Err(CoreError::SessionRequired { path }),
                 },
+                Command::Revoke { path, session } => {
+                    lock::release(&mut m, session, &path, Leaving::Revoked)
+                        .map(|held| Output::LockReleased { held })
+                }
                 Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
                 Command::Create { path, data, mode } => m
                     .create(&path, data, mode, session)

@@ -800,6 +800,37 @@ fn lock_delay_follows_expiry_only() {
 }
 
 #[test]
+fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
+    let mut h = Harness::new();
+    let (s1, s2, s3) = (h.open(), h.open(), h.open());
+    h.acquire(s1, "/l", LockKind::Mutex, X, 2_000);
+    h.acquire(s2, "/l", LockKind::Mutex, X, 2_000);
+    h.acquire(s3, "/l", LockKind::Mutex, X, 2_000);
+    // A waiter revoked: no delay, the holder keeps the lock.
+    let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s2 }), 10);
+    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: false }));
+    assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s1]);
+    // The holder revoked: it did not let go, so nobody holds until the delay ends.
+    let token1 = h.holders("/l")[0].1;
+    assert!(crate::lock::still_holds(h.state.tree(), "/l", s1, token1));
+    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s1, token1 + 1), "another hold");
+    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s3, token1), "another session");
+    let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s1 }), 20);
+    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s1, token1), "revoked");
+    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: true }));
+    assert!(h.holders("/l").is_empty(), "blocked by the lock-delay");
+    assert_eq!(crate::lock::next_wake(h.state.tree()), Some(2_020));
+    h.run_at(Request::new(Command::WakeLocks), 2_020);
+    assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s3]);
+    assert_eq!(crate::lock::next_wake(h.state.tree()), None);
+    // Revoking a session that is not there says so.
+    assert_eq!(
+        h.run(Request::new(Command::Revoke { path: "/l".into(), session: s1 })).response.outcome,
+        Err(CoreError::NotHeld { path: "/l".into(), session: s1 })
+    );
+}
+
+#[test]
 fn lock_nodes_are_managed_and_requests_are_checked() {
     let mut h = Harness::new();
     let s = h.open();

@@ -6,15 +6,17 @@
 //! snapshot bytes, is deterministic.
 //!
 //! Every change goes through [`Tree::insert`], [`Tree::update`] or [`Tree::remove`], which
-//! keep the session → ephemeral-nodes index right and record the previous value in an undo
-//! journal, so a command that fails halfway (a transaction's third operation) is rolled back
+//! keep the derived indexes right (session → ephemeral nodes, and the locks blocked by a
+//! lock-delay, so the leader's twice-a-second check does not scan a million locks) and
+//! record the previous value in an undo journal, so a command that fails halfway (a transaction's third operation) is rolled back
 //! exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::node::Node;
+use crate::lock;
+use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::session::SessionId;
 
@@ -31,6 +33,9 @@ pub struct Tree {
     /// Derived from `nodes`: the ephemeral nodes of each session.
     #[serde(skip)]
     ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
+    /// Derived from `nodes`: the lock nodes under a lock-delay.
+    #[serde(skip)]
+    blocked_locks: BTreeSet<String>,
     /// Previous values of the nodes changed by the command being applied.
     #[serde(skip)]
     journal: Vec<(NodeKey, Option<Node>)>,
@@ -50,7 +55,13 @@ impl Tree {
     pub fn new() -> Tree {
         let mut nodes = BTreeMap::new();
         nodes.insert(key(path::ROOT), Node::root());
-        Tree { nodes, ephemerals: BTreeMap::new(), journal: Vec::new(), dirty: BTreeSet::new() }
+        Tree {
+            nodes,
+            ephemerals: BTreeMap::new(),
+            blocked_locks: BTreeSet::new(),
+            journal: Vec::new(),
+            dirty: BTreeSet::new(),
+        }
     }
 
     /// A tree of the given nodes, as loaded from storage. The root is added if missing.
@@ -128,6 +139,11 @@ impl Tree {
         self.ephemerals.keys().copied()
     }
 
+    /// The lock nodes under a lock-delay, sorted by path.
+    pub fn blocked_locks(&self) -> impl Iterator<Item = &str> {
+        self.blocked_locks.iter().map(String::as_str)
+    }
+
     /// Inserts or replaces the node at `path`.
     pub fn insert(&mut self, path: &str, node: Node) {
         let k = key(path);
@@ -148,12 +164,13 @@ impl Tree {
         };
         let old = node.clone();
         change(node);
-        let new_owner = node.stat.ephemeral_owner;
-        if old.stat.ephemeral_owner != new_owner {
+        let reindex = old.stat.ephemeral_owner != node.stat.ephemeral_owner
+            || old.kind == NodeKind::Lock
+            || node.kind == NodeKind::Lock;
+        if reindex {
+            let new = node.clone();
             self.index_remove(path, &old);
-            if new_owner != 0 {
-                self.ephemerals.entry(new_owner).or_default().insert(path.to_owned());
-            }
+            self.index_add(path, &new);
         }
         self.journal.push((k, Some(old)));
         true
@@ -197,24 +214,28 @@ impl Tree {
     /// Rebuilds the derived index after deserialization.
     pub fn rebuild_index(&mut self) {
         self.ephemerals.clear();
+        self.blocked_locks.clear();
         self.journal.clear();
-        let owned: Vec<(SessionId, String)> = self
-            .iter()
-            .filter(|(_, n)| n.stat.ephemeral_owner != 0)
-            .map(|(p, n)| (n.stat.ephemeral_owner, p.to_owned()))
-            .collect();
-        for (session, p) in owned {
-            self.ephemerals.entry(session).or_default().insert(p);
+        let nodes = std::mem::take(&mut self.nodes);
+        for ((_, p), n) in &nodes {
+            self.index_add(p, n);
         }
+        self.nodes = nodes;
     }
 
     fn index_add(&mut self, path: &str, node: &Node) {
         if node.stat.ephemeral_owner != 0 {
             self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
         }
+        if lock::blocked_until(node).is_some() {
+            self.blocked_locks.insert(path.to_owned());
+        }
     }
 
     fn index_remove(&mut self, path: &str, node: &Node) {
+        if node.kind == NodeKind::Lock {
+            self.blocked_locks.remove(path);
+        }
         let owner = node.stat.ephemeral_owner;
         if owner == 0 {
             return;

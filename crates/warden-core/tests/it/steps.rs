@@ -56,6 +56,11 @@ pub enum AbstractCommand {
     Release {
         lock: u8,
     },
+    /// An operator takes a session out of lock `0..3`.
+    Revoke {
+        lock: u8,
+        session: SessionRef,
+    },
     Wake,
 }
 
@@ -151,6 +156,7 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
         4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
             .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
         2 => (0u8..3).prop_map(|lock| AbstractCommand::Release { lock }),
+        1 => (0u8..3, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
         1 => Just(AbstractCommand::Wake),
     ]
 }
@@ -243,6 +249,10 @@ impl Runner {
             AbstractCommand::Release { lock } => {
                 Command::Release { path: LOCKS[usize::from(*lock)].0.into() }
             }
+            AbstractCommand::Revoke { lock, session } => Command::Revoke {
+                path: LOCKS[usize::from(*lock)].0.into(),
+                session: self.resolve(*session),
+            },
             AbstractCommand::Wake => Command::WakeLocks,
         };
         let session = step.session.map(|r| self.resolve(r));
