@@ -1,6 +1,9 @@
 //! Generates the gRPC code with the vendored `protoc`, so a fresh machine needs only cargo.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The protos live outside this package, where cargo does not look for changes.
+    println!("cargo:rerun-if-changed=../../proto");
+    println!("cargo:rerun-if-changed=build.rs");
     let mut config = tonic_prost_build::Config::new();
     // An explicit PROTOC wins; otherwise the one shipped by protoc-bin-vendored.
     match std::env::var_os("PROTOC") {

@@ -413,6 +413,26 @@ impl Client {
             .await
     }
 
+    /// Takes session `session_id` out of the lock at `path` (an operator breaking a stuck
+    /// hold); returns whether it held. A revoked holder's lock-delay applies, and its
+    /// session is told on its keepalive stream.
+    pub async fn revoke_lock(&self, path: &str, session_id: u64) -> Result<bool, ClientError> {
+        let request = pb::RevokeRequest { path: path.to_owned(), session_id };
+        let response = self
+            .connection
+            .run(Retry::Once, |c| {
+                let request = request.clone();
+                async move {
+                    warden_proto::v1::lock_client::LockClient::new(c)
+                        .revoke(request)
+                        .await
+                        .map(|r| r.into_inner())
+                }
+            })
+            .await?;
+        Ok(response.held)
+    }
+
     /// The sessions the leader tracks (or one, by id), with remaining time and ephemerals.
     pub async fn sessions(&self, id: u64) -> Result<Vec<pb::SessionInfo>, ClientError> {
         let response = self

@@ -5,7 +5,8 @@
 //! so when the member serving a wait fails, the client re-issues it on another member and
 //! re-attaches to the same place in the queue. A guard is released by
 //! [`LockGuard::release`], or in the background when dropped; it is lost when its session
-//! is ([`LockGuard::lost`]).
+//! is, or when an operator revokes it ([`LockGuard::lost`]): the session's keepalive stream
+//! carries the news.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use warden_proto::v1::lock_client::LockClient;
 
 use crate::connection::{Connection, Retry};
 use crate::error::ClientError;
-use crate::session::{Session, SessionState};
+use crate::session::{Holds, Session, SessionState};
 
 /// Why a lock was not obtained.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,7 @@ pub struct Lock {
     connection: Arc<Connection>,
     session_id: u64,
     session_state: watch::Receiver<SessionState>,
+    holds: Arc<Holds>,
     request: pb::AcquireRequest,
     retry_interval: Duration,
     max_retries: u32,
@@ -98,6 +100,9 @@ pub struct LockGuard {
     session_id: u64,
     token: u64,
     session_state: watch::Receiver<SessionState>,
+    holds: Arc<Holds>,
+    /// `Some(reason)` once the cluster reports this hold lost.
+    hold_lost: watch::Receiver<Option<String>>,
     released: bool,
 }
 
@@ -111,6 +116,7 @@ impl Lock {
             connection,
             session_id: session.id(),
             session_state: session.watch_state(),
+            holds: session.holds(),
             request: pb::AcquireRequest { session_id: session.id(), ..request },
             retry_interval: LockConfig::default().retry_interval,
             max_retries: LockConfig::default().max_retries,
@@ -142,6 +148,8 @@ impl Lock {
             session_id: self.session_id,
             token: response.token,
             session_state: self.session_state.clone(),
+            holds: Arc::clone(&self.holds),
+            hold_lost: self.holds.track(&self.request.path, response.token),
             released: false,
         }
     }
@@ -284,17 +292,36 @@ impl LockGuard {
         &self.path
     }
 
-    /// Whether the hold is gone with its session.
+    /// Whether the hold is gone: its session ended, or the cluster reported it revoked.
     pub fn is_lost(&self) -> bool {
-        *self.session_state.borrow() == SessionState::Lost
+        *self.session_state.borrow() == SessionState::Lost || self.hold_lost.borrow().is_some()
     }
 
-    /// Resolves when the hold is lost with its session.
+    /// Why the hold is gone, if it is.
+    pub fn lost_reason(&self) -> Option<String> {
+        if let Some(reason) = self.hold_lost.borrow().clone() {
+            return Some(reason);
+        }
+        (*self.session_state.borrow() == SessionState::Lost).then(|| "session lost".to_owned())
+    }
+
+    /// Resolves when the hold is lost: with its session, or revoked.
     pub async fn lost(&self) {
-        let mut state = self.session_state.clone();
-        while *state.borrow_and_update() != SessionState::Lost {
-            if state.changed().await.is_err() {
+        let (mut state, mut hold) = (self.session_state.clone(), self.hold_lost.clone());
+        loop {
+            if *state.borrow_and_update() == SessionState::Lost
+                || hold.borrow_and_update().is_some()
+            {
                 return;
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { return },
+                // The flag's sender goes once the hold is reported or released: from then
+                // on only the session can end it.
+                changed = hold.changed() => if changed.is_err() && hold.borrow().is_none() {
+                    state.wait_for(|s| *s == SessionState::Lost).await.ok();
+                    return;
+                },
             }
         }
     }
@@ -302,6 +329,7 @@ impl LockGuard {
     /// Releases the lock now.
     pub async fn release(mut self) -> Result<(), LockError> {
         self.released = true;
+        self.holds.untrack(&self.path, self.token);
         release(&self.connection, self.path.clone(), self.session_id)
             .await
             .map_err(LockError::Backend)
@@ -310,9 +338,11 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if !self.released
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
+        if self.released {
+            return;
+        }
+        self.holds.untrack(&self.path, self.token);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (connection, path, session) =
                 (Arc::clone(&self.connection), self.path.clone(), self.session_id);
             runtime.spawn(async move {

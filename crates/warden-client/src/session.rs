@@ -5,8 +5,12 @@
 //! breaks, the session enters jeopardy and the client looks for the leader on every member
 //! until a renewal succeeds (alive again) or the ttl since the last successful renewal has
 //! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
+//!
+//! Each renewal lists the lock holds the client believes it has; the leader answers with
+//! the ones that are gone (revoked by an operator) and pushes the news on the stream as
+//! soon as it happens, so a guard learns of a lost hold before it acts on it again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -42,6 +46,54 @@ pub struct Session {
     last_renewal: watch::Receiver<Instant>,
     task: JoinHandle<()>,
     requests: RequestIds,
+    holds: Arc<Holds>,
+}
+
+/// The lock holds the client believes its session has, each with a flag the keepalive
+/// sets (to the reason) when the cluster reports the hold lost.
+#[derive(Default)]
+pub(crate) struct Holds {
+    held: Mutex<HoldFlags>,
+}
+
+/// Each hold, by lock path and token, with its lost flag.
+type HoldFlags = BTreeMap<(String, u64), watch::Sender<Option<String>>>;
+
+impl Holds {
+    fn map(&self) -> std::sync::MutexGuard<'_, HoldFlags> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts reporting on the hold of `path` with `token`: the receiver turns to
+    /// `Some(reason)` if it is lost.
+    pub(crate) fn track(&self, path: &str, token: u64) -> watch::Receiver<Option<String>> {
+        self.map()
+            .entry((path.to_owned(), token))
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
+    }
+
+    /// The hold was released by the client.
+    pub(crate) fn untrack(&self, path: &str, token: u64) {
+        self.map().remove(&(path.to_owned(), token));
+    }
+
+    fn list(&self) -> Vec<pb::Hold> {
+        self.map()
+            .keys()
+            .map(|(path, token)| pb::Hold { path: path.clone(), token: *token })
+            .collect()
+    }
+
+    fn mark_lost(&self, lost: &[pb::LockLost]) {
+        let mut map = self.map();
+        for l in lost {
+            if let Some(flag) = map.remove(&(l.path.clone(), l.token)) {
+                tracing::warn!(path = %l.path, token = l.token, reason = %l.reason, "lock hold lost");
+                flag.send_replace(Some(l.reason.clone()));
+            }
+        }
+    }
 }
 
 /// The ids of a session's writes (Raft thesis §6.3): a sequence number per write and the
@@ -84,10 +136,12 @@ impl Session {
         let ttl = Duration::from_millis(opened.ttl_ms);
         let (state_tx, state) = watch::channel(SessionState::Alive);
         let (renewal_tx, last_renewal) = watch::channel(Instant::now());
+        let holds = Arc::new(Holds::default());
         let task = tokio::spawn(keep_alive(
             Arc::clone(&connection),
             opened.session_id,
             ttl,
+            Arc::clone(&holds),
             state_tx,
             renewal_tx,
         ));
@@ -99,6 +153,7 @@ impl Session {
             last_renewal,
             task,
             requests: RequestIds::default(),
+            holds,
         })
     }
 
@@ -116,6 +171,11 @@ impl Session {
     /// The write with this sequence number was answered.
     pub(crate) fn finish(&self, seq: u64) {
         self.requests.finish(seq);
+    }
+
+    /// The holds this session's keepalive reports on.
+    pub(crate) fn holds(&self) -> Arc<Holds> {
+        Arc::clone(&self.holds)
     }
 
     /// The session's ttl.
@@ -189,15 +249,18 @@ fn set_state(state: &watch::Sender<SessionState>, new: SessionState) {
     });
 }
 
-/// Renews `id` every ttl/3 until it is lost.
+/// Renews `id` every ttl/3 until it is lost, listing its holds and marking the ones the
+/// cluster reports lost.
 async fn keep_alive(
     connection: Arc<Connection>,
     id: u64,
     ttl: Duration,
+    holds: Arc<Holds>,
     state: watch::Sender<SessionState>,
     renewal: watch::Sender<Instant>,
 ) {
     let interval = (ttl / 3).max(Duration::from_millis(50));
+    let request = |holds: &Holds| pb::KeepAliveRequest { session_id: id, held: holds.list() };
     loop {
         let acked = *renewal.borrow();
         if acked.elapsed() >= ttl {
@@ -208,13 +271,18 @@ async fn keep_alive(
         // request stream, opened with a first renewal.
         let stream = timeout(
             ttl.saturating_sub(acked.elapsed()),
-            connection.run(Retry::Idempotent, |c| async move {
-                let (tx, rx) = mpsc::channel::<pb::KeepAliveRequest>(4);
-                let sent = Instant::now();
-                tx.try_send(pb::KeepAliveRequest { session_id: id }).ok();
-                let responses =
-                    SessionClient::new(c).keep_alive(ReceiverStream::new(rx)).await?.into_inner();
-                Ok((tx, responses, sent))
+            connection.run(Retry::Idempotent, |c| {
+                let first = request(&holds);
+                async move {
+                    let (tx, rx) = mpsc::channel::<pb::KeepAliveRequest>(4);
+                    let sent = Instant::now();
+                    tx.try_send(first).ok();
+                    let responses = SessionClient::new(c)
+                        .keep_alive(ReceiverStream::new(rx))
+                        .await?
+                        .into_inner();
+                    Ok((tx, responses, sent))
+                }
             }),
         )
         .await;
@@ -226,13 +294,36 @@ async fn keep_alive(
                 continue;
             }
         };
+        // Whether the renewal sent at `sent` is still unanswered; the next renewal (or the
+        // verdict that this one went unanswered) is due an interval after it was sent.
+        let mut waiting = true;
         loop {
-            match timeout(interval, responses.message()).await {
-                Ok(Ok(Some(response))) if response.ttl_ms == 0 => {
-                    state.send_replace(SessionState::Lost);
-                    return;
+            let message = tokio::select! {
+                message = responses.message() => message,
+                () = tokio::time::sleep_until(sent + interval) => {
+                    if waiting {
+                        set_state(&state, SessionState::Jeopardy);
+                        break;
+                    }
+                    sent = Instant::now();
+                    waiting = true;
+                    if tx.send(request(&holds)).await.is_err() {
+                        break;
+                    }
+                    continue;
                 }
-                Ok(Ok(Some(_))) => {
+            };
+            match message {
+                Ok(Some(response)) => {
+                    holds.mark_lost(&response.lost);
+                    if response.pushed {
+                        continue;
+                    }
+                    if response.ttl_ms == 0 {
+                        state.send_replace(SessionState::Lost);
+                        return;
+                    }
+                    waiting = false;
                     renewal.send_replace(sent);
                     set_state(&state, SessionState::Alive);
                 }
@@ -242,11 +333,6 @@ async fn keep_alive(
                     sleep(Duration::from_millis(20)).await;
                     break;
                 }
-            }
-            sleep(interval).await;
-            sent = Instant::now();
-            if tx.send(pb::KeepAliveRequest { session_id: id }).await.is_err() {
-                break;
             }
         }
     }

@@ -282,6 +282,25 @@ impl Lock for LockService {
         }
     }
 
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let r = request.into_inner();
+        let command = Command::Revoke { path: r.path, session: session(r.session_id)? };
+        match self.shared.write(None, None, command).await? {
+            (revision, Output::LockReleased { held }) => Ok(Response::new(pb::RevokeResponse {
+                header: Some(self.shared.header(revision)),
+                held,
+            })),
+            (_, other) => Err(status::server(
+                Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
+        }
+    }
+
     async fn status(
         &self,
         request: Request<pb::LockStatusRequest>,

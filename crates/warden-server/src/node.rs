@@ -155,6 +155,7 @@ impl Node {
         let sessions = SessionServer::new(SessionService::new(
             node.shared.clone(),
             Arc::clone(&tracker),
+            Arc::clone(&hub),
             lease,
         ));
         node.serve(

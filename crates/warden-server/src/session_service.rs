@@ -1,6 +1,7 @@
-//! The Session service: open, keep alive (a stream), close, and inspect sessions; and the
-//! leader's loop that expires and checkpoints them.
+//! The Session service: open, keep alive (a stream that also reports lost lock holds),
+//! close, and inspect sessions; and the leader's loop that expires and checkpoints them.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use openraft::error::ForwardToLeader;
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
@@ -18,6 +21,7 @@ use warden_proto::v1::session_server::Session;
 use crate::session_tracker::{Renewal, SessionTracker, SessionView};
 use crate::shared::Shared;
 use crate::status;
+use crate::watch_hub::WatchHub;
 
 /// How often the leader looks for expired sessions.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
@@ -32,6 +36,7 @@ const CHECKPOINT_BATCH: usize = 1_000;
 pub(crate) struct SessionService {
     shared: Shared,
     tracker: Arc<SessionTracker>,
+    hub: Arc<WatchHub>,
     /// A renewal is acknowledged only if a quorum acknowledged this leader within this
     /// time (the shortest election timeout): a leader cut off from the others must not
     /// keep sessions alive that the majority's leader is expiring.
@@ -42,9 +47,10 @@ impl SessionService {
     pub(crate) fn new(
         shared: Shared,
         tracker: Arc<SessionTracker>,
+        hub: Arc<WatchHub>,
         lease: Duration,
     ) -> SessionService {
-        SessionService { shared, tracker, lease }
+        SessionService { shared, tracker, hub, lease }
     }
 
     /// The term this node leads in, or UNAVAILABLE pointing at the leader.
@@ -161,6 +167,139 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
 type KeepAliveStream =
     Pin<Box<dyn Stream<Item = Result<pb::KeepAliveResponse, Status>> + Send + 'static>>;
 
+/// One keepalive stream: answers each renewal, and pushes a message as soon as a hold the
+/// client listed is lost.
+struct KeepAlive {
+    shared: Shared,
+    tracker: Arc<SessionTracker>,
+    hub: Arc<WatchHub>,
+    lease: Duration,
+    term: u64,
+}
+
+impl KeepAlive {
+    async fn run(
+        self,
+        mut requests: Streaming<pb::KeepAliveRequest>,
+        tx: mpsc::Sender<Result<pb::KeepAliveResponse, Status>>,
+    ) {
+        // The session and the holds of the last request, and the holds already reported.
+        let mut session: Option<(u64, Arc<Notify>)> = None;
+        let mut held: Vec<pb::Hold> = Vec::new();
+        let mut reported: HashSet<(String, u64)> = HashSet::new();
+        loop {
+            let notice = session.as_ref().map(|(_, n)| Arc::clone(n));
+            let message = tokio::select! {
+                message = requests.next() => message,
+                () = async { match &notice { Some(n) => n.notified().await, None => std::future::pending().await } } => {
+                    let Some((id, _)) = &session else { continue };
+                    let lost: Vec<pb::LockLost> = self
+                        .lost(*id, &held)
+                        .into_iter()
+                        .filter(|l| reported.insert((l.path.clone(), l.token)))
+                        .collect();
+                    if lost.is_empty() {
+                        continue;
+                    }
+                    let pushed = pb::KeepAliveResponse {
+                        header: Some(self.shared.header(self.revision())),
+                        session_id: *id,
+                        ttl_ms: 0,
+                        lost,
+                        pushed: true,
+                    };
+                    if tx.send(Ok(pushed)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                () = tx.closed() => return,
+            };
+            let request = match message {
+                Some(Ok(request)) => request,
+                Some(Err(e)) => {
+                    debug!(error = %e, "keepalive stream broke");
+                    return;
+                }
+                None => return,
+            };
+            if session.as_ref().is_none_or(|(id, _)| *id != request.session_id) {
+                let notice = self.hub.session_notice(request.session_id);
+                session = Some((request.session_id, notice));
+                reported.clear();
+            }
+            held = request.held;
+            let answer = self.renew(request.session_id).map(|mut response| {
+                response.lost = self.lost(request.session_id, &held);
+                for l in &response.lost {
+                    reported.insert((l.path.clone(), l.token));
+                }
+                response
+            });
+            let failed = answer.is_err();
+            if tx.send(answer).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    fn revision(&self) -> u64 {
+        self.shared.state_machine.read(|a| a.core.revision())
+    }
+
+    /// The holds of `held` that `id` no longer has.
+    fn lost(&self, id: u64, held: &[pb::Hold]) -> Vec<pb::LockLost> {
+        if held.is_empty() {
+            return Vec::new();
+        }
+        self.shared.state_machine.read(|a| {
+            let live = a.core.session(id).is_some();
+            held.iter()
+                .filter(|h| !warden_core::lock::still_holds(a.core.tree(), &h.path, id, h.token))
+                .map(|h| pb::LockLost {
+                    path: h.path.clone(),
+                    token: h.token,
+                    reason: if live { "revoked" } else { "session ended" }.to_owned(),
+                })
+                .collect()
+        })
+    }
+
+    /// Renews `id`'s deadline.
+    fn renew(&self, id: u64) -> Result<pb::KeepAliveResponse, Status> {
+        // Leadership can end while the stream is open (or raft can stop under it), and a
+        // leader cut off from a quorum must not keep sessions alive.
+        if !leads_with_quorum(&self.shared, self.term, self.lease) {
+            return Err(status::server(
+                tonic::Code::Unavailable,
+                "NotLeader",
+                "this member is no longer a leader with a quorum; reconnect to find the leader",
+            ));
+        }
+        let ttl = self.shared.state_machine.read(|a| a.core.session(id).map(|s| s.ttl_ms));
+        let renewed =
+            match ttl.map(|ttl| (ttl, self.tracker.renew(self.term, id, ttl, Instant::now()))) {
+                Some((ttl, Renewal::Renewed)) => ttl,
+                Some((_, Renewal::NotLeading)) => {
+                    return Err(status::server(
+                        tonic::Code::Unavailable,
+                        "NotLeader",
+                        "this member stopped leading; reconnect to find the leader",
+                    ));
+                }
+                // Past its deadline (the expiry is under way) or already gone.
+                Some((_, Renewal::Expiring)) | None => 0,
+            };
+        Ok(pb::KeepAliveResponse {
+            header: Some(self.shared.header(self.revision())),
+            session_id: id,
+            ttl_ms: renewed,
+            lost: Vec::new(),
+            pushed: false,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl Session for SessionService {
     async fn open(
@@ -195,41 +334,16 @@ impl Session for SessionService {
         request: Request<Streaming<pb::KeepAliveRequest>>,
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
         let term = self.leading()?;
-        let shared = self.shared.clone();
-        let tracker = Arc::clone(&self.tracker);
-        let lease = self.lease;
-        let stream = request.into_inner().map(move |message| {
-            let id = message?.session_id;
-            // Leadership can end while the stream is open (or raft can stop under it), and
-            // a leader cut off from a quorum must not keep sessions alive.
-            if !leads_with_quorum(&shared, term, lease) {
-                return Err(status::server(
-                    tonic::Code::Unavailable,
-                    "NotLeader",
-                    "this member is no longer a leader with a quorum; reconnect to find the leader",
-                ));
-            }
-            let ttl = shared.state_machine.read(|a| a.core.session(id).map(|s| s.ttl_ms));
-            let renewed = match ttl.map(|ttl| (ttl, tracker.renew(term, id, ttl, Instant::now()))) {
-                Some((ttl, Renewal::Renewed)) => ttl,
-                Some((_, Renewal::NotLeading)) => {
-                    return Err(status::server(
-                        tonic::Code::Unavailable,
-                        "NotLeader",
-                        "this member stopped leading; reconnect to find the leader",
-                    ));
-                }
-                // Past its deadline (the expiry is under way) or already gone.
-                Some((_, Renewal::Expiring)) | None => 0,
-            };
-            let revision = shared.state_machine.read(|a| a.core.revision());
-            Ok(pb::KeepAliveResponse {
-                header: Some(shared.header(revision)),
-                session_id: id,
-                ttl_ms: renewed,
-            })
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let stream = KeepAlive {
+            shared: self.shared.clone(),
+            tracker: Arc::clone(&self.tracker),
+            hub: Arc::clone(&self.hub),
+            lease: self.lease,
+            term,
+        };
+        let (tx, rx) = mpsc::channel(8);
+        tokio::spawn(stream.run(request.into_inner(), tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn close(

@@ -8,12 +8,15 @@
 //!
 //! A watcher whose channel is full is cancelled with a reason instead of buffering without
 //! bound; it can resume from the last revision it saw.
+//!
+//! The hub also wakes the keepalive streams of sessions that lost an ephemeral node (a
+//! lock hold is one), so a revoked hold is reported at once, not at the next renewal.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use tokio::sync::mpsc;
-use warden_core::{Event, WatchFilter};
+use tokio::sync::{Notify, mpsc};
+use warden_core::{Event, EventKind, WatchFilter};
 use warden_storage::EventSink;
 
 /// What a watcher receives.
@@ -73,6 +76,8 @@ struct Inner {
 /// The hub. Shared by the state machine (as its event sink) and the watch service.
 pub struct WatchHub {
     inner: Mutex<Inner>,
+    /// The keepalive streams to wake when a session loses an ephemeral node.
+    owners: Mutex<HashMap<u64, Vec<Weak<Notify>>>>,
     max_history: usize,
     channel_capacity: usize,
 }
@@ -95,6 +100,7 @@ impl WatchHub {
         };
         WatchHub {
             inner: Mutex::new(inner),
+            owners: Mutex::new(HashMap::new()),
             max_history,
             channel_capacity: channel_capacity.max(1),
         }
@@ -102,6 +108,39 @@ impl WatchHub {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A notice woken (once per burst) whenever an ephemeral node of `session` is deleted
+    /// or the state is replaced by a snapshot; it stays registered while it is held.
+    pub fn session_notice(&self, session: u64) -> Arc<Notify> {
+        let notice = Arc::new(Notify::new());
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        owners.retain(|_, ns| {
+            ns.retain(|n| n.strong_count() > 0);
+            !ns.is_empty()
+        });
+        owners.entry(session).or_default().push(Arc::downgrade(&notice));
+        notice
+    }
+
+    /// Wakes the notices of the sessions whose ephemeral nodes `events` delete (all of
+    /// them if `events` is `None`).
+    fn wake_owners(&self, events: Option<&[Event]>) {
+        let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if owners.is_empty() {
+            return;
+        }
+        let wake = |ns: &Vec<Weak<Notify>>| {
+            ns.iter().filter_map(Weak::upgrade).for_each(|n| n.notify_one())
+        };
+        match events {
+            None => owners.values().for_each(wake),
+            Some(events) => events
+                .iter()
+                .filter(|e| e.kind == EventKind::Deleted && e.stat.ephemeral_owner != 0)
+                .filter_map(|e| owners.get(&e.stat.ephemeral_owner))
+                .for_each(wake),
+        }
     }
 
     /// The last revision published.
@@ -222,6 +261,8 @@ impl EventSink for WatchHub {
         for id in slow {
             inner.watchers.remove(&id);
         }
+        drop(inner);
+        self.wake_owners(Some(events));
     }
 
     fn reset(&self, revision: u64) {
@@ -235,6 +276,8 @@ impl EventSink for WatchHub {
         inner.history.clear();
         inner.compacted = revision;
         inner.current = revision;
+        drop(inner);
+        self.wake_owners(None);
     }
 }
 

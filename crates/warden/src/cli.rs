@@ -129,14 +129,18 @@ pub(crate) enum ClientCommand {
         from_revision: u64,
     },
     /// Runs a command while holding a lock: `warden lock PATH [--timeout 10s] [--shared] --
-    /// COMMAND [ARGS...]`; or shows a lock: `warden lock status PATH`. The command gets
-    /// WARDEN_FENCING_TOKEN and WARDEN_LOCK_PATH; warden exits with its status (3 if the
-    /// lock timed out, 4 if it was lost while the command ran).
+    /// COMMAND [ARGS...]`; shows a lock: `warden lock status PATH`; or breaks a stuck hold:
+    /// `warden lock revoke PATH --session ID`. The command gets WARDEN_FENCING_TOKEN and
+    /// WARDEN_LOCK_PATH; warden exits with its status (3 if the lock timed out, 4 if it was
+    /// lost while the command ran).
     Lock {
-        /// The lock's path, or `status`.
+        /// The lock's path, or `status` or `revoke`.
         target: String,
-        /// With `status`: the lock's path.
+        /// With `status` or `revoke`: the lock's path.
         status_path: Option<String>,
+        /// With `revoke`: the session to take out of the lock (see `warden lock status`).
+        #[arg(long)]
+        session: Option<u64>,
         /// Give up if the lock is not granted within this (500ms, 10s, 2m).
         #[arg(long, value_parser = crate::lock_cmd::parse_duration)]
         timeout: Option<std::time::Duration>,

@@ -62,11 +62,27 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
         }
-        Command::Lock { target, status_path, timeout, shared, command } => {
+        Command::Lock { target, status_path, session, timeout, shared, command } => {
             if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
+            } else if target == "revoke" {
+                let path = status_path
+                    .context("give the lock's path: warden lock revoke PATH --session ID")?;
+                let session = session.context(
+                    "give the session to take out: warden lock revoke PATH --session ID (ids are in warden lock status PATH)",
+                )?;
+                let held = client.revoke_lock(&path, session).await?;
+                let what = if held { "its hold" } else { "its wait" };
+                emit(
+                    out,
+                    &format!("revoked session {session} from {path} ({what})"),
+                    &json!({ "path": path, "session": session, "held": held }),
+                );
             } else {
+                if session.is_some() {
+                    bail!("--session goes with revoke: warden lock revoke PATH --session ID");
+                }
                 if let Some(extra) = status_path {
                     bail!(
                         "unexpected {extra:?}: put the command after --, as in: warden lock {target} -- {extra}"

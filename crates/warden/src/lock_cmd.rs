@@ -1,5 +1,6 @@
 //! `warden lock PATH [--timeout D] [--shared] -- COMMAND [ARGS...]`: runs a command while
-//! holding a lock, like `flock` and `etcdctl lock`; and `warden lock status PATH`.
+//! holding a lock, like `flock` and `etcdctl lock`; `warden lock status PATH`; and
+//! `warden lock revoke PATH --session ID` (in commands.rs).
 //!
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
@@ -16,7 +17,8 @@ use crate::output::emit;
 
 /// The exit status when the lock was not granted within `--timeout`.
 pub(crate) const EXIT_TIMEOUT: u8 = 3;
-/// The exit status when the lock was lost (session gone) while the command ran.
+/// The exit status when the lock was lost (revoked, or its session gone) while the command
+/// ran.
 pub(crate) const EXIT_LOST: u8 = 4;
 
 /// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
@@ -89,10 +91,11 @@ pub(crate) async fn run(
         Err(code) => {
             child.kill().await.ok();
             if code == i32::from(EXIT_LOST) {
+                let reason = guard.lost_reason().unwrap_or_else(|| "session lost".to_owned());
                 #[allow(clippy::print_stderr)]
                 {
                     eprintln!(
-                        "error: the lock {path:?} was lost (its session ended); the command was stopped"
+                        "error: the lock {path:?} was lost ({reason}); the command was stopped"
                     );
                 }
             }

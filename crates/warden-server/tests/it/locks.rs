@@ -220,3 +220,46 @@ async fn a_waiter_whose_session_expires_is_never_granted() {
     guard.release().await.unwrap();
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_holder_is_told_on_its_session_stream_and_fenced_off() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    // A long ttl: renewals every 20 s, so hearing of the loss within seconds means it was
+    // pushed, not found at the next renewal.
+    let holder = client.open_session(Duration::from_secs(60)).await.unwrap();
+    let other = client.open_session(Duration::from_secs(60)).await.unwrap();
+    let held =
+        client.mutex(&holder, "/stuck").with_delay(Duration::from_millis(500)).acquire().await;
+    let held = held.unwrap();
+    let kept = client.mutex(&holder, "/kept").acquire().await.unwrap();
+    assert!(!held.is_lost());
+    let next_lock = client.mutex(&other, "/stuck");
+    let next = tokio::spawn(async move { next_lock.acquire().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let revoked_at = Instant::now();
+    assert!(client.revoke_lock("/stuck", holder.id()).await.unwrap(), "it held");
+    tokio::time::timeout(Duration::from_secs(5), held.lost()).await.expect("told within 5 s");
+    assert_eq!(held.lost_reason().as_deref(), Some("revoked"));
+    assert!(!kept.is_lost(), "only the revoked hold is lost");
+    assert_eq!(holder.state(), warden_client::SessionState::Alive, "the session lives on");
+
+    // The next waiter gets the lock once the lock-delay is over, with a higher token; the
+    // revoked token no longer passes the sequencer check.
+    let granted = tokio::time::timeout(Duration::from_secs(10), next).await.unwrap().unwrap();
+    let granted = granted.unwrap();
+    assert!(revoked_at.elapsed() >= Duration::from_millis(500), "granted during the delay");
+    assert!(granted.token() > held.token());
+    let mut locks = lock_client(&cluster).await;
+    let check = |token| pb::CheckSequencerRequest { path: "/stuck".into(), token };
+    assert!(!locks.check_sequencer(check(held.token())).await.unwrap().into_inner().valid);
+    assert!(locks.check_sequencer(check(granted.token())).await.unwrap().into_inner().valid);
+
+    // Revoking again, or a session that never held: NOT_FOUND-style refusal, nothing lost.
+    assert!(client.revoke_lock("/stuck", holder.id()).await.is_err());
+    drop(held);
+    granted.release().await.unwrap();
+    kept.release().await.unwrap();
+    cluster.stop().await;
+}
