@@ -147,6 +147,13 @@ pub(crate) enum ClientCommand {
         /// Take the lock shared (a read lock); without it, exclusive.
         #[arg(long)]
         shared: bool,
+        /// The ttl of the holder's session: how long the lock outlives a crashed warden.
+        #[arg(long, default_value = "10s", value_parser = crate::lock_cmd::parse_duration)]
+        ttl: std::time::Duration,
+        /// Lock-delay for a new lock: after a holder crashes, nobody gets it for this long
+        /// (at most 60s).
+        #[arg(long, default_value = "0s", value_parser = crate::lock_cmd::parse_duration)]
+        delay: std::time::Duration,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
         command: Vec<String>,

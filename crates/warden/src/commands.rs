@@ -62,7 +62,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
         }
-        Command::Lock { target, status_path, session, timeout, shared, command } => {
+        Command::Lock { target, status_path, session, timeout, shared, ttl, delay, command } => {
             if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
@@ -88,7 +88,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                         "unexpected {extra:?}: put the command after --, as in: warden lock {target} -- {extra}"
                     );
                 }
-                return crate::lock_cmd::run(&client, &target, timeout, shared, &command).await;
+                let how = crate::lock_cmd::How { timeout, shared, ttl, delay };
+                return crate::lock_cmd::run(&client, &target, how, &command).await;
             }
         }
         Command::Session { command } => {

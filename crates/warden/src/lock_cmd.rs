@@ -38,22 +38,35 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// How to take the lock.
+pub(crate) struct How {
+    /// Give up after this long.
+    pub(crate) timeout: Option<Duration>,
+    /// The read side rather than the write side.
+    pub(crate) shared: bool,
+    /// The session's ttl.
+    pub(crate) ttl: Duration,
+    /// Lock-delay for a new lock.
+    pub(crate) delay: Duration,
+}
+
 /// Runs `command` holding the lock at `path`; returns the command's exit status.
 pub(crate) async fn run(
     client: &Client,
     path: &str,
-    timeout: Option<Duration>,
-    shared: bool,
+    how: How,
     command: &[String],
 ) -> Result<ExitCode> {
+    let How { timeout, shared, ttl, delay } = how;
     let Some((program, args)) = command.split_first() else {
         bail!(
             "nothing to run: give a command after --, as in: warden lock /jobs/nightly -- ./run.sh"
         );
     };
-    let session = client.open_session(Duration::from_secs(10)).await?;
+    let session = client.open_session(ttl).await?;
     let lock =
         if shared { client.read_lock(&session, path) } else { client.write_lock(&session, path) };
+    let lock = lock.with_delay(delay);
     let acquired = match timeout {
         Some(t) => lock.acquire_timeout(t).await,
         None => lock.acquire().await,

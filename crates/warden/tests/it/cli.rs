@@ -221,7 +221,7 @@ async fn lock_runs_a_command_holding_the_lock() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let holder = wait_for_holder(&client, "/stuck").await;
+    let holder = crate::processes::wait_for_holder(&client, "/stuck").await;
     let (code, out, err) = run(&["lock", "revoke", "/stuck", "--session", &holder.to_string()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("revoked session"), "{out}");
@@ -240,18 +240,4 @@ async fn lock_runs_a_command_holding_the_lock() {
     let (code, _, err) = run(&["lock", "revoke", "/stuck"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("--session"), "{err}");
-}
-
-/// The session holding the lock at `path`, once there is one (at most 10 s).
-async fn wait_for_holder(client: &warden_client::Client, path: &str) -> u64 {
-    let started = std::time::Instant::now();
-    loop {
-        if let Ok(status) = client.lock_status(path).await
-            && let Some(w) = status.waiters.iter().find(|w| w.token.is_some())
-        {
-            return w.session_id;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "nobody holds {path}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 }

@@ -4,5 +4,6 @@
 
 mod cli;
 mod crash;
+mod lock_holders;
 mod processes;
 mod scale;

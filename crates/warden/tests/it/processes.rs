@@ -120,3 +120,17 @@ impl Drop for ProcessCluster {
         }
     }
 }
+
+/// The session holding the lock at `path`, once there is one (at most 10 s).
+pub async fn wait_for_holder(client: &warden_client::Client, path: &str) -> u64 {
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(status) = client.lock_status(path).await
+            && let Some(w) = status.waiters.iter().find(|w| w.token.is_some())
+        {
+            return w.session_id;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "nobody holds {path}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
