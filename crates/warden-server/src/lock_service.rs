@@ -15,6 +15,7 @@ use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{Command, CoreError, EventKind, Output, WatchFilter};
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
+use warden_proto::v1::semaphore_server::Semaphore;
 
 use crate::shared::Shared;
 use crate::status;
@@ -175,13 +176,14 @@ fn mode_name(mode: WaitMode) -> String {
     }
 }
 
-fn waiter(w: &WaiterView) -> pb::LockWaiter {
+fn waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
     pb::LockWaiter {
         waiter: w.path.clone(),
         session_id: w.session,
         mode: mode_name(w.info.mode),
         token: w.info.token,
         since_ms: w.since_ms,
+        identity,
     }
 }
 
@@ -306,7 +308,17 @@ impl Lock for LockService {
         request: Request<pb::LockStatusRequest>,
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
         let path = request.into_inner().path;
-        let (revision, (config, waiters)) = self.shared.read(false, |a| a.core.lock(&path)).await?;
+        let (revision, (config, waiters)) = self
+            .shared
+            .read(false, |a| {
+                let (config, waiters) = a.core.lock(&path)?;
+                let identity =
+                    |id| a.core.session(id).map(|s| s.identity.clone()).unwrap_or_default();
+                let waiters: Vec<pb::LockWaiter> =
+                    waiters.iter().map(|w| waiter(w, identity(w.session))).collect();
+                Ok((config, waiters))
+            })
+            .await?;
         let (r#type, permits) = match config.kind {
             LockKind::Mutex => ("mutex", 1),
             LockKind::ReadWrite => ("rwlock", 0),
@@ -318,7 +330,7 @@ impl Lock for LockService {
             permits,
             delay_ms: config.delay_ms,
             blocked_until_ms: config.blocked_until_ms,
-            waiters: waiters.iter().map(waiter).collect(),
+            waiters,
         }))
     }
 
@@ -333,5 +345,73 @@ impl Lock for LockService {
             header: Some(self.shared.header(revision)),
             valid,
         }))
+    }
+}
+
+/// The Semaphore service: the Lock service's semaphores under their own name.
+#[derive(Clone)]
+pub(crate) struct SemaphoreService {
+    locks: Arc<LockService>,
+}
+
+impl SemaphoreService {
+    pub(crate) fn new(locks: Arc<LockService>) -> SemaphoreService {
+        SemaphoreService { locks }
+    }
+}
+
+fn semaphore_request(r: pb::SemaphoreAcquireRequest) -> Request<pb::AcquireRequest> {
+    Request::new(pb::AcquireRequest {
+        path: r.path,
+        session_id: r.session_id,
+        r#type: pb::LockType::Semaphore.into(),
+        shared: false,
+        permits: r.permits,
+        weight: r.weight,
+        delay_ms: r.delay_ms,
+        timeout_ms: r.timeout_ms,
+    })
+}
+
+#[tonic::async_trait]
+impl Semaphore for SemaphoreService {
+    async fn acquire(
+        &self,
+        request: Request<pb::SemaphoreAcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        Lock::acquire(&*self.locks, semaphore_request(request.into_inner())).await
+    }
+
+    async fn try_acquire(
+        &self,
+        request: Request<pb::SemaphoreAcquireRequest>,
+    ) -> Result<Response<pb::AcquireResponse>, Status> {
+        Lock::try_acquire(&*self.locks, semaphore_request(request.into_inner())).await
+    }
+
+    async fn release(
+        &self,
+        request: Request<pb::ReleaseRequest>,
+    ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        Lock::release(&*self.locks, request).await
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::LockStatusRequest>,
+    ) -> Result<Response<pb::LockStatusResponse>, Status> {
+        let path = request.get_ref().path.clone();
+        let status = Lock::status(&*self.locks, request).await?;
+        if status.get_ref().r#type != "semaphore" {
+            return Err(status::server(
+                Code::FailedPrecondition,
+                "InvalidLockRequest",
+                format!(
+                    "{path:?} is a {}, not a semaphore; ask the Lock service",
+                    status.get_ref().r#type
+                ),
+            ));
+        }
+        Ok(status)
     }
 }

@@ -19,6 +19,7 @@ use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
 use warden_proto::v1::kv_server::KvServer;
 use warden_proto::v1::lock_server::LockServer;
+use warden_proto::v1::semaphore_server::SemaphoreServer;
 use warden_proto::v1::session_server::SessionServer;
 use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
@@ -27,7 +28,7 @@ use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::kv_service::KvService;
-use crate::lock_service::LockService;
+use crate::lock_service::{LockService, SemaphoreService};
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
 use crate::session_service::{SessionService, track_sessions};
@@ -158,16 +159,15 @@ impl Node {
             Arc::clone(&hub),
             lease,
         ));
+        let locks = Arc::new(LockService::new(node.shared.clone(), Arc::clone(&hub)));
         node.serve(
             Server::builder()
                 .add_service(kv)
                 .add_service(cluster)
                 .add_service(watch)
                 .add_service(sessions)
-                .add_service(LockServer::new(LockService::new(
-                    node.shared.clone(),
-                    Arc::clone(&hub),
-                ))),
+                .add_service(LockServer::from_arc(Arc::clone(&locks)))
+                .add_service(SemaphoreServer::new(SemaphoreService::new(locks))),
             client_listener,
         );
         node.tasks.push(tokio::spawn(track_sessions(node.shared.clone(), tracker)));

@@ -139,12 +139,15 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
             Some(t) => format!("holds, token {t}"),
             None => "waits".to_owned(),
         };
+        let identity =
+            if w.identity.is_empty() { String::new() } else { format!(" ({})", w.identity) };
         lines.push(format!(
-            "  {}  session {}  {}  {}  since {} ms",
+            "  {}  session {}{identity}  {}  {}  since {} ms",
             w.waiter, w.session_id, w.mode, state, w.since_ms
         ));
         waiters.push(json!({
-            "waiter": w.waiter, "session": w.session_id, "mode": w.mode, "token": w.token, "since_ms": w.since_ms,
+            "waiter": w.waiter, "session": w.session_id, "identity": w.identity, "mode": w.mode,
+            "token": w.token, "since_ms": w.since_ms,
         }));
     }
     let object = json!({

@@ -263,3 +263,70 @@ async fn a_revoked_holder_is_told_on_its_session_stream_and_fenced_off() {
     kept.release().await.unwrap();
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_semaphore_service_grants_permits_in_order() {
+    use warden_proto::v1::semaphore_client::SemaphoreClient;
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    let mut sem =
+        SemaphoreClient::connect(format!("http://{}", cluster.endpoint(leader))).await.unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        sessions.push(client.open_session(Duration::from_secs(10)).await.unwrap());
+    }
+    let req = |session: u64, weight: u32| pb::SemaphoreAcquireRequest {
+        path: "/pool".into(),
+        session_id: session,
+        permits: 3,
+        weight,
+        ..Default::default()
+    };
+    let a = sem.acquire(req(sessions[0].id(), 2)).await.unwrap().into_inner();
+    let b = sem.try_acquire(req(sessions[1].id(), 1)).await.unwrap().into_inner();
+    assert!(b.token > a.token);
+    // Full: a try fails and leaves nothing; a waiter queues.
+    let full = sem.try_acquire(req(sessions[2].id(), 1)).await.unwrap_err();
+    assert_eq!(full.code(), Code::FailedPrecondition);
+    let mut waiting = sem.clone();
+    let d = sessions[3].id();
+    let queued = tokio::spawn(async move { waiting.acquire(req(d, 2)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = sem.status(pb::LockStatusRequest { path: "/pool".into() }).await.unwrap();
+    let status = status.into_inner();
+    assert_eq!((status.r#type.as_str(), status.permits), ("semaphore", 3));
+    let modes: Vec<(u64, &str, bool)> =
+        status.waiters.iter().map(|w| (w.session_id, w.mode.as_str(), w.token.is_some())).collect();
+    assert_eq!(
+        modes,
+        [
+            (sessions[0].id(), "permits:2", true),
+            (sessions[1].id(), "permits:1", true),
+            (d, "permits:2", false)
+        ]
+    );
+    // Two permits free up only when A leaves (B's one is not enough for D's two).
+    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[1].id() })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!queued.is_finished(), "granted 2 permits with only 1 free");
+    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[0].id() })
+        .await
+        .unwrap();
+    let granted = tokio::time::timeout(Duration::from_secs(5), queued).await.unwrap().unwrap();
+    assert!(granted.unwrap().into_inner().token > b.token);
+    // A mutex is not a semaphore.
+    let _mutex = client.mutex(&sessions[0], "/m").acquire().await.unwrap();
+    let wrong = sem.status(pb::LockStatusRequest { path: "/m".into() }).await.unwrap_err();
+    assert_eq!(wrong.code(), Code::FailedPrecondition);
+    let wrong = sem.acquire(req(sessions[1].id(), 1)).await;
+    assert!(wrong.is_ok(), "the pool is still a semaphore");
+    let mut bad = req(sessions[1].id(), 1);
+    bad.path = "/m".into();
+    let bad = sem.acquire(bad).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
+    assert!(bad.message().contains("not a Semaphore"), "{bad:?}");
+    cluster.stop().await;
+}
