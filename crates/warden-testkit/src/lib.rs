@@ -1,0 +1,6 @@
+//! Fault injection and history checkers for warden.
+//!
+//! The checkers are pure: they take recorded histories and return what they found, so
+//! they are tested on hand-made good and bad histories before they judge a real run.
+
+pub mod linearizable;
