@@ -1,0 +1,96 @@
+//! A 3-member warden cluster on loopback for the benchmark, as child processes of this
+//! binary (`warden-bench serve --config FILE` runs one member), so a release build of the
+//! bench measures a release build of the server with nothing else to build.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tempfile::TempDir;
+
+/// The running members; killed when dropped.
+pub(crate) struct LocalCluster {
+    dir: TempDir,
+    /// Client endpoints, member 1 first.
+    pub(crate) endpoints: Vec<String>,
+    children: Vec<Child>,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalCluster {
+    /// Starts `n` members with the default timing, data in a temporary folder.
+    pub(crate) fn start(n: usize) -> Result<LocalCluster> {
+        let dir = tempfile::Builder::new().prefix("warden-bench-").tempdir()?;
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<Result<_>>()?;
+        let members: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p, _))| {
+                format!(
+                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
+                    i + 1
+                )
+            })
+            .collect();
+        let exe = std::env::current_exe().context("cannot find this binary to start members")?;
+        let mut children = Vec::new();
+        for (i, (c, p, h)) in ports.iter().enumerate() {
+            let config = format!(
+                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\ndata_dir = \"{data}\"\n\n{members}",
+                id = i + 1,
+                data = dir.path().join(format!("node{}", i + 1)).display(),
+            );
+            let path = config_path(dir.path(), i + 1);
+            std::fs::write(&path, config)?;
+            let log = std::fs::File::create(dir.path().join(format!("node{}.log", i + 1)))?;
+            let child = Command::new(&exe)
+                .arg("serve")
+                .arg("--config")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("cannot start a member")?;
+            children.push(child);
+        }
+        let endpoints = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
+        Ok(LocalCluster { dir, endpoints, children })
+    }
+
+    /// The members' process ids.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// Waits (at most 30 s) until a leader has committed a write.
+    pub(crate) async fn ready(&self) -> Result<()> {
+        let client = warden_client::Client::new(self.endpoints.clone())?;
+        for _ in 0..300 {
+            if client.put("/.bench-ready", "x").await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the local cluster did not elect a leader; logs in {}", self.dir.path().display())
+    }
+}
+
+fn config_path(dir: &Path, id: usize) -> PathBuf {
+    dir.join(format!("node{id}.toml"))
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
