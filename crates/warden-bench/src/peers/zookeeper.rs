@@ -88,11 +88,9 @@ impl Worker for ZkWorker {
                 break;
             }
             let before = format!("{path}/{}", children[at - 1]);
-            match self.client.check_and_watch_stat(&before).await? {
-                (Some(_), watcher) => {
-                    watcher.changed().await;
-                }
-                (None, _) => {}
+            // Wait for the next lower node to go (or look again if it already has).
+            if let (Some(_), watcher) = self.client.check_and_watch_stat(&before).await? {
+                watcher.changed().await;
             }
         }
         self.held.insert(path.to_owned(), format!("{path}/{mine}"));
