@@ -20,6 +20,17 @@ pub struct MemberConfig {
     pub client_addr: String,
 }
 
+/// Where this member sends raft traffic for one peer, instead of the address the
+/// membership gives (a sidecar, a NAT, or the fault-injection suite's proxy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRoute {
+    /// The peer's node id.
+    pub id: u64,
+    /// Where to send its raft traffic, `host:port`.
+    pub addr: String,
+}
+
 /// When to snapshot and how much log to keep behind a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,6 +75,8 @@ pub struct Config {
     pub snapshot: SnapshotConfig,
     /// Watches: history kept for watches that start in the past, and per-watcher buffers.
     pub watch: WatchConfig,
+    /// Per-peer overrides of where raft traffic goes (`[[peer_routes]]`); usually empty.
+    pub peer_routes: Vec<PeerRoute>,
 }
 
 /// Watch history and buffers.
@@ -102,6 +115,7 @@ impl Default for Config {
             election_timeout_ms: 1_000,
             snapshot: SnapshotConfig::default(),
             watch: WatchConfig::default(),
+            peer_routes: Vec::new(),
         }
     }
 }
@@ -152,6 +166,14 @@ impl Config {
                 }
             }
         }
+        for route in &self.peer_routes {
+            if route.addr.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+                return bad(format!(
+                    "peer_routes: {:?} for node {} is not host:port",
+                    route.addr, route.id
+                ));
+            }
+        }
         if me.peer_addr.rsplit_once(':').map(|(_, p)| p) != Some(&self.peer_addr.port().to_string())
         {
             return bad(format!(
@@ -198,8 +220,10 @@ mod tests {
         let mut bad_addr = ok.clone();
         bad_addr.initial_members[0].client_addr = "localhost".into();
         assert!(problem(&bad_addr).contains("not host:port"));
-        let mut port = ok;
+        let mut port = ok.clone();
         port.initial_members[0].peer_addr = "127.0.0.1:9999".into();
         assert!(problem(&port).contains("different ports"));
+        let route = PeerRoute { id: 2, addr: "nowhere".into() };
+        assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }
 }

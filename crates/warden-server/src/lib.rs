@@ -27,7 +27,7 @@ pub mod watch_hub;
 mod watch_service;
 
 pub use cluster_service::role_name;
-pub use config::{Config, MemberConfig, SnapshotConfig, WatchConfig};
+pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, WatchConfig};
 pub use error::ServerError;
 pub use network::Faults;
 pub use node::Node;

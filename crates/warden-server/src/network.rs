@@ -66,12 +66,20 @@ impl Faults {
 pub struct Network {
     me: NodeId,
     faults: Faults,
+    /// Addresses that replace the membership's for some peers.
+    routes: std::collections::BTreeMap<NodeId, String>,
 }
 
 impl Network {
     /// The network of node `me`.
     pub fn new(me: NodeId, faults: Faults) -> Network {
-        Network { me, faults }
+        Network { me, faults, routes: std::collections::BTreeMap::new() }
+    }
+
+    /// Sends raft traffic for each `(peer, addr)` to `addr` instead of the peer's address.
+    pub fn with_routes(mut self, routes: impl IntoIterator<Item = (NodeId, String)>) -> Network {
+        self.routes.extend(routes);
+        self
     }
 }
 
@@ -79,7 +87,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &WardenNode) -> PeerClient {
-        let client = Endpoint::from_shared(format!("http://{}", node.raft_addr))
+        let addr = self.routes.get(&target).unwrap_or(&node.raft_addr);
+        let client = Endpoint::from_shared(format!("http://{addr}"))
             .map(|e| {
                 let channel =
                     e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true).connect_lazy();
@@ -87,7 +96,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES)
             })
-            .map_err(|e| format!("bad peer address {:?} of node {target}: {e}", node.raft_addr));
+            .map_err(|e| format!("bad peer address {addr:?} of node {target}: {e}"));
         PeerClient { me: self.me, target, client, faults: self.faults.clone() }
     }
 }

@@ -115,7 +115,8 @@ impl Node {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network::new(config.node_id, faults.clone()),
+            Network::new(config.node_id, faults.clone())
+                .with_routes(config.peer_routes.iter().map(|r| (r.id, r.addr.clone()))),
             storage.log,
             storage.state_machine.clone(),
         )

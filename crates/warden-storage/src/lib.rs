@@ -59,7 +59,7 @@ pub fn open(dir: &Path, limits: Limits) -> Result<Storage, StorageError> {
         db.keyspace(name, KeyspaceCreateOptions::default)
             .map_err(StorageError::fjall("opening a keyspace"))
     };
-    let log = LogStore::new(db.clone(), keyspace("raft_log")?, keyspace("raft_meta")?);
+    let log = LogStore::new(db.clone(), keyspace("raft_log")?, keyspace("raft_meta")?)?;
     let snapshots = snapshot_file::SnapshotFile::open(&dir.join("snapshot"))?;
     let keyspaces = [keyspace("sm_nodes")?, keyspace("sm_sessions")?, keyspace("sm_meta")?];
     let state_machine = StateMachineStore::open(db, keyspaces, snapshots, limits)?;

@@ -2,14 +2,20 @@
 //!
 //! Entries live in the `raft_log` keyspace under their big-endian index, so key order is
 //! log order. The vote, the committed log id and the last purged log id live in
-//! `raft_meta`. Appends and votes are fsynced before openraft is told they are done; one
-//! `append` call writes all its entries in one batch with one fsync. fjall calls block, so
-//! every write runs on tokio's blocking pool.
+//! `raft_meta`. Appends and votes are fsynced before openraft is told they are done.
+//!
+//! Appends are group-committed: `append` writes its entries to fjall (buffered, so they
+//! can be read back at once) and hands openraft's callback to a flusher thread, which
+//! fsyncs once for every append queued behind the one it is syncing and then completes
+//! their callbacks in order. Many concurrent writes thus share one fsync instead of
+//! queueing one each, and the leader replicates while its own fsync runs. fjall calls
+//! block, so every other write runs on tokio's blocking pool.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 use fjall::{Database, Keyspace, PersistMode};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -38,6 +44,25 @@ struct Inner {
     meta: Keyspace,
     /// Fault injection: when set, every write fails as a failed fsync would.
     fail_writes: AtomicBool,
+    /// Callbacks of appends written but not yet fsynced, to the flusher thread.
+    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// The flusher thread: waits for an append's callback, takes every callback queued behind
+/// it, fsyncs the journal once, and completes them all in order. Ends when the store is
+/// dropped.
+fn flush_appends(db: Database, callbacks: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = callbacks.recv() {
+        let mut batch = vec![first];
+        batch.extend(callbacks.try_iter());
+        let synced = db.persist(PersistMode::SyncData).map_err(|e| e.to_string());
+        for callback in batch {
+            let result = synced
+                .clone()
+                .map_err(|e| std::io::Error::other(format!("fsync of the raft log failed: {e}")));
+            callback.log_io_completed(result);
+        }
+    }
 }
 
 fn fail(
@@ -48,8 +73,19 @@ fn fail(
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Database, log: Keyspace, meta: Keyspace) -> LogStore {
-        LogStore { inner: Arc::new(Inner { db, log, meta, fail_writes: AtomicBool::new(false) }) }
+    pub(crate) fn new(
+        db: Database,
+        log: Keyspace,
+        meta: Keyspace,
+    ) -> Result<LogStore, StorageError> {
+        let (flusher, callbacks) = mpsc::channel();
+        let flushing = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-flush".into())
+            .spawn(move || flush_appends(flushing, callbacks))
+            .map_err(|source| StorageError::Io { context: "starting the log flusher", source })?;
+        let fail_writes = AtomicBool::new(false);
+        Ok(LogStore { inner: Arc::new(Inner { db, log, meta, fail_writes, flusher }) })
     }
 
     /// Fault injection for tests: from now on every log or vote write fails with an I/O
@@ -213,8 +249,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index.to_be_bytes(), encode("raft log entry", &e)?)))
             .collect();
         let encoded = encoded.map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
+        // Buffered here, fsynced by the flusher before the callback says it is done.
         let result = self
-            .write(PersistMode::SyncData, move |inner, batch| {
+            .write(PersistMode::Buffer, move |inner, batch| {
                 for (key, value) in encoded {
                     batch.insert(&inner.log, key, value);
                 }
@@ -223,7 +260,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match result {
             Ok(()) => {
-                callback.log_io_completed(Ok(()));
+                if let Err(mpsc::SendError(callback)) = self.inner.flusher.send(callback) {
+                    let gone = std::io::Error::other("the raft log flusher has stopped");
+                    callback.log_io_completed(Err(gone));
+                }
                 Ok(())
             }
             Err(e) => {

@@ -164,18 +164,13 @@ pub fn check_with_limit(history: &[Operation], max_states: usize) -> Report {
     for (at, op) in history.iter().enumerate() {
         by_key.entry(op.key.as_str()).or_default().push(at);
     }
-    let mut report = Report {
-        keys: by_key.len(),
-        operations: history.len(),
-        ..Report::default()
-    };
+    let mut report = Report { keys: by_key.len(), operations: history.len(), ..Report::default() };
     for (key, indices) in by_key {
         match check_key(history, &indices, max_states) {
             Verdict::Linearizable => {}
-            Verdict::Violation(message) => report.violations.push(Violation {
-                key: key.to_owned(),
-                message,
-            }),
+            Verdict::Violation(message) => {
+                report.violations.push(Violation { key: key.to_owned(), message })
+            }
             Verdict::Unknown => report.unknown.push(key.to_owned()),
         }
     }
@@ -442,9 +437,7 @@ fn trimmed(bits: &[u64]) -> &[u64] {
 }
 
 fn is_subset(a: &[u64], b: &[u64]) -> bool {
-    a.iter()
-        .enumerate()
-        .all(|(i, &w)| w & !b.get(i).copied().unwrap_or(0) == 0)
+    a.iter().enumerate().all(|(i, &w)| w & !b.get(i).copied().unwrap_or(0) == 0)
 }
 
 fn flip(bits: &mut [u64], i: usize) {
@@ -472,8 +465,7 @@ impl Best {
     fn record(&mut self, path: &[(usize, Value)], done: usize) {
         if done > self.done {
             self.ops.truncate(self.low);
-            self.ops
-                .extend(path.iter().skip(self.low).map(|&(op, _)| op));
+            self.ops.extend(path.iter().skip(self.low).map(|&(op, _)| op));
             self.low = path.len();
             self.done = done;
         }
@@ -497,11 +489,7 @@ impl<'a> Search<'a> {
         let bit = ops
             .iter()
             .map(|op| {
-                let counter = if op.ret.is_some() {
-                    &mut completed
-                } else {
-                    &mut unknown
-                };
+                let counter = if op.ret.is_some() { &mut completed } else { &mut unknown };
                 *counter += 1;
                 *counter - 1
             })
@@ -513,20 +501,12 @@ impl<'a> Search<'a> {
             list: EntryList::new(ops),
             done: vec![0; completed.div_ceil(64)],
             placed: vec![0; unknown.div_ceil(64)],
-            cache: Cache {
-                seen: HashMap::new(),
-                visited: 0,
-                limit: max_states,
-            },
+            cache: Cache { seen: HashMap::new(), visited: 0, limit: max_states },
         }
     }
 
     fn toggle(&mut self, op: usize) {
-        let bits = if self.ops[op].ret.is_some() {
-            &mut self.done
-        } else {
-            &mut self.placed
-        };
+        let bits = if self.ops[op].ret.is_some() { &mut self.done } else { &mut self.placed };
         flip(bits, self.bit[op]);
     }
 
@@ -537,11 +517,7 @@ impl<'a> Search<'a> {
     fn push_frame(&self, frames: &mut Vec<Frame>, arena: &mut Vec<usize>, later: &mut Vec<usize>) {
         let start = arena.len();
         self.list.candidates(self.ops, arena, later);
-        frames.push(Frame {
-            start,
-            next: start,
-            end: arena.len(),
-        });
+        frames.push(Frame { start, next: start, end: arena.len() });
     }
 
     /// Depth-first search over orders, trying at each node every operation that may come
@@ -617,9 +593,8 @@ impl<'a> Search<'a> {
             in_prefix[op] = true;
         }
         let pending = |i: &usize| !in_prefix[*i] && self.ops[*i].ret.is_some();
-        let Some(blocked) = (0..self.ops.len())
-            .filter(pending)
-            .min_by_key(|&i| (self.ops[i].ret, i))
+        let Some(blocked) =
+            (0..self.ops.len()).filter(pending).min_by_key(|&i| (self.ops[i].ret, i))
         else {
             return "search failed with every operation linearized".to_owned();
         };
@@ -635,10 +610,8 @@ impl<'a> Search<'a> {
             message.push_str("none can come first");
         } else {
             let shown = best.len().min(4);
-            let tail: Vec<String> = best[best.len() - shown..]
-                .iter()
-                .map(|&i| describe(i))
-                .collect();
+            let tail: Vec<String> =
+                best[best.len() - shown..].iter().map(|&i| describe(i)).collect();
             message.push_str(&format!(
                 "the longest linearizable prefix places {done} of them, ending with {}{}",
                 if shown < best.len() { "... " } else { "" },
@@ -667,14 +640,9 @@ fn describe(history: &[Operation], at: usize) -> String {
     let Some(op) = history.get(at) else {
         return format!("#{at}");
     };
-    let output = op
-        .output
-        .map_or_else(|| "unknown".to_owned(), |out| out.to_string());
+    let output = op.output.map_or_else(|| "unknown".to_owned(), |out| out.to_string());
     let ret = op.ret.map_or_else(|| "never".to_owned(), |r| r.to_string());
-    format!(
-        "#{at} (client {}: {} -> {output}, {}..{ret})",
-        op.client, op.input, op.call
-    )
+    format!("#{at} (client {}: {} -> {output}, {}..{ret})", op.client, op.input, op.call)
 }
 
 #[cfg(test)]
@@ -689,14 +657,7 @@ mod tests {
     const K: &str = "k";
 
     fn done(client: u64, call: u64, ret: u64, input: Input, output: Output) -> Operation {
-        Operation {
-            client,
-            key: K.to_owned(),
-            call,
-            ret: Some(ret),
-            input,
-            output: Some(output),
-        }
+        Operation { client, key: K.to_owned(), call, ret: Some(ret), input, output: Some(output) }
     }
 
     fn write(client: u64, call: u64, ret: u64, v: u64) -> Operation {
@@ -707,7 +668,14 @@ mod tests {
         done(client, call, ret, Input::Read, Output::Read(seen))
     }
 
-    fn cas(client: u64, call: u64, ret: u64, expected: Option<u64>, new: u64, ok: bool) -> Operation {
+    fn cas(
+        client: u64,
+        call: u64,
+        ret: u64,
+        expected: Option<u64>,
+        new: u64,
+        ok: bool,
+    ) -> Operation {
         done(client, call, ret, Input::Cas { expected, new }, Output::Cas(ok))
     }
 
@@ -717,14 +685,7 @@ mod tests {
 
     /// Sent at `call`, never answered.
     fn lost(client: u64, call: u64, input: Input) -> Operation {
-        Operation {
-            client,
-            key: K.to_owned(),
-            call,
-            ret: None,
-            input,
-            output: None,
-        }
+        Operation { client, key: K.to_owned(), call, ret: None, input, output: None }
     }
 
     fn on(key: &str, mut op: Operation) -> Operation {
@@ -799,22 +760,16 @@ mod tests {
 
     #[test]
     fn stale_read_is_a_violation() {
-        let message = assert_violation(&[
-            write(1, 0, 10, 1),
-            write(1, 20, 30, 2),
-            read(2, 40, 50, Some(1)),
-        ]);
+        let message =
+            assert_violation(&[write(1, 0, 10, 1), write(1, 20, 30, 2), read(2, 40, 50, Some(1))]);
         assert!(message.contains("#2 (client 2: read -> 1, 40..50) cannot come next"), "{message}");
         assert!(message.contains("the value is then 2"), "{message}");
     }
 
     #[test]
     fn read_of_a_value_never_written_is_a_violation() {
-        let message = assert_violation(&[
-            write(1, 0, 10, 1),
-            write(2, 5, 15, 2),
-            read(3, 0, 20, Some(7)),
-        ]);
+        let message =
+            assert_violation(&[write(1, 0, 10, 1), write(2, 5, 15, 2), read(3, 0, 20, Some(7))]);
         assert!(message.contains("#2 (client 3: read -> 7"), "{message}");
     }
 
@@ -1015,10 +970,8 @@ mod tests {
     /// chosen operations: linearizable iff one permutation replays on the sequential
     /// register and never puts an operation before one that returned before it was called.
     fn brute_force(history: &[Operation]) -> bool {
-        let ops: Vec<&Operation> = history
-            .iter()
-            .filter(|op| !(op.output.is_none() && op.input == Input::Read))
-            .collect();
+        let ops: Vec<&Operation> =
+            history.iter().filter(|op| !(op.output.is_none() && op.input == Input::Read)).collect();
         let unknown: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].output.is_none()).collect();
         (0..1u32 << unknown.len()).any(|mask| {
             let mut chosen: Vec<usize> = (0..ops.len())
@@ -1046,10 +999,7 @@ mod tests {
         for k in 0..left.len() {
             let j = left[k];
             let deadline = ops[j].ret.filter(|_| ops[j].output.is_some());
-            if placed
-                .iter()
-                .any(|&i| deadline.is_some_and(|ret| ret < ops[i].call))
-            {
+            if placed.iter().any(|&i| deadline.is_some_and(|ret| ret < ops[i].call)) {
                 continue;
             }
             let (next, answer) = apply(value, ops[j].input);
@@ -1314,10 +1264,8 @@ mod tests {
     fn large_history_on_one_key_with_a_late_stale_read() {
         let mut history = large_history(11, 10, 300, 1);
         assert!(check(&history).is_linearizable());
-        let last_read = history
-            .iter()
-            .rposition(|op| op.input == Input::Read && op.output.is_some())
-            .unwrap();
+        let last_read =
+            history.iter().rposition(|op| op.input == Input::Read && op.output.is_some()).unwrap();
         history[last_read].output = Some(Output::Read(Some(5000)));
         let report = check(&history);
         assert!(report.unknown.is_empty(), "{report:#?}");
