@@ -4,3 +4,4 @@
 //! they are tested on hand-made good and bad histories before they judge a real run.
 
 pub mod linearizable;
+pub mod proxy;

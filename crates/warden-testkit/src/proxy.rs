@@ -9,9 +9,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,7 +22,6 @@ pub struct Proxy {
     /// Bumped on every cut: connections of an older generation close.
     generation: Arc<AtomicU64>,
     task: JoinHandle<()>,
-    closed: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -33,9 +31,8 @@ impl Proxy {
         let listen = listener.local_addr()?;
         let (cut, cut_rx) = watch::channel(false);
         let generation = Arc::new(AtomicU64::new(0));
-        let closed = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(accept(listener, upstream, cut_rx, Arc::clone(&generation)));
-        Ok(Proxy { listen, cut, generation, task, closed })
+        Ok(Proxy { listen, cut, generation, task })
     }
 
     /// Where the member that sends through this link connects.
@@ -62,7 +59,6 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::SeqCst);
         self.task.abort();
     }
 }
@@ -110,8 +106,7 @@ async fn forward(
             }
         }
     }
-    inbound.shutdown().await.ok();
-    outbound.shutdown().await.ok();
+    // Both streams are dropped here: the cut closes the connection.
 }
 
 #[cfg(test)]
