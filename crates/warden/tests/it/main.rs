@@ -4,6 +4,7 @@
 
 mod cli;
 mod crash;
+mod faults;
 mod lock_holders;
 mod processes;
 mod scale;

@@ -1,0 +1,206 @@
+//! Real member processes (`warden server`) for the fault suite, with a proxy on every
+//! directed peer link: member i reaches member j through proxy (i, j) (its config's
+//! `peer_routes`), so one direction of one link can be cut.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::proxy::Proxy;
+
+/// The members and their links. Members are numbered from 1.
+pub struct Members {
+    binary: PathBuf,
+    dir: PathBuf,
+    client_ports: Vec<u16>,
+    proxies: BTreeMap<(usize, usize), Proxy>,
+    children: Vec<Option<Child>>,
+    paused: Vec<bool>,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to `pid`.
+fn signal(pid: u32, signal: &str) {
+    Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().ok();
+}
+
+impl Members {
+    /// Writes the configs of `n` members under `dir` and starts them all, with the given
+    /// heartbeat and election timeout (ms).
+    pub async fn start(
+        binary: &Path,
+        n: usize,
+        dir: &Path,
+        heartbeat_ms: u64,
+        election_timeout_ms: u64,
+    ) -> std::io::Result<Members> {
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<std::io::Result<_>>()?;
+        let mut proxies = BTreeMap::new();
+        for from in 1..=n {
+            for to in (1..=n).filter(|to| *to != from) {
+                let upstream = SocketAddr::from(([127, 0, 0, 1], ports[to - 1].1));
+                proxies.insert((from, to), Proxy::start(upstream).await?);
+            }
+        }
+        let members: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (c, p, _))| {
+                format!(
+                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
+                    i + 1
+                )
+            })
+            .collect();
+        for (i, (c, p, h)) in ports.iter().enumerate() {
+            let id = i + 1;
+            let routes: String = proxies
+                .iter()
+                .filter(|((from, _), _)| *from == id)
+                .map(|((_, to), proxy)| {
+                    format!("[[peer_routes]]\nid = {to}\naddr = \"{}\"\n\n", proxy.addr())
+                })
+                .collect();
+            let config = format!(
+                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
+                 data_dir = \"{data}\"\nheartbeat_ms = {heartbeat_ms}\nelection_timeout_ms = {election_timeout_ms}\n\n{members}{routes}",
+                data = dir.join(format!("node{id}")).display(),
+            );
+            std::fs::write(dir.join(format!("node{id}.toml")), config)?;
+        }
+        let mut started = Members {
+            binary: binary.to_owned(),
+            dir: dir.to_owned(),
+            client_ports: ports.iter().map(|(c, _, _)| *c).collect(),
+            proxies,
+            children: (0..n).map(|_| None).collect(),
+            paused: vec![false; n],
+        };
+        for id in 1..=n {
+            started.spawn(id)?;
+        }
+        Ok(started)
+    }
+
+    /// How many members.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The client endpoints, member 1 first.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.client_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+    }
+
+    /// Where the members' logs are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts member `id` (again), appending to its log.
+    pub fn spawn(&mut self, id: usize) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node{id}.log")))?;
+        let child = Command::new(&self.binary)
+            .arg("server")
+            .arg("--config")
+            .arg(self.dir.join(format!("node{id}.toml")))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        self.children[id - 1] = Some(child);
+        self.paused[id - 1] = false;
+        Ok(())
+    }
+
+    /// SIGKILLs member `id` (resuming it first if paused, so it dies now).
+    pub fn kill9(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            child.kill().ok();
+            if self.paused[id - 1] {
+                signal(child.id(), "CONT");
+            }
+            child.wait().ok();
+        }
+        self.paused[id - 1] = false;
+    }
+
+    /// Whether member `id` is running (not killed; it may be paused).
+    pub fn is_running(&self, id: usize) -> bool {
+        self.children[id - 1].is_some()
+    }
+
+    /// SIGSTOPs member `id`.
+    pub fn pause(&mut self, id: usize) {
+        if let Some(child) = &self.children[id - 1] {
+            signal(child.id(), "STOP");
+            self.paused[id - 1] = true;
+        }
+    }
+
+    /// SIGCONTs member `id`.
+    pub fn resume(&mut self, id: usize) {
+        if let Some(child) = &self.children[id - 1] {
+            signal(child.id(), "CONT");
+        }
+        self.paused[id - 1] = false;
+    }
+
+    /// Cuts the link from `from` to `to` (one direction).
+    pub fn cut(&self, from: usize, to: usize) {
+        if let Some(p) = self.proxies.get(&(from, to)) {
+            p.cut();
+        }
+    }
+
+    /// Cuts every link to and from `id`.
+    pub fn isolate(&self, id: usize) {
+        for ((from, to), p) in &self.proxies {
+            if *from == id || *to == id {
+                p.cut();
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        for p in self.proxies.values() {
+            p.heal();
+        }
+    }
+
+    /// Resumes paused members, heals links and starts killed members.
+    pub fn restore(&mut self) -> std::io::Result<()> {
+        self.heal();
+        for id in 1..=self.len() {
+            if self.paused[id - 1] {
+                self.resume(id);
+            }
+            if !self.is_running(id) {
+                self.spawn(id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Members {
+    fn drop(&mut self) {
+        for id in 1..=self.len() {
+            self.kill9(id);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The fault-injection suite against real `warden server` processes (warden-testkit): a
+//! short run in CI, a long one by flag.
+//!
+//! ```sh
+//! cargo test -p warden --test it faults::smoke -- --nocapture
+//! WARDEN_FAULT_SEED=7 cargo test --release -p warden --test it faults::long -- --ignored --nocapture
+//! ```
+
+use warden_testkit::suite::{RunConfig, Summary, run};
+
+fn seed() -> u64 {
+    std::env::var("WARDEN_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124)
+}
+
+fn report(summary: &Summary) {
+    eprintln!("{}", summary.line());
+    for (checker, found) in &summary.violations {
+        for v in found.iter().take(20) {
+            eprintln!("  {checker}: {v}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke() {
+    let config = RunConfig::smoke(env!("CARGO_BIN_EXE_warden"), seed());
+    let summary = run(config).await.unwrap();
+    report(&summary);
+    assert_eq!(summary.total_violations(), 0, "{}", summary.line());
+    assert!(summary.total_ops() >= 10_000, "too few operations: {}", summary.line());
+    assert!(summary.fault_count >= 20, "too few faults: {}", summary.line());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the long run: 5 members, 200,000 operations, 300 faults (run with --ignored)"]
+async fn long() {
+    let config = RunConfig::long(env!("CARGO_BIN_EXE_warden"), seed());
+    let summary = run(config).await.unwrap();
+    report(&summary);
+    assert_eq!(summary.total_violations(), 0, "{}", summary.line());
+    assert!(summary.total_ops() >= 200_000, "too few operations: {}", summary.line());
+    assert!(summary.fault_count >= 300, "too few faults: {}", summary.line());
+}
