@@ -330,3 +330,66 @@ async fn the_semaphore_service_grants_permits_in_order() {
     assert!(bad.message().contains("not a Semaphore"), "{bad:?}");
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_waiters_cancelling_at_once_then_a_hand_off() {
+    // etcd #13336: after many waiters left at once, the lock must still pass to the one
+    // still waiting, promptly, and to none of those that left.
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let held = client.mutex(&holder, "/crowd").acquire().await.unwrap();
+    let mut leaving = Vec::new();
+    let mut sessions = Vec::new();
+    for i in 0..30 {
+        let session = client.open_session(Duration::from_secs(30)).await.unwrap();
+        let lock = client.mutex(&session, "/crowd");
+        // Half time out together; half have their calls dropped together.
+        leaving.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                lock.acquire_timeout(Duration::from_millis(800)).await.map(|g| g.token())
+            } else {
+                lock.acquire().await.map(|g| g.token())
+            }
+        }));
+        sessions.push(session);
+    }
+    let patient_session = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let patient_lock = client.mutex(&patient_session, "/crowd");
+    let patient = tokio::spawn(async move { patient_lock.acquire().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client.lock_status("/crowd").await.unwrap().waiters.len(), 32);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for (i, task) in leaving.iter().enumerate() {
+        if i % 2 == 1 {
+            task.abort();
+        }
+    }
+    let mut timed_out = 0;
+    for task in leaving {
+        match task.await {
+            Ok(Err(warden_client::LockError::Timeout { .. })) => timed_out += 1,
+            Ok(other) => panic!("a leaving waiter got {other:?}"),
+            Err(e) => assert!(e.is_cancelled()),
+        }
+    }
+    assert_eq!(timed_out, 15);
+    // The dropped calls' waits go in the background: wait until only the two remain.
+    let until = Instant::now() + Duration::from_secs(5);
+    while client.lock_status("/crowd").await.unwrap().waiters.len() != 2 {
+        assert!(Instant::now() < until, "cancelled waits were left behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let released = Instant::now();
+    let first = held.token();
+    held.release().await.unwrap();
+    let granted = tokio::time::timeout(Duration::from_secs(2), patient).await.unwrap().unwrap();
+    let granted = granted.unwrap();
+    eprintln!("hand-off after 30 cancellations: {:?}", released.elapsed());
+    assert!(granted.token() > first);
+    let status = client.lock_status("/crowd").await.unwrap();
+    assert_eq!(status.waiters.len(), 1);
+    assert_eq!(status.waiters[0].session_id, patient_session.id());
+    granted.release().await.unwrap();
+    cluster.stop().await;
+}
