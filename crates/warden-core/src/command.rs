@@ -231,13 +231,19 @@ pub enum TxnOp {
 pub enum LogCommand {
     /// Format 1.
     V1(Request),
+    /// Format 1, several requests proposed together by a leader: applied in order, each as
+    /// if it were an entry of its own with the same index, time and term (a session opened
+    /// by the second one gets the next free id). Batching lets many concurrent writes share
+    /// one log entry, one append and one replication message.
+    Batch(Vec<Request>),
 }
 
 impl LogCommand {
-    /// The request, in the current format.
-    pub fn into_request(self) -> Request {
+    /// The requests, in the current format and in order.
+    pub fn into_requests(self) -> Vec<Request> {
         match self {
-            LogCommand::V1(r) => r,
+            LogCommand::V1(r) => vec![r],
+            LogCommand::Batch(rs) => rs,
         }
     }
 

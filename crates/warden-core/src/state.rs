@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, Request};
+use crate::command::{Command, LogCommand, Request};
 use crate::error::CoreError;
 use crate::event::Event;
 use crate::limits::Limits;
@@ -134,6 +134,12 @@ impl State {
     /// The ephemeral nodes of a session, sorted.
     pub fn ephemerals_of(&self, id: SessionId) -> impl Iterator<Item = &str> {
         self.tree.ephemerals_of(id)
+    }
+
+    /// Applies one log entry's command: each of its requests in order, all with the
+    /// entry's context.
+    pub fn apply_entry(&mut self, command: LogCommand, ctx: &ApplyContext) -> Vec<Applied> {
+        command.into_requests().into_iter().map(|r| self.apply(r, ctx)).collect()
     }
 
     /// Applies one request.

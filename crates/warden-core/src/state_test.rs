@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::command::{Check, Command, Compare, CompareOp, Request, TxnOp};
+use crate::command::{Check, Command, Compare, CompareOp, LogCommand, Request, TxnOp};
 use crate::error::CoreError;
 use crate::event::EventKind;
 use crate::invariants;
@@ -883,4 +883,36 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
     let holders = h.holders("/m");
     assert_eq!(holders.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [other]);
     assert!(holders[0].1 > token.unwrap_or(0));
+}
+
+#[test]
+fn a_batch_applies_each_request_in_order_with_the_entry_context() {
+    let ctx = ApplyContext { index: 10, time_ms: 5_000, term: 2 };
+    let open = || Request::new(Command::OpenSession { ttl_ms: 1_000, identity: String::new() });
+    let create = |p: &str| {
+        Request::new(Command::Create {
+            path: p.into(),
+            data: Bytes::new(),
+            mode: CreateMode::PERSISTENT,
+        })
+    };
+    let requests = vec![open(), create("/a"), open(), create("/a"), create("/b")];
+    let mut batched = State::default();
+    let applied = batched.apply_entry(LogCommand::Batch(requests.clone()), &ctx);
+    let mut one_by_one = State::default();
+    let each: Vec<Applied> = requests.into_iter().map(|r| one_by_one.apply(r, &ctx)).collect();
+    assert_eq!(applied, each);
+    assert_eq!(batched.snapshot().unwrap(), one_by_one.snapshot().unwrap());
+    // Two sessions opened by one entry get distinct ids; the failed create fails alone.
+    let ids: Vec<u64> = applied
+        .iter()
+        .filter_map(|a| match &a.response.outcome {
+            Ok(Output::SessionOpened { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, [10, 11]);
+    assert!(matches!(applied[3].response.outcome, Err(CoreError::NodeExists { .. })));
+    assert!(applied[4].response.outcome.is_ok());
+    assert_eq!(applied[4].response.revision, 2, "one revision per namespace change");
 }

@@ -10,6 +10,7 @@
 //! read-index) unless the client asks for a serializable read. A member that is not the
 //! leader answers UNAVAILABLE with the leader's client address in `warden-leader`.
 
+mod batch;
 mod cluster_service;
 pub mod config;
 mod convert;

@@ -24,6 +24,7 @@ use warden_proto::v1::session_server::SessionServer;
 use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
+use crate::batch::{Proposer, ReadGate};
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::error::ServerError;
@@ -132,6 +133,8 @@ impl Node {
             cluster_id: config.founder(),
             raft: raft.clone(),
             state_machine: storage.state_machine,
+            proposer: Proposer::start(raft.clone()),
+            reads: ReadGate::new(raft.clone()),
         };
         let mut node = Node {
             shared,

@@ -1,14 +1,16 @@
 //! What the client services of one node share: the raft handle, the state machine, and the
-//! two paths every request takes (a write through raft, a read after read-index).
+//! two paths every request takes (a write through raft, a read after read-index), both
+//! batched on the leader (see `batch`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::Raft;
 use tonic::Status;
-use warden_core::{Command, CoreError, LogCommand, Output, Request, RequestId};
+use warden_core::{Command, CoreError, Output, Request, RequestId};
 use warden_proto::v1::ResponseHeader;
-use warden_storage::{Applied, NodeId, Proposal, StateMachineStore, TypeConfig};
+use warden_storage::{Applied, NodeId, StateMachineStore, TypeConfig};
 
+use crate::batch::{Proposer, ReadGate};
 use crate::status;
 
 /// One node's handles, shared by its services.
@@ -22,6 +24,10 @@ pub(crate) struct Shared {
     pub raft: Raft<TypeConfig>,
     /// The state machine, for reads.
     pub state_machine: StateMachineStore,
+    /// Writes go through it, in batches.
+    pub proposer: Proposer,
+    /// Linearizable reads wait at it for a shared read-index round.
+    pub reads: ReadGate,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
@@ -57,18 +63,7 @@ impl Shared {
         if stopped {
             return Err(status::member_stopped());
         }
-        let proposal = Proposal {
-            time_ms: now_ms(),
-            command: LogCommand::V1(Request { session, id, command }),
-        };
-        let written = self.raft.client_write(proposal).await.map_err(status::write_error)?;
-        let Some(response) = written.data.response else {
-            return Err(status::server(
-                tonic::Code::Internal,
-                "Internal",
-                "a command entry was applied without a response",
-            ));
-        };
+        let response = self.proposer.write(Request { session, id, command }).await?;
         match response.outcome {
             Ok(output) => Ok((response.revision, output)),
             Err(error) => Err(status::core_error(&error)),
@@ -82,7 +77,7 @@ impl Shared {
         read: impl FnOnce(&Applied) -> Result<R, CoreError>,
     ) -> Result<(u64, R), Status> {
         if !serializable {
-            self.raft.ensure_linearizable().await.map_err(status::read_error)?;
+            self.reads.confirm().await?;
         }
         self.state_machine
             .read(|applied| read(applied).map(|r| (applied.core.revision(), r)))

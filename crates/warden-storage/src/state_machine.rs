@@ -329,26 +329,29 @@ impl Inner {
         let mut changes: Vec<RevisionEvents> = Vec::new();
         for entry in entries {
             applied.last_applied = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => None,
+            let responses = match entry.payload {
+                EntryPayload::Blank => Vec::new(),
                 EntryPayload::Normal(proposal) => {
                     let ctx = ApplyContext {
                         index: entry.log_id.index,
                         time_ms: proposal.time_ms,
                         term: entry.log_id.leader_id.term,
                     };
-                    let done = applied.core.apply(proposal.command.into_request(), &ctx);
-                    if !done.events.is_empty() {
-                        changes.push((done.response.revision, done.events));
+                    let mut responses = Vec::new();
+                    for done in applied.core.apply_entry(proposal.command, &ctx) {
+                        if !done.events.is_empty() {
+                            changes.push((done.response.revision, done.events));
+                        }
+                        responses.push(done.response);
                     }
-                    Some(done.response)
+                    responses
                 }
                 EntryPayload::Membership(m) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), m);
-                    None
+                    Vec::new()
                 }
             };
-            replies.push(Reply { revision: applied.core.revision(), response });
+            replies.push(Reply { revision: applied.core.revision(), responses });
         }
         let writes = Self::changed(&mut applied)?;
         self.commit(writes, PersistMode::Buffer)?;

@@ -48,8 +48,9 @@ pub struct Proposal {
 pub struct Reply {
     /// The namespace revision after the entry.
     pub revision: u64,
-    /// The command's response; `None` for raft's own entries (blank, membership).
-    pub response: Option<Response>,
+    /// One response per request of the entry, in order; empty for raft's own entries
+    /// (blank, membership).
+    pub responses: Vec<Response>,
 }
 
 /// The openraft entry type.
