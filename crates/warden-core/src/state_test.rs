@@ -902,7 +902,7 @@ fn a_batch_applies_each_request_in_order_with_the_entry_context() {
     let mut one_by_one = State::default();
     let each: Vec<Applied> = requests.into_iter().map(|r| one_by_one.apply(r, &ctx)).collect();
     assert_eq!(applied, each);
-    assert_eq!(batched.snapshot().unwrap(), one_by_one.snapshot().unwrap());
+    assert_eq!(batched.snapshot().ok(), one_by_one.snapshot().ok());
     // Two sessions opened by one entry get distinct ids; the failed create fails alone.
     let ids: Vec<u64> = applied
         .iter()
