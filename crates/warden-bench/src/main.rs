@@ -65,6 +65,9 @@ struct RunArgs {
     /// 3-member cluster is started on loopback.
     #[arg(long, value_delimiter = ',')]
     endpoints: Vec<String>,
+    /// Members of the cluster the bench starts (without --endpoints).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
     /// Process ids of the members, for their CPU and memory (found by itself for the
     /// cluster it starts).
     #[arg(long, value_delimiter = ',')]
@@ -161,7 +164,7 @@ async fn bench(args: RunArgs) -> Result<()> {
         if args.system != System::Warden {
             bail!("give --endpoints for etcd and ZooKeeper (bench/compare.sh starts them)");
         }
-        let cluster = cluster::LocalCluster::start(3)?;
+        let cluster = cluster::LocalCluster::start(args.nodes)?;
         cluster.ready().await?;
         let found = (cluster.endpoints.clone(), cluster.pids());
         own = Some(cluster);

@@ -8,8 +8,9 @@
 //! can be read back at once) and hands openraft's callback to a flusher thread, which
 //! fsyncs once for every append queued behind the one it is syncing and then completes
 //! their callbacks in order. Many concurrent writes thus share one fsync instead of
-//! queueing one each, and the leader replicates while its own fsync runs. fjall calls
-//! block, so every other write runs on tokio's blocking pool.
+//! queueing one each, and the leader replicates while its own fsync runs. The buffered
+//! append itself runs inline; every other write, which syncs, runs on tokio's blocking
+//! pool.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -139,6 +140,21 @@ impl LogStore {
         .map_err(|e| StorageError::Task(e.to_string()))?
     }
 
+    /// Writes log entries without syncing (the flusher syncs them).
+    fn write_buffered(&self, entries: Vec<KeyValue>) -> Result<(), StorageError> {
+        if self.inner.fail_writes.load(Ordering::SeqCst) {
+            return Err(StorageError::Io {
+                context: "writing the raft log",
+                source: std::io::Error::other("injected write failure"),
+            });
+        }
+        let mut batch = self.inner.db.batch().durability(Some(PersistMode::Buffer));
+        for (key, value) in entries {
+            batch.insert(&self.inner.log, key, value);
+        }
+        batch.commit().map_err(StorageError::fjall("committing a raft log batch"))
+    }
+
     fn keys_in(
         &self,
         range: (Bound<[u8; 8]>, Bound<[u8; 8]>),
@@ -249,15 +265,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index.to_be_bytes(), encode("raft log entry", &e)?)))
             .collect();
         let encoded = encoded.map_err(fail(ErrorSubject::Logs, ErrorVerb::Write))?;
-        // Buffered here, fsynced by the flusher before the callback says it is done.
-        let result = self
-            .write(PersistMode::Buffer, move |inner, batch| {
-                for (key, value) in encoded {
-                    batch.insert(&inner.log, key, value);
-                }
-                Ok(())
-            })
-            .await;
+        // Buffered here, on this thread: a buffered batch is a memtable insert and a write
+        // to the OS page cache, shorter than a hop to the blocking pool. The flusher fsyncs
+        // it before the callback says it is done.
+        let result = self.write_buffered(encoded);
         match result {
             Ok(()) => {
                 if let Err(mpsc::SendError(callback)) = self.inner.flusher.send(callback) {
