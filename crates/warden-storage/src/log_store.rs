@@ -181,7 +181,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, RaftStorageError> {
         let range = (bound(range.start_bound()), bound(range.end_bound()));
-        self.read(move |inner| {
+        let read = move |inner: &Inner| {
             let mut entries = Vec::new();
             for guard in inner.log.range(range) {
                 let (_, value) =
@@ -189,9 +189,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 entries.push(decode("raft log entry", &value)?);
             }
             Ok(entries)
-        })
-        .await
-        .map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
+        };
+        // The entries a leader just appended are in the memtable: read them inline. Older
+        // ones (a follower catching up) may need the disk: the blocking pool.
+        let recent =
+            self.inner.log.last_key_value().and_then(|g| g.key().ok()).is_some_and(|last| {
+                let last = u64::from_be_bytes(last.as_ref().try_into().unwrap_or([0; 8]));
+                match range.0 {
+                    Bound::Included(first) => last.saturating_sub(u64::from_be_bytes(first)) < 64,
+                    _ => false,
+                }
+            });
+        let entries = if recent { read(&self.inner) } else { self.read(read).await };
+        entries.map_err(fail(ErrorSubject::Logs, ErrorVerb::Read))
     }
 }
 

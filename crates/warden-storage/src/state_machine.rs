@@ -67,6 +67,9 @@ struct Inner {
     sink: RwLock<Option<Arc<dyn EventSink>>>,
 }
 
+/// Entries applied on the calling thread rather than the blocking pool, at most.
+const INLINE_APPLY: usize = 8;
+
 /// Receives the changes of applied commands, in log order.
 pub trait EventSink: Send + Sync {
     /// The command that made `revision` changed these nodes. Must not block.
@@ -409,10 +412,15 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
-        let (replies, changes) = self
-            .blocking(move |inner| inner.apply_batch(entries))
-            .await
-            .map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
+        // A few entries apply in microseconds: inline, without a hop to the blocking pool.
+        // A long run (catching up) goes to the pool so it does not hold an async thread.
+        let applied = if entries.len() <= INLINE_APPLY {
+            self.inner.apply_batch(entries)
+        } else {
+            self.blocking(move |inner| inner.apply_batch(entries)).await
+        };
+        let (replies, changes) =
+            applied.map_err(fail(ErrorSubject::StateMachine, ErrorVerb::Write))?;
         if let Some(sink) = self.sink() {
             for (revision, events) in &changes {
                 sink.applied(*revision, events);
