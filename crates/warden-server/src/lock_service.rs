@@ -93,6 +93,23 @@ impl LockService {
         }
     }
 
+    /// Takes a session out of a lock (a release or a revoke); returns the header and
+    /// whether it held.
+    async fn leave(
+        &self,
+        session: Option<u64>,
+        command: Command,
+    ) -> Result<(pb::ResponseHeader, bool), Status> {
+        match self.shared.write(session, None, command).await? {
+            (revision, Output::LockReleased { held }) => Ok((self.shared.header(revision), held)),
+            (_, other) => Err(status::server(
+                Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
+        }
+    }
+
     /// The answer to an acquire that holds.
     fn granted(&self, revision: u64, waiter: String, token: u64) -> Response<pb::AcquireResponse> {
         Response::new(pb::AcquireResponse {
@@ -271,17 +288,8 @@ impl Lock for LockService {
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let r = request.into_inner();
         let session = session(r.session_id)?;
-        match self.shared.write(Some(session), None, Command::Release { path: r.path }).await? {
-            (revision, Output::LockReleased { held }) => Ok(Response::new(pb::ReleaseResponse {
-                header: Some(self.shared.header(revision)),
-                held,
-            })),
-            (_, other) => Err(status::server(
-                Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
-        }
+        let (header, held) = self.leave(Some(session), Command::Release { path: r.path }).await?;
+        Ok(Response::new(pb::ReleaseResponse { header: Some(header), held }))
     }
 
     async fn revoke(
@@ -290,17 +298,8 @@ impl Lock for LockService {
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let r = request.into_inner();
         let command = Command::Revoke { path: r.path, session: session(r.session_id)? };
-        match self.shared.write(None, None, command).await? {
-            (revision, Output::LockReleased { held }) => Ok(Response::new(pb::RevokeResponse {
-                header: Some(self.shared.header(revision)),
-                held,
-            })),
-            (_, other) => Err(status::server(
-                Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
-        }
+        let (header, held) = self.leave(None, command).await?;
+        Ok(Response::new(pb::RevokeResponse { header: Some(header), held }))
     }
 
     async fn status(
