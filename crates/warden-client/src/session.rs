@@ -6,9 +6,9 @@
 //! until a renewal succeeds (alive again) or the ttl since the last successful renewal has
 //! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
 //!
-//! Each renewal lists the lock holds the client believes it has; the leader answers with
-//! the ones that are gone (revoked by an operator) and pushes the news on the stream as
-//! soon as it happens, so a guard learns of a lost hold before it acts on it again.
+//! The leader pushes a revoked lock hold on the stream as it happens, and the first renewal
+//! of each stream lists the holds the client believes it has (the leader answers with the
+//! ones that are gone), so a guard learns of a lost hold even across a change of leader.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -260,7 +260,11 @@ async fn keep_alive(
     renewal: watch::Sender<Instant>,
 ) {
     let interval = (ttl / 3).max(Duration::from_millis(50));
+    // The first renewal of each stream lists the holds: a new leader checks them, so holds
+    // revoked while the client was away are found. Later renewals list none; the leader
+    // pushes a revocation as it happens.
     let request = |holds: &Holds| pb::KeepAliveRequest { session_id: id, held: holds.list() };
+    let plain = pb::KeepAliveRequest { session_id: id, held: Vec::new() };
     loop {
         let acked = *renewal.borrow();
         if acked.elapsed() >= ttl {
@@ -307,7 +311,7 @@ async fn keep_alive(
                     }
                     sent = Instant::now();
                     waiting = true;
-                    if tx.send(request(&holds)).await.is_err() {
+                    if tx.send(plain.clone()).await.is_err() {
                         break;
                     }
                     continue;

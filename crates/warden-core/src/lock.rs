@@ -120,6 +120,16 @@ impl WaiterInfo {
     }
 }
 
+/// The word a revoked holder's waiter carries in its last value (`... token=R revoked`):
+/// the change event of that value is how a leader learns to tell the holder's session.
+const REVOKED: &str = "revoked";
+
+/// Whether a waiter's value marks it revoked (the last value a revoked holder's waiter
+/// gets, just before it is deleted).
+pub fn is_revoked(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok_and(|t| t.split(' ').any(|w| w == REVOKED))
+}
+
 /// One waiter of a lock, in queue order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaiterView {
@@ -284,6 +294,9 @@ pub(crate) fn release(
     let held = w.info.token.is_some();
     if held && leaving == Leaving::Revoked {
         block(m, lock);
+        let mut marked = w.info.encode().to_vec();
+        marked.extend_from_slice(format!(" {REVOKED}").as_bytes());
+        m.set_internal(&w.path, Bytes::from(marked));
     }
     m.delete(&w.path, None, false)?;
     Ok(held)

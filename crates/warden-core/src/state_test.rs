@@ -809,6 +809,7 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     // A waiter revoked: no delay, the holder keeps the lock.
     let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s2 }), 10);
     assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: false }));
+    assert!(!revoked.events.iter().any(|e| e.data.as_deref().is_some_and(crate::lock::is_revoked)));
     assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s1]);
     // The holder revoked: it did not let go, so nobody holds until the delay ends.
     let token1 = h.holders("/l")[0].1;
@@ -817,6 +818,16 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     assert!(!crate::lock::still_holds(h.state.tree(), "/l", s3, token1), "another session");
     let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s1 }), 20);
     assert!(!crate::lock::still_holds(h.state.tree(), "/l", s1, token1), "revoked");
+    // Its waiter's last value is marked, so a leader can tell its session.
+    let marked: Vec<_> = revoked
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Data && e.stat.ephemeral_owner == s1)
+        .filter(|e| e.data.as_deref().is_some_and(crate::lock::is_revoked))
+        .collect();
+    assert_eq!(marked.len(), 1, "{:?}", revoked.events);
+    let info = crate::lock::WaiterInfo::decode(marked[0].data.as_deref().unwrap_or_default());
+    assert_eq!(info.and_then(|i| i.token), Some(token1));
     assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: true }));
     assert!(h.holders("/l").is_empty(), "blocked by the lock-delay");
     assert_eq!(crate::lock::next_wake(h.state.tree()), Some(2_020));

@@ -1,7 +1,6 @@
 //! The Session service: open, keep alive (a stream that also reports lost lock holds),
 //! close, and inspect sessions; and the leader's loop that expires and checkpoints them.
 
-use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use openraft::error::ForwardToLeader;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
@@ -21,7 +20,7 @@ use warden_proto::v1::session_server::Session;
 use crate::session_tracker::{Renewal, SessionTracker, SessionView};
 use crate::shared::Shared;
 use crate::status;
-use crate::watch_hub::WatchHub;
+use crate::watch_hub::{SessionNotice, WatchHub};
 
 /// How often the leader looks for expired sessions.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
@@ -167,8 +166,8 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
 type KeepAliveStream =
     Pin<Box<dyn Stream<Item = Result<pb::KeepAliveResponse, Status>> + Send + 'static>>;
 
-/// One keepalive stream: answers each renewal, and pushes a message as soon as a hold the
-/// client listed is lost.
+/// One keepalive stream: answers each renewal (with the listed holds that are gone), and
+/// pushes a message as soon as one of the session's holds is revoked.
 struct KeepAlive {
     shared: Shared,
     tracker: Arc<SessionTracker>,
@@ -183,20 +182,18 @@ impl KeepAlive {
         mut requests: Streaming<pb::KeepAliveRequest>,
         tx: mpsc::Sender<Result<pb::KeepAliveResponse, Status>>,
     ) {
-        // The session and the holds of the last request, and the holds already reported.
-        let mut session: Option<(u64, Arc<Notify>)> = None;
-        let mut held: Vec<pb::Hold> = Vec::new();
-        let mut reported: HashSet<(String, u64)> = HashSet::new();
+        // The session's notice of revoked holds, once the first renewal names the session.
+        let mut session: Option<(u64, Arc<SessionNotice>)> = None;
         loop {
             let notice = session.as_ref().map(|(_, n)| Arc::clone(n));
             let message = tokio::select! {
                 message = requests.next() => message,
-                () = async { match &notice { Some(n) => n.notified().await, None => std::future::pending().await } } => {
-                    let Some((id, _)) = &session else { continue };
-                    let lost: Vec<pb::LockLost> = self
-                        .lost(*id, &held)
+                () = async { match &notice { Some(n) => n.notify.notified().await, None => std::future::pending().await } } => {
+                    let Some((id, notice)) = &session else { continue };
+                    let lost: Vec<pb::LockLost> = notice
+                        .take()
                         .into_iter()
-                        .filter(|l| reported.insert((l.path.clone(), l.token)))
+                        .map(|(path, token)| pb::LockLost { path, token, reason: "revoked".into() })
                         .collect();
                     if lost.is_empty() {
                         continue;
@@ -224,16 +221,12 @@ impl KeepAlive {
                 None => return,
             };
             if session.as_ref().is_none_or(|(id, _)| *id != request.session_id) {
-                let notice = self.hub.session_notice(request.session_id);
-                session = Some((request.session_id, notice));
-                reported.clear();
+                session = Some((request.session_id, self.hub.session_notice(request.session_id)));
             }
-            held = request.held;
+            // The holds the client lists (it lists them when a stream opens, so holds lost
+            // while it talked to another leader are found) are checked against the state.
             let answer = self.renew(request.session_id).map(|mut response| {
-                response.lost = self.lost(request.session_id, &held);
-                for l in &response.lost {
-                    reported.insert((l.path.clone(), l.token));
-                }
+                response.lost = self.lost(request.session_id, &request.held);
                 response
             });
             let failed = answer.is_err();

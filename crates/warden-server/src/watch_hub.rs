@@ -9,13 +9,14 @@
 //! A watcher whose channel is full is cancelled with a reason instead of buffering without
 //! bound; it can resume from the last revision it saw.
 //!
-//! The hub also wakes the keepalive streams of sessions that lost an ephemeral node (a
-//! lock hold is one), so a revoked hold is reported at once, not at the next renewal.
+//! The hub also hands each session's keepalive streams the lock holds revoked from it (a
+//! revoked holder's waiter gets a marked last value), so the holder is told at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
+use warden_core::lock::WaiterInfo;
 use warden_core::{Event, EventKind, WatchFilter};
 use warden_storage::EventSink;
 
@@ -38,6 +39,23 @@ pub enum Refused {
     },
     /// The member is shutting down.
     Closed,
+}
+
+/// What a session's keepalive stream is told: the lock holds revoked from the session
+/// (lock path, token), and a wake-up when there are some.
+#[derive(Default)]
+pub struct SessionNotice {
+    /// Wakes the stream.
+    pub notify: Notify,
+    /// Revoked holds not yet reported.
+    pub revoked: Mutex<Vec<(String, u64)>>,
+}
+
+impl SessionNotice {
+    /// Takes the revoked holds not yet reported.
+    pub fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
+    }
 }
 
 /// A registered watcher, as its stream task holds it.
@@ -76,8 +94,8 @@ struct Inner {
 /// The hub. Shared by the state machine (as its event sink) and the watch service.
 pub struct WatchHub {
     inner: Mutex<Inner>,
-    /// The keepalive streams to wake when a session loses an ephemeral node.
-    owners: Mutex<HashMap<u64, Vec<Weak<Notify>>>>,
+    /// The keepalive streams to tell when a session's lock hold is revoked.
+    owners: Mutex<HashMap<u64, Vec<Weak<SessionNotice>>>>,
     max_history: usize,
     channel_capacity: usize,
 }
@@ -110,10 +128,10 @@ impl WatchHub {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A notice woken (once per burst) whenever an ephemeral node of `session` is deleted
-    /// or the state is replaced by a snapshot; it stays registered while it is held.
-    pub fn session_notice(&self, session: u64) -> Arc<Notify> {
-        let notice = Arc::new(Notify::new());
+    /// A notice of the lock holds revoked from `session`; it stays registered while it is
+    /// held.
+    pub fn session_notice(&self, session: u64) -> Arc<SessionNotice> {
+        let notice = Arc::new(SessionNotice::default());
         let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
         owners.retain(|_, ns| {
             ns.retain(|n| n.strong_count() > 0);
@@ -123,23 +141,26 @@ impl WatchHub {
         notice
     }
 
-    /// Wakes the notices of the sessions whose ephemeral nodes `events` delete (all of
-    /// them if `events` is `None`).
-    fn wake_owners(&self, events: Option<&[Event]>) {
+    /// Hands the revoked holds among `events` to their sessions' notices.
+    fn tell_owners(&self, events: &[Event]) {
         let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
         if owners.is_empty() {
             return;
         }
-        let wake = |ns: &Vec<Weak<Notify>>| {
-            ns.iter().filter_map(Weak::upgrade).for_each(|n| n.notify_one())
-        };
-        match events {
-            None => owners.values().for_each(wake),
-            Some(events) => events
-                .iter()
-                .filter(|e| e.kind == EventKind::Deleted && e.stat.ephemeral_owner != 0)
-                .filter_map(|e| owners.get(&e.stat.ephemeral_owner))
-                .for_each(wake),
+        for e in events.iter().filter(|e| e.kind == EventKind::Data) {
+            let Some(notices) = owners.get(&e.stat.ephemeral_owner) else { continue };
+            let Some(data) = e.data.as_deref().filter(|d| warden_core::lock::is_revoked(d)) else {
+                continue;
+            };
+            let token = WaiterInfo::decode(data).and_then(|i| i.token);
+            let (Some(token), Some(lock)) = (token, warden_core::path::parent(&e.path)) else {
+                continue;
+            };
+            for notice in notices.iter().filter_map(Weak::upgrade) {
+                let mut revoked = notice.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+                revoked.push((lock.to_owned(), token));
+                notice.notify.notify_one();
+            }
         }
     }
 
@@ -262,7 +283,7 @@ impl EventSink for WatchHub {
             inner.watchers.remove(&id);
         }
         drop(inner);
-        self.wake_owners(Some(events));
+        self.tell_owners(events);
     }
 
     fn reset(&self, revision: u64) {
@@ -276,8 +297,6 @@ impl EventSink for WatchHub {
         inner.history.clear();
         inner.compacted = revision;
         inner.current = revision;
-        drop(inner);
-        self.wake_owners(None);
     }
 }
 

@@ -347,7 +347,7 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
         // Half time out together; half have their calls dropped together.
         leaving.push(tokio::spawn(async move {
             if i % 2 == 0 {
-                lock.acquire_timeout(Duration::from_millis(800)).await.map(|g| g.token())
+                lock.acquire_timeout(Duration::from_secs(4)).await.map(|g| g.token())
             } else {
                 lock.acquire().await.map(|g| g.token())
             }
@@ -357,9 +357,12 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     let patient_session = client.open_session(Duration::from_secs(30)).await.unwrap();
     let patient_lock = client.mutex(&patient_session, "/crowd");
     let patient = tokio::spawn(async move { patient_lock.acquire().await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(client.lock_status("/crowd").await.unwrap().waiters.len(), 32);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Everyone queued (the holder, 30 leaving, the patient one).
+    let until = Instant::now() + Duration::from_secs(10);
+    while client.lock_status("/crowd").await.unwrap().waiters.len() != 32 {
+        assert!(Instant::now() < until, "the waiters did not all queue");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for (i, task) in leaving.iter().enumerate() {
         if i % 2 == 1 {
             task.abort();
