@@ -4,6 +4,7 @@
 #
 #   bench/compare.sh                  # the full matrix (C = 1, 16, 64, 256)
 #   CLIENTS=1,16 DURATION=5s bench/compare.sh   # a shorter one
+#   HELD_LOCKS=1000000 bench/compare.sh         # also hold 1M locks with $SESSIONS sessions
 #
 # Needs root for apt-get (Debian's etcd-server 3.4, zookeeper 3.8, protobuf-compiler for
 # etcd-client's build). Results go to bench/results/*.jsonl; the report is generated from
@@ -130,6 +131,9 @@ for system in $SYSTEMS; do
     done
   done
   run_one "$system" sessions 1 "$file" --sessions "$SESSIONS" --ttl 30 "${extra[@]}"
+  if [ -n "${HELD_LOCKS:-}" ]; then
+    run_one "$system" held-locks 64 "$file" --sessions "$SESSIONS" --locks "$HELD_LOCKS" --ttl 60 "${extra[@]}"
+  fi
   cleanup; pids=()
 done
 

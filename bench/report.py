@@ -121,6 +121,14 @@ def targets(runs):
         ok = w1["acquire_p50_us"] <= 500
         out.append(f"| acquire p50 ≤ 0.5 ms at C=1 | {fmt_us(w1['acquire_p50_us'])} ms | {'yes' if ok else '**no**'} |")
     for s in SYSTEMS:
+        r = next((v for (sy, w, c), v in runs.items() if sy == s and w == "held-locks"), None)
+        if r:
+            out.append(
+                f"| {s}: {r.get('locks', 0):,} locks held by {r.get('sessions', '?')} sessions | "
+                f"{r.get('bytes_per_lock', 0):.0f} bytes per held lock on the busiest member "
+                f"({r['busiest_member_rss_mib']:.0f} MiB RSS) | {'yes' if not r['violations'] else '**no**'} |"
+            )
+    for s in SYSTEMS:
         r = runs.get((s, "sessions", 1))
         if r:
             out.append(

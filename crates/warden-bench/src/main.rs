@@ -90,6 +90,9 @@ struct RunArgs {
     /// sessions: the number of sessions held.
     #[arg(long, default_value_t = 10_000)]
     sessions: usize,
+    /// held-locks: the number of locks held.
+    #[arg(long, default_value_t = 1_000_000)]
+    locks: usize,
     /// Session (lease) ttl, seconds.
     #[arg(long, default_value_t = 10)]
     ttl: u64,
@@ -187,6 +190,7 @@ async fn bench(args: RunArgs) -> Result<()> {
                 duration: args.duration,
                 watchers: args.watchers,
                 sessions: args.sessions,
+                locks: args.locks,
                 ttl_s: args.ttl,
             };
             let result = match args.system {
@@ -240,7 +244,7 @@ async fn one<B: Backend>(
     );
     match spec.workload {
         Workload::WatchFanout => result.watchers = Some(spec.watchers),
-        Workload::Sessions => result.sessions = Some(spec.sessions),
+        Workload::Sessions | Workload::HeldLocks => result.sessions = Some(spec.sessions),
         _ => {}
     }
     Ok(result)

@@ -44,11 +44,20 @@ pub(crate) struct Record {
     pub(crate) errors: u64,
     /// Broken invariants (two lock holders at once, a lost event).
     pub(crate) violations: u64,
+    /// held-locks: the busiest member's resident memory before and after, bytes.
+    pub(crate) memory: Option<(u64, u64)>,
 }
 
 impl Default for Record {
     fn default() -> Self {
-        Record { latency: histogram(), secondary: histogram(), ops: 0, errors: 0, violations: 0 }
+        Record {
+            latency: histogram(),
+            secondary: histogram(),
+            ops: 0,
+            errors: 0,
+            violations: 0,
+            memory: None,
+        }
     }
 }
 

@@ -19,6 +19,11 @@ fn process(pid: u32) -> Option<(u64, u64)> {
     Some((ticks, rss_pages * 4096))
 }
 
+/// The largest resident memory among `pids`, bytes.
+pub(crate) fn busiest_rss(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|p| process(*p)).map(|(_, rss)| rss).max().unwrap_or(0)
+}
+
 /// Busy ticks of the whole machine (all CPUs).
 fn machine() -> Option<u64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;

@@ -13,7 +13,8 @@ pub(crate) struct RunResult {
     pub(crate) system: String,
     pub(crate) clients: usize,
     /// Operations per second in the window: lock cycles, hand-offs, writes, reads, watch
-    /// deliveries; for `sessions`, the sessions alive at the end.
+    /// deliveries; for `sessions`, the sessions alive at the end; for `held-locks`, the
+    /// locks held.
     pub(crate) ops_per_s: f64,
     /// Latency: of a whole operation (a lock cycle), of a contended acquire's wait, or of
     /// a watch delivery.
@@ -34,6 +35,11 @@ pub(crate) struct RunResult {
     pub(crate) watchers: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sessions: Option<usize>,
+    /// held-locks: locks held, and the busiest member's memory growth per held lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) locks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bytes_per_lock: Option<f64>,
     pub(crate) window_s: f64,
     #[serde(flatten)]
     pub(crate) usage: Usage,
@@ -55,7 +61,7 @@ impl RunResult {
             (locks && !record.secondary.is_empty()).then(|| record.secondary.value_at_quantile(q))
         };
         let ops_per_s = match workload {
-            Workload::Sessions => record.ops as f64,
+            Workload::Sessions | Workload::HeldLocks => record.ops as f64,
             _ => record.ops as f64 / secs,
         };
         RunResult {
@@ -73,6 +79,11 @@ impl RunResult {
             acquire_p99_us: secondary(0.99),
             watchers: None,
             sessions: None,
+            locks: (workload == Workload::HeldLocks).then_some(record.ops),
+            bytes_per_lock: record
+                .memory
+                .filter(|_| record.ops > 0)
+                .map(|(before, after)| after.saturating_sub(before) as f64 / record.ops as f64),
             window_s: secs,
             usage,
         }

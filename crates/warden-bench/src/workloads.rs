@@ -32,6 +32,8 @@ pub(crate) enum Workload {
     WatchFanout,
     /// S sessions held with keepalives: member CPU and memory.
     Sessions,
+    /// L locks held at once by S sessions (L/S each): the memory each held lock costs.
+    HeldLocks,
 }
 
 impl Workload {
@@ -44,6 +46,7 @@ impl Workload {
             Workload::KvReadLocal => "kv-read-local",
             Workload::WatchFanout => "watch-fanout",
             Workload::Sessions => "sessions",
+            Workload::HeldLocks => "held-locks",
         }
     }
 }
@@ -60,8 +63,10 @@ pub(crate) struct Spec {
     pub(crate) duration: Duration,
     /// Watchers of watch-fanout.
     pub(crate) watchers: usize,
-    /// Sessions of the sessions workload.
+    /// Sessions of the sessions and held-locks workloads.
     pub(crate) sessions: usize,
+    /// Locks of the held-locks workload.
+    pub(crate) locks: usize,
     /// Session (lease) ttl, s.
     pub(crate) ttl_s: u64,
 }
@@ -101,6 +106,7 @@ pub(crate) async fn run<B: Backend>(backend: Arc<B>, spec: Spec, pids: &[u32]) -
     let (record, window, usage) = match spec.workload {
         Workload::WatchFanout => watch_fanout(backend, spec, pids).await?,
         Workload::Sessions => sessions(backend, spec, pids).await?,
+        Workload::HeldLocks => held_locks(backend, spec, pids).await?,
         _ => closed_loops(backend, spec, pids).await?,
     };
     let usage = usage.await.unwrap_or_default();
@@ -153,7 +159,9 @@ async fn closed_loops<B: Backend>(backend: Arc<B>, spec: Spec, pids: &[u32]) -> 
                     Workload::KvWrite => w.put(&key, value.clone()).await.map(|()| (None, 0)),
                     Workload::KvRead => w.get(&key, true).await.map(|_| (None, 0)),
                     Workload::KvReadLocal => w.get(&key, false).await.map(|_| (None, 0)),
-                    Workload::WatchFanout | Workload::Sessions => Ok((None, 0)),
+                    Workload::WatchFanout | Workload::Sessions | Workload::HeldLocks => {
+                        Ok((None, 0))
+                    }
                 };
                 match outcome {
                     Ok((acquired, violations)) => {
@@ -338,5 +346,63 @@ async fn sessions<B: Backend>(backend: Arc<B>, spec: Spec, pids: &[u32]) -> Resu
         }
     }
     futures::stream::iter(held).for_each_concurrent(64, Worker::close).await;
+    Ok((record, window, usage))
+}
+
+/// Takes `spec.locks` locks with `spec.sessions` sessions (an equal share each, through
+/// `spec.clients` concurrent acquirers) and holds them for the window. The record's ops are
+/// the locks held at the end, its violations the acquires that failed; the members' memory
+/// before and after is in [`HeldMemory`].
+async fn held_locks<B: Backend>(backend: Arc<B>, spec: Spec, pids: &[u32]) -> Result<Run> {
+    backend.prepare(&["/bench/held"]).await?;
+    let before = crate::procstat::busiest_rss(pids);
+    let opened = Instant::now();
+    let mut held = workers(&backend, spec.sessions.max(1), spec.ttl_s).await?;
+    let per_session = spec.locks.div_ceil(held.len());
+    tracing::info!(sessions = held.len(), took = ?opened.elapsed(), "sessions opened");
+    let taken = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let chunk = held.len().div_ceil(spec.clients.max(1));
+    let mut tasks = JoinSet::new();
+    let mut index = 0usize;
+    while !held.is_empty() {
+        let mut mine: Vec<B::Worker> = held.drain(..chunk.min(held.len())).collect();
+        let first = index;
+        index += mine.len();
+        let (taken, failed) = (Arc::clone(&taken), Arc::clone(&failed));
+        tasks.spawn(async move {
+            for (offset, w) in mine.iter_mut().enumerate() {
+                for j in 0..per_session {
+                    let n = (first + offset) * per_session + j;
+                    if n >= spec.locks {
+                        break;
+                    }
+                    match w.acquire(&format!("/bench/held/l{n}")).await {
+                        Ok(_) => taken.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done.context("an acquiring task failed")?);
+    }
+    tracing::info!(locks = taken.load(Ordering::Relaxed), took = ?started.elapsed(), "locks taken");
+    let window = Window::new(spec.warmup, spec.duration);
+    let usage = sample(window, pids);
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window.end)).await;
+    let after = crate::procstat::busiest_rss(pids);
+    let lost = all.iter().filter(|w| !w.alive()).count() as u64;
+    let record = Record {
+        ops: taken.load(Ordering::Relaxed),
+        violations: failed.load(Ordering::Relaxed) + lost,
+        memory: Some((before, after)),
+        ..Record::default()
+    };
+    futures::stream::iter(all).for_each_concurrent(64, Worker::close).await;
     Ok((record, window, usage))
 }
