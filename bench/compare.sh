@@ -57,7 +57,7 @@ start_etcd() {
   done
   ENDPOINTS="http://127.0.0.1:23791,http://127.0.0.1:23792,http://127.0.0.1:23793"
   for _ in $(seq 100); do
-    if ETCDCTL_API=3 timeout 2 etcdctl --endpoints "$ENDPOINTS" endpoint health >/dev/null 2>&1; then return; fi
+    if python3 -c 'import sys,urllib.request; sys.exit(0 if b"true" in urllib.request.urlopen("http://127.0.0.1:23791/health", timeout=2).read() else 1)' 2>/dev/null; then return; fi
     sleep 0.2
   done
   echo "etcd did not become healthy; logs in $WORK" >&2; exit 1
