@@ -175,6 +175,10 @@ def main():
     }
     for workload, what in descriptions.items():
         print(table(runs, repeated, workload, what))
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            print(f.read())
 
 
 if __name__ == "__main__":
