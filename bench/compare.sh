@@ -24,6 +24,8 @@ SYSTEMS="${SYSTEMS:-warden etcd zookeeper}"
 OUT="$ROOT/bench/results"
 WORK="$(mktemp -d /tmp/warden-compare.XXXXXX)"
 mkdir -p "$OUT"
+# 10,000 sessions are 10,000 sockets in the load generator and on the leader.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
