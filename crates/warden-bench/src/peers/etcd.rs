@@ -18,14 +18,11 @@ use crate::backend::{Backend, Worker};
 /// An etcd cluster.
 pub(crate) struct Etcd {
     endpoints: Vec<String>,
-    /// Workers connect to one member each, in turn (etcd-client would otherwise open a
-    /// connection to every member per worker: 30,000 sockets for 10,000 sessions).
-    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Etcd {
     pub(crate) fn new(endpoints: Vec<String>) -> Etcd {
-        Etcd { endpoints, next: std::sync::atomic::AtomicUsize::new(0) }
+        Etcd { endpoints }
     }
 }
 
