@@ -5,6 +5,7 @@
 #   bench/compare.sh                  # the full matrix (C = 1, 16, 64, 256)
 #   CLIENTS=1,16 DURATION=5s bench/compare.sh   # a shorter one
 #   HELD_LOCKS=1000000 bench/compare.sh         # also hold 1M locks with $SESSIONS sessions
+#   SYSTEMS=zookeeper APPEND=1 bench/compare.sh  # redo one system, keeping the others' results
 #
 # Needs root for apt-get (Debian's etcd-server 3.4, zookeeper 3.8, protobuf-compiler for
 # etcd-client's build). Results go to bench/results/*.jsonl; the report is generated from
@@ -17,7 +18,7 @@ cd "$ROOT"
 CLIENTS="${CLIENTS:-1,16,64,256}"
 WARMUP="${WARMUP:-3s}"
 DURATION="${DURATION:-15s}"
-WORKLOADS="${WORKLOADS:-lock-uncontended,lock-contended,kv-write,kv-read,kv-read-local,watch-fanout}"
+WORKLOADS="${WORKLOADS-lock-uncontended,lock-contended,kv-write,kv-read,kv-read-local,watch-fanout}"
 SESSIONS="${SESSIONS:-10000}"
 DISTURBED_PCT="${DISTURBED_PCT:-25}"
 SYSTEMS="${SYSTEMS:-warden etcd zookeeper}"
@@ -106,8 +107,12 @@ run_one() {
   local extra=("$@")
   for attempt in 1 2; do
     local line
-    line="$("$BENCH" --system "$system" --workload "$workload" --clients "$clients" \
-      --warmup "$WARMUP" --duration "$DURATION" --json "${extra[@]}")"
+    if ! line="$("$BENCH" --system "$system" --workload "$workload" --clients "$clients" \
+      --warmup "$WARMUP" --duration "$DURATION" --json "${extra[@]}")"; then
+      echo "run failed: $system $workload C=$clients (kept going; see above)" >&2
+      echo "{\"system\": \"$system\", \"workload\": \"$workload\", \"clients\": $clients, \"failed\": true}" >>"$file"
+      return
+    fi
     echo "$line" | tee -a "$file"
     local other
     other="$(echo "$line" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["other_cpu_percent"]))')"
@@ -118,7 +123,7 @@ run_one() {
 
 for system in $SYSTEMS; do
   file="$OUT/$system.jsonl"
-  : >"$file"
+  [ -n "${APPEND:-}" ] || : >"$file"
   extra=()
   case "$system" in
     warden) ;;

@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timezone
 
 SYSTEMS = ["warden", "etcd", "zookeeper"]
+FAILED = []
 PEERS = ["etcd", "zookeeper"]
 
 
@@ -37,6 +38,9 @@ def load(results):
                 if not line:
                     continue
                 r = json.loads(line)
+                if r.get("failed"):
+                    FAILED.append(f"{r['system']} {r['workload']} C={r['clients']}")
+                    continue
                 key = (r["system"], r["workload"], r["clients"])
                 if key in runs:
                     repeated.add(key)
@@ -158,11 +162,14 @@ def main():
     print("## Commands\n")
     print("```sh\nbench/compare.sh   # CLIENTS, WARMUP, DURATION, WORKLOADS, SESSIONS override the matrix\n"
           "# which runs, per system, workload and client count C:\n"
-          "target/release/warden-bench --system SYSTEM --workload W --clients C --warmup 3s --duration 15s --json\n```\n")
+          f"target/release/warden-bench --system SYSTEM --workload W --clients C "
+          f"--warmup {os.environ.get('WARMUP', '3s')} --duration {os.environ.get('DURATION', '15s')} --json\n```\n")
     print("Latency is per operation (a lock cycle is acquire + release; for lock-contended the wait for")
     print("the lock; for watch-fanout the delivery lag). ⟳ marks a run repeated because other")
     print("processes used more than the threshold of CPU during the first; 'others' CPU' is what")
     print("processes other than the members and the load generator used during the window.\n")
+    if FAILED:
+        print("Runs that failed (see compare.sh's output): " + ", ".join(FAILED) + "\n")
     print(targets(runs))
     print("## Results\n")
     descriptions = {
