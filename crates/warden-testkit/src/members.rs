@@ -3,7 +3,7 @@
 //! `peer_routes`), so one direction of one link can be cut.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -20,7 +20,7 @@ pub struct Members {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(crate::free_port())
 }
 
 /// Sends `signal` (`STOP`, `CONT`, `KILL`) to `pid`.

@@ -1,6 +1,6 @@
 //! A cluster of in-process nodes on loopback ports, with kill, restart and link cuts.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use openraft::ServerState;
@@ -9,10 +9,7 @@ use tokio::time::{Instant, sleep};
 use warden_client::Client;
 use warden_server::{Config, Faults, MemberConfig, Node, SnapshotConfig};
 
-/// A free loopback port (bound and released; good enough on a test machine).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use warden_testkit::free_port;
 
 pub struct TestCluster {
     _dir: TempDir,

@@ -1,6 +1,5 @@
 //! A cluster of `warden server` processes on loopback, each with its own config file.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,9 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use warden_client::Client;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use warden_testkit::free_port;
 
 pub struct ProcessCluster {
     pub dir: TempDir,
