@@ -12,11 +12,15 @@ fn seed() -> u64 {
     std::env::var("WARDEN_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124)
 }
 
+/// Prints the summary line (and the first violations) straight to stderr: libtest
+/// captures `eprintln!`, and the run's summary must show in CI's log even when it passes.
 fn report(summary: &Summary) {
-    eprintln!("{}", summary.line());
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{}", summary.line()).ok();
     for (checker, found) in &summary.violations {
         for v in found.iter().take(20) {
-            eprintln!("  {checker}: {v}");
+            writeln!(err, "  {checker}: {v}").ok();
         }
     }
 }
