@@ -12,7 +12,8 @@ use tempfile::TempDir;
 
 /// The running members; killed when dropped.
 pub(crate) struct LocalCluster {
-    dir: TempDir,
+    /// The members' data and logs; taken (kept on disk) if a member failed.
+    dir: Option<TempDir>,
     /// Client endpoints, member 1 first.
     pub(crate) endpoints: Vec<String>,
     children: Vec<Child>,
@@ -61,7 +62,7 @@ impl LocalCluster {
             children.push(child);
         }
         let endpoints = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
-        Ok(LocalCluster { dir, endpoints, children })
+        Ok(LocalCluster { dir: Some(dir), endpoints, children })
     }
 
     /// The members' process ids.
@@ -78,7 +79,8 @@ impl LocalCluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("the local cluster did not elect a leader; logs in {}", self.dir.path().display())
+        let logs = self.dir.as_ref().map(|d| d.path().display().to_string()).unwrap_or_default();
+        bail!("the local cluster did not elect a leader; logs in {logs}")
     }
 }
 
@@ -88,9 +90,15 @@ fn config_path(dir: &Path, id: usize) -> PathBuf {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
+        // A member that exited on its own failed: keep the logs for whoever looks.
+        let failed = self.children.iter_mut().any(|c| matches!(c.try_wait(), Ok(Some(_))));
         for child in &mut self.children {
             child.kill().ok();
             child.wait().ok();
+        }
+        if failed && let Some(dir) = self.dir.take() {
+            let kept = dir.keep();
+            tracing::error!(logs = %kept.display(), "a member exited during the run; its logs are kept");
         }
     }
 }
