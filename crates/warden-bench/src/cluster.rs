@@ -2,13 +2,13 @@
 //! binary (`warden-bench serve --config FILE` runs one member), so a release build of the
 //! bench measures a release build of the server with nothing else to build.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tempfile::TempDir;
+use warden_testkit::members::{config_toml, loopback_ports};
 
 /// The running members; killed when dropped.
 pub(crate) struct LocalCluster {
@@ -19,35 +19,15 @@ pub(crate) struct LocalCluster {
     children: Vec<Child>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl LocalCluster {
     /// Starts `n` members with the default timing, data in a temporary folder.
     pub(crate) fn start(n: usize) -> Result<LocalCluster> {
         let dir = tempfile::Builder::new().prefix("warden-bench-").tempdir()?;
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
-            .collect::<Result<_>>()?;
-        let members: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (c, p, _))| {
-                format!(
-                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
-                    i + 1
-                )
-            })
-            .collect();
+        let ports = loopback_ports(n);
         let exe = std::env::current_exe().context("cannot find this binary to start members")?;
         let mut children = Vec::new();
-        for (i, (c, p, h)) in ports.iter().enumerate() {
-            let config = format!(
-                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\ndata_dir = \"{data}\"\n\n{members}",
-                id = i + 1,
-                data = dir.path().join(format!("node{}", i + 1)).display(),
-            );
+        for (i, _) in ports.iter().enumerate() {
+            let config = config_toml(&ports, i + 1, dir.path(), "");
             let path = config_path(dir.path(), i + 1);
             std::fs::write(&path, config)?;
             let log = std::fs::File::create(dir.path().join(format!("node{}.log", i + 1)))?;

@@ -19,8 +19,33 @@ pub struct Members {
     paused: Vec<bool>,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(crate::free_port())
+/// The loopback ports of one member: clients, peers, HTTP.
+pub type Ports = (u16, u16, u16);
+
+/// Free ports for `n` members.
+pub fn loopback_ports(n: usize) -> Vec<Ports> {
+    (0..n).map(|_| (crate::free_port(), crate::free_port(), crate::free_port())).collect()
+}
+
+/// The config file (TOML) of member `id` (from 1) of the loopback cluster on `ports`, its
+/// data under `dir/nodeN`, with `extra` appended (timing, peer routes).
+pub fn config_toml(ports: &[Ports], id: usize, dir: &Path, extra: &str) -> String {
+    let members: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, p, _))| {
+            format!(
+                "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
+                i + 1
+            )
+        })
+        .collect();
+    let (c, p, h) = ports[id - 1];
+    format!(
+        "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
+         data_dir = \"{data}\"\n{extra}\n{members}",
+        data = dir.join(format!("node{id}")).display(),
+    )
 }
 
 /// Sends `signal` (`STOP`, `CONT`, `KILL`) to `pid`.
@@ -38,9 +63,7 @@ impl Members {
         heartbeat_ms: u64,
         election_timeout_ms: u64,
     ) -> std::io::Result<Members> {
-        let ports: Vec<(u16, u16, u16)> = (0..n)
-            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
-            .collect::<std::io::Result<_>>()?;
+        let ports = loopback_ports(n);
         let mut proxies = BTreeMap::new();
         for from in 1..=n {
             for to in (1..=n).filter(|to| *to != from) {
@@ -48,31 +71,21 @@ impl Members {
                 proxies.insert((from, to), Proxy::start(upstream).await?);
             }
         }
-        let members: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (c, p, _))| {
-                format!(
-                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
-                    i + 1
-                )
-            })
-            .collect();
-        for (i, (c, p, h)) in ports.iter().enumerate() {
-            let id = i + 1;
+        for id in 1..=n {
             let routes: String = proxies
                 .iter()
                 .filter(|((from, _), _)| *from == id)
                 .map(|((_, to), proxy)| {
-                    format!("[[peer_routes]]\nid = {to}\naddr = \"{}\"\n\n", proxy.addr())
+                    format!("\n[[peer_routes]]\nid = {to}\naddr = \"{}\"\n", proxy.addr())
                 })
                 .collect();
-            let config = format!(
-                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
-                 data_dir = \"{data}\"\nheartbeat_ms = {heartbeat_ms}\nelection_timeout_ms = {election_timeout_ms}\n\n{members}{routes}",
-                data = dir.join(format!("node{id}")).display(),
+            let extra = format!(
+                "heartbeat_ms = {heartbeat_ms}\nelection_timeout_ms = {election_timeout_ms}\n{routes}"
             );
-            std::fs::write(dir.join(format!("node{id}.toml")), config)?;
+            std::fs::write(
+                dir.join(format!("node{id}.toml")),
+                config_toml(&ports, id, dir, &extra),
+            )?;
         }
         let mut started = Members {
             binary: binary.to_owned(),

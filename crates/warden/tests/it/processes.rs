@@ -7,7 +7,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use warden_client::Client;
 
-use warden_testkit::free_port;
+use warden_testkit::members::{config_toml, loopback_ports};
 
 pub struct ProcessCluster {
     pub dir: TempDir,
@@ -19,26 +19,11 @@ impl ProcessCluster {
     /// Writes `n` config files (fast elections) and starts every member.
     pub fn start(n: usize) -> ProcessCluster {
         let dir = TempDir::new().unwrap();
-        let ports: Vec<(u16, u16, u16)> =
-            (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
-        let members: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (c, p, _))| {
-                format!(
-                    "[[initial_members]]\nid = {}\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n\n",
-                    i + 1
-                )
-            })
-            .collect();
-        for (i, (c, p, h)) in ports.iter().enumerate() {
-            let config = format!(
-                "node_id = {id}\nclient_addr = \"127.0.0.1:{c}\"\npeer_addr = \"127.0.0.1:{p}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
-                 data_dir = \"{data}\"\nheartbeat_ms = 50\nelection_timeout_ms = 400\n\n{members}",
-                id = i + 1,
-                data = dir.path().join(format!("node{}", i + 1)).display(),
-            );
-            std::fs::write(Self::config_path(dir.path(), i + 1), config).unwrap();
+        let ports = loopback_ports(n);
+        let timing = "heartbeat_ms = 50\nelection_timeout_ms = 400\n";
+        for id in 1..=n {
+            let config = config_toml(&ports, id, dir.path(), timing);
+            std::fs::write(Self::config_path(dir.path(), id), config).unwrap();
         }
         let clients = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
         let mut cluster = ProcessCluster { dir, clients, children: (0..n).map(|_| None).collect() };
