@@ -15,7 +15,7 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use fjall::{Database, Keyspace, PersistMode};
+use fjall::{Database, Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
@@ -158,16 +158,6 @@ impl Inner {
         }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &'static str,
-    ) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(StorageError::fjall("reading state machine metadata"))? {
-            Some(bytes) => decode(key, &bytes).map(Some),
-            None => Ok(None),
-        }
-    }
-
     /// Loads the state from the keyspaces, finishing an interrupted snapshot install first.
     fn load(&self, limits: Limits) -> Result<Applied, StorageError> {
         let marker =
@@ -189,35 +179,55 @@ impl Inner {
                 }
             }
         }
-        let Some(state_meta) = self.get_meta::<StateMeta>(STATE_META)? else {
-            return Ok(Applied {
-                core: State::new(limits),
-                last_applied: None,
-                membership: StoredMembership::default(),
-            });
+        let applied = self.read_view(&self.db.snapshot())?.unwrap_or_else(|| Applied {
+            core: State::new(limits),
+            last_applied: None,
+            membership: StoredMembership::default(),
+        });
+        info!(
+            nodes = applied.core.tree().len(),
+            revision = applied.core.revision(),
+            last_applied = ?applied.last_applied,
+            "state machine loaded"
+        );
+        Ok(applied)
+    }
+
+    /// The state persisted in `view` (a point-in-time read of the keyspaces), or `None` if
+    /// nothing was ever applied. Each applied batch is one atomic fjall batch, so a view
+    /// holds the state after some whole batch; only an install (several batches, between
+    /// its `installing` marker and the marker's removal) is seen half-done, and callers
+    /// check the marker first.
+    fn read_view(&self, view: &fjall::Snapshot) -> Result<Option<Applied>, StorageError> {
+        let meta = |key: &'static str| -> Result<Option<fjall::UserValue>, StorageError> {
+            view.get(&self.meta, key).map_err(StorageError::fjall("reading state machine metadata"))
         };
+        let Some(state_meta) = meta(STATE_META)? else {
+            return Ok(None);
+        };
+        let state_meta: StateMeta = decode(STATE_META, &state_meta)?;
         let mut nodes = Vec::new();
-        for guard in self.nodes.iter() {
+        for guard in view.iter(&self.nodes) {
             let (key, value) = guard.into_inner().map_err(StorageError::fjall("reading nodes"))?;
             let path = String::from_utf8(key.to_vec())
                 .map_err(|e| StorageError::Decode { what: "node path", reason: e.to_string() })?;
             nodes.push((path, decode::<Node>("node", &value)?));
         }
         let mut sessions = Vec::new();
-        for guard in self.sessions.iter() {
+        for guard in view.iter(&self.sessions) {
             let (_, value) = guard.into_inner().map_err(StorageError::fjall("reading sessions"))?;
             sessions.push(decode::<Session>("session", &value)?);
         }
         let core = State::from_parts(state_meta, nodes, sessions);
-        let last_applied = self.get_meta::<Option<LogId>>(APPLIED)?.flatten();
-        let membership = self.get_meta::<StoredMembership>(MEMBERSHIP)?.unwrap_or_default();
-        info!(
-            nodes = core.tree().len(),
-            revision = core.revision(),
-            ?last_applied,
-            "state machine loaded"
-        );
-        Ok(Applied { core, last_applied, membership })
+        let last_applied = match meta(APPLIED)? {
+            Some(bytes) => decode::<Option<LogId>>(APPLIED, &bytes)?,
+            None => None,
+        };
+        let membership = match meta(MEMBERSHIP)? {
+            Some(bytes) => decode::<StoredMembership>(MEMBERSHIP, &bytes)?,
+            None => StoredMembership::default(),
+        };
+        Ok(Some(Applied { core, last_applied, membership }))
     }
 
     /// The writes that persist what changed in `applied` since the last call.
@@ -285,25 +295,25 @@ impl Inner {
         Ok(applied)
     }
 
+    /// Builds a snapshot of the applied state without holding the state lock while it is
+    /// encoded (seconds for millions of nodes, during which applies, and the async threads
+    /// that run small applies inline, would wait): the lock is held only to open a fjall
+    /// view, which holds exactly the applied state (applies commit under the lock), and the
+    /// snapshot is encoded from that view. While a snapshot is being installed the view
+    /// may be half-rewritten; then the in-memory state is encoded under the lock instead.
     fn build_snapshot(&self) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
-        let (meta, data) = {
-            let applied = self.read_state();
-            let data = applied
-                .core
-                .snapshot()
-                .map_err(|e| StorageError::Decode { what: "state", reason: e.to_string() })?;
-            let id = match applied.last_applied {
-                Some(log_id) => {
-                    format!("{}-{}-{}", log_id.leader_id.term, log_id.index, unique_suffix())
-                }
-                None => format!("empty-{}", unique_suffix()),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: applied.last_applied,
-                last_membership: applied.membership.clone(),
-                snapshot_id: id,
-            };
-            (meta, data)
+        let view = {
+            let _applied = self.read_state();
+            self.db.snapshot()
+        };
+        let installing = view
+            .contains_key(&self.meta, INSTALLING)
+            .map_err(StorageError::fjall("reading the install marker"))?;
+        let from_view = if installing { None } else { self.read_view(&view)? };
+        drop(view);
+        let (meta, data) = match from_view {
+            Some(applied) => Self::encode_snapshot(&applied)?,
+            None => Self::encode_snapshot(&self.read_state())?,
         };
         // Every applied batch up to this state is in the journal (applies commit under the
         // lock); make them durable before a snapshot that claims them, and before the log
@@ -319,6 +329,26 @@ impl Inner {
             what: "snapshot file",
             reason: "a later snapshot was reported but none is stored".into(),
         })
+    }
+
+    /// A snapshot's metadata and bytes for `applied`.
+    fn encode_snapshot(applied: &Applied) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+        let data = applied
+            .core
+            .snapshot()
+            .map_err(|e| StorageError::Decode { what: "state", reason: e.to_string() })?;
+        let id = match applied.last_applied {
+            Some(log_id) => {
+                format!("{}-{}-{}", log_id.leader_id.term, log_id.index, unique_suffix())
+            }
+            None => format!("empty-{}", unique_suffix()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: applied.last_applied,
+            last_membership: applied.membership.clone(),
+            snapshot_id: id,
+        };
+        Ok((meta, data))
     }
 
     /// Applies entries through the core and persists what changed, under the state lock,

@@ -94,6 +94,8 @@ async fn snapshot_install_survives_restart_and_an_interrupted_install_is_finishe
     let snapshot = source.state_machine.build_snapshot().await.unwrap();
     assert_eq!(snapshot.meta.last_log_id, Some(log_id(6)));
     let expected = snapshot_bytes(&source);
+    // The snapshot is encoded from a fjall view, not from memory: the same bytes.
+    assert_eq!(snapshot.snapshot.get_ref(), &expected);
     {
         let mut target = open(target_dir.path());
         target.state_machine.apply(vec![create(1, "/stale")]).await.unwrap();
