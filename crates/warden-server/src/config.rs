@@ -35,7 +35,10 @@ pub struct PeerRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SnapshotConfig {
-    /// Build a snapshot after this many applied entries since the last one.
+    /// Build a snapshot after this many applied entries since the last one. 100,000 by
+    /// default, like etcd's `--snapshot-count` and ZooKeeper's `snapCount`: the state is
+    /// persisted as it is applied, so a snapshot is only for followers too far behind, and
+    /// encoding millions of nodes every few seconds costs CPU and memory for nothing.
     pub logs_since_last: u64,
     /// Entries kept in the log behind a snapshot, so a briefly lagging follower catches up
     /// from the log instead of a snapshot.
@@ -44,7 +47,7 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        SnapshotConfig { logs_since_last: 10_000, keep_logs: 1_000 }
+        SnapshotConfig { logs_since_last: 100_000, keep_logs: 1_000 }
     }
 }
 
