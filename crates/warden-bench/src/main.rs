@@ -5,6 +5,11 @@
 //! warden-bench --workload lock-uncontended --clients 1,16,64 --duration 10s [--json]
 //! ```
 
+/// The allocator of the `warden` binary (see its `main.rs`), for the members this binary
+/// runs (`warden-bench serve`) and for the load it generates.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod backend;
 mod cluster;
 mod measure;

@@ -1,5 +1,12 @@
 //! The `warden` binary: `server`, `dev`, and the client commands (DESIGN §9).
 
+/// mimalloc rather than glibc's malloc: a member allocates and frees per request (h2
+/// frames, protobuf and bincode buffers, tree nodes); with mimalloc a 3-member cluster on
+/// two cores did 7-13 % more writes and 25 % more lock cycles per second (warden-bench,
+/// same run, A/B).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod commands;
 mod lock_cmd;
