@@ -5,6 +5,7 @@
 #   bench/compare.sh                  # the full matrix (C = 1, 16, 64, 256)
 #   CLIENTS=1,16 DURATION=5s bench/compare.sh   # a shorter one
 #   HELD_LOCKS=1000000 bench/compare.sh         # also hold 1M locks with $SESSIONS sessions
+#   HELD_LOCKS=1000000 HELD_LOCKS_SYSTEMS=warden bench/compare.sh   # ... on warden only
 #   SYSTEMS=zookeeper APPEND=1 bench/compare.sh  # redo one system, keeping the others' results
 #
 # Needs root for apt-get (Debian's etcd-server 3.4, zookeeper 3.8, protobuf-compiler for
@@ -22,6 +23,7 @@ WORKLOADS="${WORKLOADS-lock-uncontended,lock-contended,kv-write,kv-read,kv-read-
 SESSIONS="${SESSIONS:-10000}"
 DISTURBED_PCT="${DISTURBED_PCT:-25}"
 SYSTEMS="${SYSTEMS:-warden etcd zookeeper}"
+HELD_LOCKS_SYSTEMS="${HELD_LOCKS_SYSTEMS:-$SYSTEMS}"
 OUT="$ROOT/bench/results"
 WORK="$(mktemp -d /tmp/warden-compare.XXXXXX)"
 mkdir -p "$OUT"
@@ -138,7 +140,7 @@ for system in $SYSTEMS; do
     done
   done
   run_one "$system" sessions 1 "$file" --sessions "$SESSIONS" --ttl 30 "${extra[@]}"
-  if [ -n "${HELD_LOCKS:-}" ]; then
+  if [ -n "${HELD_LOCKS:-}" ] && [[ " $HELD_LOCKS_SYSTEMS " == *" $system "* ]]; then
     run_one "$system" held-locks 64 "$file" --sessions "$SESSIONS" --locks "$HELD_LOCKS" --ttl 60 "${extra[@]}"
   fi
   cleanup; pids=()
