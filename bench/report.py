@@ -6,6 +6,10 @@ usage: bench/report.py bench/results > BENCHMARKS.md
 Each system's runs are in RESULTS/<system>.jsonl, one object per run (warden-bench
 --json). A run repeated because other processes disturbed it appears twice; the report
 uses the last one and says so.
+
+Run again by hand (after editing bench/analysis.md, say), give it the settings compare.sh
+ran with (HELD_LOCKS=..., WARMUP=...) so the Commands section shows them, and
+WARDEN_COMMIT=<the commit measured> if HEAD has moved since.
 """
 import json
 import os
@@ -155,12 +159,15 @@ def main():
     print(f"- {os.cpu_count()} cores ({cpu}), {mem} GiB, {platform.system()} {platform.release()}")
     print(f"- report written {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
     zk_version = sh("dpkg-query -W -f='${Version}' zookeeper")
-    print(f"- warden {sh('git rev-parse --short HEAD')} (release build), {sh('etcd --version | head -1')}, "
+    commit = os.environ.get("WARDEN_COMMIT") or sh("git rev-parse --short HEAD")
+    print(f"- warden {commit} (release build), {sh('etcd --version | head -1')}, "
           f"ZooKeeper {zk_version}")
     print("- each system: 3 members on loopback with default fsync; the load generator "
           "(`warden-bench`) on the same machine, one connection and one session per client\n")
     print("## Commands\n")
-    print("```sh\nbench/compare.sh   # CLIENTS, WARMUP, DURATION, WORKLOADS, SESSIONS override the matrix\n"
+    settings = " ".join(f"{k}={os.environ[k]}" for k in ("CLIENTS", "WARMUP", "DURATION", "WORKLOADS",
+                        "SESSIONS", "SYSTEMS", "HELD_LOCKS", "HELD_LOCKS_SYSTEMS") if os.environ.get(k))
+    print(f"```sh\n{settings + ' ' if settings else ''}bench/compare.sh   # CLIENTS, WARMUP, DURATION, WORKLOADS, SESSIONS, HELD_LOCKS override the matrix\n"
           "# which runs, per system, workload and client count C:\n"
           f"target/release/warden-bench --system SYSTEM --workload W --clients C "
           f"--warmup {os.environ.get('WARMUP', '3s')} --duration {os.environ.get('DURATION', '15s')} --json\n```\n")

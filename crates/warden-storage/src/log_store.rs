@@ -8,9 +8,9 @@
 //! can be read back at once) and hands openraft's callback to a flusher thread, which
 //! fsyncs once for every append queued behind the one it is syncing and then completes
 //! their callbacks in order. Many concurrent writes thus share one fsync instead of
-//! queueing one each, and the leader replicates while its own fsync runs. The buffered
-//! append itself runs inline; every other write, which syncs, runs on tokio's blocking
-//! pool.
+//! queueing one each, and the leader replicates while its own fsync runs. Buffered writes
+//! (the append itself, the committed index) run inline; every write that syncs runs on
+//! tokio's blocking pool.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
