@@ -93,21 +93,11 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
     assert!(exit.success(), "warden dev exited with {exit} after Ctrl-C");
 }
 
-/// A port p such that the ports `warden dev --nodes 3 --base-port p` uses are all free now.
+/// A port p such that the ports `warden dev --nodes 3 --base-port p` uses (p to p + 22) are
+/// all free now, below the ephemeral range and reserved from the sequence every other
+/// test's ports come from (`warden_testkit::free_ports`), so no other test takes one.
 fn free_base_port() -> u16 {
-    for _ in 0..100 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if base > 65_000 {
-            continue;
-        }
-        let all_free = [0, 1, 2, 10, 11, 12, 20, 21, 22]
-            .iter()
-            .all(|offset| std::net::TcpListener::bind(("127.0.0.1", base + offset)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no free range of ports for warden dev");
+    warden_testkit::free_ports(23)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
