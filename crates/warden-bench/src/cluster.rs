@@ -26,11 +26,11 @@ impl LocalCluster {
         let ports = loopback_ports(n);
         let exe = std::env::current_exe().context("cannot find this binary to start members")?;
         let mut children = Vec::new();
-        for (i, _) in ports.iter().enumerate() {
-            let config = config_toml(&ports, i + 1, dir.path(), "");
-            let path = config_path(dir.path(), i + 1);
+        for id in 1..=n {
+            let config = config_toml(&ports, id, dir.path(), "");
+            let path = config_path(dir.path(), id);
             std::fs::write(&path, config)?;
-            let log = std::fs::File::create(dir.path().join(format!("node{}.log", i + 1)))?;
+            let log = std::fs::File::create(dir.path().join(format!("node{id}.log")))?;
             let child = Command::new(&exe)
                 .arg("serve")
                 .arg("--config")

@@ -235,8 +235,7 @@ impl Lock for LockService {
                     guard.armed = false;
                     // One entry removes the wait, held or not: a grant that raced the
                     // timeout is released, never leaked.
-                    self.shared
-                        .write(Some(r.session_id), None, Command::Release { path: r.path.clone() })
+                    self.leave(Some(r.session_id), Command::Release { path: r.path.clone() })
                         .await
                         .ok();
                     return Err(status::server(
@@ -272,9 +271,7 @@ impl Lock for LockService {
         if let Some(token) = token {
             return Ok(self.granted(revision, waiter, token));
         }
-        self.shared
-            .write(Some(r.session_id), None, Command::Release { path: r.path.clone() })
-            .await?;
+        self.leave(Some(r.session_id), Command::Release { path: r.path.clone() }).await?;
         Err(status::server(
             Code::FailedPrecondition,
             "AlreadyLocked",
