@@ -72,6 +72,28 @@ pub struct NodeData {
     pub revision: u64,
 }
 
+/// One page of a listing ([`Client::children_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildrenPage {
+    /// Names and stats, sorted by name.
+    pub children: Vec<(String, Stat)>,
+    /// More children follow the last one.
+    pub more: bool,
+    /// The revision the page was read at.
+    pub revision: u64,
+}
+
+/// What a delete did ([`Client::delete_revoking_locks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deleted {
+    /// Nodes deleted.
+    pub deleted: u64,
+    /// Lock holds and waits revoked.
+    pub revoked: u64,
+    /// Locks kept until their lock-delay ends (with the nodes above them, as containers).
+    pub kept: u64,
+}
+
 /// How a read is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Consistency {
@@ -146,15 +168,40 @@ impl Client {
         Ok(NodeData { data: r.data, stat: stat(r.stat), revision: revision(r.header.as_ref()) })
     }
 
-    /// The children of a node: names and stats, sorted by name.
+    /// The children of a node: names and stats, sorted by name, read page by page (see
+    /// [`Client::children_page`]), so a directory of any size can be listed.
     pub async fn children(
         &self,
         path: &str,
         consistency: Consistency,
     ) -> Result<Vec<(String, Stat)>, ClientError> {
+        let mut all = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self.children_page(path, consistency, &after, 0).await?;
+            all.extend(page.children);
+            match all.last() {
+                Some((last, _)) if page.more => after.clone_from(last),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of a node's children: those whose names sort after `start_after` ("" for
+    /// the first), at most `limit` of them (0: as many as the member sends at once, which
+    /// stays well inside the message limit). Each page is read at its own revision.
+    pub async fn children_page(
+        &self,
+        path: &str,
+        consistency: Consistency,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<ChildrenPage, ClientError> {
         let request = pb::ChildrenRequest {
             path: path.to_owned(),
             serializable: consistency == Consistency::Serializable,
+            limit,
+            start_after: start_after.to_owned(),
         };
         let r = self
             .connection
@@ -163,7 +210,11 @@ impl Client {
                 async move { KvClient::new(c).children(request).await.map(|r| r.into_inner()) }
             })
             .await?;
-        Ok(r.children.into_iter().map(|c| (c.name, stat(c.stat))).collect())
+        Ok(ChildrenPage {
+            children: r.children.into_iter().map(|c| (c.name, stat(c.stat))).collect(),
+            more: r.more,
+            revision: revision(r.header.as_ref()),
+        })
     }
 
     /// Creates a node; returns its path (with the counter, if sequential) and stat.
@@ -273,6 +324,27 @@ impl Client {
         self.delete_with(None, path, expected_version, recursive).await
     }
 
+    /// Deletes a node (and its descendants if `recursive`), revoking the holds and waits
+    /// of the locks the delete reaches instead of being refused: holders are told on their
+    /// session stream and the lock-delay applies (a lock under its lock-delay is kept until
+    /// the delay ends). A plain [`Client::delete`] never ends a lock: it fails with the
+    /// error kind `LockInUse` naming the lock.
+    pub async fn delete_revoking_locks(
+        &self,
+        path: &str,
+        expected_version: Option<u64>,
+        recursive: bool,
+    ) -> Result<Deleted, ClientError> {
+        let request = pb::DeleteRequest {
+            path: path.to_owned(),
+            expected_version,
+            recursive,
+            origin: None,
+            revoke_locks: true,
+        };
+        self.delete_request(request).await
+    }
+
     async fn delete_with(
         &self,
         origin: Option<pb::Origin>,
@@ -280,8 +352,17 @@ impl Client {
         expected_version: Option<u64>,
         recursive: bool,
     ) -> Result<u64, ClientError> {
-        let request =
-            pb::DeleteRequest { path: path.to_owned(), expected_version, recursive, origin };
+        let request = pb::DeleteRequest {
+            path: path.to_owned(),
+            expected_version,
+            recursive,
+            origin,
+            revoke_locks: false,
+        };
+        Ok(self.delete_request(request).await?.deleted)
+    }
+
+    async fn delete_request(&self, request: pb::DeleteRequest) -> Result<Deleted, ClientError> {
         let r = self
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
@@ -289,7 +370,7 @@ impl Client {
                 async move { KvClient::new(c).delete(request).await.map(|r| r.into_inner()) }
             })
             .await?;
-        Ok(r.deleted)
+        Ok(Deleted { deleted: r.deleted, revoked: r.revoked, kept: r.kept })
     }
 
     /// Runs a transaction.

@@ -7,9 +7,16 @@
 //! [`LockGuard::release`], or in the background when dropped; it is lost when its session
 //! is, or when an operator revokes it ([`LockGuard::lost`]): the session's keepalive stream
 //! carries the news.
+//!
+//! A release names its hold by the fencing token, so a guard whose hold already ended
+//! (revoked, then the session acquired the lock again) cannot end the later hold. Guards
+//! of one hold (the session acquired a lock it held: the same hold comes back) are
+//! counted: the hold is released with the last of them, so one guard's release or drop
+//! never ends the hold another still relies on.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -42,6 +49,19 @@ pub enum LockError {
     SessionLost {
         /// The lock.
         path: String,
+    },
+    /// A release of a hold that had already ended (revoked, or gone with its session):
+    /// nothing was released, and any later hold of the session is untouched.
+    #[error(
+        "the hold of {path:?} with token {token} had already ended ({reason}); nothing was released"
+    )]
+    HoldEnded {
+        /// The lock.
+        path: String,
+        /// The ended hold's token.
+        token: u64,
+        /// What the cluster said.
+        reason: String,
     },
     /// The cluster refused or could not be reached.
     #[error(transparent)]
@@ -258,25 +278,36 @@ impl DistributedLock for Lock {
     }
 }
 
+/// Releases the hold of `path` with `token`.
 async fn release(
     connection: &Connection,
     path: String,
     session_id: u64,
-) -> Result<(), ClientError> {
-    let request = pb::ReleaseRequest { path, session_id };
+    token: u64,
+) -> Result<(), LockError> {
+    let request = pb::ReleaseRequest { path: path.clone(), session_id, token: Some(token) };
+    let attempts = AtomicU32::new(0);
     let result = connection
         .run(Retry::Idempotent, |c| {
+            attempts.fetch_add(1, Ordering::Relaxed);
             let request = request.clone();
             async move { LockClient::new(c).release(request).await.map(|r| r.into_inner()) }
         })
         .await;
     match result {
-        // Released already (a retry), or the session ended: nothing is held.
-        Err(ClientError::Server { kind, .. }) if kind == "NotHeld" || kind == "SessionExpired" => {
+        Ok(_) => Ok(()),
+        // A retry of a release whose answer was lost finds the hold ended by itself.
+        Err(ClientError::Server { kind, .. })
+            if kind == "HoldEnded" && attempts.load(Ordering::Relaxed) > 1 =>
+        {
             Ok(())
         }
-        Err(e) => Err(e),
-        Ok(_) => Ok(()),
+        Err(ClientError::Server { kind, message, .. })
+            if kind == "HoldEnded" || kind == "SessionExpired" =>
+        {
+            Err(LockError::HoldEnded { path, token, reason: message })
+        }
+        Err(e) => Err(LockError::Backend(e)),
     }
 }
 
@@ -326,28 +357,32 @@ impl LockGuard {
         }
     }
 
-    /// Releases the lock now.
+    /// Releases the lock now; if another guard of the same hold is alive, the hold stays
+    /// until that one is released. Fails with [`LockError::HoldEnded`] if the hold had
+    /// already ended (nothing is released then, not even a later hold of the session).
     pub async fn release(mut self) -> Result<(), LockError> {
         self.released = true;
-        self.holds.untrack(&self.path, self.token);
-        release(&self.connection, self.path.clone(), self.session_id)
-            .await
-            .map_err(LockError::Backend)
+        if !self.holds.untrack(&self.path, self.token) {
+            return Ok(());
+        }
+        release(&self.connection, self.path.clone(), self.session_id, self.token).await
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if self.released {
+        if self.released || !self.holds.untrack(&self.path, self.token) {
             return;
         }
-        self.holds.untrack(&self.path, self.token);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (connection, path, session) =
-                (Arc::clone(&self.connection), self.path.clone(), self.session_id);
+            let (connection, path, session, token) =
+                (Arc::clone(&self.connection), self.path.clone(), self.session_id, self.token);
             runtime.spawn(async move {
-                if let Err(e) = release(&connection, path, session).await {
-                    tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                match release(&connection, path, session, token).await {
+                    Ok(()) | Err(LockError::HoldEnded { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                    }
                 }
             });
         }

@@ -50,32 +50,51 @@ pub struct Session {
 }
 
 /// The lock holds the client believes its session has, each with a flag the keepalive
-/// sets (to the reason) when the cluster reports the hold lost.
+/// sets (to the reason) when the cluster reports the hold lost, and the number of guards
+/// that share it (acquiring a lock the session holds returns the same hold): the hold is
+/// released when the last of them is.
 #[derive(Default)]
 pub(crate) struct Holds {
     held: Mutex<HoldFlags>,
 }
 
-/// Each hold, by lock path and token, with its lost flag.
-type HoldFlags = BTreeMap<(String, u64), watch::Sender<Option<String>>>;
+/// One hold's lost flag and how many guards share it.
+struct HoldEntry {
+    lost: watch::Sender<Option<String>>,
+    guards: usize,
+}
+
+/// Each hold, by lock path and token.
+type HoldFlags = BTreeMap<(String, u64), HoldEntry>;
 
 impl Holds {
     fn map(&self) -> std::sync::MutexGuard<'_, HoldFlags> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts reporting on the hold of `path` with `token`: the receiver turns to
-    /// `Some(reason)` if it is lost.
+    /// Starts reporting on the hold of `path` with `token` for one more guard: the
+    /// receiver turns to `Some(reason)` if it is lost.
     pub(crate) fn track(&self, path: &str, token: u64) -> watch::Receiver<Option<String>> {
-        self.map()
+        let mut map = self.map();
+        let entry = map
             .entry((path.to_owned(), token))
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe()
+            .or_insert_with(|| HoldEntry { lost: watch::channel(None).0, guards: 0 });
+        entry.guards += 1;
+        entry.lost.subscribe()
     }
 
-    /// The hold was released by the client.
-    pub(crate) fn untrack(&self, path: &str, token: u64) {
-        self.map().remove(&(path.to_owned(), token));
+    /// One guard of the hold let go; true if it was the last one (or the hold was already
+    /// reported lost), so the hold is to be released on the cluster.
+    pub(crate) fn untrack(&self, path: &str, token: u64) -> bool {
+        let mut map = self.map();
+        let key = (path.to_owned(), token);
+        let Some(entry) = map.get_mut(&key) else { return true };
+        entry.guards = entry.guards.saturating_sub(1);
+        if entry.guards > 0 {
+            return false;
+        }
+        map.remove(&key);
+        true
     }
 
     fn list(&self) -> Vec<pb::Hold> {
@@ -88,9 +107,9 @@ impl Holds {
     fn mark_lost(&self, lost: &[pb::LockLost]) {
         let mut map = self.map();
         for l in lost {
-            if let Some(flag) = map.remove(&(l.path.clone(), l.token)) {
+            if let Some(entry) = map.remove(&(l.path.clone(), l.token)) {
                 tracing::warn!(path = %l.path, token = l.token, reason = %l.reason, "lock hold lost");
-                flag.send_replace(Some(l.reason.clone()));
+                entry.lost.send_replace(Some(l.reason.clone()));
             }
         }
     }

@@ -114,6 +114,7 @@ fn benches(c: &mut Criterion) {
                     path,
                     expected_version: None,
                     recursive: false,
+                    revoke_locks: false,
                 }));
             }
             elapsed
@@ -145,6 +146,7 @@ fn benches(c: &mut Criterion) {
                     path,
                     expected_version: None,
                     recursive: false,
+                    revoke_locks: false,
                 })));
             }
             started.elapsed()

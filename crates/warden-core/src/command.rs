@@ -94,11 +94,14 @@ pub enum Command {
         /// Lock-delay for a new lock, ms (at most 60,000); ignored if the lock exists.
         delay_ms: u64,
     },
-    /// Removes the request's session from the lock at `path`, whether it holds or waits
-    /// (a release, or a cancelled or timed-out wait).
+    /// Takes the request's session out of the lock at `path`: the hold or wait `hold`
+    /// names (a release, or a cancelled or timed-out wait). Only this, [`Command::Revoke`]
+    /// (and a delete that asks to revoke) and the end of a session remove a waiter.
     Release {
         /// The lock's path.
         path: String,
+        /// Which hold or wait ends.
+        hold: HoldRef,
     },
     /// Ends the lock-delays that are over (proposed by the leader when one ends).
     WakeLocks,
@@ -128,6 +131,9 @@ pub enum Command {
         expected_version: Option<u64>,
         /// Delete its descendants too; without it a node with children is refused.
         recursive: bool,
+        /// Revoke the holds and waits of the locks the delete reaches (as
+        /// [`Command::Revoke`] does, lock-delay included) instead of refusing it.
+        revoke_locks: bool,
     },
     /// Compares, then operations, all or nothing.
     Txn {
@@ -145,6 +151,24 @@ pub enum Command {
         /// The session to take out.
         session: SessionId,
     },
+}
+
+/// Which of a session's places in a lock's queue a [`Command::Release`] ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldRef {
+    /// Whatever the session has there, held or waiting.
+    Any,
+    /// The hold granted with this fencing token. A hold that already ended (released,
+    /// revoked, gone with its session) is not confused with a later hold of the same
+    /// session: the release changes nothing and fails with
+    /// [`CoreError::HoldEnded`](crate::CoreError::HoldEnded).
+    Token(u64),
+    /// The wait of this waiter node, only while it is not granted: a grant that raced the
+    /// cancel is kept, and the release answers it as [`Output::LockQueued`] with its token
+    /// (so a caller cancelling a timed-out acquire learns it holds after all).
+    ///
+    /// [`Output::LockQueued`]: crate::Output::LockQueued
+    Wait(String),
 }
 
 /// A condition on one node, evaluated before a transaction's operations.
@@ -223,6 +247,8 @@ pub enum TxnOp {
         expected_version: Option<u64>,
         /// Delete descendants too.
         recursive: bool,
+        /// Revoke the locks the delete reaches instead of refusing it.
+        revoke_locks: bool,
     },
 }
 

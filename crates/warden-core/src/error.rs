@@ -29,6 +29,29 @@ pub enum CoreError {
         /// The session.
         session: SessionId,
     },
+    /// A release naming a hold (by its token) that already ended.
+    #[error(
+        "the hold of the lock {path:?} with token {token} has already ended (released, revoked, or gone with its session); nothing was changed"
+    )]
+    HoldEnded {
+        /// The lock.
+        path: String,
+        /// The token of the ended hold.
+        token: u64,
+    },
+    /// A delete that would remove a lock's holders or waiters (or a lock under its
+    /// lock-delay) without asking to revoke them.
+    #[error(
+        "cannot delete {path:?}: it would end the lock {lock:?}, {what}; release it, revoke its sessions with `warden lock revoke {lock} --session ID`, or delete with --revoke-locks (holders are told, and the lock-delay applies)"
+    )]
+    LockInUse {
+        /// The node the delete named.
+        path: String,
+        /// The lock it reaches.
+        lock: String,
+        /// Its holders and waiters, for people (e.g. "held by session 7, 1 waiting").
+        what: String,
+    },
     /// A write to a node the lock recipe manages.
     #[error("{path:?} is managed by a lock; acquire and release the lock instead of writing it")]
     LockManaged {

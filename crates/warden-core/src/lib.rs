@@ -21,6 +21,7 @@
 //! ```
 
 mod command;
+mod delete;
 mod error;
 mod event;
 pub mod invariants;
@@ -38,7 +39,9 @@ mod tree;
 mod txn;
 mod watch;
 
-pub use command::{Check, Command, Compare, CompareOp, LogCommand, Request, RequestId, TxnOp};
+pub use command::{
+    Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, RequestId, TxnOp,
+};
 pub use error::CoreError;
 pub use event::{Event, EventKind};
 pub use limits::Limits;

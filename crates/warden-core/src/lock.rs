@@ -24,11 +24,13 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use crate::command::HoldRef;
 use crate::error::CoreError;
 use crate::namespace::Mutation;
 use crate::node::{CreateMode, Node, NodeKind};
 use crate::path;
 use crate::queue::{self, LockKind, WaitMode};
+use crate::response::Output;
 use crate::session::SessionId;
 use crate::tree::Tree;
 
@@ -277,20 +279,44 @@ pub(crate) enum Leaving {
     Revoked,
 }
 
-/// Removes `session`'s waiter from the lock at `lock`; returns whether it held.
+/// Takes `session` out of the lock at `lock`: the place `hold` names. Answers
+/// [`Output::LockReleased`], or [`Output::LockQueued`] with the token for a wait that was
+/// granted before its cancel (which then keeps it).
 pub(crate) fn release(
     m: &mut Mutation<'_>,
     session: SessionId,
     lock: &str,
+    hold: &HoldRef,
     leaving: Leaving,
-) -> Result<bool, CoreError> {
+) -> Result<Output, CoreError> {
     path::validate(lock, m.limits())?;
-    let Some((_, ws)) = waiters(m.tree(), lock) else {
-        return Err(CoreError::NotHeld { path: lock.to_owned(), session });
+    let mine = waiters(m.tree(), lock)
+        .map(|(_, ws)| ws.into_iter().enumerate().find(|(_, w)| w.session == session));
+    let Some(Some((position, w))) = mine else {
+        return Err(match hold {
+            HoldRef::Token(token) => CoreError::HoldEnded { path: lock.to_owned(), token: *token },
+            _ => CoreError::NotHeld { path: lock.to_owned(), session },
+        });
     };
-    let Some(w) = ws.into_iter().find(|w| w.session == session) else {
-        return Err(CoreError::NotHeld { path: lock.to_owned(), session });
-    };
+    match hold {
+        HoldRef::Any => {}
+        HoldRef::Token(token) if w.info.token != Some(*token) => {
+            return Err(CoreError::HoldEnded { path: lock.to_owned(), token: *token });
+        }
+        HoldRef::Token(_) => {}
+        HoldRef::Wait(waiter) if *waiter != w.path => {
+            return Err(CoreError::NotHeld { path: lock.to_owned(), session });
+        }
+        HoldRef::Wait(_) if w.info.token.is_some() => {
+            // Granted before the cancel arrived: the caller learns it holds after all.
+            return Ok(Output::LockQueued {
+                waiter: w.path,
+                token: w.info.token,
+                position: position as u64,
+            });
+        }
+        HoldRef::Wait(_) => {}
+    }
     let held = w.info.token.is_some();
     if held && leaving == Leaving::Revoked {
         block(m, lock);
@@ -299,7 +325,7 @@ pub(crate) fn release(
         m.set_internal(&w.path, Bytes::from(marked));
     }
     m.delete(&w.path, None, false)?;
-    Ok(held)
+    Ok(Output::LockReleased { held })
 }
 
 /// Grants the lock at `lock` to every waiter the queue rule says holds, unless the lock is

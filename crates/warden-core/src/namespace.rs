@@ -4,6 +4,8 @@
 //! A [`Mutation`] is one command's change to the tree at one revision. It records an event
 //! per change; the caller commits it or rolls it back as a whole.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 
 use crate::error::CoreError;
@@ -242,6 +244,37 @@ impl<'a> Mutation<'a> {
         Ok(count + self.delete_leaf(path))
     }
 
+    /// A mark of how far this command has got, for [`Mutation::deleted_since`].
+    pub(crate) fn mark(&self) -> usize {
+        self.events.len()
+    }
+
+    /// How many nodes this command deleted since `mark`.
+    pub(crate) fn deleted_since(&self, mark: usize) -> u64 {
+        self.events.iter().skip(mark).filter(|e| e.kind == EventKind::Deleted).count() as u64
+    }
+
+    /// Deletes `path` and its descendants, except the nodes in `keep` (locks under a
+    /// lock-delay and the nodes above them up to `path`): a kept node that is not a lock
+    /// becomes a container, so that it goes with the last kept lock under it.
+    pub(crate) fn delete_keeping(&mut self, path: &str, keep: &BTreeSet<String>) {
+        for descendant in self.tree.descendants(path) {
+            if !keep.contains(&descendant) {
+                self.detach(&descendant);
+            }
+        }
+        if !keep.contains(path) {
+            self.delete_leaf(path);
+            return;
+        }
+        for kept in keep.iter().rev() {
+            if self.tree.get(kept).is_some_and(|n| n.kind != NodeKind::Lock) {
+                self.tree.update(kept, |n| n.kind = NodeKind::Container);
+                self.emit_children(kept);
+            }
+        }
+    }
+
     /// Deletes every ephemeral node of `session`; returns how many nodes went, containers
     /// emptied by the deletions included.
     pub(crate) fn delete_ephemerals(&mut self, session: SessionId) -> u64 {
@@ -319,7 +352,11 @@ impl<'a> Mutation<'a> {
     }
 }
 
-fn check_version(path: &str, node: &Node, expected: Option<u64>) -> Result<(), CoreError> {
+pub(crate) fn check_version(
+    path: &str,
+    node: &Node,
+    expected: Option<u64>,
+) -> Result<(), CoreError> {
     match expected {
         Some(expected) if expected != node.stat.version => Err(CoreError::BadVersion {
             path: path.to_owned(),

@@ -79,6 +79,11 @@ pub enum Output {
     Deleted {
         /// How many: the node, its descendants, and containers emptied by it.
         count: u64,
+        /// Lock holds and waits revoked on the way (a delete that asked to revoke them).
+        revoked: u64,
+        /// Locks kept until their lock-delay ends, with the nodes above them up to the
+        /// deleted one, which become containers and go with the lock.
+        kept: u64,
     },
     /// A transaction's compares held and all its operations were applied.
     TxnCommitted {

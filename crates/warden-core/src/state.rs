@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, LogCommand, Request};
+use crate::command::{Command, HoldRef, LogCommand, Request};
+use crate::delete;
 use crate::error::CoreError;
 use crate::event::Event;
 use crate::limits::Limits;
@@ -110,6 +111,17 @@ impl State {
         Ok(self.tree.children(path).map(|(p, n)| (path::name(p).to_owned(), n.stat)).collect())
     }
 
+    /// The children of `path` whose names sort after `after` (all of them for ""): names
+    /// and stats, sorted by name, for a listing read in pages.
+    pub fn children_after<'a>(
+        &'a self,
+        path: &str,
+        after: &'a str,
+    ) -> Result<impl Iterator<Item = (&'a str, &'a Stat)> + 'a, CoreError> {
+        self.get(path)?;
+        Ok(self.tree.children_after(path, after).map(|(p, n)| (path::name(p), &n.stat)))
+    }
+
     /// A live session.
     pub fn session(&self, id: SessionId) -> Option<&Session> {
         self.sessions.get(id)
@@ -197,42 +209,42 @@ impl State {
         ctx: &ApplyContext,
     ) -> (Result<Output, CoreError>, Vec<Event>) {
         let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms);
-        let outcome =
-            match command {
-                Command::OpenSession { ttl_ms, identity } => {
-                    self.sessions.open(ttl_ms, identity, ctx, &self.limits)
-                }
-                Command::CloseSession { id } => match self.sessions.remove(id) {
-                    Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
-                    None => Err(CoreError::SessionExpired { id }),
-                },
-                Command::ExpireSessions { term, .. } if term != ctx.term => {
-                    Err(CoreError::StaleTerm { decided: term, appended: ctx.term })
-                }
-                Command::ExpireSessions { ids, .. } => {
-                    let mut expired = Vec::new();
-                    let mut deleted = 0;
-                    for id in ids {
-                        if self.sessions.remove(id).is_some() {
-                            // Expiry, unlike a release or a close, is a holder failure.
-                            lock::block_on_holder_failure(&mut m, id);
-                            deleted += m.delete_ephemerals(id);
-                            expired.push(id);
-                        }
+        let outcome = match command {
+            Command::OpenSession { ttl_ms, identity } => {
+                self.sessions.open(ttl_ms, identity, ctx, &self.limits)
+            }
+            Command::CloseSession { id } => match self.sessions.remove(id) {
+                Some(_) => Ok(Output::SessionClosed { id, deleted: m.delete_ephemerals(id) }),
+                None => Err(CoreError::SessionExpired { id }),
+            },
+            Command::ExpireSessions { term, .. } if term != ctx.term => {
+                Err(CoreError::StaleTerm { decided: term, appended: ctx.term })
+            }
+            Command::ExpireSessions { ids, .. } => {
+                let mut expired = Vec::new();
+                let mut deleted = 0;
+                for id in ids {
+                    if self.sessions.remove(id).is_some() {
+                        // Expiry, unlike a release or a close, is a holder failure.
+                        lock::block_on_holder_failure(&mut m, id);
+                        deleted += m.delete_ephemerals(id);
+                        expired.push(id);
                     }
-                    Ok(Output::SessionsExpired { ids: expired, deleted })
                 }
-                Command::CheckpointSessions { remaining } => {
-                    let mut count = 0;
-                    for (id, ms) in remaining {
-                        if let Some(session) = self.sessions.get_mut(id) {
-                            session.checkpoint_remaining_ms = Some(ms.min(session.ttl_ms));
-                            count += 1;
-                        }
+                Ok(Output::SessionsExpired { ids: expired, deleted })
+            }
+            Command::CheckpointSessions { remaining } => {
+                let mut count = 0;
+                for (id, ms) in remaining {
+                    if let Some(session) = self.sessions.get_mut(id) {
+                        session.checkpoint_remaining_ms = Some(ms.min(session.ttl_ms));
+                        count += 1;
                     }
-                    Ok(Output::SessionsCheckpointed { count })
                 }
-                Command::Acquire { path, kind, mode, delay_ms } => match session {
+                Ok(Output::SessionsCheckpointed { count })
+            }
+            Command::Acquire { path, kind, mode, delay_ms } => {
+                match session {
                     Some(session) => lock::acquire(&mut m, session, &path, kind, mode, delay_ms)
                         .map(|a| Output::LockQueued {
                             waiter: a.waiter,
@@ -240,34 +252,33 @@ impl State {
                             position: a.position,
                         }),
                     None => Err(CoreError::SessionRequired { path }),
-                },
-                Command::Release { path } => match session {
-                    Some(session) => lock::release(&mut m, session, &path, Leaving::Released)
-                        .map(|held| Output::LockReleased { held }),
-                    None => Err(CoreError::SessionRequired { path }),
-                },
-                Command::Revoke { path, session } => {
-                    lock::release(&mut m, session, &path, Leaving::Revoked)
-                        .map(|held| Output::LockReleased { held })
                 }
-                Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
-                Command::Create { path, data, mode } => m
-                    .create(&path, data, mode, session)
-                    .map(|(path, stat)| Output::Created { path, stat }),
-                Command::Set { path, data, expected_version } => {
-                    m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
-                }
-                Command::Delete { path, expected_version, recursive } => m
-                    .delete(&path, expected_version, recursive)
-                    .map(|count| Output::Deleted { count }),
-                Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
-                    .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
-                    .and_then(|failed| match failed {
-                        Some(index) => Ok(Output::TxnCompareFailed { index }),
-                        None => txn::apply_ops(&mut m, ops, session)
-                            .map(|results| Output::TxnCommitted { results }),
-                    }),
-            };
+            }
+            Command::Release { path, hold } => match session {
+                Some(session) => lock::release(&mut m, session, &path, &hold, Leaving::Released),
+                None => Err(CoreError::SessionRequired { path }),
+            },
+            Command::Revoke { path, session } => {
+                lock::release(&mut m, session, &path, &HoldRef::Any, Leaving::Revoked)
+            }
+            Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
+            Command::Create { path, data, mode } => m
+                .create(&path, data, mode, session)
+                .map(|(path, stat)| Output::Created { path, stat }),
+            Command::Set { path, data, expected_version } => {
+                m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
+            }
+            Command::Delete { path, expected_version, recursive, revoke_locks } => {
+                delete::delete(&mut m, &path, expected_version, recursive, revoke_locks)
+            }
+            Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
+                .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
+                .and_then(|failed| match failed {
+                    Some(index) => Ok(Output::TxnCompareFailed { index }),
+                    None => txn::apply_ops(&mut m, ops, session)
+                        .map(|results| Output::TxnCommitted { results }),
+                }),
+        };
         if outcome.is_ok() {
             // Whatever left a lock's queue (a release, a deletion, an ended session) may let
             // the next waiters hold.

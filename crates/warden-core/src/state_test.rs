@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::command::{Check, Command, Compare, CompareOp, LogCommand, Request, TxnOp};
+use crate::command::{Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp};
 use crate::error::CoreError;
 use crate::event::EventKind;
 use crate::invariants;
@@ -80,7 +80,7 @@ fn set(path: &str, data: &'static str, expected_version: Option<u64>) -> Command
 }
 
 fn delete(path: &str, recursive: bool) -> Command {
-    Command::Delete { path: path.into(), expected_version: None, recursive }
+    Command::Delete { path: path.into(), expected_version: None, recursive, revoke_locks: false }
 }
 
 fn kinds(applied: &Applied) -> Vec<(EventKind, &str)> {
@@ -285,7 +285,12 @@ fn delete_refuses_non_empty_and_wrong_version() {
         Err(CoreError::NotEmpty { path: "/a".into(), children: 1 })
     );
     assert_eq!(
-        h.cmd(Command::Delete { path: "/a/b".into(), expected_version: Some(1), recursive: false }),
+        h.cmd(Command::Delete {
+            path: "/a/b".into(),
+            expected_version: Some(1),
+            recursive: false,
+            revoke_locks: false,
+        }),
         Err(CoreError::BadVersion { path: "/a/b".into(), expected: 1, actual: 0 })
     );
     assert_eq!(h.cmd(delete("/zz", false)), Err(CoreError::NoNode { path: "/zz".into() }));
@@ -293,8 +298,9 @@ fn delete_refuses_non_empty_and_wrong_version() {
         path: "/a/b".into(),
         expected_version: Some(0),
         recursive: false,
+        revoke_locks: false,
     }));
-    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 1 }));
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 1, revoked: 0, kept: 0 }));
     assert_eq!(kinds(&applied), [(EventKind::Deleted, "/a/b"), (EventKind::Children, "/a")]);
     assert_eq!(h.state.get("/a").map(|n| (n.stat.num_children, n.stat.cversion)), Ok((0, 2)));
 }
@@ -308,7 +314,7 @@ fn recursive_delete_goes_deepest_first() {
     let s = h.open();
     h.create_in(s, "/a/y/e", CreateMode::EPHEMERAL).ok();
     let applied = h.run(Request::new(delete("/a", true)));
-    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 5 }));
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 5, revoked: 0, kept: 0 }));
     assert_eq!(
         kinds(&applied),
         [
@@ -334,7 +340,7 @@ fn containers_go_with_their_last_child_and_cascade() {
     h.cmd(delete("/locks/db/w1", false)).ok();
     assert!(h.exists("/locks/db"), "a container with a child left stays");
     let applied = h.run(Request::new(delete("/locks/db/w2", false)));
-    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 3 }));
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 3, revoked: 0, kept: 0 }));
     assert_eq!(
         kinds(&applied),
         [
@@ -517,14 +523,19 @@ fn txn_applies_all_ops_at_one_revision() {
         ops: vec![
             TxnOp::Set { path: "/cfg".into(), data: "2".into(), expected_version: None },
             TxnOp::Create { path: "/new".into(), data: "n".into(), mode: CreateMode::PERSISTENT },
-            TxnOp::Delete { path: "/new".into(), expected_version: Some(0), recursive: false },
+            TxnOp::Delete {
+                path: "/new".into(),
+                expected_version: Some(0),
+                recursive: false,
+                revoke_locks: false,
+            },
         ],
     }));
     let Ok(Output::TxnCommitted { results }) = &applied.response.outcome else {
         panic!("{applied:?}")
     };
     assert_eq!(results.len(), 3);
-    assert!(matches!(results[2], Output::Deleted { count: 1 }));
+    assert!(matches!(results[2], Output::Deleted { count: 1, revoked: 0, kept: 0 }));
     assert_eq!(applied.response.revision, 2);
     assert!(applied.events.iter().all(|e| e.revision == 2));
     assert_eq!(h.version("/cfg"), 1);
@@ -575,7 +586,12 @@ fn txn_op_failure_rolls_back_every_earlier_op() {
         compares: vec![],
         ops: vec![
             TxnOp::Set { path: "/a".into(), data: "x".into(), expected_version: None },
-            TxnOp::Delete { path: "/c/only".into(), expected_version: None, recursive: false },
+            TxnOp::Delete {
+                path: "/c/only".into(),
+                expected_version: None,
+                recursive: false,
+                revoke_locks: false,
+            },
             TxnOp::Create {
                 path: "/q/".into(),
                 data: "x".into(),
@@ -598,7 +614,12 @@ fn txn_op_failure_rolls_back_every_earlier_op() {
 fn txn_size_is_limited_and_compare_paths_checked() {
     let mut h =
         Harness::with_limits(Limits { max_txn_ops: 1, max_txn_compares: 1, ..Limits::default() });
-    let op = TxnOp::Delete { path: "/a".into(), expected_version: None, recursive: false };
+    let op = TxnOp::Delete {
+        path: "/a".into(),
+        expected_version: None,
+        recursive: false,
+        revoke_locks: false,
+    };
     assert!(matches!(
         h.cmd(Command::Txn { compares: vec![], ops: vec![op.clone(), op] }),
         Err(CoreError::TxnTooLarge { count: 2, max: 1, .. })
@@ -726,7 +747,8 @@ fn a_mutex_is_granted_in_order_with_increasing_tokens() {
     // Acquiring again returns the same hold or wait.
     assert_eq!(queued(&h.acquire(s1, "/db", LockKind::Mutex, X, 0)).0, t1);
     assert_eq!(h.holders("/db"), [(s1, t1.unwrap_or(0))]);
-    let released = h.run(Request::in_session(s1, Command::Release { path: "/db".into() }));
+    let released =
+        h.run(Request::in_session(s1, Command::Release { path: "/db".into(), hold: HoldRef::Any }));
     assert_eq!(released.response.outcome, Ok(Output::LockReleased { held: true }));
     let holders = h.holders("/db");
     assert_eq!(holders.len(), 1);
@@ -741,7 +763,7 @@ fn a_mutex_is_granted_in_order_with_increasing_tokens() {
     }));
     assert!(h.state.check_sequencer("/db", holders[0].1));
     assert!(!h.state.check_sequencer("/db", t1.unwrap_or(0)));
-    h.run(Request::in_session(s2, Command::Release { path: "/db".into() }));
+    h.run(Request::in_session(s2, Command::Release { path: "/db".into(), hold: HoldRef::Any }));
     assert!(!h.exists("/db"), "an idle lock leaves no node");
 }
 
@@ -756,8 +778,8 @@ fn readers_share_and_semaphores_count_permits() {
         queued(&h.acquire(r3, "/rw", LockKind::ReadWrite, WaitMode::Shared, 0)).0.is_none(),
         "behind a writer"
     );
-    h.run(Request::in_session(r1, Command::Release { path: "/rw".into() }));
-    h.run(Request::in_session(r2, Command::Release { path: "/rw".into() }));
+    h.run(Request::in_session(r1, Command::Release { path: "/rw".into(), hold: HoldRef::Any }));
+    h.run(Request::in_session(r2, Command::Release { path: "/rw".into(), hold: HoldRef::Any }));
     assert_eq!(h.holders("/rw").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [w]);
 
     let sem = LockKind::Semaphore { permits: 2 };
@@ -793,7 +815,10 @@ fn lock_delay_follows_expiry_only() {
         queued(&h.acquire(s4, "/l", LockKind::Mutex, X, 0)).0.is_none(),
         "nobody gets it during the delay"
     );
-    h.run_at(Request::in_session(s4, Command::Release { path: "/l".into() }), 301_000);
+    h.run_at(
+        Request::in_session(s4, Command::Release { path: "/l".into(), hold: HoldRef::Any }),
+        301_000,
+    );
     assert!(h.exists("/l"), "still blocked");
     h.run_at(Request::new(Command::WakeLocks), 305_000);
     assert!(!h.exists("/l"), "woken and empty: gone");
@@ -883,17 +908,182 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
     let nobody =
         Command::Acquire { path: "/m".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
     assert!(matches!(h.cmd(nobody), Err(CoreError::SessionRequired { .. })));
-    let release = Request::in_session(other, Command::Release { path: "/m".into() });
+    let release =
+        Request::in_session(other, Command::Release { path: "/m".into(), hold: HoldRef::Any });
     assert_eq!(
         h.run(release).response.outcome,
         Err(CoreError::NotHeld { path: "/m".into(), session: other })
     );
-    // An operator may force a release by deleting the holder's waiter.
+    // A plain delete of the holder's waiter is refused; one that asks to revoke is a revoke.
     h.acquire(other, "/m", LockKind::Mutex, X, 0);
-    h.cmd(delete(&waiter, false)).ok();
+    assert!(matches!(
+        h.cmd(delete(&waiter, false)),
+        Err(CoreError::LockInUse { ref lock, .. }) if lock == "/m"
+    ));
+    assert_eq!(h.holders("/m"), [(s, token.unwrap_or(0))], "nothing changed");
+    let revoke = Command::Delete {
+        path: waiter.clone(),
+        expected_version: None,
+        recursive: false,
+        revoke_locks: true,
+    };
+    let applied = h.run(Request::new(revoke));
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 1, revoked: 1, kept: 0 }));
+    assert!(
+        applied
+            .events
+            .iter()
+            .any(|e| e.path == waiter && e.data.as_deref().is_some_and(crate::lock::is_revoked)),
+        "the holder's waiter is marked revoked, so its session is told"
+    );
     let holders = h.holders("/m");
     assert_eq!(holders.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [other]);
     assert!(holders[0].1 > token.unwrap_or(0));
+}
+
+fn delete_revoking(path: &str) -> Command {
+    Command::Delete {
+        path: path.into(),
+        expected_version: None,
+        recursive: true,
+        revoke_locks: true,
+    }
+}
+
+#[test]
+fn a_delete_never_ends_a_lock_unless_it_asks_to_revoke() {
+    let mut h = Harness::new();
+    let (s1, s2) = (h.open(), h.open());
+    h.create("/jobs", CreateMode::PERSISTENT).ok();
+    h.create("/jobs/x", CreateMode::PERSISTENT).ok();
+    h.create("/jobs/x/data", CreateMode::PERSISTENT).ok();
+    h.create("/jobs/free", CreateMode::PERSISTENT).ok();
+    let (t1, _) = queued(&h.acquire(s1, "/jobs/x/lock", LockKind::Mutex, X, 0));
+    h.acquire(s2, "/jobs/x/lock", LockKind::Mutex, X, 0);
+    let before = h.state.revision();
+    for command in [delete("/jobs", true), delete("/jobs/x", true), delete("/jobs/x/lock", false)] {
+        match h.cmd(command) {
+            Err(CoreError::LockInUse { lock, what, .. }) => {
+                assert_eq!(lock, "/jobs/x/lock");
+                assert!(what.contains(&format!("held by session {s1}")), "{what}");
+                assert!(what.contains("1 waiting"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let txn = Command::Txn {
+        compares: vec![],
+        ops: vec![TxnOp::Delete {
+            path: "/jobs".into(),
+            expected_version: None,
+            recursive: true,
+            revoke_locks: false,
+        }],
+    };
+    assert!(matches!(
+        h.cmd(txn),
+        Err(CoreError::TxnOpFailed { error, .. }) if matches!(*error, CoreError::LockInUse { .. })
+    ));
+    assert_eq!(h.state.revision(), before, "nothing changed");
+    assert_eq!(h.holders("/jobs/x/lock"), [(s1, t1.unwrap_or(0))]);
+    // Asking to revoke: both sessions are taken out, nobody is granted, all goes.
+    let applied = h.run(Request::new(delete_revoking("/jobs")));
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 7, revoked: 2, kept: 0 }));
+    assert!(!h.exists("/jobs"));
+    assert!(
+        !applied.events.iter().any(|e| e.data.as_deref().is_some_and(|d| {
+            crate::lock::WaiterInfo::decode(d).is_some_and(|i| i.token.is_some())
+                && !crate::lock::is_revoked(d)
+        })),
+        "no grant on the way out"
+    );
+}
+
+#[test]
+fn a_revoking_delete_keeps_a_lock_in_its_lock_delay_and_its_parents_as_containers() {
+    let mut h = Harness::new();
+    let s1 = h.open();
+    h.create("/jobs", CreateMode::PERSISTENT).ok();
+    h.create("/jobs/x", CreateMode::PERSISTENT).ok();
+    h.create("/jobs/other", CreateMode::PERSISTENT).ok();
+    h.acquire(s1, "/jobs/x/lock", LockKind::Mutex, X, 5_000);
+    let applied = h.run_at(Request::new(delete_revoking("/jobs")), 100_000);
+    assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 2, revoked: 1, kept: 1 }));
+    assert!(!h.exists("/jobs/other"));
+    assert_eq!(h.state.get("/jobs").map(|n| n.kind), Ok(NodeKind::Container));
+    assert_eq!(h.state.get("/jobs/x").map(|n| n.kind), Ok(NodeKind::Container));
+    // Nobody gets the lock in its delay, and a plain delete cannot end the delay.
+    let s2 = h.open();
+    assert_eq!(queued(&h.acquire(s2, "/jobs/x/lock", LockKind::Mutex, X, 5_000)).0, None);
+    h.run(Request::new(Command::CloseSession { id: s2 }));
+    assert!(matches!(h.cmd(delete("/jobs", true)), Err(CoreError::LockInUse { .. })));
+    h.run_at(Request::new(Command::WakeLocks), 105_000);
+    assert!(!h.exists("/jobs"), "the lock and the containers above it went when it woke");
+}
+
+#[test]
+fn a_release_names_the_hold_it_ends() {
+    let mut h = Harness::new();
+    let s = h.open();
+    let other = h.open();
+    let release =
+        |hold: HoldRef| Request::in_session(s, Command::Release { path: "/m".into(), hold });
+    let (t1, _) = queued(&h.acquire(s, "/m", LockKind::Mutex, X, 0));
+    let t1 = t1.unwrap_or(0);
+    h.run(Request::new(Command::Revoke { path: "/m".into(), session: s }));
+    let (t2, _) = queued(&h.acquire(s, "/m", LockKind::Mutex, X, 0));
+    let t2 = t2.unwrap_or(0);
+    assert!(t2 > t1);
+    // A stale guard's release changes nothing, and says so.
+    assert_eq!(
+        h.run(release(HoldRef::Token(t1))).response.outcome,
+        Err(CoreError::HoldEnded { path: "/m".into(), token: t1 })
+    );
+    assert_eq!(h.holders("/m"), [(s, t2)]);
+    // A cancel of a wait that was granted meanwhile keeps the grant and reports it.
+    let waiter = match h.acquire(other, "/m", LockKind::Mutex, X, 0) {
+        Output::LockQueued { waiter, token: None, .. } => waiter,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(
+        h.run(release(HoldRef::Wait("/m/w-0000000099".into()))).response.outcome,
+        Err(CoreError::NotHeld { path: "/m".into(), session: s })
+    );
+    match h
+        .run(release(HoldRef::Wait(
+            h.state.lock("/m").map(|(_, w)| w[0].path.clone()).unwrap_or_default(),
+        )))
+        .response
+        .outcome
+    {
+        Ok(Output::LockQueued { token: Some(t), position: 0, .. }) => assert_eq!(t, t2),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(
+        h.run(release(HoldRef::Token(t2))).response.outcome,
+        Ok(Output::LockReleased { held: true })
+    );
+    let t3 = h.holders("/m")[0].1;
+    h.acquire(s, "/m", LockKind::Mutex, X, 0);
+    let cancel = Request::in_session(
+        other,
+        Command::Release { path: "/m".into(), hold: HoldRef::Wait(waiter) },
+    );
+    assert_eq!(
+        h.run(cancel).response.outcome,
+        Ok(Output::LockQueued {
+            waiter: h.state.lock("/m").map(|(_, w)| w[0].path.clone()).unwrap_or_default(),
+            token: Some(t3),
+            position: 0,
+        })
+    );
+    // A wait not granted is removed by its cancel.
+    let mine = h.state.lock("/m").map(|(_, w)| w[1].path.clone()).unwrap_or_default();
+    assert_eq!(
+        h.run(release(HoldRef::Wait(mine))).response.outcome,
+        Ok(Output::LockReleased { held: false })
+    );
+    assert_eq!(h.holders("/m"), [(other, t3)]);
 }
 
 #[test]

@@ -107,6 +107,22 @@ impl Tree {
             .map(|((_, p), n)| (p.as_str(), n))
     }
 
+    /// The children of `parent` whose names sort after `after`, as (full path, node),
+    /// sorted by name: the next page of a listing that ended at `after`.
+    pub fn children_after<'a>(
+        &'a self,
+        parent: &str,
+        after: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a Node)> + 'a {
+        let depth = path::depth(parent) + 1;
+        let prefix = path::child_prefix(parent);
+        let start = (depth, format!("{prefix}{after}"));
+        self.nodes
+            .range((std::ops::Bound::Excluded(start), std::ops::Bound::Unbounded))
+            .take_while(move |((d, p), _)| *d == depth && p.starts_with(&prefix))
+            .map(|((_, p), n)| (p.as_str(), n))
+    }
+
     /// Every descendant of `path`, deepest first, each depth in path order: deleting them in
     /// this order never deletes a node before its children.
     pub fn descendants(&self, path: &str) -> Vec<String> {
@@ -273,6 +289,11 @@ mod tests {
         assert_eq!(paths(t.children("/a/x")), ["/a/x/1"]);
         assert!(paths(t.children("/ab")).is_empty());
         assert_eq!(t.descendants("/a"), ["/a/x/1", "/a/x", "/a/y"]);
+        assert_eq!(paths(t.children_after("/", "")), ["/a", "/a-", "/ab", "/b", "/c"]);
+        assert_eq!(paths(t.children_after("/", "a-")), ["/ab", "/b", "/c"]);
+        assert_eq!(paths(t.children_after("/", "aa")), ["/ab", "/b", "/c"], "after a missing name");
+        assert_eq!(paths(t.children_after("/a", "x")), ["/a/y"]);
+        assert!(paths(t.children_after("/a", "y")).is_empty());
         assert_eq!(t.descendants("/a/y"), Vec::<String>::new());
     }
 

@@ -1,6 +1,7 @@
 //! Transactions: compares evaluated on the state before, then operations, all or nothing.
 
 use crate::command::{Check, Compare, TxnOp};
+use crate::delete;
 use crate::error::CoreError;
 use crate::limits::Limits;
 use crate::namespace::Mutation;
@@ -71,8 +72,8 @@ pub(crate) fn apply_ops(
             TxnOp::Set { path, data, expected_version } => {
                 m.set(&path, data, expected_version).map(|stat| Output::Set { stat })
             }
-            TxnOp::Delete { path, expected_version, recursive } => {
-                m.delete(&path, expected_version, recursive).map(|count| Output::Deleted { count })
+            TxnOp::Delete { path, expected_version, recursive, revoke_locks } => {
+                delete::delete(m, &path, expected_version, recursive, revoke_locks)
             }
         };
         match result {

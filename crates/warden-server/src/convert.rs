@@ -51,7 +51,12 @@ pub(crate) fn set(r: pb::SetRequest) -> Command {
 
 /// A delete request as a command.
 pub(crate) fn delete(r: pb::DeleteRequest) -> Command {
-    Command::Delete { path: r.path, expected_version: r.expected_version, recursive: r.recursive }
+    Command::Delete {
+        path: r.path,
+        expected_version: r.expected_version,
+        recursive: r.recursive,
+        revoke_locks: r.revoke_locks,
+    }
 }
 
 fn compare(c: pb::Compare) -> Compare {
@@ -90,6 +95,7 @@ pub(crate) fn txn(r: pb::TxnRequest) -> Option<Command> {
                 path: d.path,
                 expected_version: d.expected_version,
                 recursive: d.recursive,
+                revoke_locks: d.revoke_locks,
             }),
         })
         .collect::<Option<Vec<_>>>()?;
@@ -109,8 +115,13 @@ pub(crate) fn txn_result(output: Output) -> pb::TxnOpResult {
         Output::Set { stat: s } => {
             pb::txn_op_result::Result::Set(pb::SetResponse { header: None, stat: Some(stat(&s)) })
         }
-        Output::Deleted { count } => {
-            pb::txn_op_result::Result::Delete(pb::DeleteResponse { header: None, deleted: count })
+        Output::Deleted { count, revoked, kept } => {
+            pb::txn_op_result::Result::Delete(pb::DeleteResponse {
+                header: None,
+                deleted: count,
+                revoked,
+                kept,
+            })
         }
         _ => return pb::TxnOpResult { result: None },
     };

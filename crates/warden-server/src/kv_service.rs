@@ -1,5 +1,6 @@
 //! The KV service: a thin adapter from protobuf to the core's commands and queries.
 
+use prost::Message;
 use tonic::{Request, Response, Status};
 use warden_core::Output;
 use warden_proto::v1 as pb;
@@ -8,6 +9,11 @@ use warden_proto::v1::kv_server::Kv;
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
+
+/// The most bytes of children one page of a listing carries: a page stays well inside
+/// every message limit, however long the names (a directory of 20,000 children with
+/// 250-byte names is about 6 MiB).
+const PAGE_BYTES: usize = 1 << 20;
 
 /// Serves the namespace to clients.
 pub(crate) struct KvService {
@@ -52,15 +58,32 @@ impl Kv for KvService {
         request: Request<pb::ChildrenRequest>,
     ) -> Result<Response<pb::ChildrenResponse>, Status> {
         let r = request.into_inner();
-        let (revision, children) =
-            self.shared.read(r.serializable, |a| a.core.children(&r.path)).await?;
-        let children = children
-            .into_iter()
-            .map(|(name, s)| pb::Child { name, stat: Some(convert::stat(&s)) })
-            .collect();
+        let limit = match r.limit {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let (revision, (children, more)) = self
+            .shared
+            .read(r.serializable, |a| {
+                let mut page = Vec::new();
+                let mut bytes = 0;
+                let mut rest = a.core.children_after(&r.path, &r.start_after)?.peekable();
+                while let Some((name, s)) = rest.next_if(|_| page.len() < limit) {
+                    let child = pb::Child { name: name.to_owned(), stat: Some(convert::stat(s)) };
+                    // Field tag and length prefix: a few bytes on top of the child itself.
+                    bytes += child.encoded_len() + 8;
+                    page.push(child);
+                    if bytes >= PAGE_BYTES {
+                        break;
+                    }
+                }
+                Ok((page, rest.peek().is_some()))
+            })
+            .await?;
         Ok(Response::new(pb::ChildrenResponse {
             header: Some(self.shared.header(revision)),
             children,
+            more,
         }))
     }
 
@@ -102,10 +125,14 @@ impl Kv for KvService {
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
         match self.shared.write(session, id, convert::delete(r)).await? {
-            (revision, Output::Deleted { count }) => Ok(Response::new(pb::DeleteResponse {
-                header: Some(self.shared.header(revision)),
-                deleted: count,
-            })),
+            (revision, Output::Deleted { count, revoked, kept }) => {
+                Ok(Response::new(pb::DeleteResponse {
+                    header: Some(self.shared.header(revision)),
+                    deleted: count,
+                    revoked,
+                    kept,
+                }))
+            }
             (_, other) => Err(unexpected(&other)),
         }
     }

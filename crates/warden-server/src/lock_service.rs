@@ -3,7 +3,10 @@
 //!
 //! An Acquire that is not granted at once waits on the node's watch hub for its waiter's
 //! grant (the token written into the waiter). A timeout, or the caller going away, removes
-//! the wait with one Release entry, so a grant is never leaked.
+//! the wait with one Release entry that names the wait (`HoldRef::Wait`): if the grant
+//! raced it, the grant is kept and the timed-out caller is answered with it, so a grant is
+//! never lost between the server and the client, and a late cancel can never end a hold
+//! the session got since (another guard of the same hold, a re-attached acquire).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::debug;
 use warden_core::lock::{WaiterInfo, WaiterView};
 use warden_core::queue::{LockKind, WaitMode};
-use warden_core::{Command, CoreError, EventKind, Output, WatchFilter};
+use warden_core::{Command, CoreError, EventKind, HoldRef, Output, WatchFilter};
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -59,10 +62,13 @@ fn session(id: u64) -> Result<u64, Status> {
     Ok(id)
 }
 
-/// Removes a wait if the acquire ends without a grant (timeout, or the caller left).
+/// Removes the wait if the acquire's caller goes away before a grant. A grant that raced
+/// the cancel stays with the session (the client re-attaches to it, or it goes with the
+/// session): the cancel cannot know whether another call of the session holds it.
 struct CancelOnDrop {
     shared: Shared,
     path: String,
+    waiter: String,
     session: u64,
     armed: bool,
 }
@@ -70,13 +76,25 @@ struct CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            let (shared, path, session) = (self.shared.clone(), self.path.clone(), self.session);
+            let (shared, session) = (self.shared.clone(), self.session);
+            let command = Command::Release {
+                path: self.path.clone(),
+                hold: HoldRef::Wait(self.waiter.clone()),
+            };
             tokio::spawn(async move {
-                let released = shared.write(Some(session), None, Command::Release { path }).await;
+                let released = shared.write(Some(session), None, command).await;
                 debug!(?released, "abandoned lock wait removed");
             });
         }
     }
+}
+
+/// What withdrawing a wait did.
+enum Withdrawn {
+    /// The wait is gone.
+    Removed,
+    /// It was granted first: the revision and the token.
+    Granted(u64, u64),
 }
 
 impl LockService {
@@ -86,6 +104,26 @@ impl LockService {
         match self.shared.write(Some(session), None, command(r)).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::server(
+                Code::Internal,
+                "Internal",
+                format!("unexpected output {other:?}"),
+            )),
+        }
+    }
+
+    /// Withdraws the wait of `waiter` (a timed-out or try acquire), unless it was granted
+    /// meanwhile. A wait that is already gone (its session ended) counts as removed.
+    async fn withdraw(&self, r: &pb::AcquireRequest, waiter: &str) -> Result<Withdrawn, Status> {
+        let command =
+            Command::Release { path: r.path.clone(), hold: HoldRef::Wait(waiter.to_owned()) };
+        match self.shared.write(Some(r.session_id), None, command).await {
+            Ok((_, Output::LockReleased { .. })) => Ok(Withdrawn::Removed),
+            Ok((revision, Output::LockQueued { token: Some(token), .. })) => {
+                Ok(Withdrawn::Granted(revision, token))
+            }
+            Err(e) if status::kind(&e) == "NotHeld" => Ok(Withdrawn::Removed),
+            Err(e) => Err(e),
+            Ok((_, other)) => Err(status::server(
                 Code::Internal,
                 "Internal",
                 format!("unexpected output {other:?}"),
@@ -218,6 +256,7 @@ impl Lock for LockService {
         let mut guard = CancelOnDrop {
             shared: self.shared.clone(),
             path: r.path.clone(),
+            waiter: waiter.clone(),
             session: r.session_id,
             armed: true,
         };
@@ -233,11 +272,11 @@ impl Lock for LockService {
                 Ok(result) => result,
                 Err(_) => {
                     guard.armed = false;
-                    // One entry removes the wait, held or not: a grant that raced the
-                    // timeout is released, never leaked.
-                    self.leave(Some(r.session_id), Command::Release { path: r.path.clone() })
-                        .await
-                        .ok();
+                    // One entry removes the wait; a grant that raced the timeout is kept
+                    // and answered, never leaked and never released behind a guard.
+                    if let Withdrawn::Granted(revision, token) = self.withdraw(&r, &waiter).await? {
+                        return Ok(self.granted(revision, waiter, token));
+                    }
                     return Err(status::server(
                         Code::DeadlineExceeded,
                         "Timeout",
@@ -271,7 +310,9 @@ impl Lock for LockService {
         if let Some(token) = token {
             return Ok(self.granted(revision, waiter, token));
         }
-        self.leave(Some(r.session_id), Command::Release { path: r.path.clone() }).await?;
+        if let Withdrawn::Granted(revision, token) = self.withdraw(&r, &waiter).await? {
+            return Ok(self.granted(revision, waiter, token));
+        }
         Err(status::server(
             Code::FailedPrecondition,
             "AlreadyLocked",
@@ -285,7 +326,9 @@ impl Lock for LockService {
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
         let r = request.into_inner();
         let session = session(r.session_id)?;
-        let (header, held) = self.leave(Some(session), Command::Release { path: r.path }).await?;
+        let hold = r.token.map_or(HoldRef::Any, HoldRef::Token);
+        let (header, held) =
+            self.leave(Some(session), Command::Release { path: r.path, hold }).await?;
         Ok(Response::new(pb::ReleaseResponse { header: Some(header), held }))
     }
 

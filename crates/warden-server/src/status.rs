@@ -23,6 +23,11 @@ fn with_kind(mut status: Status, kind: &str) -> Status {
     status
 }
 
+/// The error kind a status carries (`warden-error`), empty if none.
+pub(crate) fn kind(status: &Status) -> &str {
+    status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
 /// A core error as a status.
 pub(crate) fn core_error(error: &CoreError) -> Status {
     let (code, kind) = match error {
@@ -30,6 +35,8 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::InvalidGlob { .. } => (Code::InvalidArgument, "InvalidGlob"),
         CoreError::InvalidLockRequest { .. } => (Code::InvalidArgument, "InvalidLockRequest"),
         CoreError::NotHeld { .. } => (Code::FailedPrecondition, "NotHeld"),
+        CoreError::HoldEnded { .. } => (Code::FailedPrecondition, "HoldEnded"),
+        CoreError::LockInUse { .. } => (Code::FailedPrecondition, "LockInUse"),
         CoreError::LockManaged { .. } => (Code::FailedPrecondition, "LockManaged"),
         CoreError::StaleTerm { .. } => (Code::Aborted, "StaleTerm"),
         CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, "ValueTooLarge"),

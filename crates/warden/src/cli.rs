@@ -98,21 +98,30 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         serializable: bool,
     },
-    /// Lists a node's children.
+    /// Lists a node's children, sorted by name (read page by page: any size works).
     Ls {
         /// The path.
         path: String,
         /// Read the answering member's replica without confirming leadership.
         #[arg(long)]
         serializable: bool,
+        /// Print at most this many children.
+        #[arg(long)]
+        limit: Option<u64>,
     },
-    /// Deletes a node.
+    /// Deletes a node. A delete that would end a lock (a waiter node, a lock, or a subtree
+    /// holding one) is refused unless --revoke-locks is given.
     Rm {
         /// The path.
         path: String,
         /// Delete its descendants too.
         #[arg(long, short)]
         recursive: bool,
+        /// Revoke the holds and waits of the locks the delete reaches (as `warden lock
+        /// revoke` does: holders are told, and the lock-delay applies; a lock in its
+        /// lock-delay is kept until the delay ends).
+        #[arg(long)]
+        revoke_locks: bool,
     },
     /// Prints changes as they happen, one line (or JSON object) per event, until Ctrl-C.
     Watch {

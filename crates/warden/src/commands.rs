@@ -45,18 +45,33 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
             let text = String::from_utf8_lossy(&node.data).into_owned();
             emit(out, &text, &object);
         }
-        Command::Ls { path, serializable } => {
-            for (name, s) in client.children(&path, consistency(serializable)).await? {
-                let full = if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
-                emit(out, &name, &json!({ "name": name, "path": full, "stat": stat(&s) }));
-            }
+        Command::Ls { path, serializable, limit } => {
+            ls(&client, out, &path, consistency(serializable), limit).await?
         }
-        Command::Rm { path, recursive } => {
+        Command::Rm { path, recursive, revoke_locks: false } => {
             let deleted = client.delete(&path, None, recursive).await?;
             emit(
                 out,
                 &format!("deleted {deleted} node(s)"),
                 &json!({ "path": path, "deleted": deleted }),
+            );
+        }
+        Command::Rm { path, recursive, revoke_locks: true } => {
+            let d = client.delete_revoking_locks(&path, None, recursive).await?;
+            let mut text = format!(
+                "deleted {} node(s), revoked {} lock hold(s) or wait(s)",
+                d.deleted, d.revoked
+            );
+            if d.kept > 0 {
+                text.push_str(&format!(
+                    "; {} lock(s) in their lock-delay are kept until it ends, then go with the nodes above them",
+                    d.kept
+                ));
+            }
+            emit(
+                out,
+                &text,
+                &json!({ "path": path, "deleted": d.deleted, "revoked": d.revoked, "kept": d.kept }),
             );
         }
         Command::Cluster { command: ClusterCommand::Status } => {
@@ -136,6 +151,32 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the children of `path` page by page, at most `limit` of them.
+async fn ls(
+    client: &Client,
+    out: crate::cli::Output,
+    path: &str,
+    consistency: Consistency,
+    limit: Option<u64>,
+) -> Result<()> {
+    let mut left = limit.unwrap_or(u64::MAX);
+    let mut after = String::new();
+    while left > 0 {
+        let ask = u32::try_from(left).unwrap_or(0);
+        let page = client.children_page(path, consistency, &after, ask).await?;
+        for (name, s) in page.children.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
+            let full = if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
+            emit(out, name, &json!({ "name": name, "path": full, "stat": stat(s) }));
+            left -= 1;
+        }
+        match page.children.last() {
+            Some((last, _)) if page.more => after.clone_from(last),
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 fn print_event(out: crate::cli::Output, event: &Event) {

@@ -4,5 +4,6 @@
 
 mod determinism;
 mod invariants;
+mod lock_nodes;
 mod queue;
 mod steps;

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{
-    Applied, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, Output, Request, State,
-    TxnOp,
+    Applied, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, HoldRef, Output,
+    Request, State, TxnOp,
 };
 
 /// Cases per property: at least 256 (the CI floor), more with WARDEN_PROPTEST_CASES.
@@ -41,6 +41,7 @@ pub enum AbstractCommand {
         path: String,
         expected_version: Option<u64>,
         recursive: bool,
+        revoke_locks: bool,
     },
     Txn {
         compares: Vec<Compare>,
@@ -53,8 +54,12 @@ pub enum AbstractCommand {
         permits: u32,
         delay_ms: u64,
     },
+    /// A release by the step's session, or (`waiter`) by the session of that waiter of
+    /// the lock, so that releases often come from sessions that are in the queue.
     Release {
         lock: u8,
+        hold: AbstractHold,
+        waiter: Option<u8>,
     },
     /// An operator takes a session out of lock `0..3`.
     Revoke {
@@ -64,11 +69,24 @@ pub enum AbstractCommand {
     Wake,
 }
 
-/// The lock paths of the model, and their kinds.
+/// Which hold a release names.
+#[derive(Debug, Clone, Copy)]
+pub enum AbstractHold {
+    Any,
+    /// The token of the session's current hold of the lock (any number if it has none).
+    Current,
+    /// A token that is not the session's current one.
+    Stale(u64),
+    /// The session's current waiter node (a made-up one if it has none).
+    Wait,
+}
+
+/// The lock paths of the model, and their kinds: under the model's plain paths, so that
+/// deletes and recursive deletes reach them.
 pub const LOCKS: [(&str, warden_core::queue::LockKind); 3] = [
-    ("/lock-m", warden_core::queue::LockKind::Mutex),
-    ("/lock-rw", warden_core::queue::LockKind::ReadWrite),
-    ("/lock-s", warden_core::queue::LockKind::Semaphore { permits: 2 }),
+    ("/a/m", warden_core::queue::LockKind::Mutex),
+    ("/b/rw", warden_core::queue::LockKind::ReadWrite),
+    ("/a/b/s", warden_core::queue::LockKind::Semaphore { permits: 2 }),
 ];
 
 #[derive(Debug, Clone)]
@@ -82,6 +100,12 @@ fn path() -> impl Strategy<Value = String> {
     prop_oneof![
         20 => prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..=3)
             .prop_map(|segments| format!("/{}", segments.join("/"))),
+        // A lock, or one of its first waiters.
+        4 => (0usize..3, prop::option::of(0u64..3))
+            .prop_map(|(lock, waiter)| match waiter {
+                Some(n) => format!("{}/w-{n:010}", LOCKS[lock].0),
+                None => LOCKS[lock].0.to_owned(),
+            }),
         1 => prop::sample::select(vec!["/", "", "a", "/a/", "/a//b", "/a/.."]).prop_map(str::to_owned),
     ]
 }
@@ -133,9 +157,23 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
             data,
             expected_version
         }),
-        (path(), version(), any::<bool>()).prop_map(|(path, expected_version, recursive)| {
-            TxnOp::Delete { path, expected_version, recursive }
-        }),
+        (path(), version(), any::<bool>(), prop::bool::weighted(0.3)).prop_map(
+            |(path, expected_version, recursive, revoke_locks)| TxnOp::Delete {
+                path,
+                expected_version,
+                recursive,
+                revoke_locks
+            }
+        ),
+    ]
+}
+
+fn hold() -> impl Strategy<Value = AbstractHold> {
+    prop_oneof![
+        2 => Just(AbstractHold::Any),
+        2 => Just(AbstractHold::Current),
+        1 => (0u64..40).prop_map(AbstractHold::Stale),
+        2 => Just(AbstractHold::Wait),
     ]
 }
 
@@ -149,13 +187,14 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
         8 => (path(), data(), mode()).prop_map(|(path, data, mode)| AbstractCommand::Create { path, data, mode }),
         3 => (path(), data(), version())
             .prop_map(|(path, data, expected_version)| AbstractCommand::Set { path, data, expected_version }),
-        3 => (path(), version(), any::<bool>())
-            .prop_map(|(path, expected_version, recursive)| AbstractCommand::Delete { path, expected_version, recursive }),
+        3 => (path(), version(), any::<bool>(), prop::bool::weighted(0.3))
+            .prop_map(|(path, expected_version, recursive, revoke_locks)| AbstractCommand::Delete { path, expected_version, recursive, revoke_locks }),
         2 => (prop::collection::vec(compare(), 0..3), prop::collection::vec(txn_op(), 0..4))
             .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
         4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
             .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
-        2 => (0u8..3).prop_map(|lock| AbstractCommand::Release { lock }),
+        3 => (0u8..3, hold(), prop::option::weighted(0.7, 0u8..3))
+            .prop_map(|(lock, hold, waiter)| AbstractCommand::Release { lock, hold, waiter }),
         1 => (0u8..3, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
         1 => Just(AbstractCommand::Wake),
     ]
@@ -208,6 +247,13 @@ impl Runner {
     }
 
     pub fn request(&self, step: &Step) -> Request {
+        let mut session = step.session.map(|r| self.resolve(r));
+        if let AbstractCommand::Release { lock, waiter: Some(i), .. } = &step.command
+            && let Ok((_, waiters)) = self.state.lock(LOCKS[usize::from(*lock)].0)
+            && let Some(w) = waiters.get(usize::from(*i))
+        {
+            session = Some(w.session);
+        }
         let command = match &step.command {
             AbstractCommand::Open { ttl_ms } => {
                 Command::OpenSession { ttl_ms: *ttl_ms, identity: "prop".into() }
@@ -228,11 +274,14 @@ impl Runner {
                 data: data.clone(),
                 expected_version: *expected_version,
             },
-            AbstractCommand::Delete { path, expected_version, recursive } => Command::Delete {
-                path: path.clone(),
-                expected_version: *expected_version,
-                recursive: *recursive,
-            },
+            AbstractCommand::Delete { path, expected_version, recursive, revoke_locks } => {
+                Command::Delete {
+                    path: path.clone(),
+                    expected_version: *expected_version,
+                    recursive: *recursive,
+                    revoke_locks: *revoke_locks,
+                }
+            }
             AbstractCommand::Txn { compares, ops } => {
                 Command::Txn { compares: compares.clone(), ops: ops.clone() }
             }
@@ -246,8 +295,9 @@ impl Runner {
                 };
                 Command::Acquire { path: path.into(), kind, mode, delay_ms: *delay_ms }
             }
-            AbstractCommand::Release { lock } => {
-                Command::Release { path: LOCKS[usize::from(*lock)].0.into() }
+            AbstractCommand::Release { lock, hold, .. } => {
+                let path = LOCKS[usize::from(*lock)].0;
+                Command::Release { path: path.into(), hold: self.hold(path, session, *hold) }
             }
             AbstractCommand::Revoke { lock, session } => Command::Revoke {
                 path: LOCKS[usize::from(*lock)].0.into(),
@@ -255,10 +305,31 @@ impl Runner {
             },
             AbstractCommand::Wake => Command::WakeLocks,
         };
-        let session = step.session.map(|r| self.resolve(r));
         let id =
             step.id.map(|(seq, lowest)| warden_core::RequestId { seq, lowest_pending: lowest });
         Request { session, id, command }
+    }
+
+    /// The hold a release names, from what `session` has at `lock` now.
+    fn hold(&self, lock: &str, session: Option<u64>, hold: AbstractHold) -> HoldRef {
+        let mine = self
+            .state
+            .lock(lock)
+            .ok()
+            .and_then(|(_, ws)| ws.into_iter().find(|w| Some(w.session) == session));
+        match hold {
+            AbstractHold::Any => HoldRef::Any,
+            AbstractHold::Current => {
+                HoldRef::Token(mine.and_then(|w| w.info.token).unwrap_or(u64::MAX))
+            }
+            AbstractHold::Stale(t) => {
+                let current = mine.and_then(|w| w.info.token);
+                HoldRef::Token(if current == Some(t) { t + 1 } else { t })
+            }
+            AbstractHold::Wait => HoldRef::Wait(
+                mine.map(|w| w.path).unwrap_or_else(|| format!("{lock}/w-0000009999")),
+            ),
+        }
     }
 
     pub fn apply(&mut self, step: &Step) -> (Request, Applied) {

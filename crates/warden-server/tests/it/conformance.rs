@@ -144,8 +144,9 @@ impl Kv for InProcess {
             path: path.into(),
             expected_version: version,
             recursive,
+            revoke_locks: false,
         }) {
-            Ok(Output::Deleted { count }) => Outcome::Deleted(count),
+            Ok(Output::Deleted { count, .. }) => Outcome::Deleted(count),
             Ok(other) => panic!("{other:?}"),
             Err(k) => Outcome::Error(k),
         }

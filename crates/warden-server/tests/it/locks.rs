@@ -54,7 +54,7 @@ async fn a_mutex_hands_off_in_order_and_leaves_nothing_behind() {
     let check = |token| pb::CheckSequencerRequest { path: "/job".into(), token };
     assert!(locks.check_sequencer(check(first.token)).await.unwrap().into_inner().valid);
     let released = locks
-        .release(pb::ReleaseRequest { path: "/job".into(), session_id: a.id() })
+        .release(pb::ReleaseRequest { path: "/job".into(), session_id: a.id(), token: None })
         .await
         .unwrap();
     assert!(released.into_inner().held);
@@ -307,12 +307,12 @@ async fn the_semaphore_service_grants_permits_in_order() {
         ]
     );
     // Two permits free up only when A leaves (B's one is not enough for D's two).
-    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[1].id() })
+    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[1].id(), token: None })
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!queued.is_finished(), "granted 2 permits with only 1 free");
-    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[0].id() })
+    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[0].id(), token: None })
         .await
         .unwrap();
     let granted = tokio::time::timeout(Duration::from_secs(5), queued).await.unwrap().unwrap();

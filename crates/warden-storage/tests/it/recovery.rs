@@ -38,7 +38,15 @@ fn workload() -> Vec<Entry> {
         entry(3, Command::OpenSession { ttl_ms: 5_000, identity: "c".into() }),
         create(4, "/c"),
         entry(5, Command::Set { path: "/a".into(), data: "w".into(), expected_version: None }),
-        entry(6, Command::Delete { path: "/c".into(), expected_version: None, recursive: false }),
+        entry(
+            6,
+            Command::Delete {
+                path: "/c".into(),
+                expected_version: None,
+                recursive: false,
+                revoke_locks: false,
+            },
+        ),
     ]
 }
 
