@@ -50,6 +50,13 @@ pub enum LockError {
         /// The lock.
         path: String,
     },
+    /// An operator took the session out of the lock's queue while it waited (`warden lock
+    /// revoke`, or a delete that revoked the locks under it); the session lives on.
+    #[error("the wait for {path:?} was revoked by an operator")]
+    Revoked {
+        /// The lock.
+        path: String,
+    },
     /// A release of a hold that had already ended (revoked, or gone with its session):
     /// nothing was released, and any later hold of the session is untouched.
     #[error(
@@ -218,6 +225,9 @@ impl Lock {
                     if kind == "WaitEnded" || kind == "SessionExpired" =>
                 {
                     return Err(LockError::SessionLost { path });
+                }
+                Err(ClientError::Server { kind, .. }) if kind == "WaitRevoked" => {
+                    return Err(LockError::Revoked { path });
                 }
                 // A wait longer than one call's time limit, or a member that failed: the
                 // acquire is idempotent, so ask again and re-attach to the same wait.

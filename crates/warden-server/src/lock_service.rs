@@ -15,7 +15,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::debug;
 use warden_core::lock::{WaiterInfo, WaiterView};
 use warden_core::queue::{LockKind, WaitMode};
-use warden_core::{Command, CoreError, EventKind, HoldRef, Output, WatchFilter};
+use warden_core::{Command, EventKind, HoldRef, Output, WatchFilter};
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -157,8 +157,28 @@ impl LockService {
         })
     }
 
-    /// Waits until `waiter` is granted (its token) or deleted (an error).
-    async fn wait_for_grant(&self, waiter: &str, from: u64) -> Result<u64, Status> {
+    /// Why the wait of `waiter` ended without a grant: its session ended, or (the session
+    /// lives on) an operator revoked it.
+    fn wait_ended(&self, waiter: &str, session: u64) -> Status {
+        let alive = self.shared.state_machine.read(|a| a.core.session(session).is_some());
+        if alive {
+            return status::server(
+                Code::Aborted,
+                "WaitRevoked",
+                format!(
+                    "the wait for the lock ended: {waiter} was revoked by an operator (`warden lock revoke`, or a delete with --revoke-locks); the session lives on"
+                ),
+            );
+        }
+        status::server(
+            Code::Aborted,
+            "WaitEnded",
+            format!("the wait for the lock ended: {waiter} went with its session {session}"),
+        )
+    }
+
+    /// Waits until `waiter` (of `session`) is granted (its token) or deleted (an error).
+    async fn wait_for_grant(&self, waiter: &str, session: u64, from: u64) -> Result<u64, Status> {
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
         let mut start = from;
         loop {
@@ -186,13 +206,7 @@ impl LockService {
                                 }
                                 EventKind::Deleted => {
                                     self.hub.unregister(registration.id);
-                                    return Err(status::server(
-                                        Code::Aborted,
-                                        "WaitEnded",
-                                        format!(
-                                            "the wait for the lock ended: {waiter} was deleted (its session ended, or an operator removed it)"
-                                        ),
-                                    ));
+                                    return Err(self.wait_ended(waiter, session));
                                 }
                                 _ => {}
                             }
@@ -215,9 +229,7 @@ impl LockService {
             match found {
                 Some(Some(token)) => return Ok(token),
                 Some(None) => start = revision + 1,
-                None => {
-                    return Err(status::core_error(&CoreError::NoNode { path: waiter.to_owned() }));
-                }
+                None => return Err(self.wait_ended(waiter, session)),
             }
         }
     }
@@ -261,11 +273,11 @@ impl Lock for LockService {
             armed: true,
         };
         let waited = if r.timeout_ms == 0 {
-            self.wait_for_grant(&waiter, revision + 1).await
+            self.wait_for_grant(&waiter, r.session_id, revision + 1).await
         } else {
             match tokio::time::timeout(
                 Duration::from_millis(r.timeout_ms),
-                self.wait_for_grant(&waiter, revision + 1),
+                self.wait_for_grant(&waiter, r.session_id, revision + 1),
             )
             .await
             {

@@ -80,6 +80,16 @@ pub(crate) async fn run(
             }
             return Ok(ExitCode::from(EXIT_TIMEOUT));
         }
+        Err(LockError::Revoked { .. }) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "error: the wait for the lock {path:?} was revoked by an operator; the command was not run"
+                );
+            }
+            session.close().await.ok();
+            return Ok(ExitCode::from(EXIT_LOST));
+        }
         Err(e) => return Err(e.into()),
     };
     let mut child = tokio::process::Command::new(program)

@@ -307,14 +307,22 @@ async fn the_semaphore_service_grants_permits_in_order() {
         ]
     );
     // Two permits free up only when A leaves (B's one is not enough for D's two).
-    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[1].id(), token: None })
-        .await
-        .unwrap();
+    sem.release(pb::ReleaseRequest {
+        path: "/pool".into(),
+        session_id: sessions[1].id(),
+        token: None,
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!queued.is_finished(), "granted 2 permits with only 1 free");
-    sem.release(pb::ReleaseRequest { path: "/pool".into(), session_id: sessions[0].id(), token: None })
-        .await
-        .unwrap();
+    sem.release(pb::ReleaseRequest {
+        path: "/pool".into(),
+        session_id: sessions[0].id(),
+        token: None,
+    })
+    .await
+    .unwrap();
     let granted = tokio::time::timeout(Duration::from_secs(5), queued).await.unwrap().unwrap();
     assert!(granted.unwrap().into_inner().token > b.token);
     // A mutex is not a semaphore.
@@ -394,5 +402,71 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     assert_eq!(status.waiters.len(), 1);
     assert_eq!(status.waiters[0].session_id, patient_session.id());
     granted.release().await.unwrap();
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_guard_never_releases_a_later_hold_of_its_session() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let session = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let lock = client.mutex(&session, "/stale");
+    let holder_token = |status: pb::LockStatusResponse| {
+        status.waiters.iter().find(|w| w.session_id == session.id()).and_then(|w| w.token)
+    };
+    for dropped in [false, true] {
+        let old = lock.acquire().await.unwrap();
+        assert!(client.revoke_lock("/stale", session.id()).await.unwrap());
+        tokio::time::timeout(Duration::from_secs(5), old.lost()).await.expect("told of it");
+        let new = lock.acquire().await.unwrap();
+        assert!(new.token() > old.token());
+        let old_token = old.token();
+        if dropped {
+            // Dropped, the stale guard releases in the background: it must not end `new`.
+            drop(old);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } else {
+            // Released, it changes nothing and says so.
+            match old.release().await {
+                Err(warden_client::LockError::HoldEnded { token, .. }) => {
+                    assert_eq!(token, old_token)
+                }
+                other => panic!("a stale guard's release answered {other:?}"),
+            }
+        }
+        let status = client.lock_status("/stale").await.unwrap();
+        assert_eq!(holder_token(status), Some(new.token()), "the later hold was ended");
+        assert!(!new.is_lost());
+        new.release().await.unwrap();
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_guards_of_one_hold_do_not_end_each_other() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let session = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let lock = client.mutex(&session, "/twice");
+    let first = lock.acquire().await.unwrap();
+    // Acquiring a lock the session holds returns the same hold.
+    let second = lock.acquire().await.unwrap();
+    assert_eq!(first.token(), second.token());
+    let token = first.token();
+    let mut locks = lock_client(&cluster).await;
+    let valid = |token| pb::CheckSequencerRequest { path: "/twice".into(), token };
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        locks.check_sequencer(valid(token)).await.unwrap().into_inner().valid,
+        "dropping one guard ended the hold the other relies on"
+    );
+    assert!(!second.is_lost());
+    let third = lock.try_acquire().await.unwrap();
+    third.release().await.unwrap();
+    assert!(locks.check_sequencer(valid(token)).await.unwrap().into_inner().valid);
+    // The last guard ends it.
+    second.release().await.unwrap();
+    assert!(!locks.check_sequencer(valid(token)).await.unwrap().into_inner().valid);
     cluster.stop().await;
 }

@@ -6,6 +6,7 @@ mod cluster;
 mod conformance;
 mod failover;
 mod fatal;
+mod listing;
 mod locks;
 mod partition;
 mod replication;

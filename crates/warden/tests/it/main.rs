@@ -5,6 +5,7 @@
 mod cli;
 mod crash;
 mod faults;
+mod lock_deletes;
 mod lock_holders;
 mod processes;
 mod scale;
