@@ -212,10 +212,11 @@ impl Session {
         self.state.clone()
     }
 
-    /// When the last acknowledged renewal was sent. The leader that acknowledged it will
-    /// not expire the session before this plus the ttl; a new leader may, if the client
-    /// does not reach it within the grace it gives (an election timeout) past the last
-    /// checkpoint, so a client should not count on more than the checkpointed time.
+    /// When the last acknowledged renewal was sent. The cluster will not end the session
+    /// before this plus the ttl, even if the leader that acknowledged it dies: a new
+    /// leader gives every session a full ttl from its takeover, which comes after any
+    /// renewal the old leader acknowledged. It may end it later than that (up to a ttl
+    /// after the latest leader change).
     pub fn last_renewal(&self) -> Instant {
         *self.last_renewal.borrow()
     }

@@ -76,8 +76,13 @@ pub enum Command {
         /// regained leadership cannot act on deadlines it tracked before.
         term: u64,
     },
-    /// Records each session's remaining time to live, so that a new leader starts from it
-    /// (plus a grace) instead of a full ttl. Sessions already gone are skipped.
+    /// Records each session's remaining time to live. Sessions already gone are skipped.
+    ///
+    /// No longer proposed (issue 11): a new leader gives every session a full ttl from its
+    /// takeover, because starting from a checkpoint could end a session that the old
+    /// leader renewed after it. The variant stays, in its place, so that logs and
+    /// snapshots written before still decode, and it applies as it always did so that
+    /// replaying them gives the same state.
     CheckpointSessions {
         /// `(session, remaining ms)` pairs.
         remaining: Vec<(SessionId, u64)>,

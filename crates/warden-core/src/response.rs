@@ -39,7 +39,7 @@ pub enum Output {
         /// How many ephemeral nodes went with them.
         deleted: u64,
     },
-    /// Session checkpoints were recorded.
+    /// Session checkpoints were recorded (only from logs written before issue 11).
     SessionsCheckpointed {
         /// How many live sessions were updated.
         count: u64,

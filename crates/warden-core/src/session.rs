@@ -35,7 +35,10 @@ pub struct Session {
     pub identity: String,
     /// When it was opened, on the leader's clock, in ms since the Unix epoch.
     pub opened_ms: u64,
-    /// Its remaining time to live at the last checkpoint, if one was taken.
+    /// Its remaining time to live at the last checkpoint, if one was taken. Nothing reads
+    /// it any more (checkpoints are no longer proposed, see
+    /// [`Command::CheckpointSessions`](crate::Command::CheckpointSessions)); it stays so that
+    /// snapshots written before, and logs that still carry checkpoints, decode and apply.
     pub checkpoint_remaining_ms: Option<u64>,
     /// Responses by sequence number, for retries.
     responses: BTreeMap<u64, Response>,

@@ -157,8 +157,7 @@ impl Node {
         let kv = KvServer::new(KvService::new(node.shared.clone()));
         let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
         let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
-        let tracker =
-            Arc::new(SessionTracker::new(Duration::from_millis(config.election_timeout_ms)));
+        let tracker = Arc::new(SessionTracker::default());
         let lease = Duration::from_millis(config.election_timeout_ms / 2);
         let sessions = SessionServer::new(SessionService::new(
             node.shared.clone(),

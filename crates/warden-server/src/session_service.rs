@@ -1,5 +1,11 @@
 //! The Session service: open, keep alive (a stream that also reports lost lock holds),
-//! close, and inspect sessions; and the leader's loop that expires and checkpoints them.
+//! close, and inspect sessions; and the leader's loop that expires them.
+//!
+//! The leader proposes no `CheckpointSessions` any more (issue 11): a new leader gives
+//! every session a full ttl from its takeover (see `session_tracker`), and a checkpoint
+//! could only have shortened that, which is unsafe. Not proposing them saves an entry per
+//! 1,000 sessions every 3 s. The command stays in warden-core so that logs and snapshots
+//! written before still decode.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,12 +30,8 @@ use crate::watch_hub::{SessionNotice, WatchHub};
 
 /// How often the leader looks for expired sessions.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
-/// How often the leader checkpoints remaining ttls.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(3);
 /// Lock-delays are checked every this many ticks (500 ms).
 const WAKE_EVERY_TICKS: u64 = 5;
-/// Sessions per checkpoint entry.
-const CHECKPOINT_BATCH: usize = 1_000;
 
 /// Serves sessions.
 pub(crate) struct SessionService {
@@ -38,7 +40,9 @@ pub(crate) struct SessionService {
     hub: Arc<WatchHub>,
     /// A renewal is acknowledged only if a quorum acknowledged this leader within this
     /// time (the shortest election timeout): a leader cut off from the others must not
-    /// keep sessions alive that the majority's leader is expiring.
+    /// keep sessions alive that the majority's leader is expiring. It is also what makes a
+    /// new leader's full ttl from its takeover safe: every renewal acknowledged here comes
+    /// before the next leader can be elected (see `session_tracker`).
     lease: Duration,
 }
 
@@ -77,20 +81,16 @@ fn leads_with_quorum(shared: &Shared, term: u64, lease: Duration) -> bool {
 }
 
 fn views(shared: &Shared) -> Vec<SessionView> {
-    shared
-        .state_machine
-        .read(|a| a.core.sessions().map(|s| (s.id, s.ttl_ms, s.checkpoint_remaining_ms)).collect())
+    shared.state_machine.read(|a| a.core.sessions().map(|s| (s.id, s.ttl_ms)).collect())
 }
 
-/// The leader's loop: track deadlines, propose expiries and checkpoints, and end
-/// lock-delays that are over. Runs forever.
+/// The leader's loop: track deadlines, propose expiries, and end lock-delays that are
+/// over. Runs forever.
 pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>) {
     let mut ticker = tokio::time::interval(EXPIRY_TICK);
-    let mut last_checkpoint = Instant::now();
-    // At most one expiry and one checkpoint in flight: a leader without a quorum must not
-    // pile up proposals that cannot commit.
+    // At most one expiry in flight: a leader without a quorum must not pile up proposals
+    // that cannot commit.
     let expiring = Arc::new(AtomicBool::new(false));
-    let checkpointing = Arc::new(AtomicBool::new(false));
     // Lock-delays are ended by a WakeLocks entry when they are over.
     let waking = Arc::new(AtomicBool::new(false));
     let mut ticks: u64 = 0;
@@ -136,27 +136,6 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
                         warn!(error = %e, "session expiry not applied; it will be proposed again");
                     }
                     expiring.store(false, Ordering::Release);
-                });
-            }
-        }
-        if now.duration_since(last_checkpoint) >= CHECKPOINT_EVERY
-            && !checkpointing.load(Ordering::Acquire)
-        {
-            last_checkpoint = now;
-            let chunks: Vec<Vec<(u64, u64)>> =
-                tracker.checkpoint(now).chunks(CHECKPOINT_BATCH).map(<[_]>::to_vec).collect();
-            if !chunks.is_empty() {
-                checkpointing.store(true, Ordering::Release);
-                let (shared, checkpointing) = (shared.clone(), Arc::clone(&checkpointing));
-                tokio::spawn(async move {
-                    for remaining in chunks {
-                        let command = Command::CheckpointSessions { remaining };
-                        if let Err(e) = shared.write(None, None, command).await {
-                            debug!(error = %e, "session checkpoint not applied");
-                            break;
-                        }
-                    }
-                    checkpointing.store(false, Ordering::Release);
                 });
             }
         }

@@ -1,11 +1,32 @@
-//! Session deadlines, tracked in memory by the leader (DESIGN §3).
+//! Session deadlines, tracked in memory by the leader (DESIGN §3, amended by issue 11).
 //!
 //! Keepalives never enter the log: the leader renews a deadline in memory and proposes an
-//! expiry when one passes. When this node becomes leader in a new term, it starts each
-//! session from its last checkpointed remaining ttl plus a grace (an election timeout, so
-//! a live client has time to find the new leader), never from a fresh full ttl, so leader
-//! churn cannot keep a dead client's session alive forever. Everything here is tied to the
-//! term it was decided in: a new term starts over, and an expiry carries its term.
+//! expiry when one passes. Everything here is tied to the term it was decided in: a new
+//! term starts over, and an expiry carries its term.
+//!
+//! When this node becomes leader in a new term, it gives every live session a full ttl
+//! from that moment (the takeover). It cannot know the deadlines the old leader granted,
+//! but it can bound them (Chubby's rule: never end a session before the latest deadline
+//! the old leader could have granted):
+//!
+//! - the old leader acknowledged a renewal only if a quorum had acknowledged it within
+//!   half an election timeout (`SessionService::lease`);
+//! - each member of that quorum then refused to vote for anyone for a full election
+//!   timeout (openraft's leader lease is `election_timeout_max`), and this node needed
+//!   the vote of at least one of them;
+//!
+//! so every renewal the old leader acknowledged happened before this node was elected,
+//! and its deadline, renewal + ttl, is before takeover + ttl. This assumes clocks that
+//! run at the same rate (as every lease does), and a quorum-ack age no staler than the
+//! other half of the election timeout: it is read from raft's metrics, refreshed about
+//! every 1.5 heartbeats (350 ms to spare with the default 100 ms and 1 s).
+//!
+//! Anything shorter is unsafe: the old rule, the last checkpointed remaining ttl plus an
+//! election timeout, forgot a renewal made after the checkpoint and ended such a session
+//! seconds early (issue 11). The price is that a dead client's session outlives it by up
+//! to a ttl after each leader change, and leader churn faster than the ttl keeps it
+//! alive, as in Chubby. There are no checkpoints any more: they could only shorten that
+//! bound, which is exactly what must not happen.
 //!
 //! The clock comes in as arguments, so the rules are tested without waiting.
 
@@ -13,27 +34,18 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A session as the state machine has it: id, ttl, last checkpointed remaining ttl.
-pub(crate) type SessionView = (u64, u64, Option<u64>);
+/// A session as the state machine has it: id and ttl in ms.
+pub(crate) type SessionView = (u64, u64);
 
 /// How long an expiry proposal is given before it is proposed again.
 const REPROPOSE_AFTER: Duration = Duration::from_secs(1);
-
-/// One session's deadline.
-#[derive(Debug, Clone, Copy)]
-struct Tracked {
-    deadline: Instant,
-    /// The deadline includes the grace of a leader change: the session has not been
-    /// renewed in this term. Checkpoints leave the grace out, so that leader churn cannot
-    /// add it again and again.
-    graced: bool,
-}
 
 #[derive(Default)]
 struct Inner {
     /// The term this node leads in; 0 when it does not lead.
     term: u64,
-    sessions: HashMap<u64, Tracked>,
+    /// Each session's deadline.
+    sessions: HashMap<u64, Instant>,
     /// Sessions whose expiry was proposed, and when.
     proposed: HashMap<u64, Instant>,
 }
@@ -50,9 +62,9 @@ pub(crate) enum Renewal {
 }
 
 /// The leader's session deadlines.
+#[derive(Default)]
 pub(crate) struct SessionTracker {
     inner: Mutex<Inner>,
-    grace: Duration,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -60,11 +72,6 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl SessionTracker {
-    /// A tracker that gives sessions `grace` on top of their checkpoint at a leader change.
-    pub(crate) fn new(grace: Duration) -> SessionTracker {
-        SessionTracker { inner: Mutex::new(Inner::default()), grace }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -78,26 +85,19 @@ impl SessionTracker {
             return;
         };
         if inner.term != term {
+            // A takeover: every live session gets a full ttl from now (see the module doc).
             inner.term = term;
             inner.proposed.clear();
-            inner.sessions = sessions
-                .iter()
-                .map(|(id, ttl, checkpoint)| {
-                    let remaining = Duration::from_millis(checkpoint.unwrap_or(*ttl).min(*ttl));
-                    (*id, Tracked { deadline: now + remaining + self.grace, graced: true })
-                })
-                .collect();
+            inner.sessions =
+                sessions.iter().map(|(id, ttl)| (*id, now + Duration::from_millis(*ttl))).collect();
             return;
         }
-        let live: HashMap<u64, u64> = sessions.iter().map(|(id, ttl, _)| (*id, *ttl)).collect();
+        let live: HashMap<u64, u64> = sessions.iter().copied().collect();
         inner.sessions.retain(|id, _| live.contains_key(id));
         inner.proposed.retain(|id, _| live.contains_key(id));
         for (id, ttl) in live {
             // A session opened since the last sync starts with its full ttl.
-            inner
-                .sessions
-                .entry(id)
-                .or_insert(Tracked { deadline: now + Duration::from_millis(ttl), graced: false });
+            inner.sessions.entry(id).or_insert(now + Duration::from_millis(ttl));
         }
     }
 
@@ -107,13 +107,11 @@ impl SessionTracker {
         if inner.term != term || term == 0 {
             return Renewal::NotLeading;
         }
-        let past = inner.sessions.get(&id).is_some_and(|t| t.deadline <= now);
+        let past = inner.sessions.get(&id).is_some_and(|deadline| *deadline <= now);
         if past || inner.proposed.contains_key(&id) {
             return Renewal::Expiring;
         }
-        inner
-            .sessions
-            .insert(id, Tracked { deadline: now + Duration::from_millis(ttl_ms), graced: false });
+        inner.sessions.insert(id, now + Duration::from_millis(ttl_ms));
         Renewal::Renewed
     }
 
@@ -128,8 +126,8 @@ impl SessionTracker {
         let mut due: Vec<u64> = inner
             .sessions
             .iter()
-            .filter(|(id, t)| {
-                t.deadline <= now
+            .filter(|(id, deadline)| {
+                **deadline <= now
                     && inner.proposed.get(id).is_none_or(|at| now >= *at + REPROPOSE_AFTER)
             })
             .map(|(id, _)| *id)
@@ -147,22 +145,7 @@ impl SessionTracker {
         let mut remaining: Vec<(u64, u64)> = inner
             .sessions
             .iter()
-            .map(|(id, t)| (*id, millis(t.deadline.saturating_duration_since(now))))
-            .collect();
-        remaining.sort_unstable();
-        remaining
-    }
-
-    /// What to checkpoint: each session's remaining time without a leader change's grace.
-    pub(crate) fn checkpoint(&self, now: Instant) -> Vec<(u64, u64)> {
-        let inner = self.lock();
-        let mut remaining: Vec<(u64, u64)> = inner
-            .sessions
-            .iter()
-            .map(|(id, t)| {
-                let left = t.deadline.saturating_duration_since(now);
-                (*id, millis(if t.graced { left.saturating_sub(self.grace) } else { left }))
-            })
+            .map(|(id, deadline)| (*id, millis(deadline.saturating_duration_since(now))))
             .collect();
         remaining.sort_unstable();
         remaining
@@ -173,27 +156,46 @@ impl SessionTracker {
 mod tests {
     use super::*;
 
-    const GRACE: Duration = Duration::from_millis(1_000);
-
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
     #[test]
-    fn a_new_leader_starts_from_the_checkpoint_plus_grace_not_a_full_ttl() {
-        let tracker = SessionTracker::new(GRACE);
+    fn a_new_leader_gives_every_session_a_full_ttl_from_its_takeover() {
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        tracker.sync(Some(3), &[(1, 10_000, Some(2_000)), (2, 10_000, None)], t0);
-        assert_eq!(tracker.remaining(t0), [(1, 3_000), (2, 11_000)]);
-        assert_eq!(tracker.due(t0 + ms(2_999)).1, Vec::<u64>::new());
-        assert_eq!(tracker.due(t0 + ms(3_000)), (3, vec![1]));
+        tracker.sync(Some(3), &[(1, 10_000), (2, 4_000)], t0);
+        assert_eq!(tracker.remaining(t0), [(1, 10_000), (2, 4_000)]);
+        assert_eq!(tracker.due(t0 + ms(3_999)).1, Vec::<u64>::new());
+        assert_eq!(tracker.due(t0 + ms(4_000)), (3, vec![2]));
+        // The expiry applied.
+        tracker.sync(Some(3), &[(1, 10_000)], t0 + ms(4_100));
+        assert_eq!(tracker.due(t0 + ms(9_999)).1, Vec::<u64>::new());
+        assert_eq!(tracker.due(t0 + ms(10_000)), (3, vec![1]));
+    }
+
+    /// Issue 11: the old leader renewed a session (at `renewed`), then died; this node is
+    /// elected after that renewal, so takeover + ttl is never before renewal + ttl.
+    #[test]
+    fn a_renewal_the_old_leader_made_just_before_the_takeover_is_never_cut_short() {
+        let old = SessionTracker::default();
+        let new = SessionTracker::default();
+        let t0 = Instant::now();
+        old.sync(Some(1), &[(1, 8_000)], t0);
+        // Far into the ttl, the old leader acknowledges one last renewal, then dies.
+        let renewed = t0 + ms(6_000);
+        assert_eq!(old.renew(1, 1, 8_000, renewed), Renewal::Renewed);
+        // The new leader can only take over after it (by the leader lease): at once here.
+        new.sync(Some(2), &[(1, 8_000)], renewed);
+        assert_eq!(new.due(renewed + ms(7_999)).1, Vec::<u64>::new(), "early");
+        assert_eq!(new.due(renewed + ms(8_000)), (2, vec![1]));
     }
 
     #[test]
     fn keepalives_renew_only_in_the_leading_term() {
-        let tracker = SessionTracker::new(GRACE);
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        tracker.sync(Some(5), &[(1, 4_000, None)], t0);
+        tracker.sync(Some(5), &[(1, 4_000)], t0);
         assert_eq!(tracker.renew(5, 1, 4_000, t0 + ms(3_000)), Renewal::Renewed);
         assert_eq!(
             tracker.renew(4, 1, 4_000, t0 + ms(3_000)),
@@ -202,7 +204,7 @@ mod tests {
         );
         assert_eq!(tracker.due(t0 + ms(6_999)).1, Vec::<u64>::new());
         assert_eq!(tracker.due(t0 + ms(7_000)).1, vec![1]);
-        tracker.sync(None, &[(1, 4_000, None)], t0);
+        tracker.sync(None, &[(1, 4_000)], t0);
         assert_eq!(
             tracker.renew(5, 1, 4_000, t0),
             Renewal::NotLeading,
@@ -212,29 +214,26 @@ mod tests {
     }
 
     #[test]
-    fn leader_churn_does_not_add_the_grace_again_and_again() {
-        let tracker = SessionTracker::new(GRACE);
+    fn each_leader_change_gives_a_dead_clients_session_one_more_ttl_and_no_more() {
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        // A dead client: checkpointed with 2 s left, never renewed again.
-        tracker.sync(Some(1), &[(1, 10_000, Some(2_000))], t0);
-        assert_eq!(tracker.remaining(t0), [(1, 3_000)]);
-        // The checkpoint leaves the grace out...
-        assert_eq!(tracker.checkpoint(t0 + ms(100)), [(1, 1_900)]);
-        // ...so the next leader starts from 1.9 s + grace, not 2.9 s + grace.
-        tracker.sync(Some(2), &[(1, 10_000, Some(1_900))], t0 + ms(200));
-        assert_eq!(tracker.remaining(t0 + ms(200)), [(1, 2_900)]);
-        // Once renewed in this term, the whole remaining time is checkpointed.
-        assert_eq!(tracker.renew(2, 1, 10_000, t0 + ms(300)), Renewal::Renewed);
-        assert_eq!(tracker.checkpoint(t0 + ms(300)), [(1, 10_000)]);
+        // A dead client: never renewed. Each takeover gives it a full ttl from then...
+        tracker.sync(Some(1), &[(1, 3_000)], t0);
+        tracker.sync(Some(2), &[(1, 3_000)], t0 + ms(2_000));
+        assert_eq!(tracker.remaining(t0 + ms(2_000)), [(1, 3_000)]);
+        // ...and syncs within a term do not.
+        tracker.sync(Some(2), &[(1, 3_000)], t0 + ms(4_000));
+        assert_eq!(tracker.due(t0 + ms(4_999)).1, Vec::<u64>::new());
+        assert_eq!(tracker.due(t0 + ms(5_000)).1, vec![1]);
     }
 
     #[test]
     fn a_session_past_its_deadline_cannot_be_renewed() {
-        let tracker = SessionTracker::new(GRACE);
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        tracker.sync(Some(1), &[(1, 1_000, Some(0))], t0);
-        assert_eq!(tracker.renew(1, 1, 1_000, t0 + GRACE), Renewal::Expiring);
-        tracker.sync(Some(1), &[(1, 1_000, Some(0)), (2, 1_000, None)], t0);
+        tracker.sync(Some(1), &[(1, 1_000)], t0);
+        assert_eq!(tracker.renew(1, 1, 1_000, t0 + ms(1_000)), Renewal::Expiring);
+        tracker.sync(Some(1), &[(1, 1_000), (2, 1_000)], t0);
         assert_eq!(tracker.due(t0 + ms(1_000)).1, vec![1, 2]);
         assert_eq!(
             tracker.renew(1, 2, 1_000, t0 + ms(1_001)),
@@ -245,23 +244,23 @@ mod tests {
 
     #[test]
     fn new_sessions_get_a_full_ttl_and_gone_ones_are_forgotten() {
-        let tracker = SessionTracker::new(GRACE);
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        tracker.sync(Some(1), &[(1, 5_000, None)], t0);
-        tracker.sync(Some(1), &[(2, 2_000, None)], t0 + ms(100));
+        tracker.sync(Some(1), &[(1, 5_000)], t0);
+        tracker.sync(Some(1), &[(2, 2_000)], t0 + ms(100));
         assert_eq!(tracker.remaining(t0 + ms(100)), [(2, 2_000)]);
     }
 
     #[test]
     fn an_expiry_is_proposed_once_then_again_if_it_did_not_apply() {
-        let tracker = SessionTracker::new(GRACE);
+        let tracker = SessionTracker::default();
         let t0 = Instant::now();
-        tracker.sync(Some(1), &[(7, 1_000, Some(0))], t0);
-        assert_eq!(tracker.due(t0 + GRACE).1, vec![7]);
-        assert_eq!(tracker.due(t0 + GRACE + ms(500)).1, Vec::<u64>::new());
-        assert_eq!(tracker.due(t0 + GRACE + REPROPOSE_AFTER).1, vec![7]);
-        // A term change starts over, from the checkpoint.
-        tracker.sync(Some(2), &[(7, 1_000, Some(400))], t0 + ms(5_000));
-        assert_eq!(tracker.remaining(t0 + ms(5_000)), [(7, 1_400)]);
+        tracker.sync(Some(1), &[(7, 1_000)], t0);
+        assert_eq!(tracker.due(t0 + ms(1_000)).1, vec![7]);
+        assert_eq!(tracker.due(t0 + ms(1_500)).1, Vec::<u64>::new());
+        assert_eq!(tracker.due(t0 + ms(1_000) + REPROPOSE_AFTER).1, vec![7]);
+        // A term change starts over, with a full ttl.
+        tracker.sync(Some(2), &[(7, 1_000)], t0 + ms(5_000));
+        assert_eq!(tracker.remaining(t0 + ms(5_000)), [(7, 1_000)]);
     }
 }

@@ -508,7 +508,8 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
     run.stop.store(true, Ordering::Relaxed);
     while tasks.join_next().await.is_some() {}
 
-    // Let abandoned sessions expire (ttl 2 s + a new leader's grace), then read the end state.
+    // Let abandoned sessions expire (a ttl of 3 s from the last leader's takeover at most),
+    // then read the end state.
     settle(Duration::from_secs(60), || admin.put("/reg/settled", "1")).await.map_err(|e| {
         format!("the cluster did not recover ({e}); logs in {}", dir.path().display())
     })?;

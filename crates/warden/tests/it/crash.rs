@@ -142,7 +142,7 @@ async fn a_leader_paused_past_the_election_timeout_expires_no_live_session() {
             .unwrap();
         sessions.push(session);
     }
-    // Past a checkpoint, then SIGSTOP the leader for longer than the election timeout
+    // A while into the ttl, then SIGSTOP the leader for longer than the election timeout
     // (400 ms) but shorter than the ttl, and let it run again.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let leader = cluster.leader().await as usize;
