@@ -158,7 +158,12 @@ impl Node {
         let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
         let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
         let tracker = Arc::new(SessionTracker::default());
-        let lease = Duration::from_millis(config.election_timeout_ms / 2);
+        // A renewal is acknowledged only while a quorum acknowledged this leader within
+        // `lease`; the age raft reports may be up to ~1.5 heartbeats stale, and the quorum
+        // refuses votes for an election timeout T, so lease + 2 heartbeats stays below T
+        // (a new leader's full ttl from its takeover then covers every acknowledged renewal).
+        let (timeout, heartbeat) = (config.election_timeout_ms, config.heartbeat_ms);
+        let lease = Duration::from_millis((timeout / 2).min(timeout.saturating_sub(2 * heartbeat)));
         let sessions = SessionServer::new(SessionService::new(
             node.shared.clone(),
             Arc::clone(&tracker),

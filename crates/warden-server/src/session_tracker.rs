@@ -1,4 +1,4 @@
-//! Session deadlines, tracked in memory by the leader (DESIGN §3, amended by issue 11).
+//! Session deadlines, tracked in memory by the leader (DESIGN §3).
 //!
 //! Keepalives never enter the log: the leader renews a deadline in memory and proposes an
 //! expiry when one passes. Everything here is tied to the term it was decided in: a new
@@ -17,13 +17,13 @@
 //!
 //! so every renewal the old leader acknowledged happened before this node was elected,
 //! and its deadline, renewal + ttl, is before takeover + ttl. This assumes clocks that
-//! run at the same rate (as every lease does), and a quorum-ack age no staler than the
-//! other half of the election timeout: it is read from raft's metrics, refreshed about
-//! every 1.5 heartbeats (350 ms to spare with the default 100 ms and 1 s).
+//! run at the same rate (as every lease does), and a quorum-ack age that is not too stale:
+//! it is read from raft's metrics, refreshed about every 1.5 heartbeats, so the lease is
+//! kept at most T minus two heartbeats (`Node::start`).
 //!
 //! Anything shorter is unsafe: the old rule, the last checkpointed remaining ttl plus an
 //! election timeout, forgot a renewal made after the checkpoint and ended such a session
-//! seconds early (issue 11). The price is that a dead client's session outlives it by up
+//! seconds early. The price is that a dead client's session outlives it by up
 //! to a ttl after each leader change, and leader churn faster than the ttl keeps it
 //! alive, as in Chubby. There are no checkpoints any more: they could only shorten that
 //! bound, which is exactly what must not happen.
