@@ -229,6 +229,11 @@ impl Lock {
                 Err(ClientError::Server { kind, .. }) if kind == "WaitRevoked" => {
                     return Err(LockError::Revoked { path });
                 }
+                // The cancel of an earlier, broken call of this acquire removed the wait
+                // this call re-attached to: queue again.
+                Err(ClientError::Server { kind, .. }) if kind == "WaitCancelled" && !try_only => {
+                    continue;
+                }
                 // A wait longer than one call's time limit, or a member that failed: the
                 // acquire is idempotent, so ask again and re-attach to the same wait.
                 Err(ClientError::Unavailable { .. }) if !try_only && timeout_ms == 0 => continue,

@@ -122,12 +122,13 @@ impl WaiterInfo {
     }
 }
 
-/// The word a revoked holder's waiter carries in its last value (`... token=R revoked`):
-/// the change event of that value is how a leader learns to tell the holder's session.
+/// The word a revoked waiter carries in its last value (`... token=R revoked` for a
+/// holder): the change event of that value is how a leader learns to tell the holder's
+/// session, and how a waiting acquire tells an operator's revoke from its own cancel.
 const REVOKED: &str = "revoked";
 
-/// Whether a waiter's value marks it revoked (the last value a revoked holder's waiter
-/// gets, just before it is deleted).
+/// Whether a waiter's value marks it revoked (the last value a revoked waiter gets, just
+/// before it is deleted).
 pub fn is_revoked(data: &[u8]) -> bool {
     std::str::from_utf8(data).is_ok_and(|t| t.split(' ').any(|w| w == REVOKED))
 }
@@ -318,8 +319,10 @@ pub(crate) fn release(
         HoldRef::Wait(_) => {}
     }
     let held = w.info.token.is_some();
-    if held && leaving == Leaving::Revoked {
-        block(m, lock);
+    if leaving == Leaving::Revoked {
+        if held {
+            block(m, lock);
+        }
         let mut marked = w.info.encode().to_vec();
         marked.extend_from_slice(format!(" {REVOKED}").as_bytes());
         m.set_internal(&w.path, Bytes::from(marked));

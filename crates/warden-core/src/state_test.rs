@@ -831,10 +831,17 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     h.acquire(s1, "/l", LockKind::Mutex, X, 2_000);
     h.acquire(s2, "/l", LockKind::Mutex, X, 2_000);
     h.acquire(s3, "/l", LockKind::Mutex, X, 2_000);
-    // A waiter revoked: no delay, the holder keeps the lock.
+    // A waiter revoked: no delay, the holder keeps the lock; the waiter's last value is
+    // marked (its acquire tells a revoke from its own cancel), with no token to report.
     let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s2 }), 10);
     assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: false }));
-    assert!(!revoked.events.iter().any(|e| e.data.as_deref().is_some_and(crate::lock::is_revoked)));
+    let marked: Vec<_> = revoked
+        .events
+        .iter()
+        .filter_map(|e| e.data.as_deref().filter(|d| crate::lock::is_revoked(d)))
+        .collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(crate::lock::WaiterInfo::decode(marked[0]).and_then(|i| i.token), None);
     assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s1]);
     // The holder revoked: it did not let go, so nobody holds until the delay ends.
     let token1 = h.holders("/l")[0].1;

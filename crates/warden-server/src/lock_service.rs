@@ -157,16 +157,27 @@ impl LockService {
         })
     }
 
-    /// Why the wait of `waiter` ended without a grant: its session ended, or (the session
-    /// lives on) an operator revoked it.
-    fn wait_ended(&self, waiter: &str, session: u64) -> Status {
-        let alive = self.shared.state_machine.read(|a| a.core.session(session).is_some());
-        if alive {
+    /// Why the wait of `waiter` ended without a grant: an operator revoked it, its session
+    /// ended, or (the session lives on) the wait was cancelled, most likely by an earlier
+    /// call of the same acquire that broke (its cancel landed after this call re-attached
+    /// to the wait): the client asks again.
+    fn wait_ended(&self, waiter: &str, session: u64, revoked: bool) -> Status {
+        if revoked {
             return status::server(
                 Code::Aborted,
                 "WaitRevoked",
                 format!(
                     "the wait for the lock ended: {waiter} was revoked by an operator (`warden lock revoke`, or a delete with --revoke-locks); the session lives on"
+                ),
+            );
+        }
+        let alive = self.shared.state_machine.read(|a| a.core.session(session).is_some());
+        if alive {
+            return status::server(
+                Code::Aborted,
+                "WaitCancelled",
+                format!(
+                    "the wait for the lock ended: {waiter} was cancelled (an earlier call of this acquire went away); acquire again"
                 ),
             );
         }
@@ -188,6 +199,8 @@ impl LockService {
                 Err(_) => return Err(status::member_stopped()),
             };
             let mut pending = std::mem::take(&mut registration.catch_up).into_iter();
+            // An operator's revoke marks the waiter before deleting it.
+            let mut revoked = false;
             loop {
                 let message = match pending.next() {
                     Some(m) => Some(m),
@@ -198,7 +211,12 @@ impl LockService {
                         for event in events {
                             match event.kind {
                                 EventKind::Data => {
-                                    let info = event.data.as_deref().and_then(WaiterInfo::decode);
+                                    let data = event.data.as_deref().unwrap_or_default();
+                                    if warden_core::lock::is_revoked(data) {
+                                        revoked = true;
+                                        continue;
+                                    }
+                                    let info = WaiterInfo::decode(data);
                                     if let Some(token) = info.and_then(|i| i.token) {
                                         self.hub.unregister(registration.id);
                                         return Ok(token);
@@ -206,7 +224,7 @@ impl LockService {
                                 }
                                 EventKind::Deleted => {
                                     self.hub.unregister(registration.id);
-                                    return Err(self.wait_ended(waiter, session));
+                                    return Err(self.wait_ended(waiter, session, revoked));
                                 }
                                 _ => {}
                             }
@@ -229,7 +247,7 @@ impl LockService {
             match found {
                 Some(Some(token)) => return Ok(token),
                 Some(None) => start = revision + 1,
-                None => return Err(self.wait_ended(waiter, session)),
+                None => return Err(self.wait_ended(waiter, session, false)),
             }
         }
     }
