@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::processes::{ProcessCluster, wait_for_holder};
+use crate::processes::{ProcessCluster, exit_within, wait_for_holder};
 
 fn warden(endpoints: &str, args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_warden"))
@@ -26,26 +26,6 @@ fn holder(endpoints: &str, path: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// The exit code and stderr of `child`, once it exits (at most `limit`).
-async fn exit_within(child: &mut Child, limit: Duration) -> (Option<i32>, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().ok();
-            panic!("warden lock did not exit within {limit:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let mut err = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
-    }
-    (status.code(), err)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

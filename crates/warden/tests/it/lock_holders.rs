@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use crate::processes::{ProcessCluster, wait_for_holder};
+use crate::processes::{ProcessCluster, exit_within, wait_for_holder};
 
 /// One write the fenced resource saw.
 #[derive(Debug, Clone)]
@@ -105,23 +105,6 @@ async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits (at most 20 s) for `child` to exit; returns its exit code and stderr.
-async fn exit_of(child: &mut Child) -> (Option<i32>, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "warden lock did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let mut err = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
-    }
-    (status.code(), err)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_killed_with_sigkill_loses_the_lock_after_ttl_plus_lock_delay_never_before() {
     let cluster = ProcessCluster::start(3);
@@ -189,7 +172,7 @@ async fn a_holder_paused_past_its_ttl_finds_its_writes_rejected_when_it_resumes(
         || fenced.lock().unwrap().writes[seen..].iter().any(|w| w.who == "holder" && !w.accepted);
     until(Duration::from_secs(10), "the resumed holder writes", rejected_after).await;
     signal_group(warden_pid, "CONT", None);
-    let (code, err) = exit_of(&mut paused).await;
+    let (code, err) = exit_within(&mut paused, Duration::from_secs(20)).await;
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("was lost"), "{err}");
 

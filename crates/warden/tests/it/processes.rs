@@ -116,3 +116,24 @@ pub async fn wait_for_holder(client: &warden_client::Client, path: &str) -> u64 
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The exit code and stderr of `child` (a `warden lock`), once it exits; kills it and fails
+/// the test if that takes longer than `limit`.
+pub async fn exit_within(child: &mut Child, limit: Duration) -> (Option<i32>, String) {
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            panic!("warden lock did not exit within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
+    }
+    (status.code(), err)
+}
