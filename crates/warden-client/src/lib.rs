@@ -23,7 +23,7 @@
 //! client.create_in(&session, "/members/worker-1", "10.0.0.7", CreateMode::EPHEMERAL).await?;
 //!
 //! // A watch of the subtree from now on; it survives the failure of a member.
-//! let mut members = client.watch("/members", Scope::Prefix, 0, false);
+//! let mut members = client.watch("/members", Scope::Prefix, 0, false).await?;
 //! tokio::select! {
 //!     batch = members.next() => {
 //!         for event in batch?.events {
@@ -450,8 +450,19 @@ impl Client {
     /// Watches `path` (with `scope`) from revision `start` (0: from the next revision),
     /// with progress notices if `progress`. The watcher resumes on another member after a
     /// failure without missing or repeating a revision.
-    pub fn watch(&self, path: &str, scope: Scope, start: u64, progress: bool) -> Watcher {
-        Watcher::new(Arc::clone(&self.connection), path, scope, start, progress)
+    ///
+    /// The watch is registered on a member before this returns, and its start is fixed
+    /// then: a watch from now delivers every write made after `watch` returns, however
+    /// late the first [`Watcher::next`]. Bad input (a malformed glob) and a start no longer
+    /// in any member's history ([`ClientError::Compacted`]) fail here.
+    pub async fn watch(
+        &self,
+        path: &str,
+        scope: Scope,
+        start: u64,
+        progress: bool,
+    ) -> Result<Watcher, ClientError> {
+        Watcher::open(Arc::clone(&self.connection), path, scope, start, progress).await
     }
 
     /// The status of one member, asked directly (no redirect).

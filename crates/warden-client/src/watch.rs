@@ -49,18 +49,24 @@ pub struct Watcher {
     connection: Arc<Connection>,
     request: pb::WatchRequest,
     stream: Option<Streaming<pb::WatchResponse>>,
-    /// The next revision due.
+    /// The next revision due (0 until the member has said where a watch from now starts).
     next: u64,
+    /// The first response, read by [`Watcher::open`] to pin the start, not yet handed out.
+    first: Option<WatchBatch>,
 }
 
 impl Watcher {
-    pub(crate) fn new(
+    /// Opens the watch and reads its first response, the member's notice that everything
+    /// before the start is behind it. A watch from now (`start` 0) is thus fixed to begin
+    /// right after the revision the member had when it registered the watch, before this
+    /// returns; a later resume, on any member, continues from there.
+    pub(crate) async fn open(
         connection: Arc<Connection>,
         path: &str,
         scope: Scope,
         start: u64,
         progress: bool,
-    ) -> Self {
+    ) -> Result<Self, ClientError> {
         let scope = match scope {
             Scope::Key => pb::WatchScope::Key,
             Scope::Prefix => pb::WatchScope::Prefix,
@@ -72,7 +78,10 @@ impl Watcher {
             start_revision: start,
             progress_notify: progress,
         };
-        Watcher { connection, request, stream: None, next: start }
+        let mut watcher = Watcher { connection, request, stream: None, next: start, first: None };
+        let first = watcher.receive().await?;
+        watcher.first = Some(first);
+        Ok(watcher)
     }
 
     /// Opens the watch on any member whose history still covers the start, asking each
@@ -92,10 +101,19 @@ impl Watcher {
         Err(last)
     }
 
-    /// The next revision's events (or a progress notice). Reconnects as needed; fails only
-    /// when the history needed to resume is gone ([`ClientError::Compacted`]), when no
-    /// member can be reached, or on a bad request.
+    /// The next revision's events (or a progress notice); the first call returns the notice
+    /// at the revision before the start. Reconnects as needed; fails only when the history
+    /// needed to resume is gone ([`ClientError::Compacted`]), when no member can be
+    /// reached, or on a bad request.
     pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
+        match self.first.take() {
+            Some(first) => Ok(first),
+            None => self.receive().await,
+        }
+    }
+
+    /// The next response from the members, opening or reopening the stream as needed.
+    async fn receive(&mut self) -> Result<WatchBatch, ClientError> {
         loop {
             let stream = match &mut self.stream {
                 Some(stream) => stream,

@@ -46,7 +46,7 @@ async fn a_prefix_watcher_sees_every_revision_once_across_a_leader_kill() {
     let (_, stat) = client.create("/load", "", CreateMode::PERSISTENT).await.unwrap();
     let first = stat.create_revision;
     let watch_client = cluster.client();
-    let mut watcher = watch_client.watch("/load", Scope::Prefix, first, true);
+    let mut watcher = watch_client.watch("/load", Scope::Prefix, first, true).await.unwrap();
     let mut acked = BTreeSet::from([first]);
     for i in 0..60 {
         if i == 30 {
@@ -79,7 +79,8 @@ async fn a_watcher_on_a_partitioned_member_gets_everything_after_the_heal() {
     let leader = cluster.leader(Duration::from_secs(5)).await;
     let isolated = (1..=3).find(|id| *id != leader).unwrap();
     let pinned = cluster.client_of(isolated);
-    let mut watcher = pinned.watch("/p", Scope::Prefix, stat.create_revision + 1, false);
+    let mut watcher =
+        pinned.watch("/p", Scope::Prefix, stat.create_revision + 1, false).await.unwrap();
     for other in (1..=3).filter(|id| *id != isolated) {
         cluster.faults.cut(isolated, other);
     }
@@ -109,10 +110,10 @@ async fn compaction_lagging_watchers_future_starts_and_starvation() {
     let base = stat.create_revision;
 
     // A start in the future waits for that revision.
-    let mut future = client.watch("/w", Scope::Prefix, base + 5, false);
+    let mut future = client.watch("/w", Scope::Prefix, base + 5, false).await.unwrap();
     // A healthy watcher and a starved one (never read until the end).
-    let mut healthy = client.watch("/w", Scope::Prefix, base + 1, false);
-    let mut starved = client.watch("/w", Scope::Prefix, base + 1, false);
+    let mut healthy = client.watch("/w", Scope::Prefix, base + 1, false).await.unwrap();
+    let mut starved = client.watch("/w", Scope::Prefix, base + 1, false).await.unwrap();
     // Open both streams before the writes.
     assert_eq!(healthy.next().await.unwrap().revision, base);
     assert_eq!(starved.next().await.unwrap().revision, base);
@@ -150,11 +151,9 @@ async fn compaction_lagging_watchers_future_starts_and_starvation() {
     assert!(oldest > base + 1 && oldest <= base + 60, "oldest {oldest}");
 
     // Exactly at the compaction revision: refused; one after: served.
-    let mut at = client.watch("/w", Scope::Prefix, oldest - 1, false);
-    assert!(
-        matches!(at.next().await, Err(ClientError::Compacted { oldest: o, .. }) if o == oldest)
-    );
-    let mut after = client.watch("/w", Scope::Prefix, oldest, false);
+    let at = client.watch("/w", Scope::Prefix, oldest - 1, false).await;
+    assert!(matches!(at, Err(ClientError::Compacted { oldest: o, .. }) if o == oldest));
+    let mut after = client.watch("/w", Scope::Prefix, oldest, false).await.unwrap();
     let batches = until(&mut after, base + 60).await;
     assert_contiguous(&batches, oldest, base + 60);
     cluster.stop().await;
@@ -179,10 +178,32 @@ async fn a_watch_refused_by_a_restarted_member_is_served_by_one_with_the_history
         warden_client::Client::new(vec![cluster.endpoint(restarted), cluster.endpoint(leader)])
             .unwrap();
     let only_restarted = cluster.client_of(restarted);
-    let mut refused = only_restarted.watch("/h", Scope::Prefix, stat.create_revision, false);
-    assert!(matches!(refused.next().await, Err(ClientError::Compacted { .. })));
-    let mut watcher = restarted_first.watch("/h", Scope::Prefix, stat.create_revision, false);
+    let refused = only_restarted.watch("/h", Scope::Prefix, stat.create_revision, false).await;
+    assert!(matches!(refused, Err(ClientError::Compacted { .. })));
+    let mut watcher =
+        restarted_first.watch("/h", Scope::Prefix, stat.create_revision, false).await.unwrap();
     let batches = until(&mut watcher, last).await;
     assert_contiguous(&batches, stat.create_revision, last);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_now_starts_when_watch_returns_not_at_the_first_next() {
+    let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let mut watcher = client.watch("/now", Scope::Prefix, 0, false).await.unwrap();
+    let (_, stat) = client.create("/now", "v", CreateMode::PERSISTENT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let batches = until(&mut watcher, stat.create_revision).await;
+    assert_eq!(batches.len(), 1, "the write made before the first next() is delivered");
+    assert_eq!(batches[0].revision, stat.create_revision);
+    assert_eq!(batches[0].events[0].path, "/now");
+    // Bad input fails at watch(), not at the first next().
+    let bad = client.watch("/now/[", Scope::Glob, 0, false).await;
+    assert!(
+        matches!(&bad, Err(ClientError::Server { kind, .. }) if kind == "InvalidGlob"),
+        "{:?}",
+        bad.err()
+    );
     cluster.stop().await;
 }
