@@ -50,9 +50,6 @@ use bytes::Bytes;
 use tonic::Code;
 use warden_core::{CreateMode, NodeKind, Stat};
 use warden_proto::v1 as pb;
-use warden_proto::v1::cluster_client::ClusterClient;
-use warden_proto::v1::kv_client::KvClient;
-use warden_proto::v1::session_client::SessionClient;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
@@ -140,7 +137,7 @@ impl Client {
             .connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).get(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).get(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(NodeData { data: r.data, stat: stat(r.stat), revision: revision(r.header.as_ref()) })
@@ -160,7 +157,7 @@ impl Client {
             .connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).children(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).children(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(r.children.into_iter().map(|c| (c.name, stat(c.stat))).collect())
@@ -210,11 +207,12 @@ impl Client {
             sequential: mode.sequential,
             origin,
         };
+        connection::within_limit(&request)?;
         let r = self
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).create(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).create(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok((r.path, stat(r.stat)))
@@ -238,11 +236,12 @@ impl Client {
         expected_version: Option<u64>,
     ) -> Result<Stat, ClientError> {
         let request = pb::SetRequest { path: path.to_owned(), data, expected_version, origin };
+        connection::within_limit(&request)?;
         let r = self
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).set(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).set(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(stat(r.stat))
@@ -286,7 +285,7 @@ impl Client {
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).delete(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).delete(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(r.deleted)
@@ -294,10 +293,11 @@ impl Client {
 
     /// Runs a transaction.
     pub async fn txn(&self, request: pb::TxnRequest) -> Result<pb::TxnResponse, ClientError> {
+        connection::within_limit(&request)?;
         self.connection
             .run(Retry::Once, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).txn(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).txn(request).await.map(|r| r.into_inner()) }
             })
             .await
     }
@@ -403,12 +403,7 @@ impl Client {
         self.connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move {
-                    warden_proto::v1::lock_client::LockClient::new(c)
-                        .status(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { connection::lock(c).status(request).await.map(|r| r.into_inner()) }
             })
             .await
     }
@@ -422,12 +417,7 @@ impl Client {
             .connection
             .run(Retry::Once, |c| {
                 let request = request.clone();
-                async move {
-                    warden_proto::v1::lock_client::LockClient::new(c)
-                        .revoke(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { connection::lock(c).revoke(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(response.held)
@@ -438,7 +428,7 @@ impl Client {
         let response = self
             .connection
             .run(Retry::Idempotent, |c| async move {
-                SessionClient::new(c)
+                connection::session(c)
                     .info(pb::SessionInfoRequest { session_id: id })
                     .await
                     .map(|r| r.into_inner())
@@ -472,7 +462,7 @@ impl Client {
             .channel(endpoint)
             .await
             .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
-        ClusterClient::new(channel)
+        connection::cluster(channel)
             .status(pb::StatusRequest {})
             .await
             .map(|r| r.into_inner())
@@ -487,7 +477,7 @@ impl Client {
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
         self.connection
             .run(Retry::Idempotent, |c| async move {
-                ClusterClient::new(c).status(pb::StatusRequest {}).await.map(|r| r.into_inner())
+                connection::cluster(c).status(pb::StatusRequest {}).await.map(|r| r.into_inner())
             })
             .await
     }

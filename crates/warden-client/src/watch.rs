@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use tonic::Streaming;
 use warden_proto::v1 as pb;
-use warden_proto::v1::watch_client::WatchClient;
 
 use warden_core::{Event, EventKind};
 
-use crate::connection::{Connection, Retry, server_error};
+use crate::connection::{self, Connection, Retry, server_error};
 use crate::error::ClientError;
 
 /// What to watch.
@@ -93,7 +92,7 @@ impl Watcher {
         let mut last = ClientError::Compacted { oldest: 0, message: "no member asked".into() };
         for endpoint in self.connection.endpoints() {
             let Ok(channel) = self.connection.channel(endpoint).await else { continue };
-            match WatchClient::new(channel).watch(request.clone()).await {
+            match connection::watch(channel).watch(request.clone()).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => last = server_error(&status),
             }
@@ -125,7 +124,7 @@ impl Watcher {
                         .run(Retry::Idempotent, |c| {
                             let request = request.clone();
                             async move {
-                                WatchClient::new(c).watch(request).await.map(|r| r.into_inner())
+                                connection::watch(c).watch(request).await.map(|r| r.into_inner())
                             }
                         })
                         .await;

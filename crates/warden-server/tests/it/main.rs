@@ -10,4 +10,5 @@ mod locks;
 mod partition;
 mod replication;
 mod sessions;
+mod transport;
 mod watch;
