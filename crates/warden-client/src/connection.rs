@@ -308,7 +308,7 @@ pub(crate) fn failure(status: &Status) -> Failure {
 
 /// tonic's refusal of a message over the limit, on either side: "Error, encoded (or
 /// decoded) message length too large: found N bytes, the limit is: M bytes".
-fn is_too_large(status: &Status) -> bool {
+pub(crate) fn is_too_large(status: &Status) -> bool {
     status.code() == Code::OutOfRange
         && kind(status).is_empty()
         && status.message().contains("message length too large")

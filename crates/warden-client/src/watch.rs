@@ -1,5 +1,10 @@
 //! A watch that survives member failures: it resumes on any member from the revision after
 //! the last one delivered, so the application sees every revision once, in order.
+//!
+//! A revision too large for one gRPC message arrives in parts (responses marked
+//! `fragment`); the watcher hands it out as one [`WatchBatch`] once its last part is in. A
+//! break mid-revision drops the parts and resumes from that revision, which the member
+//! then sends whole again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +57,8 @@ pub struct Watcher {
     next: u64,
     /// The first response, read by [`Watcher::open`] to pin the start, not yet handed out.
     first: Option<WatchBatch>,
+    /// The parts received so far of a revision split across responses.
+    partial: Option<(u64, Vec<Event>)>,
 }
 
 impl Watcher {
@@ -77,7 +84,8 @@ impl Watcher {
             start_revision: start,
             progress_notify: progress,
         };
-        let mut watcher = Watcher { connection, request, stream: None, next: start, first: None };
+        let mut watcher =
+            Watcher { connection, request, stream: None, next: start, first: None, partial: None };
         let first = watcher.receive().await?;
         watcher.first = Some(first);
         Ok(watcher)
@@ -103,7 +111,9 @@ impl Watcher {
     /// The next revision's events (or a progress notice); the first call returns the notice
     /// at the revision before the start. Reconnects as needed; fails only when the history
     /// needed to resume is gone ([`ClientError::Compacted`]), when no member can be
-    /// reached, or on a bad request.
+    /// reached, on a bad request, or when a response is over the message limit
+    /// ([`ClientError::MessageTooLarge`], from a member too old to split a large revision):
+    /// the watch cannot go past that revision, and calling again fails again.
     pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
         match self.first.take() {
             Some(first) => Ok(first),
@@ -136,10 +146,15 @@ impl Watcher {
                     self.stream.insert(opened?)
                 }
             };
-            match stream.message().await {
+            let message = stream.message().await;
+            if !matches!(&message, Ok(Some(r)) if !r.canceled) {
+                // The stream ends: a revision in parts comes again, whole, on the next one.
+                self.stream = None;
+                self.partial = None;
+            }
+            match message {
                 Ok(Some(response)) if response.canceled => {
                     tracing::debug!(reason = %response.cancel_reason, "watch cancelled by the member; resuming");
-                    self.stream = None;
                 }
                 Ok(Some(response)) => {
                     let revision = response.header.map(|h| h.revision).unwrap_or(0);
@@ -147,19 +162,29 @@ impl Watcher {
                         // Never deliver a revision twice.
                         continue;
                     }
+                    let mut events = match self.partial.take() {
+                        Some((r, parts)) if r == revision => parts,
+                        _ => Vec::new(),
+                    };
+                    events.extend(response.events.into_iter().map(event));
+                    if response.fragment {
+                        self.partial = Some((revision, events));
+                        continue;
+                    }
                     self.next = revision + 1;
-                    return Ok(WatchBatch {
-                        revision,
-                        events: response.events.into_iter().map(event).collect(),
-                    });
+                    return Ok(WatchBatch { revision, events });
                 }
-                Ok(None) => self.stream = None,
+                Ok(None) => {}
                 Err(status) => {
                     if let err @ ClientError::Compacted { .. } = server_error(&status) {
                         return Err(err);
                     }
+                    if connection::is_too_large(&status) {
+                        // Every member would send the same response again: resuming
+                        // would loop on it for ever.
+                        return Err(connection::too_large(&status));
+                    }
                     tracing::debug!(error = %status, "watch stream broke; resuming on another member");
-                    self.stream = None;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }

@@ -1,22 +1,25 @@
 //! The client against members that fail as a transport does, not as warden does: a status
 //! without `warden-error` (an h2 GOAWAY read as RESOURCE_EXHAUSTED), a connection dropped
-//! once the request is in, a message over the size limit. Fake members, so each failure
-//! happens exactly when the test wants it.
+//! once the request is in, a message over the size limit, a watch stream broken in the
+//! middle of a revision sent in fragments. Fake members, so each failure happens exactly
+//! when the test wants it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
-use warden_client::{Client, ClientError};
+use warden_client::{Client, ClientError, Scope};
 use warden_core::CreateMode;
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::kv_server::{Kv, KvServer};
+use warden_proto::v1::watch_server::{Watch, WatchServer};
 use warden_testkit::free_port;
 
 /// How a fake member answers.
@@ -199,4 +202,129 @@ async fn a_message_over_the_limit_is_a_clear_error_not_retried() {
     assert_eq!(*limit, MAX_CLIENT_MESSAGE_BYTES);
     assert_eq!(first.gets.load(Ordering::SeqCst), 1);
     assert_eq!(second.gets.load(Ordering::SeqCst), 0);
+}
+
+/// What one stream of a fake watch member sends: responses, then an error or nothing more.
+type Turn = (Vec<pb::WatchResponse>, Option<Status>);
+
+/// A watch member: each stream sends the responses its turn is given (the first stream
+/// the first list, ...), then ends with `end` or stays open.
+#[derive(Clone)]
+struct FakeWatch {
+    turns: Arc<Mutex<Vec<Turn>>>,
+    /// The start revision of each stream opened.
+    starts: Arc<Mutex<Vec<u64>>>,
+}
+
+#[tonic::async_trait]
+impl Watch for FakeWatch {
+    type WatchStream = ReceiverStream<Result<pb::WatchResponse, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.starts.lock().unwrap().push(request.into_inner().start_revision);
+        let (responses, end) = {
+            let mut turns = self.turns.lock().unwrap();
+            if turns.is_empty() { (Vec::new(), None) } else { turns.remove(0) }
+        };
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            for r in responses {
+                tx.send(Ok(r)).await.ok();
+            }
+            match end {
+                Some(status) => {
+                    tx.send(Err(status)).await.ok();
+                }
+                None => tx.closed().await,
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn response(revision: u64, paths: &[&str], fragment: bool) -> pb::WatchResponse {
+    let events = paths
+        .iter()
+        .map(|p| pb::Event { revision, path: (*p).to_owned(), ..Default::default() })
+        .collect();
+    pb::WatchResponse {
+        header: Some(pb::ResponseHeader { revision, ..Default::default() }),
+        events,
+        fragment,
+        ..Default::default()
+    }
+}
+
+async fn fake_watch(turns: Vec<Turn>) -> (String, FakeWatch) {
+    let watch = FakeWatch { turns: Arc::new(Mutex::new(turns)), starts: Arc::default() };
+    let listener = TcpListener::bind(("127.0.0.1", free_port())).await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(
+        Server::builder()
+            .add_service(WatchServer::new(watch.clone()))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    (addr, watch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_in_fragments_is_one_batch_and_comes_again_whole_after_a_break() {
+    let broken = Status::unknown("h2 protocol error: error reading a body from connection");
+    let (addr, member) = fake_watch(vec![
+        (vec![response(4, &[], false), response(5, &["/a"], true)], Some(broken)),
+        (
+            vec![
+                response(4, &[], false),
+                response(5, &["/a"], true),
+                response(5, &["/b"], true),
+                response(5, &["/c"], false),
+                response(6, &["/d"], false),
+            ],
+            None,
+        ),
+    ])
+    .await;
+    let mut watcher = client(vec![addr]).watch("/", Scope::Prefix, 0, false).await.unwrap();
+    assert_eq!(watcher.next().await.unwrap().revision, 4, "the start notice first");
+    let batch = timeout_next(&mut watcher).await;
+    assert_eq!(batch.revision, 5);
+    let paths: Vec<&str> = batch.events.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["/a", "/b", "/c"], "the revision whole, once, in order");
+    assert_eq!(timeout_next(&mut watcher).await.revision, 6);
+    // Resumed from the revision that was incomplete, not after it.
+    assert_eq!(*member.starts.lock().unwrap(), [0, 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_response_over_the_limit_ends_the_watch_with_an_error() {
+    let mut huge = response(5, &["/big"], false);
+    huge.events[0].data = Some(vec![b'x'; MAX_CLIENT_MESSAGE_BYTES].into());
+    let (addr, member) = fake_watch(vec![(vec![response(4, &[], false), huge], None)]).await;
+    let mut watcher = client(vec![addr]).watch("/", Scope::Prefix, 0, false).await.unwrap();
+    assert_eq!(watcher.next().await.unwrap().revision, 4);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+        .await
+        .expect("the watch looped on a response it cannot read");
+    assert!(
+        matches!(&outcome, Err(ClientError::MessageTooLarge { limit, .. }) if *limit == MAX_CLIENT_MESSAGE_BYTES),
+        "{outcome:?}"
+    );
+    assert_eq!(member.starts.lock().unwrap().len(), 1, "not resumed into the same refusal");
+}
+
+/// The next batch with events (a resumed stream starts with a notice at the revision
+/// before its start).
+async fn timeout_next(watcher: &mut warden_client::Watcher) -> warden_client::WatchBatch {
+    loop {
+        let batch = tokio::time::timeout(Duration::from_secs(10), watcher.next())
+            .await
+            .expect("the watch stalled")
+            .expect("the watch failed");
+        if !batch.events.is_empty() {
+            return batch;
+        }
+    }
 }
