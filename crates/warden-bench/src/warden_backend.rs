@@ -85,7 +85,7 @@ impl Worker for WardenWorker {
     }
 
     async fn watch(&mut self, prefix: &str) -> Result<BoxStream<'static, Result<Vec<u8>>>> {
-        let watcher = self.client.watch(prefix, Scope::Prefix, 0, false);
+        let watcher = self.client.watch(prefix, Scope::Prefix, 0, false).await?;
         let stream = futures::stream::unfold(watcher, |mut watcher| async move {
             let batch = watcher.next().await;
             Some((batch, watcher))

@@ -2,12 +2,17 @@
 //!
 //! A request goes to the member that last answered (the leader, usually). A member that is
 //! not the leader answers UNAVAILABLE with the leader's address, which the client follows.
-//! A member that cannot be connected to is skipped: nothing was sent, so any request can
-//! go to the next one. A connection that breaks after a request was sent, or a member that
-//! fails after accepting it, is retried only for reads; for a write the outcome is unknown
-//! and the caller is told so. "Not the leader" is safe to follow for any request: openraft
-//! answers it before proposing, or after the proposal was truncated from its log, which
-//! means it can never commit.
+//! "Not the leader" is safe to follow for any request: openraft answers it before
+//! proposing, or after the proposal was truncated from its log, which means it can never
+//! commit.
+//!
+//! Every status a warden member makes carries `warden-error`; a status without it is the
+//! transport's, whatever its code (an h2 GOAWAY reads as RESOURCE_EXHAUSTED, a body that
+//! could not be read as UNKNOWN or INTERNAL). Such a failure is sorted by what it says
+//! about the request ([`Failure`]): a member that could not be connected to is skipped, as
+//! nothing was sent; a message over the size limit fails at once, as it would anywhere;
+//! anything else may have happened after the request arrived, so it is retried only for
+//! reads and writes with a request id, and a plain write's outcome is unknown.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +23,12 @@ use tokio::time::{Instant, sleep};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tracing::debug;
-use warden_proto::LEADER_METADATA;
+use warden_proto::v1::cluster_client::ClusterClient;
+use warden_proto::v1::kv_client::KvClient;
+use warden_proto::v1::lock_client::LockClient;
+use warden_proto::v1::session_client::SessionClient;
+use warden_proto::v1::watch_client::WatchClient;
+use warden_proto::{LEADER_METADATA, MAX_CLIENT_MESSAGE_BYTES};
 
 use crate::error::ClientError;
 
@@ -202,17 +212,26 @@ impl Connection {
                         }
                         last = format!("{addr}: {}", status.message());
                     }
-                    Err(status) if is_transport(&status) => {
-                        self.forget(&addr);
-                        if retry == Retry::Once && !never_connected(&status) {
-                            self.prefer_after(&addr);
-                            return Err(ClientError::OutcomeUnknown {
-                                endpoint: addr,
-                                message: status.message().to_owned(),
-                            });
+                    Err(status) if kind(&status).is_empty() => match failure(&status) {
+                        Failure::TooLarge => return Err(too_large(&status)),
+                        Failure::Refused => return Err(server_error(&status)),
+                        Failure::NotSent => {
+                            self.forget(&addr);
+                            last = format!("{addr}: {}", status.message());
                         }
-                        last = format!("{addr}: {}", status.message());
-                    }
+                        Failure::MaybeSent => {
+                            self.forget(&addr);
+                            if retry == Retry::Once {
+                                self.prefer_after(&addr);
+                                return Err(ClientError::OutcomeUnknown {
+                                    endpoint: addr,
+                                    message: status.message().to_owned(),
+                                });
+                            }
+                            debug!(member = %addr, error = %status, "transport failure; trying the next member");
+                            last = format!("{addr}: {}", status.message());
+                        }
+                    },
                     Err(status) => return Err(server_error(&status)),
                 }
             }
@@ -257,6 +276,104 @@ pub(crate) fn server_error(status: &Status) -> ClientError {
     }
 }
 
+/// What a status without `warden-error` says about the request it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The request never left this process (no connection could be made): any member may
+    /// be asked next.
+    NotSent,
+    /// A message over the size limit ([`MAX_CLIENT_MESSAGE_BYTES`]): refused before it was
+    /// applied, and it would be refused by every member.
+    TooLarge,
+    /// UNIMPLEMENTED: the member's router does not know the call (an older member). A
+    /// refusal, made before anything was applied.
+    Refused,
+    /// The request may have reached the member and been applied: the connection broke, the
+    /// member sent a GOAWAY, no answer came in time.
+    MaybeSent,
+}
+
+/// Sorts a status without `warden-error`, which the transport made, not a member.
+pub(crate) fn failure(status: &Status) -> Failure {
+    if is_too_large(status) {
+        Failure::TooLarge
+    } else if status.code() == Code::Unimplemented {
+        Failure::Refused
+    } else if never_connected(status) {
+        Failure::NotSent
+    } else {
+        Failure::MaybeSent
+    }
+}
+
+/// tonic's refusal of a message over the limit, on either side: "Error, encoded (or
+/// decoded) message length too large: found N bytes, the limit is: M bytes".
+pub(crate) fn is_too_large(status: &Status) -> bool {
+    status.code() == Code::OutOfRange
+        && kind(status).is_empty()
+        && status.message().contains("message length too large")
+}
+
+/// The error for a message over the limit, with the limit that was hit.
+pub(crate) fn too_large(status: &Status) -> ClientError {
+    let limit = status
+        .message()
+        .rsplit_once("the limit is: ")
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(MAX_CLIENT_MESSAGE_BYTES);
+    ClientError::MessageTooLarge { limit, message: status.message().to_owned() }
+}
+
+/// Refuses a request over the limit before it is sent. Left to tonic, the encoder's
+/// refusal resets the stream after its headers went out, which reads as a broken
+/// connection (an unknown outcome, for a write) rather than as what it is.
+pub(crate) fn within_limit(request: &impl prost::Message) -> Result<(), ClientError> {
+    let len = request.encoded_len();
+    if len > MAX_CLIENT_MESSAGE_BYTES {
+        return Err(ClientError::MessageTooLarge {
+            limit: MAX_CLIENT_MESSAGE_BYTES,
+            message: format!("the request is {len} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// The generated clients, held to the client port's message limit (tonic's default is
+/// 4 MiB to receive and no limit to send; a member refuses more than the limit).
+pub(crate) fn kv(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn watch(channel: Channel) -> WatchClient<Channel> {
+    WatchClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn session(channel: Channel) -> SessionClient<Channel> {
+    SessionClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn lock(channel: Channel) -> LockClient<Channel> {
+    LockClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
+    ClusterClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
 /// Whether the call failed to connect, so the request never left this process.
 fn never_connected(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
@@ -274,15 +391,45 @@ fn never_connected(status: &Status) -> bool {
     status.message().contains("tcp connect error")
 }
 
-/// A failure of the connection rather than an answer of the server: every status a warden
-/// member makes carries `warden-error`; HTTP/2 and transport failures do not.
-fn is_transport(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::Unknown
-            | Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Internal
-    ) && kind(status).is_empty()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_without_warden_error_is_sorted_by_what_it_says_about_the_request() {
+        let h2 = "h2 protocol error: error reading a body from connection";
+        let table = [
+            (Status::resource_exhausted(h2), Failure::MaybeSent),
+            (Status::internal(h2), Failure::MaybeSent),
+            (Status::unknown("transport error"), Failure::MaybeSent),
+            (Status::cancelled("no answer within 10s"), Failure::MaybeSent),
+            (Status::unavailable("tcp connect error: Connection refused"), Failure::NotSent),
+            (Status::unimplemented(""), Failure::Refused),
+            (
+                Status::out_of_range(
+                    "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes",
+                ),
+                Failure::TooLarge,
+            ),
+        ];
+        for (status, expected) in table {
+            assert_eq!(failure(&status), expected, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn the_error_of_a_message_too_large_names_the_limit_hit() {
+        let status = Status::out_of_range(
+            "Error, encoded message length too large: found 9 bytes, the limit is: 8 bytes",
+        );
+        assert!(matches!(too_large(&status), ClientError::MessageTooLarge { limit: 8, .. }));
+        let request = warden_proto::v1::SetRequest {
+            data: vec![0; MAX_CLIENT_MESSAGE_BYTES].into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            within_limit(&request),
+            Err(ClientError::MessageTooLarge { limit: MAX_CLIENT_MESSAGE_BYTES, .. })
+        ));
+    }
 }

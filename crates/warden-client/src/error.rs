@@ -34,6 +34,20 @@ pub enum ClientError {
         /// What went wrong.
         message: String,
     },
+    /// A request, or its answer, is larger than the gRPC message limit (the client port's
+    /// [`MAX_CLIENT_MESSAGE_BYTES`](warden_proto::MAX_CLIENT_MESSAGE_BYTES) unless a member
+    /// says otherwise). It would fail the same way on any member, so it is not retried.
+    /// Nothing was applied: a request over the limit is refused before it is sent (or by
+    /// the member before it is read), and only reads have answers that can grow this large.
+    #[error(
+        "a message of this call is over the {limit}-byte gRPC message limit ({message}); it was not applied and is not retried: send less in one request (fewer ops in a transaction, smaller values) or read less at once"
+    )]
+    MessageTooLarge {
+        /// The limit that was hit, in bytes.
+        limit: usize,
+        /// The size found (tonic's message, when a member or the decoder refused it).
+        message: String,
+    },
     /// A watch cannot start or resume: the revisions it needs are no longer in history.
     #[error("{message}")]
     Compacted {

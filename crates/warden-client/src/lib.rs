@@ -23,7 +23,7 @@
 //! client.create_in(&session, "/members/worker-1", "10.0.0.7", CreateMode::EPHEMERAL).await?;
 //!
 //! // A watch of the subtree from now on; it survives the failure of a member.
-//! let mut members = client.watch("/members", Scope::Prefix, 0, false);
+//! let mut members = client.watch("/members", Scope::Prefix, 0, false).await?;
 //! tokio::select! {
 //!     batch = members.next() => {
 //!         for event in batch?.events {
@@ -50,9 +50,6 @@ use bytes::Bytes;
 use tonic::Code;
 use warden_core::{CreateMode, NodeKind, Stat};
 use warden_proto::v1 as pb;
-use warden_proto::v1::cluster_client::ClusterClient;
-use warden_proto::v1::kv_client::KvClient;
-use warden_proto::v1::session_client::SessionClient;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
@@ -162,7 +159,7 @@ impl Client {
             .connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).get(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).get(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(NodeData { data: r.data, stat: stat(r.stat), revision: revision(r.header.as_ref()) })
@@ -207,7 +204,7 @@ impl Client {
             .connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).children(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).children(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(ChildrenPage {
@@ -261,11 +258,12 @@ impl Client {
             sequential: mode.sequential,
             origin,
         };
+        connection::within_limit(&request)?;
         let r = self
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).create(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).create(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok((r.path, stat(r.stat)))
@@ -289,11 +287,12 @@ impl Client {
         expected_version: Option<u64>,
     ) -> Result<Stat, ClientError> {
         let request = pb::SetRequest { path: path.to_owned(), data, expected_version, origin };
+        connection::within_limit(&request)?;
         let r = self
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).set(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).set(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(stat(r.stat))
@@ -367,7 +366,7 @@ impl Client {
             .connection
             .run(Self::retry(request.origin.as_ref()), |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).delete(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).delete(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(Deleted { deleted: r.deleted, revoked: r.revoked, kept: r.kept })
@@ -375,10 +374,11 @@ impl Client {
 
     /// Runs a transaction.
     pub async fn txn(&self, request: pb::TxnRequest) -> Result<pb::TxnResponse, ClientError> {
+        connection::within_limit(&request)?;
         self.connection
             .run(Retry::Once, |c| {
                 let request = request.clone();
-                async move { KvClient::new(c).txn(request).await.map(|r| r.into_inner()) }
+                async move { connection::kv(c).txn(request).await.map(|r| r.into_inner()) }
             })
             .await
     }
@@ -484,12 +484,7 @@ impl Client {
         self.connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();
-                async move {
-                    warden_proto::v1::lock_client::LockClient::new(c)
-                        .status(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { connection::lock(c).status(request).await.map(|r| r.into_inner()) }
             })
             .await
     }
@@ -503,12 +498,7 @@ impl Client {
             .connection
             .run(Retry::Once, |c| {
                 let request = request.clone();
-                async move {
-                    warden_proto::v1::lock_client::LockClient::new(c)
-                        .revoke(request)
-                        .await
-                        .map(|r| r.into_inner())
-                }
+                async move { connection::lock(c).revoke(request).await.map(|r| r.into_inner()) }
             })
             .await?;
         Ok(response.held)
@@ -519,7 +509,7 @@ impl Client {
         let response = self
             .connection
             .run(Retry::Idempotent, |c| async move {
-                SessionClient::new(c)
+                connection::session(c)
                     .info(pb::SessionInfoRequest { session_id: id })
                     .await
                     .map(|r| r.into_inner())
@@ -531,8 +521,19 @@ impl Client {
     /// Watches `path` (with `scope`) from revision `start` (0: from the next revision),
     /// with progress notices if `progress`. The watcher resumes on another member after a
     /// failure without missing or repeating a revision.
-    pub fn watch(&self, path: &str, scope: Scope, start: u64, progress: bool) -> Watcher {
-        Watcher::new(Arc::clone(&self.connection), path, scope, start, progress)
+    ///
+    /// The watch is registered on a member before this returns, and its start is fixed
+    /// then: a watch from now delivers every write made after `watch` returns, however
+    /// late the first [`Watcher::next`]. Bad input (a malformed glob) and a start no longer
+    /// in any member's history ([`ClientError::Compacted`]) fail here.
+    pub async fn watch(
+        &self,
+        path: &str,
+        scope: Scope,
+        start: u64,
+        progress: bool,
+    ) -> Result<Watcher, ClientError> {
+        Watcher::open(Arc::clone(&self.connection), path, scope, start, progress).await
     }
 
     /// The status of one member, asked directly (no redirect).
@@ -542,7 +543,7 @@ impl Client {
             .channel(endpoint)
             .await
             .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
-        ClusterClient::new(channel)
+        connection::cluster(channel)
             .status(pb::StatusRequest {})
             .await
             .map(|r| r.into_inner())
@@ -557,7 +558,7 @@ impl Client {
     pub async fn status(&self) -> Result<pb::StatusResponse, ClientError> {
         self.connection
             .run(Retry::Idempotent, |c| async move {
-                ClusterClient::new(c).status(pb::StatusRequest {}).await.map(|r| r.into_inner())
+                connection::cluster(c).status(pb::StatusRequest {}).await.map(|r| r.into_inner())
             })
             .await
     }

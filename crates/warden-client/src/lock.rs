@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use warden_proto::v1 as pb;
-use warden_proto::v1::lock_client::LockClient;
 
-use crate::connection::{Connection, Retry};
+use crate::connection::{self, Connection, Retry};
 use crate::error::ClientError;
 use crate::session::{Holds, Session, SessionState};
 
@@ -200,7 +199,7 @@ impl Lock {
                 .run_within(Retry::Idempotent, attempt, |c| {
                     let request = request.clone();
                     async move {
-                        let mut client = LockClient::new(c);
+                        let mut client = connection::lock(c);
                         let response = if try_only {
                             client.try_acquire(request).await
                         } else {
@@ -306,7 +305,7 @@ async fn release(
         .run(Retry::Idempotent, |c| {
             attempts.fetch_add(1, Ordering::Relaxed);
             let request = request.clone();
-            async move { LockClient::new(c).release(request).await.map(|r| r.into_inner()) }
+            async move { connection::lock(c).release(request).await.map(|r| r.into_inner()) }
         })
         .await;
     match result {

@@ -20,9 +20,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 use warden_proto::v1 as pb;
-use warden_proto::v1::session_client::SessionClient;
 
-use crate::connection::{Connection, Retry};
+use crate::connection::{self, Connection, Retry};
 use crate::error::ClientError;
 
 /// Where a session stands, as far as this client can tell.
@@ -146,7 +145,7 @@ impl Session {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let opened = connection
             .run(Retry::Once, |c| async move {
-                SessionClient::new(c)
+                connection::session(c)
                     .open(pb::OpenSessionRequest { ttl_ms })
                     .await
                     .map(|r| r.into_inner())
@@ -244,7 +243,7 @@ impl Session {
         let closed = self
             .connection
             .run(Retry::Once, |c| async move {
-                SessionClient::new(c)
+                connection::session(c)
                     .close(pb::CloseSessionRequest { session_id })
                     .await
                     .map(|r| r.into_inner())
@@ -301,7 +300,7 @@ async fn keep_alive(
                     let (tx, rx) = mpsc::channel::<pb::KeepAliveRequest>(4);
                     let sent = Instant::now();
                     tx.try_send(first).ok();
-                    let responses = SessionClient::new(c)
+                    let responses = connection::session(c)
                         .keep_alive(ReceiverStream::new(rx))
                         .await?
                         .into_inner();

@@ -1,16 +1,20 @@
 //! A watch that survives member failures: it resumes on any member from the revision after
 //! the last one delivered, so the application sees every revision once, in order.
+//!
+//! A revision too large for one gRPC message arrives in parts (responses marked
+//! `fragment`); the watcher hands it out as one [`WatchBatch`] once its last part is in. A
+//! break mid-revision drops the parts and resumes from that revision, which the member
+//! then sends whole again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::Streaming;
 use warden_proto::v1 as pb;
-use warden_proto::v1::watch_client::WatchClient;
 
 use warden_core::{Event, EventKind};
 
-use crate::connection::{Connection, Retry, server_error};
+use crate::connection::{self, Connection, Retry, server_error};
 use crate::error::ClientError;
 
 /// What to watch.
@@ -49,18 +53,26 @@ pub struct Watcher {
     connection: Arc<Connection>,
     request: pb::WatchRequest,
     stream: Option<Streaming<pb::WatchResponse>>,
-    /// The next revision due.
+    /// The next revision due (0 until the member has said where a watch from now starts).
     next: u64,
+    /// The first response, read by [`Watcher::open`] to pin the start, not yet handed out.
+    first: Option<WatchBatch>,
+    /// The parts received so far of a revision split across responses.
+    partial: Option<(u64, Vec<Event>)>,
 }
 
 impl Watcher {
-    pub(crate) fn new(
+    /// Opens the watch and reads its first response, the member's notice that everything
+    /// before the start is behind it. A watch from now (`start` 0) is thus fixed to begin
+    /// right after the revision the member had when it registered the watch, before this
+    /// returns; a later resume, on any member, continues from there.
+    pub(crate) async fn open(
         connection: Arc<Connection>,
         path: &str,
         scope: Scope,
         start: u64,
         progress: bool,
-    ) -> Self {
+    ) -> Result<Self, ClientError> {
         let scope = match scope {
             Scope::Key => pb::WatchScope::Key,
             Scope::Prefix => pb::WatchScope::Prefix,
@@ -72,7 +84,11 @@ impl Watcher {
             start_revision: start,
             progress_notify: progress,
         };
-        Watcher { connection, request, stream: None, next: start }
+        let mut watcher =
+            Watcher { connection, request, stream: None, next: start, first: None, partial: None };
+        let first = watcher.receive().await?;
+        watcher.first = Some(first);
+        Ok(watcher)
     }
 
     /// Opens the watch on any member whose history still covers the start, asking each
@@ -84,7 +100,7 @@ impl Watcher {
         let mut last = ClientError::Compacted { oldest: 0, message: "no member asked".into() };
         for endpoint in self.connection.endpoints() {
             let Ok(channel) = self.connection.channel(endpoint).await else { continue };
-            match WatchClient::new(channel).watch(request.clone()).await {
+            match connection::watch(channel).watch(request.clone()).await {
                 Ok(response) => return Ok(response.into_inner()),
                 Err(status) => last = server_error(&status),
             }
@@ -92,10 +108,21 @@ impl Watcher {
         Err(last)
     }
 
-    /// The next revision's events (or a progress notice). Reconnects as needed; fails only
-    /// when the history needed to resume is gone ([`ClientError::Compacted`]), when no
-    /// member can be reached, or on a bad request.
+    /// The next revision's events (or a progress notice); the first call returns the notice
+    /// at the revision before the start. Reconnects as needed; fails only when the history
+    /// needed to resume is gone ([`ClientError::Compacted`]), when no member can be
+    /// reached, on a bad request, or when a response is over the message limit
+    /// ([`ClientError::MessageTooLarge`], from a member too old to split a large revision):
+    /// the watch cannot go past that revision, and calling again fails again.
     pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
+        match self.first.take() {
+            Some(first) => Ok(first),
+            None => self.receive().await,
+        }
+    }
+
+    /// The next response from the members, opening or reopening the stream as needed.
+    async fn receive(&mut self) -> Result<WatchBatch, ClientError> {
         loop {
             let stream = match &mut self.stream {
                 Some(stream) => stream,
@@ -107,7 +134,7 @@ impl Watcher {
                         .run(Retry::Idempotent, |c| {
                             let request = request.clone();
                             async move {
-                                WatchClient::new(c).watch(request).await.map(|r| r.into_inner())
+                                connection::watch(c).watch(request).await.map(|r| r.into_inner())
                             }
                         })
                         .await;
@@ -119,10 +146,15 @@ impl Watcher {
                     self.stream.insert(opened?)
                 }
             };
-            match stream.message().await {
+            let message = stream.message().await;
+            if !matches!(&message, Ok(Some(r)) if !r.canceled) {
+                // The stream ends: a revision in parts comes again, whole, on the next one.
+                self.stream = None;
+                self.partial = None;
+            }
+            match message {
                 Ok(Some(response)) if response.canceled => {
                     tracing::debug!(reason = %response.cancel_reason, "watch cancelled by the member; resuming");
-                    self.stream = None;
                 }
                 Ok(Some(response)) => {
                     let revision = response.header.map(|h| h.revision).unwrap_or(0);
@@ -130,19 +162,29 @@ impl Watcher {
                         // Never deliver a revision twice.
                         continue;
                     }
+                    let mut events = match self.partial.take() {
+                        Some((r, parts)) if r == revision => parts,
+                        _ => Vec::new(),
+                    };
+                    events.extend(response.events.into_iter().map(event));
+                    if response.fragment {
+                        self.partial = Some((revision, events));
+                        continue;
+                    }
                     self.next = revision + 1;
-                    return Ok(WatchBatch {
-                        revision,
-                        events: response.events.into_iter().map(event).collect(),
-                    });
+                    return Ok(WatchBatch { revision, events });
                 }
-                Ok(None) => self.stream = None,
+                Ok(None) => {}
                 Err(status) => {
                     if let err @ ClientError::Compacted { .. } = server_error(&status) {
                         return Err(err);
                     }
+                    if connection::is_too_large(&status) {
+                        // Every member would send the same response again: resuming
+                        // would loop on it for ever.
+                        return Err(connection::too_large(&status));
+                    }
                     tracing::debug!(error = %status, "watch stream broke; resuming on another member");
-                    self.stream = None;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }

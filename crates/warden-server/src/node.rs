@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{error, info};
 use warden_core::Limits;
+use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
 use warden_proto::v1::kv_server::KvServer;
@@ -53,6 +54,15 @@ pub struct Node {
 
 /// How often watchers that asked for them get progress notices.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Streams a client may open and cancel before the client port has taken them up, per
+/// connection, before the member ends the connection with a GOAWAY (ENHANCE_YOUR_CALM,
+/// which fails every call on it as RESOURCE_EXHAUSTED). h2's default of 20 is a guard
+/// against "rapid reset" floods, but one client process shares a connection among all its
+/// calls, and a burst of dropped calls (lock acquires given up, watches dropped, timeouts)
+/// on a busy member reaches 20 in normal use. 1,024 still bounds what one connection can
+/// make the member hold (a closed stream's few hundred bytes each).
+const PENDING_ACCEPT_RESETS: usize = 1_024;
 
 /// How often [`Node::stopped`] looks at raft's running state.
 const STOP_CHECK: Duration = Duration::from_millis(100);
@@ -154,9 +164,15 @@ impl Node {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         node.serve(Server::builder().add_service(raft_service), peer_listener);
-        let kv = KvServer::new(KvService::new(node.shared.clone()));
-        let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()));
-        let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)));
+        let kv = KvServer::new(KvService::new(node.shared.clone()))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let tracker = Arc::new(SessionTracker::default());
         // A renewal is acknowledged only while a quorum acknowledged this leader within
         // `lease`; the age raft reports may be up to ~1.5 heartbeats stale, and the quorum
@@ -169,16 +185,25 @@ impl Node {
             Arc::clone(&tracker),
             Arc::clone(&hub),
             lease,
-        ));
+        ))
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let locks = Arc::new(LockService::new(node.shared.clone(), Arc::clone(&hub)));
+        let lock = LockServer::from_arc(Arc::clone(&locks))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
+            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         node.serve(
             Server::builder()
+                .http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS))
                 .add_service(kv)
                 .add_service(cluster)
                 .add_service(watch)
                 .add_service(sessions)
-                .add_service(LockServer::from_arc(Arc::clone(&locks)))
-                .add_service(SemaphoreServer::new(SemaphoreService::new(locks))),
+                .add_service(lock)
+                .add_service(semaphore),
             client_listener,
         );
         node.tasks.push(tokio::spawn(track_sessions(node.shared.clone(), tracker)));

@@ -1,4 +1,10 @@
 //! The Watch service: one stream per watch, fed from the node's watch hub.
+//!
+//! The hub hands over one message per revision. A revision can hold far more than one gRPC
+//! message can (`rm -r` of a large subtree is one revision), and a response over the limit
+//! would be refused by the client's decoder, which could only resume into the same refusal.
+//! So a revision's events are split into responses of at most [`FRAGMENT_BYTES`], all but
+//! the last marked `fragment`; the client puts them back together.
 
 use std::sync::{Arc, PoisonError};
 
@@ -7,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use warden_core::{EventKind, WatchFilter};
+use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
 
@@ -17,6 +24,11 @@ use crate::watch_hub::{Refused, WatchHub, WatchMessage};
 
 /// The metadata key of the oldest revision a watch can start from.
 pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
+
+/// The events of one response at most, in encoded bytes: half the client port's message
+/// limit, which leaves room for the header and for a lone event larger than this (the
+/// core's largest value, 1 MiB, with its path and stat, is well under the limit).
+const FRAGMENT_BYTES: usize = MAX_CLIENT_MESSAGE_BYTES / 2;
 
 /// Serves watches.
 pub(crate) struct WatchService {
@@ -65,21 +77,49 @@ fn event(e: warden_core::Event) -> pb::Event {
     }
 }
 
-/// A hub message as a response, with the revision it reports.
-fn response(shared: &Shared, message: WatchMessage) -> (u64, pb::WatchResponse) {
+/// Splits one revision's events, in order, into parts of at most `budget` encoded bytes
+/// (an event larger than that goes alone); always at least one part.
+fn fragments(events: Vec<pb::Event>, budget: usize) -> Vec<Vec<pb::Event>> {
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let mut size = 0;
+    for event in events {
+        // As the event is encoded in the response: field 2, length-delimited.
+        let len = prost::encoding::message::encoded_len(2, &event);
+        if !part.is_empty() && size + len > budget {
+            parts.push(std::mem::take(&mut part));
+            size = 0;
+        }
+        size += len;
+        part.push(event);
+    }
+    parts.push(part);
+    parts
+}
+
+/// A hub message as responses (several for a revision too large for one), with the
+/// revision they report.
+fn responses(shared: &Shared, message: WatchMessage) -> (u64, Vec<pb::WatchResponse>) {
     let (revision, events) = match message {
         WatchMessage::Events(revision, events) => {
             (revision, events.into_iter().map(event).collect())
         }
         WatchMessage::Progress(revision) => (revision, Vec::new()),
     };
-    let response = pb::WatchResponse {
-        header: Some(shared.header(revision)),
-        events,
-        canceled: false,
-        cancel_reason: String::new(),
-    };
-    (revision, response)
+    let parts = fragments(events, FRAGMENT_BYTES);
+    let last = parts.len().saturating_sub(1);
+    let responses = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, events)| pb::WatchResponse {
+            header: Some(shared.header(revision)),
+            events,
+            canceled: false,
+            cancel_reason: String::new(),
+            fragment: i < last,
+        })
+        .collect();
+    (revision, responses)
 }
 
 #[tonic::async_trait]
@@ -116,7 +156,7 @@ impl Watch for WatchService {
             // Everything up to this revision was delivered (0: nothing promised yet).
             let mut delivered = 0;
             let mut pending = std::mem::take(&mut registration.catch_up).into_iter();
-            loop {
+            'messages: loop {
                 let message = match pending.next() {
                     Some(message) => Some(message),
                     None => tokio::select! {
@@ -136,18 +176,68 @@ impl Watch for WatchService {
                         events: Vec::new(),
                         canceled: true,
                         cancel_reason: reason,
+                        fragment: false,
                     };
                     tx.send(Ok(last)).await.ok();
                     break;
                 };
-                let (revision, response) = response(&shared, message);
-                if tx.send(Ok(response)).await.is_err() {
-                    break;
+                let (revision, responses) = responses(&shared, message);
+                for response in responses {
+                    if tx.send(Ok(response)).await.is_err() {
+                        break 'messages;
+                    }
                 }
                 delivered = revision;
             }
             hub.unregister(registration.id);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(path: &str) -> pb::Event {
+        pb::Event { path: path.into(), ..Default::default() }
+    }
+
+    fn paths(parts: &[Vec<pb::Event>]) -> Vec<Vec<&str>> {
+        parts.iter().map(|p| p.iter().map(|e| e.path.as_str()).collect()).collect()
+    }
+
+    #[test]
+    fn fragments_keep_the_order_and_stay_under_the_budget() {
+        // Each event is 2 bytes of key and length around a 10-byte path field.
+        let events: Vec<pb::Event> = (0..5).map(|i| event(&format!("/{i:08}"))).collect();
+        let one = prost::encoding::message::encoded_len(2, &events[0]);
+        assert_eq!(one, 13);
+        let parts = fragments(events.clone(), 2 * one);
+        assert_eq!(
+            paths(&parts),
+            [vec!["/00000000", "/00000001"], vec!["/00000002", "/00000003"], vec!["/00000004"]]
+        );
+        // One part when it fits; a lone event over the budget goes alone.
+        assert_eq!(fragments(events.clone(), 5 * one).len(), 1);
+        assert_eq!(fragments(events, 1).len(), 5);
+        // A progress notice is one empty part.
+        assert_eq!(fragments(Vec::new(), 1), [Vec::<pb::Event>::new()]);
+    }
+
+    #[test]
+    fn a_fragment_fits_in_a_message() {
+        // The largest event the core allows: a 1 MiB value with a 1 KiB path.
+        let big = pb::Event {
+            path: "p".repeat(1024),
+            data: Some(vec![0; 1 << 20].into()),
+            stat: Some(pb::Stat::default()),
+            ..Default::default()
+        };
+        let events = vec![big; 9];
+        for part in fragments(events, FRAGMENT_BYTES) {
+            let response = pb::WatchResponse { events: part, ..Default::default() };
+            assert!(prost::Message::encoded_len(&response) <= MAX_CLIENT_MESSAGE_BYTES);
+        }
     }
 }

@@ -366,7 +366,20 @@ async fn lock_holder(run: Arc<Run>, client_id: u64) {
 async fn watcher(run: Arc<Run>) {
     let client = run.client();
     while !run.done() {
-        let mut watch = client.watch("/reg", Scope::Prefix, 0, false);
+        let opened = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.watch("/reg", Scope::Prefix, 0, false),
+        )
+        .await;
+        let mut watch = match opened {
+            Ok(Ok(watch)) => watch,
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "watch could not start; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(_) => continue,
+        };
         let mut stream = Vec::new();
         while !run.done() {
             match tokio::time::timeout(Duration::from_millis(500), watch.next()).await {

@@ -138,7 +138,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 (true, _) => Scope::Prefix,
                 _ => Scope::Key,
             };
-            let mut watcher = client.watch(&path, scope, from_revision, false);
+            let mut watcher = client.watch(&path, scope, from_revision, false).await?;
             loop {
                 let batch = tokio::select! {
                     batch = watcher.next() => batch?,

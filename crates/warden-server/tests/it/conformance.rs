@@ -337,7 +337,7 @@ async fn the_in_process_core_and_the_grpc_client_behave_alike() {
     let expected = suite(&in_process).await;
     let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
-    let watcher = client.watch("/", warden_client::Scope::Prefix, 1, false);
+    let watcher = client.watch("/", warden_client::Scope::Prefix, 1, false).await.unwrap();
     let remote = Remote {
         client,
         sessions: tokio::sync::Mutex::new(Vec::new()),

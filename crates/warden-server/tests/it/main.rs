@@ -11,4 +11,5 @@ mod locks;
 mod partition;
 mod replication;
 mod sessions;
+mod transport;
 mod watch;

@@ -1,14 +1,17 @@
 //! Watches over a real cluster: exactly-once, in-order delivery across a leader kill, and
 //! the etcd watch regressions (resume after a partition, history compacted under a lagging
 //! watcher, a start exactly at the compaction revision, a start in the future, a starved
-//! watcher next to a healthy one).
+//! watcher next to a healthy one), a revision larger than a gRPC message, and a watch from
+//! now that starts when `watch` returns.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::timeout;
 use warden_client::{ClientError, Scope, WatchBatch, Watcher};
-use warden_core::CreateMode;
+use warden_core::{CreateMode, EventKind, Limits, WatchFilter};
+use warden_proto::v1 as pb;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
@@ -46,7 +49,7 @@ async fn a_prefix_watcher_sees_every_revision_once_across_a_leader_kill() {
     let (_, stat) = client.create("/load", "", CreateMode::PERSISTENT).await.unwrap();
     let first = stat.create_revision;
     let watch_client = cluster.client();
-    let mut watcher = watch_client.watch("/load", Scope::Prefix, first, true);
+    let mut watcher = watch_client.watch("/load", Scope::Prefix, first, true).await.unwrap();
     let mut acked = BTreeSet::from([first]);
     for i in 0..60 {
         if i == 30 {
@@ -79,7 +82,8 @@ async fn a_watcher_on_a_partitioned_member_gets_everything_after_the_heal() {
     let leader = cluster.leader(Duration::from_secs(5)).await;
     let isolated = (1..=3).find(|id| *id != leader).unwrap();
     let pinned = cluster.client_of(isolated);
-    let mut watcher = pinned.watch("/p", Scope::Prefix, stat.create_revision + 1, false);
+    let mut watcher =
+        pinned.watch("/p", Scope::Prefix, stat.create_revision + 1, false).await.unwrap();
     for other in (1..=3).filter(|id| *id != isolated) {
         cluster.faults.cut(isolated, other);
     }
@@ -109,10 +113,10 @@ async fn compaction_lagging_watchers_future_starts_and_starvation() {
     let base = stat.create_revision;
 
     // A start in the future waits for that revision.
-    let mut future = client.watch("/w", Scope::Prefix, base + 5, false);
+    let mut future = client.watch("/w", Scope::Prefix, base + 5, false).await.unwrap();
     // A healthy watcher and a starved one (never read until the end).
-    let mut healthy = client.watch("/w", Scope::Prefix, base + 1, false);
-    let mut starved = client.watch("/w", Scope::Prefix, base + 1, false);
+    let mut healthy = client.watch("/w", Scope::Prefix, base + 1, false).await.unwrap();
+    let mut starved = client.watch("/w", Scope::Prefix, base + 1, false).await.unwrap();
     // Open both streams before the writes.
     assert_eq!(healthy.next().await.unwrap().revision, base);
     assert_eq!(starved.next().await.unwrap().revision, base);
@@ -150,11 +154,9 @@ async fn compaction_lagging_watchers_future_starts_and_starvation() {
     assert!(oldest > base + 1 && oldest <= base + 60, "oldest {oldest}");
 
     // Exactly at the compaction revision: refused; one after: served.
-    let mut at = client.watch("/w", Scope::Prefix, oldest - 1, false);
-    assert!(
-        matches!(at.next().await, Err(ClientError::Compacted { oldest: o, .. }) if o == oldest)
-    );
-    let mut after = client.watch("/w", Scope::Prefix, oldest, false);
+    let at = client.watch("/w", Scope::Prefix, oldest - 1, false).await;
+    assert!(matches!(at, Err(ClientError::Compacted { oldest: o, .. }) if o == oldest));
+    let mut after = client.watch("/w", Scope::Prefix, oldest, false).await.unwrap();
     let batches = until(&mut after, base + 60).await;
     assert_contiguous(&batches, oldest, base + 60);
     cluster.stop().await;
@@ -179,10 +181,122 @@ async fn a_watch_refused_by_a_restarted_member_is_served_by_one_with_the_history
         warden_client::Client::new(vec![cluster.endpoint(restarted), cluster.endpoint(leader)])
             .unwrap();
     let only_restarted = cluster.client_of(restarted);
-    let mut refused = only_restarted.watch("/h", Scope::Prefix, stat.create_revision, false);
-    assert!(matches!(refused.next().await, Err(ClientError::Compacted { .. })));
-    let mut watcher = restarted_first.watch("/h", Scope::Prefix, stat.create_revision, false);
+    let refused = only_restarted.watch("/h", Scope::Prefix, stat.create_revision, false).await;
+    assert!(matches!(refused, Err(ClientError::Compacted { .. })));
+    let mut watcher =
+        restarted_first.watch("/h", Scope::Prefix, stat.create_revision, false).await.unwrap();
     let batches = until(&mut watcher, last).await;
     assert_contiguous(&batches, stat.create_revision, last);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_now_starts_when_watch_returns_not_at_the_first_next() {
+    let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    let mut watcher = client.watch("/now", Scope::Prefix, 0, false).await.unwrap();
+    let (_, stat) = client.create("/now", "v", CreateMode::PERSISTENT).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let batches = until(&mut watcher, stat.create_revision).await;
+    assert_eq!(batches.len(), 1, "the write made before the first next() is delivered");
+    assert_eq!(batches[0].revision, stat.create_revision);
+    assert_eq!(batches[0].events[0].path, "/now");
+    // Bad input fails at watch(), not at the first next().
+    let bad = client.watch("/now/[", Scope::Glob, 0, false).await;
+    assert!(
+        matches!(&bad, Err(ClientError::Server { kind, .. }) if kind == "InvalidGlob"),
+        "{:?}",
+        bad.err()
+    );
+    cluster.stop().await;
+}
+
+/// Creates `paths` (persistent, empty) in transactions of 128, four at a time.
+async fn create_all(client: &Arc<warden_client::Client>, paths: &[String]) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in paths.chunks(paths.len().div_ceil(4)) {
+        let client = Arc::clone(client);
+        let group = group.to_vec();
+        tasks.spawn(async move {
+            for chunk in group.chunks(128) {
+                let ops = chunk
+                    .iter()
+                    .map(|path| pb::TxnOp {
+                        op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
+                            path: path.clone(),
+                            kind: pb::NodeKind::Persistent.into(),
+                            ..Default::default()
+                        })),
+                    })
+                    .collect();
+                let r = client.txn(pb::TxnRequest { ops, ..Default::default() }).await.unwrap();
+                assert!(r.succeeded);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// The issue-11 scenario: `rm -r` of 20,000 nodes with 250-byte names is one revision whose
+/// events are larger than a gRPC message. Watchers of the prefix, of `/` and of `/**` get
+/// all of it, in order, as one batch, and then the next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_larger_than_a_message_is_delivered_whole_and_in_order() {
+    let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
+    let client = Arc::new(cluster.client());
+    let prefix = "/bulk";
+    client.create(prefix, "", CreateMode::PERSISTENT).await.unwrap();
+    let paths: Vec<String> =
+        (0..20_000).map(|i| format!("{prefix}/{i:05}-{}", "n".repeat(244))).collect();
+    create_all(&client, &paths).await;
+
+    // A client per watcher, as for watchers in other processes: h2 returns a connection's
+    // flow-control window only as each stream is read, so watchers left unread on the
+    // writer's connection, each holding a stream window of the large revision, would stall
+    // the writer's calls until they are read.
+    let limits = Limits::default();
+    let mut watchers = Vec::new();
+    for (path, scope) in [(prefix, Scope::Prefix), ("/", Scope::Prefix), ("/**", Scope::Glob)] {
+        let filter = match scope {
+            Scope::Glob => WatchFilter::glob(path, &limits),
+            _ => WatchFilter::prefix(path, &limits),
+        }
+        .unwrap();
+        let watcher = cluster.client().watch(path, scope, 0, false).await.unwrap();
+        watchers.push((path, filter, watcher));
+    }
+    assert_eq!(client.delete(prefix, None, true).await.unwrap(), 20_001);
+    let (_, stat) = client.create(prefix, "again", CreateMode::PERSISTENT).await.unwrap();
+    let later = stat.create_revision;
+
+    // Children deepest first, in path order; then the prefix; then its parent's children.
+    let mut deletion: Vec<(EventKind, String)> =
+        paths.iter().map(|p| (EventKind::Deleted, p.clone())).collect();
+    deletion.push((EventKind::Deleted, prefix.to_owned()));
+    deletion.push((EventKind::Children, "/".to_owned()));
+    for (path, filter, mut watcher) in watchers {
+        let batches = timeout(Duration::from_secs(60), until(&mut watcher, later))
+            .await
+            .unwrap_or_else(|_| panic!("the watcher of {path} stalled"));
+        let revisions: Vec<u64> = batches.iter().map(|b| b.revision).collect();
+        assert_eq!(revisions, [later - 1, later], "the watcher of {path}: one batch per revision");
+        let got: Vec<(EventKind, String)> =
+            batches[0].events.iter().map(|e| (e.kind, e.path.clone())).collect();
+        let expected: Vec<(EventKind, String)> =
+            deletion.iter().filter(|(_, p)| filter.matches(p)).cloned().collect();
+        assert!(expected.len() > 20_000, "the watcher of {path} expects {}", expected.len());
+        assert!(
+            got == expected,
+            "the watcher of {path}: {} events, {} expected",
+            got.len(),
+            expected.len()
+        );
+        assert!(batches[0].events.iter().all(|e| e.revision == later - 1));
+        let created: Vec<(EventKind, &str)> =
+            batches[1].events.iter().map(|e| (e.kind, e.path.as_str())).collect();
+        assert_eq!(created[0], (EventKind::Created, prefix), "the watcher of {path}");
+    }
     cluster.stop().await;
 }
