@@ -80,6 +80,21 @@ impl Connection {
         })
     }
 
+    /// The same endpoints and deadline with connections of its own, for a watch: HTTP/2
+    /// gives a connection's flow-control window back only as each stream is read, so a
+    /// watch the application leaves unread would otherwise hold a share of it and, with a
+    /// few more, stall every other call on the shared connection.
+    pub(crate) fn apart(&self) -> Connection {
+        Connection {
+            endpoints: self.endpoints.clone(),
+            preferred: Mutex::new(
+                self.preferred.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            ),
+            channels: Mutex::new(HashMap::new()),
+            deadline: self.deadline,
+        }
+    }
+
     /// The configured endpoints.
     pub(crate) fn endpoints(&self) -> &[String] {
         &self.endpoints

@@ -533,7 +533,9 @@ impl Client {
         start: u64,
         progress: bool,
     ) -> Result<Watcher, ClientError> {
-        Watcher::open(Arc::clone(&self.connection), path, scope, start, progress).await
+        // Each watch has a connection of its own (see `Connection::apart`).
+        let connection = Arc::new(self.connection.apart());
+        Watcher::open(connection, path, scope, start, progress).await
     }
 
     /// The status of one member, asked directly (no redirect).

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use warden_core::lock::WaiterInfo;
+use warden_core::lock::{LockConfig, WaiterInfo};
 use warden_core::{Command, HoldRef, NodeKind, Request, State, TxnOp};
 
 use crate::steps::{Runner, cases, steps};
@@ -20,6 +20,8 @@ struct Seen {
     owner: u64,
     /// A waiter's token, once granted.
     token: Option<u64>,
+    /// A lock's lock-delay end (leader clock, ms), 0 if none.
+    blocked_until: u64,
 }
 
 /// Every lock node and every waiter.
@@ -29,10 +31,11 @@ fn lock_nodes(state: &State) -> BTreeMap<String, Seen> {
     tree.iter()
         .filter_map(|(p, n)| {
             let seen = if n.kind == NodeKind::Lock {
-                Seen { busy: n.stat.num_children > 0, owner: 0, token: None }
+                let blocked_until = LockConfig::decode(&n.data).map_or(0, |c| c.blocked_until_ms);
+                Seen { busy: n.stat.num_children > 0, owner: 0, token: None, blocked_until }
             } else if warden_core::path::parent(p).is_some_and(is_lock) {
                 let token = WaiterInfo::decode(&n.data).and_then(|i| i.token);
-                Seen { busy: true, owner: n.stat.ephemeral_owner, token }
+                Seen { busy: true, owner: n.stat.ephemeral_owner, token, blocked_until: 0 }
             } else {
                 return None;
             };
@@ -88,8 +91,11 @@ proptest! {
                     // A lock with waiters goes with its last one.
                     may_remove(&request, path, *seen)
                 } else {
-                    // An empty lock is one under its lock-delay: only the wake-up ends it.
+                    // An empty lock is one under its lock-delay: only the wake-up ends it,
+                    // unless the delay is over (then it is an idle lock waiting for the
+                    // wake-up, and deleting it ends nothing).
                     matches!(request.command, Command::WakeLocks)
+                        || seen.blocked_until <= runner.time_ms()
                 };
                 prop_assert!(allowed, "{:?} removed {} ({})", request, path,
                     if waiter { format!("waiter of session {owner}") } else { "lock".to_owned() });

@@ -332,11 +332,15 @@ impl Runner {
         }
     }
 
+    /// The leader's clock of the last step applied.
+    pub fn time_ms(&self) -> u64 {
+        1_000 * self.index
+    }
+
     pub fn apply(&mut self, step: &Step) -> (Request, Applied) {
         let request = self.request(step);
         self.index += 1;
-        let ctx =
-            ApplyContext { index: self.index, time_ms: 1_000 * self.index, term: self.term() };
+        let ctx = ApplyContext { index: self.index, time_ms: self.time_ms(), term: self.term() };
         let applied = self.state.apply(request.clone(), &ctx);
         if let Ok(Output::SessionOpened { id, .. }) = &applied.response.outcome {
             self.opened.push(*id);

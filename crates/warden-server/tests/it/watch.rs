@@ -252,10 +252,9 @@ async fn a_revision_larger_than_a_message_is_delivered_whole_and_in_order() {
         (0..20_000).map(|i| format!("{prefix}/{i:05}-{}", "n".repeat(244))).collect();
     create_all(&client, &paths).await;
 
-    // A client per watcher, as for watchers in other processes: h2 returns a connection's
-    // flow-control window only as each stream is read, so watchers left unread on the
-    // writer's connection, each holding a stream window of the large revision, would stall
-    // the writer's calls until they are read.
+    // The watchers are left unread while the same client writes: each has a connection of
+    // its own, so the large revision they hold back cannot stall the writer's calls (h2
+    // returns a connection's flow-control window only as each stream is read).
     let limits = Limits::default();
     let mut watchers = Vec::new();
     for (path, scope) in [(prefix, Scope::Prefix), ("/", Scope::Prefix), ("/**", Scope::Glob)] {
@@ -264,7 +263,7 @@ async fn a_revision_larger_than_a_message_is_delivered_whole_and_in_order() {
             _ => WatchFilter::prefix(path, &limits),
         }
         .unwrap();
-        let watcher = cluster.client().watch(path, scope, 0, false).await.unwrap();
+        let watcher = client.watch(path, scope, 0, false).await.unwrap();
         watchers.push((path, filter, watcher));
     }
     assert_eq!(client.delete(prefix, None, true).await.unwrap(), 20_001);
