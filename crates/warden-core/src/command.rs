@@ -90,7 +90,7 @@ pub enum Command {
     /// Queues the request's session on the lock at `path` (creating the lock), or
     /// returns its place if it already holds or waits there. Needs a session.
     Acquire {
-        /// The lock's path (its parent must exist).
+        /// The lock's path (missing ancestors are created as containers).
         path: String,
         /// The kind of lock; must match the lock's if it exists.
         kind: LockKind,

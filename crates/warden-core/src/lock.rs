@@ -2,7 +2,9 @@
 //! lock-delay.
 //!
 //! A lock on `P` is a node of kind [`NodeKind::Lock`] at `P`, made by the first acquire
-//! (its parent must exist) and deleted, like a container, when its last waiter leaves. Each
+//! (missing ancestors are created as containers, as Curator's
+//! `creatingParentContainersIfNeeded` does, so they go with the lock) and deleted, like a
+//! container, when its last waiter leaves. Each
 //! acquire adds an ephemeral sequential waiter `P/w-NNNNNNNNNN` owned by the session, so
 //! the queue is the lock's children in order and a session that ends leaves every queue
 //! it was in. The rule of [`crate::queue`] says which waiters hold; a waiter that comes to
@@ -230,6 +232,7 @@ pub(crate) fn acquire(
     path::validate(lock, m.limits())?;
     match m.tree().get(lock) {
         None => {
+            create_ancestors(m, lock)?;
             let config = LockConfig { kind, delay_ms, blocked_until_ms: 0 };
             m.create_internal(lock, config.encode(), NodeKind::Lock, 0, false)?;
         }
@@ -269,6 +272,28 @@ pub(crate) fn acquire(
     let position = after.iter().position(|w| w.path == waiter).unwrap_or(after.len()) as u64;
     let token = after.iter().find(|w| w.path == waiter).and_then(|w| w.info.token);
     Ok(Acquired { waiter, token, position })
+}
+
+/// Creates the missing ancestors of `lock` as containers, top down: they go once the lock
+/// (their last child) does. An ancestor that is a lock is refused (`LockManaged`); one that
+/// is ephemeral is refused by the create (`EphemeralParent`).
+fn create_ancestors(m: &mut Mutation<'_>, lock: &str) -> Result<(), CoreError> {
+    let mut missing = Vec::new();
+    let mut current = path::parent(lock);
+    while let Some(p) = current {
+        match m.tree().get(p) {
+            Some(n) if n.kind == NodeKind::Lock => {
+                return Err(CoreError::LockManaged { path: p.to_owned() });
+            }
+            Some(_) => break,
+            None => missing.push(p.to_owned()),
+        }
+        current = path::parent(p);
+    }
+    for p in missing.iter().rev() {
+        m.create_internal(p, Bytes::new(), NodeKind::Container, 0, false)?;
+    }
+    Ok(())
 }
 
 /// Why a session leaves a lock.

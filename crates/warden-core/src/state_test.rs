@@ -1124,3 +1124,33 @@ fn a_batch_applies_each_request_in_order_with_the_entry_context() {
     assert!(applied[4].response.outcome.is_ok());
     assert_eq!(applied[4].response.revision, 2, "one revision per namespace change");
 }
+
+#[test]
+fn a_lock_creates_its_missing_ancestors_as_containers_that_go_with_it() {
+    let mut h = Harness::new();
+    let s = h.open();
+    h.acquire(s, "/jobs/nightly/backup", LockKind::Mutex, X, 0);
+    assert_eq!(h.state.get("/jobs").map(|n| n.kind), Ok(NodeKind::Container));
+    assert_eq!(h.state.get("/jobs/nightly").map(|n| n.kind), Ok(NodeKind::Container));
+    let release = Command::Release { path: "/jobs/nightly/backup".into(), hold: HoldRef::Any };
+    h.run(Request::in_session(s, release));
+    assert!(!h.exists("/jobs"), "the containers went with the lock");
+    // Not under an ephemeral node, nor under a lock.
+    h.create_in(s, "/eph", CreateMode::EPHEMERAL).ok();
+    let under = |path: &str| Command::Acquire {
+        path: path.into(),
+        kind: LockKind::Mutex,
+        mode: X,
+        delay_ms: 0,
+    };
+    assert!(matches!(
+        h.run(Request::in_session(s, under("/eph/a/lock"))).response.outcome,
+        Err(CoreError::EphemeralParent { .. })
+    ));
+    h.acquire(s, "/m", LockKind::Mutex, X, 0);
+    assert_eq!(
+        h.run(Request::in_session(s, under("/m/a/lock"))).response.outcome,
+        Err(CoreError::LockManaged { path: "/m".into() })
+    );
+    assert!(!h.exists("/eph/a") && !h.exists("/m/a"), "a refused acquire leaves nothing");
+}
