@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use openraft::Raft;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
+use tracing::Instrument;
 use warden_core::{LogCommand, Request, Response};
 use warden_storage::{Proposal, TypeConfig};
 
@@ -41,7 +42,7 @@ impl Proposer {
     /// Starts the proposing task for `raft`.
     pub(crate) fn start(raft: Raft<TypeConfig>) -> Proposer {
         let (queue, requests) = mpsc::unbounded_channel();
-        tokio::spawn(propose(raft, requests));
+        tokio::spawn(propose(raft, requests).in_current_span());
         Proposer { queue }
     }
 

@@ -31,6 +31,8 @@ use warden_proto::raft::raft_client::RaftClient;
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, TypeConfig, WardenNode};
 
+use crate::peer_health::PeerHealth;
+
 /// The largest raft message accepted or sent (a batch of entries, a snapshot chunk).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
@@ -68,12 +70,20 @@ pub struct Network {
     faults: Faults,
     /// Addresses that replace the membership's for some peers.
     routes: std::collections::BTreeMap<NodeId, String>,
+    /// What this member says about its peers' reachability (openraft asks for a new
+    /// client per vote, so it is kept here, not in the client).
+    health: Arc<PeerHealth>,
 }
 
 impl Network {
     /// The network of node `me`.
     pub fn new(me: NodeId, faults: Faults) -> Network {
-        Network { me, faults, routes: std::collections::BTreeMap::new() }
+        Network {
+            me,
+            faults,
+            routes: std::collections::BTreeMap::new(),
+            health: Arc::new(PeerHealth::default()),
+        }
     }
 
     /// Sends raft traffic for each `(peer, addr)` to `addr` instead of the peer's address.
@@ -97,7 +107,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES)
             })
             .map_err(|e| format!("bad peer address {addr:?} of node {target}: {e}"));
-        PeerClient { me: self.me, target, client, faults: self.faults.clone() }
+        PeerClient {
+            me: self.me,
+            target,
+            addr: addr.clone(),
+            client,
+            faults: self.faults.clone(),
+            health: Arc::clone(&self.health),
+        }
     }
 }
 
@@ -105,8 +122,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     me: NodeId,
     target: NodeId,
+    addr: String,
     client: Result<RaftClient<Channel>, String>,
     faults: Faults,
+    health: Arc<PeerHealth>,
 }
 
 fn any_error(message: String) -> AnyError {
@@ -182,16 +201,21 @@ impl PeerClient {
     {
         let client = self.ready()?;
         let payload = encode(rpc)?;
-        let reply = call(client, self.request(RaftMessage { payload: payload.into() }, option))
-            .await
-            .map_err(|s| match s.code() {
-                tonic::Code::OutOfRange | tonic::Code::ResourceExhausted if entries > 1 => {
-                    RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
-                        (entries / 2) as u64,
-                    ))
-                }
-                _ => transport_error(&s),
-            })?;
+        let reply =
+            call(client, self.request(RaftMessage { payload: payload.into() }, option)).await;
+        match &reply {
+            Ok(_) => self.health.reached(self.target),
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                self.health.unreachable(self.target, &self.addr, s.message());
+            }
+            Err(_) => {}
+        }
+        let reply = reply.map_err(|s| match s.code() {
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted if entries > 1 => {
+                RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint((entries / 2) as u64))
+            }
+            _ => transport_error(&s),
+        })?;
         let result: Result<R, E> = decode(&reply.into_inner().payload)?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

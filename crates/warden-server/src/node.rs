@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tracing::{error, info};
+use tracing::{Instrument, Span, error, info, info_span};
 use warden_core::Limits;
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::raft::raft_server::RaftServer;
@@ -85,7 +85,15 @@ fn incoming(
 impl Node {
     /// Opens the storage, starts raft and the servers, and founds the cluster if this node
     /// is its founder and it was never formed. `faults` lets tests cut links.
+    ///
+    /// Everything the member logs, from its own tasks and raft's, is in a `member{id}`
+    /// span, so the lines of members sharing a process (`warden dev`) can be told apart.
     pub async fn start(config: Config, faults: Faults) -> Result<Node, ServerError> {
+        let span = info_span!("member", id = config.node_id);
+        Node::start_in_span(config, faults).instrument(span).await
+    }
+
+    async fn start_in_span(config: Config, faults: Faults) -> Result<Node, ServerError> {
         config.validate()?;
         let peer_listener = bind("peers", config.peer_addr).await?;
         let client_listener = bind("clients", config.client_addr).await?;
@@ -102,10 +110,12 @@ impl Node {
 
         // Opening loads every node from disk: off the async threads.
         let data_dir = config.data_dir.clone();
-        let storage =
-            tokio::task::spawn_blocking(move || warden_storage::open(&data_dir, Limits::default()))
-                .await
-                .map_err(|e| ServerError::Raft(format!("storage open task failed: {e}")))??;
+        let span = Span::current();
+        let storage = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| warden_storage::open(&data_dir, Limits::default()))
+        })
+        .await
+        .map_err(|e| ServerError::Raft(format!("storage open task failed: {e}")))??;
         let raft_config = openraft::Config {
             cluster_name: "warden".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -206,7 +216,10 @@ impl Node {
                 .add_service(semaphore),
             client_listener,
         );
-        node.tasks.push(tokio::spawn(track_sessions(node.shared.clone(), tracker)));
+        node.tasks
+            .push(tokio::spawn(track_sessions(node.shared.clone(), tracker).in_current_span()));
+        node.tasks
+            .push(tokio::spawn(crate::leadership::log_changes(raft.clone()).in_current_span()));
         node.tasks.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
             loop {
@@ -225,12 +238,13 @@ impl Node {
     fn serve(&mut self, router: tonic::transport::server::Router, listener: TcpListener) {
         let (stop, stopped) = oneshot::channel::<()>();
         self.stops.push(stop);
-        self.servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
-            incoming(listener),
-            async {
-                stopped.await.ok();
-            },
-        )));
+        self.servers.push(tokio::spawn(
+            router
+                .serve_with_incoming_shutdown(incoming(listener), async {
+                    stopped.await.ok();
+                })
+                .in_current_span(),
+        ));
     }
 
     /// Initializes raft with the initial members, unless the cluster was formed before.
@@ -309,6 +323,11 @@ impl Node {
 
     /// Stops the servers and raft, and releases the storage.
     pub async fn shutdown(self) {
+        let span = info_span!("member", id = self.shared.id);
+        self.shutdown_in_span().instrument(span).await;
+    }
+
+    async fn shutdown_in_span(self) {
         for task in self.tasks {
             task.abort();
         }

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 use warden_core::{Command, Output};
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
@@ -116,12 +116,15 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
             if due.is_some_and(|until| until <= crate::shared::now_ms()) {
                 waking.store(true, Ordering::Release);
                 let (shared, waking) = (shared.clone(), Arc::clone(&waking));
-                tokio::spawn(async move {
-                    if let Err(e) = shared.write(None, None, Command::WakeLocks).await {
-                        debug!(error = %e, "lock wake-up not applied");
+                tokio::spawn(
+                    async move {
+                        if let Err(e) = shared.write(None, None, Command::WakeLocks).await {
+                            debug!(error = %e, "lock wake-up not applied");
+                        }
+                        waking.store(false, Ordering::Release);
                     }
-                    waking.store(false, Ordering::Release);
-                });
+                    .in_current_span(),
+                );
             }
         }
         if !expiring.load(Ordering::Acquire) {
@@ -130,13 +133,16 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
                 debug!(sessions = ?due, term, "expiring sessions");
                 expiring.store(true, Ordering::Release);
                 let (shared, expiring) = (shared.clone(), Arc::clone(&expiring));
-                tokio::spawn(async move {
-                    let command = Command::ExpireSessions { ids: due, term };
-                    if let Err(e) = shared.write(None, None, command).await {
-                        warn!(error = %e, "session expiry not applied; it will be proposed again");
+                tokio::spawn(
+                    async move {
+                        let command = Command::ExpireSessions { ids: due, term };
+                        if let Err(e) = shared.write(None, None, command).await {
+                            warn!(error = %e, "session expiry not applied; it will be proposed again");
+                        }
+                        expiring.store(false, Ordering::Release);
                     }
-                    expiring.store(false, Ordering::Release);
-                });
+                    .in_current_span(),
+                );
             }
         }
     }

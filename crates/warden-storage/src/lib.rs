@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod log_store;
+mod runtime;
 mod snapshot_file;
 mod state_machine;
 mod types;
@@ -33,6 +34,7 @@ use warden_core::Limits;
 
 pub use error::StorageError;
 pub use log_store::LogStore;
+pub use runtime::SpannedTokio;
 pub use state_machine::{Applied, EventSink, StateMachineStore};
 pub use types::{
     Entry, LogId, NodeId, Proposal, RaftStorageError, Reply, SnapshotMeta, StoredMembership,

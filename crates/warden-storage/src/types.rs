@@ -14,6 +14,7 @@ openraft::declare_raft_types!(
         Node = WardenNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = crate::runtime::SpannedTokio,
 );
 
 /// A node's id in the cluster.

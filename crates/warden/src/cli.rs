@@ -49,6 +49,9 @@ pub(crate) enum Command {
         /// A TOML config file (see config/).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Log lines as text or one JSON object per line (RUST_LOG chooses what is logged).
+        #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
+        log_format: crate::logs::LogFormat,
     },
     /// Runs a local cluster on loopback with its data in a temporary folder; Ctrl-C stops it.
     Dev {
@@ -58,6 +61,9 @@ pub(crate) enum Command {
         /// The first member's client port; member i uses base + 10·(i-1) (client), +1 (peers).
         #[arg(long, default_value_t = 7400)]
         base_port: u16,
+        /// Log lines as text or one JSON object per line (RUST_LOG chooses what is logged).
+        #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
+        log_format: crate::logs::LogFormat,
     },
     #[command(flatten)]
     Client(ClientCommand),

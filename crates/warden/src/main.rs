@@ -10,40 +10,34 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod commands;
 mod lock_cmd;
+mod logs;
 mod output;
 mod run;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = match cli.command {
-        Command::Server { .. } | Command::Dev { .. } => {
-            "info,fjall=warn,lsm_tree=warn,openraft=warn"
+    match &cli.command {
+        Command::Server { log_format, .. } | Command::Dev { log_format, .. } => {
+            logs::init(*log_format, logs::MEMBER_FILTER);
         }
-        Command::Client(_) => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+        Command::Client(_) => logs::init(logs::LogFormat::Text, logs::CLIENT_FILTER),
+    }
     let result = match cli.command {
-        Command::Server { config } => match config {
+        Command::Server { config, .. } => match config {
             Some(path) => match run::load_config(&path) {
                 Ok(config) => run::server(config).await,
                 Err(e) => Err(e),
             },
             None => run::server(warden_server::Config::default()).await,
         },
-        Command::Dev { nodes, base_port } => run::dev(nodes, base_port).await,
+        Command::Dev { nodes, base_port, .. } => run::dev(nodes, base_port).await,
         Command::Client(command) => match commands::run(&cli.global, command).await {
             Ok(code) => return code,
             Err(e) => Err(e),

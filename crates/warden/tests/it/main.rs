@@ -7,5 +7,6 @@ mod crash;
 mod faults;
 mod lock_deletes;
 mod lock_holders;
+mod logs;
 mod processes;
 mod scale;

@@ -55,6 +55,24 @@ impl ProcessCluster {
         self.children[id - 1] = Some(child);
     }
 
+    /// Stops member `id` cleanly (SIGINT, as Ctrl-C) and waits for it (at most 20 s).
+    pub fn stop(&mut self, id: usize) {
+        if let Some(mut child) = self.children[id - 1].take() {
+            let pid = child.id().to_string();
+            Command::new("kill").args(["-INT", &pid]).status().unwrap();
+            let started = std::time::Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                assert!(started.elapsed() < Duration::from_secs(20), "member {id} did not stop");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// What member `id` logged so far.
+    pub fn log(&self, id: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
+    }
+
     /// SIGKILLs member `id`.
     pub fn kill9(&mut self, id: usize) {
         if let Some(mut child) = self.children[id - 1].take() {
