@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// warden: a coordination service (locks, elections, configuration) in the line of Chubby,
 /// ZooKeeper and etcd.
 #[derive(Debug, Parser)]
-#[command(name = "warden", version)]
+#[command(name = "warden", version, after_help = crate::exit::HELP)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -141,7 +141,8 @@ pub(crate) enum ClientCommand {
     /// COMMAND [ARGS...]`; shows a lock: `warden lock status PATH`; or breaks a stuck hold:
     /// `warden lock revoke PATH --session ID`. The command gets WARDEN_FENCING_TOKEN and
     /// WARDEN_LOCK_PATH; warden exits with its status (3 if the lock timed out, 4 if it was
-    /// lost while the command ran).
+    /// lost while the command ran, 130 on Ctrl-C). On every way out the lock's session is
+    /// closed, so nothing it held or waited for is left behind.
     Lock {
         /// The lock's path, or `status` or `revoke`.
         target: String,
@@ -150,18 +151,19 @@ pub(crate) enum ClientCommand {
         /// With `revoke`: the session to take out of the lock (see `warden lock status`).
         #[arg(long)]
         session: Option<u64>,
-        /// Give up if the lock is not granted within this (500ms, 10s, 2m).
-        #[arg(long, value_parser = crate::lock_cmd::parse_duration)]
+        /// Give up (exit 3) if the lock is not granted within this, opening the session
+        /// included (500ms, 1.5s, 2m, 1h).
+        #[arg(long, value_parser = crate::duration::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Take the lock shared (a read lock); without it, exclusive.
         #[arg(long)]
         shared: bool,
         /// The ttl of the holder's session: how long the lock outlives a crashed warden.
-        #[arg(long, default_value = "10s", value_parser = crate::lock_cmd::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
         ttl: std::time::Duration,
         /// Lock-delay for a new lock: after a holder crashes, nobody gets it for this long
         /// (at most 60s).
-        #[arg(long, default_value = "0s", value_parser = crate::lock_cmd::parse_duration)]
+        #[arg(long, default_value = "0s", value_parser = crate::duration::parse_duration)]
         delay: std::time::Duration,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]

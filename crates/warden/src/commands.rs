@@ -27,7 +27,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
             };
             let (created, s) =
                 client.create(&path, v.into_bytes(), CreateMode { kind, sequential }).await?;
-            emit(out, &created, &json!({ "path": created, "stat": stat(&s) }));
+            emit(out, &created, &json!({ "path": created, "stat": stat(&s) }))?;
         }
         Command::Put { path, value: v } => {
             let s = client.put(&path, v.into_bytes()).await?;
@@ -35,7 +35,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 out,
                 &format!("{path} version {}", s.version),
                 &json!({ "path": path, "stat": stat(&s) }),
-            );
+            )?;
         }
         Command::Get { path, serializable } => {
             let node = client.get_with(&path, consistency(serializable)).await?;
@@ -43,7 +43,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 json!({ "path": path, "stat": stat(&node.stat), "revision": node.revision });
             value(&mut object, &node.data);
             let text = String::from_utf8_lossy(&node.data).into_owned();
-            emit(out, &text, &object);
+            emit(out, &text, &object)?;
         }
         Command::Ls { path, serializable, limit } => {
             ls(&client, out, &path, consistency(serializable), limit).await?
@@ -54,7 +54,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 out,
                 &format!("deleted {deleted} node(s)"),
                 &json!({ "path": path, "deleted": deleted }),
-            );
+            )?;
         }
         Command::Rm { path, recursive, revoke_locks: true } => {
             let d = client.delete_revoking_locks(&path, None, recursive).await?;
@@ -72,7 +72,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 out,
                 &text,
                 &json!({ "path": path, "deleted": d.deleted, "revoked": d.revoked, "kept": d.kept }),
-            );
+            )?;
         }
         Command::Cluster { command: ClusterCommand::Status } => {
             cluster_status(&client, out).await?
@@ -93,7 +93,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                     out,
                     &format!("revoked session {session} from {path} ({what})"),
                     &json!({ "path": path, "session": session, "held": held }),
-                );
+                )?;
             } else {
                 if session.is_some() {
                     bail!("--session goes with revoke: warden lock revoke PATH --session ID");
@@ -129,7 +129,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                     "opened_ms": s.opened_ms,
                     "ephemerals": s.ephemerals,
                 });
-                emit(out, &text, &object);
+                emit(out, &text, &object)?;
             }
         }
         Command::Watch { path, prefix, glob, from_revision } => {
@@ -145,7 +145,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                     _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 };
                 for event in batch.events {
-                    print_event(out, &event);
+                    print_event(out, &event)?;
                 }
             }
         }
@@ -168,7 +168,7 @@ async fn ls(
         let page = client.children_page(path, consistency, &after, ask).await?;
         for (name, s) in page.children.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
             let full = if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
-            emit(out, name, &json!({ "name": name, "path": full, "stat": stat(s) }));
+            emit(out, name, &json!({ "name": name, "path": full, "stat": stat(s) }))?;
             left -= 1;
         }
         match page.children.last() {
@@ -179,7 +179,7 @@ async fn ls(
     Ok(())
 }
 
-fn print_event(out: crate::cli::Output, event: &Event) {
+fn print_event(out: crate::cli::Output, event: &Event) -> Result<()> {
     let kind = match event.kind {
         EventKind::Created => "created",
         EventKind::Data => "data",
@@ -193,7 +193,7 @@ fn print_event(out: crate::cli::Output, event: &Event) {
         text.push(' ');
         text.push_str(&String::from_utf8_lossy(data));
     }
-    emit(out, &text, &object);
+    emit(out, &text, &object)
 }
 
 async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> {
@@ -223,6 +223,6 @@ async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> 
         out,
         &lines.join("\n"),
         &json!({ "leader_id": status.leader_id, "term": status.term, "members": members }),
-    );
+    )?;
     Ok(())
 }

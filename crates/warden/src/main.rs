@@ -9,10 +9,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod commands;
+mod duration;
+mod exit;
 mod lock_cmd;
 mod output;
 mod run;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -51,12 +54,11 @@ async fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::StdoutClosed>() => ExitCode::from(exit::CLOSED_PIPE),
         Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::FAILURE
+            // A closed standard error must not turn the error into a panic.
+            writeln!(std::io::stderr(), "error: {e:#}").ok();
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -3,6 +3,8 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod cli;
+mod cli_exit;
+mod cli_lock;
 mod crash;
 mod faults;
 mod lock_deletes;
