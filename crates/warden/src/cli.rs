@@ -10,26 +10,59 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "warden", version, after_help = crate::exit::HELP)]
 pub(crate) struct Cli {
     #[command(flatten)]
-    pub(crate) global: Global,
+    pub(crate) client: ClientOptions,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// Options of every client command.
+const CLIENT_HEADING: &str = "Client options (also after a client command)";
+
+/// The client options given before the command (`warden --endpoints A get /x`); with the
+/// environment and the defaults. Only the client commands use them.
 #[derive(Debug, Args)]
-pub(crate) struct Global {
+pub(crate) struct ClientOptions {
     /// Client addresses of the members, comma-separated.
     #[arg(
         long,
-        global = true,
+        help_heading = CLIENT_HEADING,
         env = "WARDEN_ENDPOINTS",
         default_value = "127.0.0.1:7400",
         value_delimiter = ','
     )]
     pub(crate) endpoints: Vec<String>,
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(short = 'o', long = "output", help_heading = CLIENT_HEADING, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+}
+
+/// The client options given after a client command (`warden get /x -o json`): they win
+/// over those before it, the environment and the defaults.
+#[derive(Debug, Args)]
+pub(crate) struct ClientFlags {
+    /// Client addresses of the members, comma-separated [env: WARDEN_ENDPOINTS] [default:
+    /// 127.0.0.1:7400].
+    #[arg(long, global = true, help_heading = "Client options", value_delimiter = ',')]
+    endpoints: Option<Vec<String>>,
+    /// Output format: text (for people) or json (one object per result) [default: text].
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        help_heading = "Client options",
+        value_enum
+    )]
+    output: Option<Output>,
+}
+
+impl ClientFlags {
+    /// These flags over `before` (the options before the command, the environment and
+    /// the defaults).
+    pub(crate) fn over(&self, before: &ClientOptions) -> ClientOptions {
+        ClientOptions {
+            endpoints: self.endpoints.clone().unwrap_or_else(|| before.endpoints.clone()),
+            output: self.output.unwrap_or(before.output),
+        }
+    }
 }
 
 /// How results are printed.
@@ -68,6 +101,8 @@ pub(crate) enum Command {
 pub(crate) enum ClientCommand {
     /// Creates a node.
     Create {
+        #[command(flatten)]
+        client: ClientFlags,
         /// Its path (for --sequential, the prefix of the name).
         path: String,
         /// Its value.
@@ -85,6 +120,8 @@ pub(crate) enum ClientCommand {
     },
     /// Creates a node or sets its value.
     Put {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// The value.
@@ -92,6 +129,8 @@ pub(crate) enum ClientCommand {
     },
     /// Prints a node's value and stat.
     Get {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// Read the answering member's replica without confirming leadership (may be stale).
@@ -100,6 +139,8 @@ pub(crate) enum ClientCommand {
     },
     /// Lists a node's children, sorted by name (read page by page: any size works).
     Ls {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// Read the answering member's replica without confirming leadership.
@@ -112,6 +153,8 @@ pub(crate) enum ClientCommand {
     /// Deletes a node. A delete that would end a lock (a waiter node, a lock, or a subtree
     /// holding one) is refused unless --revoke-locks is given.
     Rm {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// Delete its descendants too.
@@ -125,6 +168,8 @@ pub(crate) enum ClientCommand {
     },
     /// Prints changes as they happen, one line (or JSON object) per event, until Ctrl-C.
     Watch {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path (or glob pattern, with --glob).
         path: String,
         /// Watch the path and everything under it.
@@ -144,6 +189,8 @@ pub(crate) enum ClientCommand {
     /// lost while the command ran, 130 on Ctrl-C). On every way out the lock's session is
     /// closed, so nothing it held or waited for is left behind.
     Lock {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The lock's path, or `status` or `revoke`.
         target: String,
         /// With `status` or `revoke`: the lock's path.
@@ -171,14 +218,35 @@ pub(crate) enum ClientCommand {
     },
     /// Sessions: list them, or inspect one.
     Session {
+        #[command(flatten)]
+        client: ClientFlags,
         #[command(subcommand)]
         command: SessionCommand,
     },
     /// Cluster administration.
     Cluster {
+        #[command(flatten)]
+        client: ClientFlags,
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+impl ClientCommand {
+    /// The client options given after the command.
+    pub(crate) fn flags(&self) -> &ClientFlags {
+        match self {
+            ClientCommand::Create { client, .. }
+            | ClientCommand::Put { client, .. }
+            | ClientCommand::Get { client, .. }
+            | ClientCommand::Ls { client, .. }
+            | ClientCommand::Rm { client, .. }
+            | ClientCommand::Watch { client, .. }
+            | ClientCommand::Lock { client, .. }
+            | ClientCommand::Session { client, .. }
+            | ClientCommand::Cluster { client, .. } => client,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use serde_json::json;
 use warden_client::{Client, Consistency, Event, EventKind, Scope};
 use warden_core::{CreateMode, NodeKind};
 
-use crate::cli::{ClientCommand as Command, ClusterCommand, Global, SessionCommand};
+use crate::cli::{ClientCommand as Command, ClientOptions, ClusterCommand, SessionCommand};
 use crate::output::{emit, stat, value};
 
 fn consistency(serializable: bool) -> Consistency {
@@ -15,11 +15,12 @@ fn consistency(serializable: bool) -> Consistency {
 }
 
 /// Runs one client command.
-pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
-    let client = Client::new(global.endpoints.clone())?;
-    let out = global.output;
+pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<ExitCode> {
+    let options = command.flags().over(before);
+    let client = Client::new(options.endpoints)?;
+    let out = options.output;
     match command {
-        Command::Create { path, value: v, ephemeral, sequential, container } => {
+        Command::Create { path, value: v, ephemeral, sequential, container, .. } => {
             let kind = match (ephemeral, container) {
                 (true, _) => NodeKind::Ephemeral,
                 (_, true) => NodeKind::Container,
@@ -29,7 +30,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 client.create(&path, v.into_bytes(), CreateMode { kind, sequential }).await?;
             emit(out, &created, &json!({ "path": created, "stat": stat(&s) }))?;
         }
-        Command::Put { path, value: v } => {
+        Command::Put { path, value: v, .. } => {
             let s = client.put(&path, v.into_bytes()).await?;
             emit(
                 out,
@@ -37,7 +38,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 &json!({ "path": path, "stat": stat(&s) }),
             )?;
         }
-        Command::Get { path, serializable } => {
+        Command::Get { path, serializable, .. } => {
             let node = client.get_with(&path, consistency(serializable)).await?;
             let mut object =
                 json!({ "path": path, "stat": stat(&node.stat), "revision": node.revision });
@@ -45,10 +46,10 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
             let text = String::from_utf8_lossy(&node.data).into_owned();
             emit(out, &text, &object)?;
         }
-        Command::Ls { path, serializable, limit } => {
+        Command::Ls { path, serializable, limit, .. } => {
             ls(&client, out, &path, consistency(serializable), limit).await?
         }
-        Command::Rm { path, recursive, revoke_locks: false } => {
+        Command::Rm { path, recursive, revoke_locks: false, .. } => {
             let deleted = client.delete(&path, None, recursive).await?;
             emit(
                 out,
@@ -56,7 +57,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 &json!({ "path": path, "deleted": deleted }),
             )?;
         }
-        Command::Rm { path, recursive, revoke_locks: true } => {
+        Command::Rm { path, recursive, revoke_locks: true, .. } => {
             let d = client.delete_revoking_locks(&path, None, recursive).await?;
             let mut text = format!(
                 "deleted {} node(s), revoked {} lock hold(s) or wait(s)",
@@ -74,10 +75,20 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 &json!({ "path": path, "deleted": d.deleted, "revoked": d.revoked, "kept": d.kept }),
             )?;
         }
-        Command::Cluster { command: ClusterCommand::Status } => {
+        Command::Cluster { command: ClusterCommand::Status, .. } => {
             cluster_status(&client, out).await?
         }
-        Command::Lock { target, status_path, session, timeout, shared, ttl, delay, command } => {
+        Command::Lock {
+            target,
+            status_path,
+            session,
+            timeout,
+            shared,
+            ttl,
+            delay,
+            command,
+            ..
+        } => {
             if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
@@ -107,7 +118,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 return crate::lock_cmd::run(&client, &target, how, &command).await;
             }
         }
-        Command::Session { command } => {
+        Command::Session { command, .. } => {
             let id = match command {
                 SessionCommand::List => 0,
                 SessionCommand::Info { id } => id,
@@ -132,7 +143,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 emit(out, &text, &object)?;
             }
         }
-        Command::Watch { path, prefix, glob, from_revision } => {
+        Command::Watch { path, prefix, glob, from_revision, .. } => {
             let scope = match (prefix, glob) {
                 (_, true) => Scope::Glob,
                 (true, _) => Scope::Prefix,

@@ -223,3 +223,30 @@ async fn lock_runs_a_command_holding_the_lock() {
     assert_eq!(code, Some(1));
     assert!(err.contains("--session"), "{err}");
 }
+
+#[test]
+fn server_and_dev_take_only_their_own_options() {
+    // Flags that would make the command fail at once if the client option were ignored.
+    for (command, own) in
+        [("server", ["--config", "/nonexistent/warden.toml"]), ("dev", ["--nodes", "0"])]
+    {
+        let help = run_warden(&[command, "--help"], None, LIMIT);
+        assert_eq!(help.code, Some(0));
+        for client_only in ["--endpoints", "--output", "WARDEN_ENDPOINTS"] {
+            assert!(
+                !help.out.contains(client_only),
+                "warden {command} --help lists {client_only}:\n{}",
+                help.out
+            );
+        }
+        let r = run_warden(&["--endpoints", "127.0.0.1:1", command, own[0], own[1]], None, LIMIT);
+        assert_eq!(r.code, Some(2), "{}", r.err);
+        assert!(r.err.contains("an option of the client commands"), "{}", r.err);
+        let r = run_warden(&[command, "-o", "json"], None, LIMIT);
+        assert_eq!(r.code, Some(2), "{}", r.err);
+    }
+    let help = run_warden(&["get", "--help"], None, LIMIT);
+    assert!(help.out.contains("--endpoints") && help.out.contains("--output"), "{}", help.out);
+    let help = run_warden(&["session", "list", "--help"], None, LIMIT);
+    assert!(help.out.contains("--endpoints"), "{}", help.out);
+}
