@@ -105,9 +105,11 @@ pub(crate) enum ClientCommand {
         client: ClientFlags,
         /// Its path (for --sequential, the prefix of the name).
         path: String,
-        /// Its value.
-        #[arg(default_value = "")]
-        value: String,
+        /// Its value; `-` reads it from standard input [default: empty].
+        value: Option<String>,
+        /// Read the value from this file (any bytes).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
         /// Deleted when the creating session ends (needs a session).
         #[arg(long, conflicts_with = "container")]
         ephemeral: bool,
@@ -118,21 +120,34 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         container: bool,
     },
-    /// Creates a node or sets its value.
+    /// Creates a node or sets its value; with --version N, sets it only at version N.
     Put {
         #[command(flatten)]
         client: ClientFlags,
         /// The path.
         path: String,
-        /// The value.
-        value: String,
+        /// The value; `-` reads it from standard input.
+        #[arg(required_unless_present = "file")]
+        value: Option<String>,
+        /// Read the value from this file (any bytes).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
+        /// Compare-and-set: set the node only if its version is N (see `warden get -o
+        /// json`); otherwise exit 6, and 5 if it does not exist. Never creates.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
     },
-    /// Prints a node's value and stat.
+    /// Prints a node's value (and stat, with -o json); with --prefix, every node under it.
     Get {
         #[command(flatten)]
         client: ClientFlags,
         /// The path.
         path: String,
+        /// Also every node under PATH, each with its path and value (PATH first, then
+        /// depth-first by name). Read node by node, so not one atomic snapshot: a node
+        /// written during the walk may show its old or new value, and one deleted is skipped.
+        #[arg(long)]
+        prefix: bool,
         /// Read the answering member's replica without confirming leadership (may be stale).
         #[arg(long)]
         serializable: bool,
@@ -150,8 +165,10 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Deletes a node. A delete that would end a lock (a waiter node, a lock, or a subtree
-    /// holding one) is refused unless --revoke-locks is given.
+    /// Deletes a node (with -r, its subtree).
+    ///
+    /// A delete that would end a lock (a waiter node, a lock, or a subtree holding one) is
+    /// refused unless --revoke-locks is given.
     Rm {
         #[command(flatten)]
         client: ClientFlags,
@@ -160,6 +177,9 @@ pub(crate) enum ClientCommand {
         /// Delete its descendants too.
         #[arg(long, short)]
         recursive: bool,
+        /// Delete only if the node's version is N; otherwise exit 6.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
         /// Revoke the holds and waits of the locks the delete reaches (as `warden lock
         /// revoke` does: holders are told, and the lock-delay applies; a lock in its
         /// lock-delay is kept until the delay ends).
@@ -182,9 +202,14 @@ pub(crate) enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         from_revision: u64,
     },
-    /// Runs a command while holding a lock: `warden lock PATH [--timeout 10s] [--shared] --
-    /// COMMAND [ARGS...]`; shows a lock: `warden lock status PATH`; or breaks a stuck hold:
-    /// `warden lock revoke PATH --session ID`. The command gets WARDEN_FENCING_TOKEN and
+    /// Runs a command holding a lock; `lock status PATH` shows a lock, `lock revoke PATH
+    /// --session ID` breaks a stuck hold.
+    ///
+    /// `warden lock PATH [--timeout 10s] [--shared] -- COMMAND [ARGS...]` runs COMMAND
+    /// holding the lock at PATH (a read-write lock: exclusive, or shared with --shared).
+    /// `warden lock status PATH` prints its holders and waiters (or that it is free).
+    /// `warden lock revoke PATH --session ID` takes a session out of it. The command gets
+    /// WARDEN_FENCING_TOKEN and
     /// WARDEN_LOCK_PATH; warden exits with its status (3 if the lock timed out, 4 if it was
     /// lost while the command ran, 130 on Ctrl-C). On every way out the lock's session is
     /// closed, so nothing it held or waited for is left behind.
@@ -256,6 +281,14 @@ pub(crate) enum SessionCommand {
     /// One session.
     Info {
         /// The session id.
+        id: u64,
+    },
+    /// Ends a session now, as its owner closing it would: its ephemeral nodes are deleted
+    /// and its holds and waits end at once, with no lock-delay. Its owner finds out when
+    /// its keepalives are refused (a Rust client: within the session's ttl); `warden lock
+    /// revoke` tells a holder at once and applies the lock-delay.
+    Close {
+        /// The session id (see `warden session list`).
         id: u64,
     },
 }

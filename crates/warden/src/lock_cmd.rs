@@ -215,9 +215,29 @@ async fn run_holding(
 
 /// Prints the holders and waiters of the lock at `path`.
 pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<()> {
-    let status = client.lock_status(path).await?;
+    let status = match client.lock_status(path).await {
+        Ok(status) => status,
+        // No lock node: a lock's node goes with its last holder or waiter, so a free lock
+        // usually has none. Unless a plain node is there.
+        Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+            return match client.get(path).await {
+                Ok(_) => bail!(
+                    "{path:?} is a plain node, not a lock (see warden get {path}); a lock is taken at a path with no node, or at a lock's node"
+                ),
+                Err(e) if e.code() == Some(tonic::Code::NotFound) => emit(
+                    out,
+                    &format!("{path}: free (nobody holds or waits for it)"),
+                    &json!({ "path": path, "free": true, "waiters": [] }),
+                ),
+                Err(e) => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let free = status.waiters.is_empty();
     let mut lines = vec![format!(
-        "{path}: {} delay {} ms{}",
+        "{path}: {}{} delay {} ms{}",
+        if free { "free, " } else { "" },
         status.r#type,
         status.delay_ms,
         if status.blocked_until_ms > 0 {
@@ -244,7 +264,7 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }));
     }
     let object = json!({
-        "path": path, "type": status.r#type, "delay_ms": status.delay_ms,
+        "path": path, "free": free, "type": status.r#type, "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
     emit(out, &lines.join("\n"), &object)

@@ -14,6 +14,7 @@ mod exit;
 mod lock_cmd;
 mod output;
 mod run;
+mod session_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;

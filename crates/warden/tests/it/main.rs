@@ -5,6 +5,7 @@
 mod cli;
 mod cli_exit;
 mod cli_lock;
+mod cli_values;
 mod crash;
 mod faults;
 mod lock_deletes;
