@@ -283,10 +283,11 @@ pub(crate) enum SessionCommand {
         /// The session id.
         id: u64,
     },
-    /// Ends a session now, as its owner closing it would: its ephemeral nodes are deleted
-    /// and its holds and waits end at once, with no lock-delay. Its owner finds out when
-    /// its keepalives are refused (a Rust client: within the session's ttl); `warden lock
-    /// revoke` tells a holder at once and applies the lock-delay.
+    /// Ends a session now: its ephemeral nodes go, its holds and waits end.
+    ///
+    /// As its owner closing it would: the holds end at once, with no lock-delay. Its owner
+    /// finds out when its keepalives are refused (a Rust client: within the session's
+    /// ttl); `warden lock revoke` tells a holder at once and applies the lock-delay.
     Close {
         /// The session id (see `warden session list`).
         id: u64,

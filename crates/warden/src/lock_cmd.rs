@@ -142,7 +142,8 @@ async fn hold(
     };
     let code = run_holding(&guard, path, command, interrupted).await;
     match tokio::time::timeout(CLEANUP, guard.release()).await {
-        Ok(Ok(())) => {}
+        // Ended already (lost, and said so): nothing to release.
+        Ok(Ok(()) | Err(LockError::HoldEnded { .. })) => {}
         Ok(Err(e)) => {
             warn!(path, error = %e, "cannot release the lock; closing the session ends it")
         }
