@@ -224,7 +224,7 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         session: Option<u64>,
         /// Give up (exit 3) if the lock is not granted within this, opening the session
-        /// included (500ms, 1.5s, 2m, 1h).
+        /// included; until then an unavailable cluster is asked again (500ms, 1.5s, 2m, 1h).
         #[arg(long, value_parser = crate::duration::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Take the lock shared (a read lock); without it, exclusive.

@@ -61,7 +61,7 @@ pub(crate) async fn run(
             std::future::pending::<()>().await;
         }
     });
-    let opening = within(deadline, client.open_session(how.ttl));
+    let opening = within(deadline, open_session(client, how.ttl, deadline.is_some()));
     let session = tokio::select! {
         opened = opening => match opened {
             Some(session) => session.context("cannot open a session for the lock")?,
@@ -79,6 +79,24 @@ pub(crate) async fn run(
         Err(_) => warn!(session = id, "closing the session timed out; it ends after its ttl"),
     }
     outcome
+}
+
+/// Opens the lock's session. With a deadline (the caller bounds this), a cluster that
+/// cannot serve yet is asked again until the deadline, as a held lock is waited for;
+/// without one, that is an error at once.
+async fn open_session(
+    client: &Client,
+    ttl: Duration,
+    retry: bool,
+) -> Result<Session, warden_client::ClientError> {
+    loop {
+        match client.open_session(ttl).await {
+            Err(warden_client::ClientError::Unavailable { .. }) if retry => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `future`, given up at `deadline` (if any): `None` then.

@@ -109,4 +109,14 @@ async fn lock_timeout_bounds_opening_the_session() {
     assert_eq!(r.code, Some(3), "{}", r.err);
     assert!(r.err.contains("not granted within 2s"), "{}", r.err);
     assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
+    // Only members that are down (refused connections): the same, however fast the
+    // client gives up on them.
+    let down = format!("{},{}", cluster.clients[1], cluster.clients[2]);
+    let r = run_warden(
+        &["--endpoints", &down, "lock", "/nightly", "--timeout", "2s", "--", "true"],
+        None,
+        LIMIT,
+    );
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
 }
