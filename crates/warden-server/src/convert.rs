@@ -59,7 +59,8 @@ pub(crate) fn delete(r: pb::DeleteRequest) -> Command {
     }
 }
 
-fn compare(c: pb::Compare) -> Compare {
+/// A compare as the core's; an error naming its index if it has no target.
+fn compare(index: usize, c: pb::Compare) -> Result<Compare, String> {
     let op = match pb::CompareOp::try_from(c.op) {
         Ok(pb::CompareOp::NotEqual) => CompareOp::NotEqual,
         Ok(pb::CompareOp::Less) => CompareOp::Less,
@@ -71,35 +72,51 @@ fn compare(c: pb::Compare) -> Compare {
         Some(pb::compare::Target::Version(v)) => Check::Version(op, v),
         Some(pb::compare::Target::ModRevision(v)) => Check::ModRevision(op, v),
         Some(pb::compare::Target::CreateRevision(v)) => Check::CreateRevision(op, v),
-        // A compare without a target asks nothing of the node but that it exists.
-        None => Check::Exists(true),
+        None => {
+            return Err(format!(
+                "transaction compare {index} (on {:?}) has no target; set exists, version, mod_revision or create_revision",
+                c.path
+            ));
+        }
     };
-    Compare { path: c.path, check }
+    Ok(Compare { path: c.path, check })
 }
 
-/// A transaction request as a command; `None` if an op has no operation set.
-pub(crate) fn txn(r: pb::TxnRequest) -> Option<Command> {
+/// A transaction request as a command; an error naming the compare or op that has no
+/// target or no operation set.
+pub(crate) fn txn(r: pb::TxnRequest) -> Result<Command, String> {
+    let compares = r
+        .compares
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| compare(i, c))
+        .collect::<Result<Vec<_>, _>>()?;
     let ops = r
         .ops
         .into_iter()
-        .map(|op| match op.op? {
+        .enumerate()
+        .map(|(i, op)| match op.op {
+            None => Err(format!(
+                "transaction operation {i} has no operation set; set create, set or delete"
+            )),
+            Some(op) => Ok(op),
+        })
+        .map(|op| match op? {
             pb::txn_op::Op::Create(c) => {
-                Some(TxnOp::Create { path: c.path, data: c.data, mode: mode(c.kind, c.sequential) })
+                Ok(TxnOp::Create { path: c.path, data: c.data, mode: mode(c.kind, c.sequential) })
             }
-            pb::txn_op::Op::Set(s) => Some(TxnOp::Set {
-                path: s.path,
-                data: s.data,
-                expected_version: s.expected_version,
-            }),
-            pb::txn_op::Op::Delete(d) => Some(TxnOp::Delete {
+            pb::txn_op::Op::Set(s) => {
+                Ok(TxnOp::Set { path: s.path, data: s.data, expected_version: s.expected_version })
+            }
+            pb::txn_op::Op::Delete(d) => Ok(TxnOp::Delete {
                 path: d.path,
                 expected_version: d.expected_version,
                 recursive: d.recursive,
                 revoke_locks: d.revoke_locks,
             }),
         })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Command::Txn { compares: r.compares.into_iter().map(compare).collect(), ops })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Command::Txn { compares, ops })
 }
 
 /// One transaction result as protobuf.
@@ -126,4 +143,65 @@ pub(crate) fn txn_result(output: Output) -> pb::TxnOpResult {
         _ => return pb::TxnOpResult { result: None },
     };
     pb::TxnOpResult { result: Some(result) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exists(path: &str) -> pb::Compare {
+        pb::Compare {
+            path: path.into(),
+            target: Some(pb::compare::Target::Exists(true)),
+            ..Default::default()
+        }
+    }
+
+    fn create(path: &str) -> pb::TxnOp {
+        pb::TxnOp {
+            op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
+                path: path.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn a_compare_without_a_target_is_refused_by_index() {
+        let untargeted = pb::Compare { path: "/b".into(), ..Default::default() };
+        let request = pb::TxnRequest {
+            compares: vec![exists("/a"), untargeted],
+            ops: vec![create("/c")],
+            origin: None,
+        };
+        let error = txn(request).err().unwrap_or_default();
+        assert!(error.contains("compare 1 (on \"/b\") has no target"), "{error}");
+    }
+
+    #[test]
+    fn an_op_without_an_operation_is_refused_by_index() {
+        let request = pb::TxnRequest {
+            compares: vec![exists("/a")],
+            ops: vec![create("/c"), create("/d"), pb::TxnOp { op: None }],
+            origin: None,
+        };
+        let error = txn(request).err().unwrap_or_default();
+        assert!(error.contains("operation 2 has no operation set"), "{error}");
+    }
+
+    #[test]
+    fn a_complete_transaction_converts() {
+        let request =
+            pb::TxnRequest { compares: vec![exists("/a")], ops: vec![create("/c")], origin: None };
+        match txn(request) {
+            Ok(Command::Txn { compares, ops }) => {
+                assert_eq!(
+                    compares,
+                    vec![Compare { path: "/a".into(), check: Check::Exists(true) }]
+                );
+                assert_eq!(ops.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -143,12 +143,8 @@ impl Kv for KvService {
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
-        let command = convert::txn(r).ok_or_else(|| {
-            status::server(
-                tonic::Code::InvalidArgument,
-                "InvalidArgument",
-                "a transaction op has no operation set",
-            )
+        let command = convert::txn(r).map_err(|message| {
+            status::server(tonic::Code::InvalidArgument, "InvalidArgument", message)
         })?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));

@@ -55,17 +55,14 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::SessionExpired { .. } => (Code::FailedPrecondition, "SessionExpired"),
         CoreError::StaleRequest { .. } => (Code::FailedPrecondition, "StaleRequest"),
         CoreError::BadVersion { .. } => (Code::Aborted, "BadVersion"),
-        CoreError::TxnOpFailed { error, .. } => {
-            let inner = core_error(error);
-            return with_kind(Status::new(inner.code(), error_message(error)), "TxnOpFailed");
+        CoreError::TxnOpFailed { error: inner, .. } => {
+            // The inner error's code; the message names the op's index.
+            let code = core_error(inner).code();
+            return with_kind(Status::new(code, error.to_string()), "TxnOpFailed");
         }
         CoreError::Decode { .. } => (Code::Internal, "Decode"),
     };
     with_kind(Status::new(code, error.to_string()), kind)
-}
-
-fn error_message(error: &CoreError) -> String {
-    format!("transaction operation failed, nothing was applied: {error}")
 }
 
 /// UNAVAILABLE pointing at the leader, if one is known.
@@ -149,6 +146,7 @@ mod tests {
         let status = core_error(&txn);
         assert_eq!(status.code(), Code::Aborted);
         assert!(status.message().contains("nothing was applied"));
+        assert!(status.message().contains("operation 1 failed"), "{}", status.message());
         assert_eq!(
             status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()),
             Some("TxnOpFailed")

@@ -7,29 +7,62 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// warden: a coordination service (locks, elections, configuration) in the line of Chubby,
 /// ZooKeeper and etcd.
 #[derive(Debug, Parser)]
-#[command(name = "warden", version)]
+#[command(name = "warden", version, after_help = crate::exit::HELP)]
 pub(crate) struct Cli {
     #[command(flatten)]
-    pub(crate) global: Global,
+    pub(crate) client: ClientOptions,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// Options of every client command.
+const CLIENT_HEADING: &str = "Client options (also after a client command)";
+
+/// The client options given before the command (`warden --endpoints A get /x`); with the
+/// environment and the defaults. Only the client commands use them.
 #[derive(Debug, Args)]
-pub(crate) struct Global {
+pub(crate) struct ClientOptions {
     /// Client addresses of the members, comma-separated.
     #[arg(
         long,
-        global = true,
+        help_heading = CLIENT_HEADING,
         env = "WARDEN_ENDPOINTS",
         default_value = "127.0.0.1:7400",
         value_delimiter = ','
     )]
     pub(crate) endpoints: Vec<String>,
     /// Output format.
-    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Text)]
+    #[arg(short = 'o', long = "output", help_heading = CLIENT_HEADING, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+}
+
+/// The client options given after a client command (`warden get /x -o json`): they win
+/// over those before it, the environment and the defaults.
+#[derive(Debug, Args)]
+pub(crate) struct ClientFlags {
+    /// Client addresses of the members, comma-separated [env: WARDEN_ENDPOINTS] [default:
+    /// 127.0.0.1:7400].
+    #[arg(long, global = true, help_heading = "Client options", value_delimiter = ',')]
+    endpoints: Option<Vec<String>>,
+    /// Output format: text (for people) or json (one object per result) [default: text].
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        help_heading = "Client options",
+        value_enum
+    )]
+    output: Option<Output>,
+}
+
+impl ClientFlags {
+    /// These flags over `before` (the options before the command, the environment and
+    /// the defaults).
+    pub(crate) fn over(&self, before: &ClientOptions) -> ClientOptions {
+        ClientOptions {
+            endpoints: self.endpoints.clone().unwrap_or_else(|| before.endpoints.clone()),
+            output: self.output.unwrap_or(before.output),
+        }
+    }
 }
 
 /// How results are printed.
@@ -74,11 +107,15 @@ pub(crate) enum Command {
 pub(crate) enum ClientCommand {
     /// Creates a node.
     Create {
+        #[command(flatten)]
+        client: ClientFlags,
         /// Its path (for --sequential, the prefix of the name).
         path: String,
-        /// Its value.
-        #[arg(default_value = "")]
-        value: String,
+        /// Its value; `-` reads it from standard input [default: empty].
+        value: Option<String>,
+        /// Read the value from this file (any bytes).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
         /// Deleted when the creating session ends (needs a session).
         #[arg(long, conflicts_with = "container")]
         ephemeral: bool,
@@ -89,23 +126,42 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         container: bool,
     },
-    /// Creates a node or sets its value.
+    /// Creates a node or sets its value; with --version N, sets it only at version N.
     Put {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
-        /// The value.
-        value: String,
+        /// The value; `-` reads it from standard input.
+        #[arg(required_unless_present = "file")]
+        value: Option<String>,
+        /// Read the value from this file (any bytes).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
+        /// Compare-and-set: set the node only if its version is N (see `warden get -o
+        /// json`); otherwise exit 6, and 5 if it does not exist. Never creates.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
     },
-    /// Prints a node's value and stat.
+    /// Prints a node's value (and stat, with -o json); with --prefix, every node under it.
     Get {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
+        /// Also every node under PATH, each with its path and value (PATH first, then
+        /// depth-first by name). Read node by node, so not one atomic snapshot: a node
+        /// written during the walk may show its old or new value, and one deleted is skipped.
+        #[arg(long)]
+        prefix: bool,
         /// Read the answering member's replica without confirming leadership (may be stale).
         #[arg(long)]
         serializable: bool,
     },
     /// Lists a node's children, sorted by name (read page by page: any size works).
     Ls {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// Read the answering member's replica without confirming leadership.
@@ -115,14 +171,21 @@ pub(crate) enum ClientCommand {
         #[arg(long)]
         limit: Option<u64>,
     },
-    /// Deletes a node. A delete that would end a lock (a waiter node, a lock, or a subtree
-    /// holding one) is refused unless --revoke-locks is given.
+    /// Deletes a node (with -r, its subtree).
+    ///
+    /// A delete that would end a lock (a waiter node, a lock, or a subtree holding one) is
+    /// refused unless --revoke-locks is given.
     Rm {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path.
         path: String,
         /// Delete its descendants too.
         #[arg(long, short)]
         recursive: bool,
+        /// Delete only if the node's version is N; otherwise exit 6.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
         /// Revoke the holds and waits of the locks the delete reaches (as `warden lock
         /// revoke` does: holders are told, and the lock-delay applies; a lock in its
         /// lock-delay is kept until the delay ends).
@@ -131,6 +194,8 @@ pub(crate) enum ClientCommand {
     },
     /// Prints changes as they happen, one line (or JSON object) per event, until Ctrl-C.
     Watch {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The path (or glob pattern, with --glob).
         path: String,
         /// Watch the path and everything under it.
@@ -143,12 +208,20 @@ pub(crate) enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         from_revision: u64,
     },
-    /// Runs a command while holding a lock: `warden lock PATH [--timeout 10s] [--shared] --
-    /// COMMAND [ARGS...]`; shows a lock: `warden lock status PATH`; or breaks a stuck hold:
-    /// `warden lock revoke PATH --session ID`. The command gets WARDEN_FENCING_TOKEN and
+    /// Runs a command holding a lock; `lock status PATH` shows a lock, `lock revoke PATH
+    /// --session ID` breaks a stuck hold.
+    ///
+    /// `warden lock PATH [--timeout 10s] [--shared] -- COMMAND [ARGS...]` runs COMMAND
+    /// holding the lock at PATH (a read-write lock: exclusive, or shared with --shared).
+    /// `warden lock status PATH` prints its holders and waiters (or that it is free).
+    /// `warden lock revoke PATH --session ID` takes a session out of it. The command gets
+    /// WARDEN_FENCING_TOKEN and
     /// WARDEN_LOCK_PATH; warden exits with its status (3 if the lock timed out, 4 if it was
-    /// lost while the command ran).
+    /// lost while the command ran, 130 on Ctrl-C). On every way out the lock's session is
+    /// closed, so nothing it held or waited for is left behind.
     Lock {
+        #[command(flatten)]
+        client: ClientFlags,
         /// The lock's path, or `status` or `revoke`.
         target: String,
         /// With `status` or `revoke`: the lock's path.
@@ -156,18 +229,19 @@ pub(crate) enum ClientCommand {
         /// With `revoke`: the session to take out of the lock (see `warden lock status`).
         #[arg(long)]
         session: Option<u64>,
-        /// Give up if the lock is not granted within this (500ms, 10s, 2m).
-        #[arg(long, value_parser = crate::lock_cmd::parse_duration)]
+        /// Give up (exit 3) if the lock is not granted within this, opening the session
+        /// included; until then an unavailable cluster is asked again (500ms, 1.5s, 2m, 1h).
+        #[arg(long, value_parser = crate::duration::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Take the lock shared (a read lock); without it, exclusive.
         #[arg(long)]
         shared: bool,
         /// The ttl of the holder's session: how long the lock outlives a crashed warden.
-        #[arg(long, default_value = "10s", value_parser = crate::lock_cmd::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
         ttl: std::time::Duration,
         /// Lock-delay for a new lock: after a holder crashes, nobody gets it for this long
         /// (at most 60s).
-        #[arg(long, default_value = "0s", value_parser = crate::lock_cmd::parse_duration)]
+        #[arg(long, default_value = "0s", value_parser = crate::duration::parse_duration)]
         delay: std::time::Duration,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
@@ -175,14 +249,35 @@ pub(crate) enum ClientCommand {
     },
     /// Sessions: list them, or inspect one.
     Session {
+        #[command(flatten)]
+        client: ClientFlags,
         #[command(subcommand)]
         command: SessionCommand,
     },
     /// Cluster administration.
     Cluster {
+        #[command(flatten)]
+        client: ClientFlags,
         #[command(subcommand)]
         command: ClusterCommand,
     },
+}
+
+impl ClientCommand {
+    /// The client options given after the command.
+    pub(crate) fn flags(&self) -> &ClientFlags {
+        match self {
+            ClientCommand::Create { client, .. }
+            | ClientCommand::Put { client, .. }
+            | ClientCommand::Get { client, .. }
+            | ClientCommand::Ls { client, .. }
+            | ClientCommand::Rm { client, .. }
+            | ClientCommand::Watch { client, .. }
+            | ClientCommand::Lock { client, .. }
+            | ClientCommand::Session { client, .. }
+            | ClientCommand::Cluster { client, .. } => client,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +287,15 @@ pub(crate) enum SessionCommand {
     /// One session.
     Info {
         /// The session id.
+        id: u64,
+    },
+    /// Ends a session now: its ephemeral nodes go, its holds and waits end.
+    ///
+    /// As its owner closing it would: the holds end at once, with no lock-delay. Its owner
+    /// finds out when its keepalives are refused (a Rust client: within the session's
+    /// ttl); `warden lock revoke` tells a holder at once and applies the lock-delay.
+    Close {
+        /// The session id (see `warden session list`).
         id: u64,
     },
 }

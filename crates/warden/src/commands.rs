@@ -1,13 +1,16 @@
 //! The client commands: each is a call to `warden-client` and a print.
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
+use tonic::Code;
 use warden_client::{Client, Consistency, Event, EventKind, Scope};
 use warden_core::{CreateMode, NodeKind};
 
-use crate::cli::{ClientCommand as Command, ClusterCommand, Global, SessionCommand};
+use crate::cli::{ClientCommand as Command, ClientOptions, ClusterCommand};
 use crate::output::{emit, stat, value};
 
 fn consistency(serializable: bool) -> Consistency {
@@ -15,49 +18,57 @@ fn consistency(serializable: bool) -> Consistency {
 }
 
 /// Runs one client command.
-pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
-    let client = Client::new(global.endpoints.clone())?;
-    let out = global.output;
+pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<ExitCode> {
+    let options = command.flags().over(before);
+    let client = Client::new(options.endpoints)?;
+    let out = options.output;
     match command {
-        Command::Create { path, value: v, ephemeral, sequential, container } => {
+        Command::Create { path, value: v, file, ephemeral, sequential, container, .. } => {
             let kind = match (ephemeral, container) {
                 (true, _) => NodeKind::Ephemeral,
                 (_, true) => NodeKind::Container,
                 _ => NodeKind::Persistent,
             };
-            let (created, s) =
-                client.create(&path, v.into_bytes(), CreateMode { kind, sequential }).await?;
-            emit(out, &created, &json!({ "path": created, "stat": stat(&s) }));
+            let data = read_value(v, file)?;
+            let (created, s) = client.create(&path, data, CreateMode { kind, sequential }).await?;
+            emit(out, &created, &json!({ "path": created, "stat": stat(&s) }))?;
         }
-        Command::Put { path, value: v } => {
-            let s = client.put(&path, v.into_bytes()).await?;
+        Command::Put { path, value: v, file, version, .. } => {
+            let data = read_value(v, file)?;
+            let s = match version {
+                Some(n) => client.set(&path, data, Some(n)).await?,
+                None => client.put(&path, data).await?,
+            };
             emit(
                 out,
                 &format!("{path} version {}", s.version),
                 &json!({ "path": path, "stat": stat(&s) }),
-            );
+            )?;
         }
-        Command::Get { path, serializable } => {
+        Command::Get { path, prefix: true, serializable, .. } => {
+            get_tree(&client, out, &path, consistency(serializable)).await?
+        }
+        Command::Get { path, prefix: false, serializable, .. } => {
             let node = client.get_with(&path, consistency(serializable)).await?;
             let mut object =
                 json!({ "path": path, "stat": stat(&node.stat), "revision": node.revision });
             value(&mut object, &node.data);
             let text = String::from_utf8_lossy(&node.data).into_owned();
-            emit(out, &text, &object);
+            emit(out, &text, &object)?;
         }
-        Command::Ls { path, serializable, limit } => {
+        Command::Ls { path, serializable, limit, .. } => {
             ls(&client, out, &path, consistency(serializable), limit).await?
         }
-        Command::Rm { path, recursive, revoke_locks: false } => {
-            let deleted = client.delete(&path, None, recursive).await?;
+        Command::Rm { path, recursive, version, revoke_locks: false, .. } => {
+            let deleted = client.delete(&path, version, recursive).await?;
             emit(
                 out,
                 &format!("deleted {deleted} node(s)"),
                 &json!({ "path": path, "deleted": deleted }),
-            );
+            )?;
         }
-        Command::Rm { path, recursive, revoke_locks: true } => {
-            let d = client.delete_revoking_locks(&path, None, recursive).await?;
+        Command::Rm { path, recursive, version, revoke_locks: true, .. } => {
+            let d = client.delete_revoking_locks(&path, version, recursive).await?;
             let mut text = format!(
                 "deleted {} node(s), revoked {} lock hold(s) or wait(s)",
                 d.deleted, d.revoked
@@ -72,12 +83,22 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 out,
                 &text,
                 &json!({ "path": path, "deleted": d.deleted, "revoked": d.revoked, "kept": d.kept }),
-            );
+            )?;
         }
-        Command::Cluster { command: ClusterCommand::Status } => {
+        Command::Cluster { command: ClusterCommand::Status, .. } => {
             cluster_status(&client, out).await?
         }
-        Command::Lock { target, status_path, session, timeout, shared, ttl, delay, command } => {
+        Command::Lock {
+            target,
+            status_path,
+            session,
+            timeout,
+            shared,
+            ttl,
+            delay,
+            command,
+            ..
+        } => {
             if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
@@ -93,7 +114,7 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                     out,
                     &format!("revoked session {session} from {path} ({what})"),
                     &json!({ "path": path, "session": session, "held": held }),
-                );
+                )?;
             } else {
                 if session.is_some() {
                     bail!("--session goes with revoke: warden lock revoke PATH --session ID");
@@ -107,32 +128,8 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                 return crate::lock_cmd::run(&client, &target, how, &command).await;
             }
         }
-        Command::Session { command } => {
-            let id = match command {
-                SessionCommand::List => 0,
-                SessionCommand::Info { id } => id,
-            };
-            for s in client.sessions(id).await? {
-                let text = format!(
-                    "{}  ttl {} ms  remaining {} ms  identity {:?}  ephemerals {}",
-                    s.session_id,
-                    s.ttl_ms,
-                    s.remaining_ms,
-                    s.identity,
-                    s.ephemerals.join(",")
-                );
-                let object = json!({
-                    "id": s.session_id,
-                    "ttl_ms": s.ttl_ms,
-                    "remaining_ms": s.remaining_ms,
-                    "identity": s.identity,
-                    "opened_ms": s.opened_ms,
-                    "ephemerals": s.ephemerals,
-                });
-                emit(out, &text, &object);
-            }
-        }
-        Command::Watch { path, prefix, glob, from_revision } => {
+        Command::Session { command, .. } => crate::session_cmd::run(&client, out, command).await?,
+        Command::Watch { path, prefix, glob, from_revision, .. } => {
             let scope = match (prefix, glob) {
                 (_, true) => Scope::Glob,
                 (true, _) => Scope::Prefix,
@@ -145,12 +142,74 @@ pub(crate) async fn run(global: &Global, command: Command) -> Result<ExitCode> {
                     _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
                 };
                 for event in batch.events {
-                    print_event(out, &event);
+                    print_event(out, &event)?;
                 }
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The value given on the command line: the argument, standard input for `-`, or the
+/// file; empty if none.
+fn read_value(value: Option<String>, file: Option<PathBuf>) -> Result<Vec<u8>> {
+    match (value, file) {
+        (_, Some(file)) => std::fs::read(&file)
+            .with_context(|| format!("cannot read the value from {}", file.display())),
+        (Some(v), None) if v == "-" => {
+            let mut data = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .context("cannot read the value from standard input")?;
+            Ok(data)
+        }
+        (Some(v), None) => Ok(v.into_bytes()),
+        (None, None) => Ok(Vec::new()),
+    }
+}
+
+/// `path` joined with a child's `name`.
+fn child_path(path: &str, name: &str) -> String {
+    if path == "/" { format!("/{name}") } else { format!("{path}/{name}") }
+}
+
+/// Prints `root` and every node under it, depth-first by name, each with its value. Each
+/// node is read on its own (`Client::children`, `Client::get`), so the walk is not one
+/// snapshot: a node deleted after its parent was listed is skipped.
+async fn get_tree(
+    client: &Client,
+    out: crate::cli::Output,
+    root: &str,
+    consistency: Consistency,
+) -> Result<()> {
+    let mut pending = vec![root.to_owned()];
+    while let Some(path) = pending.pop() {
+        let node = match client.get_with(&path, consistency).await {
+            Ok(node) => node,
+            Err(e) if path != root && e.code() == Some(Code::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let text = if node.data.is_empty() {
+            path.clone()
+        } else {
+            format!("{path} {}", String::from_utf8_lossy(&node.data))
+        };
+        let mut object =
+            json!({ "path": path, "stat": stat(&node.stat), "revision": node.revision });
+        value(&mut object, &node.data);
+        emit(out, &text, &object)?;
+        if node.stat.num_children == 0 {
+            continue;
+        }
+        let children = match client.children(&path, consistency).await {
+            Ok(children) => children,
+            Err(e) if e.code() == Some(Code::NotFound) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // Last pushed, first printed: the children come out in name order.
+        pending.extend(children.iter().rev().map(|(name, _)| child_path(&path, name)));
+    }
+    Ok(())
 }
 
 /// Prints the children of `path` page by page, at most `limit` of them.
@@ -167,8 +226,8 @@ async fn ls(
         let ask = u32::try_from(left).unwrap_or(0);
         let page = client.children_page(path, consistency, &after, ask).await?;
         for (name, s) in page.children.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
-            let full = if path == "/" { format!("/{name}") } else { format!("{path}/{name}") };
-            emit(out, name, &json!({ "name": name, "path": full, "stat": stat(s) }));
+            let full = child_path(path, name);
+            emit(out, name, &json!({ "name": name, "path": full, "stat": stat(s) }))?;
             left -= 1;
         }
         match page.children.last() {
@@ -179,7 +238,7 @@ async fn ls(
     Ok(())
 }
 
-fn print_event(out: crate::cli::Output, event: &Event) {
+fn print_event(out: crate::cli::Output, event: &Event) -> Result<()> {
     let kind = match event.kind {
         EventKind::Created => "created",
         EventKind::Data => "data",
@@ -193,7 +252,7 @@ fn print_event(out: crate::cli::Output, event: &Event) {
         text.push(' ');
         text.push_str(&String::from_utf8_lossy(data));
     }
-    emit(out, &text, &object);
+    emit(out, &text, &object)
 }
 
 async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> {
@@ -223,6 +282,6 @@ async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> 
         out,
         &lines.join("\n"),
         &json!({ "leader_id": status.leader_id, "term": status.term, "members": members }),
-    );
+    )?;
     Ok(())
 }

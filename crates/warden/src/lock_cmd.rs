@@ -5,42 +5,28 @@
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use warden_client::{Client, LockError};
+use tokio::time::Instant;
+use tracing::warn;
+use warden_client::{Client, LockError, Session};
 
 use crate::cli::Output;
+use crate::exit;
 use crate::output::emit;
 
-/// The exit status when the lock was not granted within `--timeout`.
-pub(crate) const EXIT_TIMEOUT: u8 = 3;
-/// The exit status when the lock was lost (revoked, or its session gone) while the command
-/// ran.
-pub(crate) const EXIT_LOST: u8 = 4;
-
-/// Parses `500ms`, `10s`, `2m` or a plain number of seconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 10s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{text:?} has an unknown unit {unit:?}; use ms, s or m")),
-    }
-}
+/// How long closing the session (and releasing the lock) may take on the way out; past it
+/// the session ends by itself after its ttl.
+const CLEANUP: Duration = Duration::from_secs(3);
 
 /// How to take the lock.
 pub(crate) struct How {
-    /// Give up after this long.
+    /// Give up after this long, opening the session included.
     pub(crate) timeout: Option<Duration>,
     /// The read side rather than the write side.
     pub(crate) shared: bool,
@@ -50,58 +36,175 @@ pub(crate) struct How {
     pub(crate) delay: Duration,
 }
 
-/// Runs `command` holding the lock at `path`; returns the command's exit status.
+/// Resolves on Ctrl-C (its first poll installs the handler; it never resolves if that
+/// fails).
+type Interrupt<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
+
+/// Runs `command` holding the lock at `path`; returns the command's exit status. Whatever
+/// happens once the session is open (a timeout, a refused request, a command that cannot
+/// run, Ctrl-C), the session is closed before warden exits, so nothing it holds or waits
+/// for outlives it.
 pub(crate) async fn run(
     client: &Client,
     path: &str,
     how: How,
     command: &[String],
 ) -> Result<ExitCode> {
-    let How { timeout, shared, ttl, delay } = how;
-    let Some((program, args)) = command.split_first() else {
+    if command.is_empty() {
         bail!(
             "nothing to run: give a command after --, as in: warden lock /jobs/nightly -- ./run.sh"
         );
+    }
+    let deadline = how.timeout.map(|t| Instant::now() + t);
+    let mut interrupted = std::pin::pin!(async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    });
+    let opening = within(deadline, open_session(client, how.ttl, deadline.is_some()));
+    let session = tokio::select! {
+        opened = opening => match opened {
+            Some(session) => session.context("cannot open a session for the lock")?,
+            None => return Ok(not_granted(path, how.timeout, " (no session could be opened: is a quorum of members up? see warden cluster status)")),
+        },
+        () = &mut interrupted => return Ok(ExitCode::from(exit::INTERRUPTED)),
     };
-    let session = client.open_session(ttl).await?;
+    let outcome = hold(client, &session, path, &how, deadline, command, interrupted).await;
+    let id = session.id();
+    match tokio::time::timeout(CLEANUP, session.close()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            warn!(session = id, error = %e, "cannot close the session; it ends after its ttl")
+        }
+        Err(_) => warn!(session = id, "closing the session timed out; it ends after its ttl"),
+    }
+    outcome
+}
+
+/// Opens the lock's session. With a deadline (the caller bounds this), a cluster that
+/// cannot serve yet is asked again until the deadline, as a held lock is waited for;
+/// without one, that is an error at once.
+async fn open_session(
+    client: &Client,
+    ttl: Duration,
+    retry: bool,
+) -> Result<Session, warden_client::ClientError> {
+    loop {
+        match client.open_session(ttl).await {
+            Err(warden_client::ClientError::Unavailable { .. }) if retry => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `future`, given up at `deadline` (if any): `None` then.
+async fn within<T>(deadline: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+fn not_granted(path: &str, timeout: Option<Duration>, why: &str) -> ExitCode {
+    let waited = timeout.unwrap_or_default();
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("error: the lock {path:?} was not granted within {waited:?}{why}");
+    }
+    ExitCode::from(exit::TIMEOUT)
+}
+
+/// Takes the lock in `session`, runs the command holding it, and releases it.
+async fn hold(
+    client: &Client,
+    session: &Session,
+    path: &str,
+    how: &How,
+    deadline: Option<Instant>,
+    command: &[String],
+    mut interrupted: Interrupt<'_>,
+) -> Result<ExitCode> {
     let lock =
-        if shared { client.read_lock(&session, path) } else { client.write_lock(&session, path) };
-    let lock = lock.with_delay(delay);
-    let acquired = match timeout {
-        Some(t) => lock.acquire_timeout(t).await,
-        None => lock.acquire().await,
+        if how.shared { client.read_lock(session, path) } else { client.write_lock(session, path) };
+    let lock = lock.with_delay(how.delay);
+    let acquiring = async {
+        match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                within(Some(deadline), lock.acquire_timeout(left)).await
+            }
+            None => Some(lock.acquire().await),
+        }
+    };
+    let acquired = tokio::select! {
+        acquired = acquiring => acquired,
+        () = &mut interrupted => return Ok(ExitCode::from(exit::INTERRUPTED)),
     };
     let guard = match acquired {
-        Ok(guard) => guard,
-        Err(LockError::Timeout { waited, .. }) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: the lock {path:?} was not granted within {waited:?}");
-            }
-            return Ok(ExitCode::from(EXIT_TIMEOUT));
+        Some(Ok(guard)) => guard,
+        None | Some(Err(LockError::Timeout { .. })) => {
+            return Ok(not_granted(path, how.timeout, ""));
         }
-        Err(LockError::Revoked { .. }) => {
+        Some(Err(LockError::Revoked { .. })) => {
             #[allow(clippy::print_stderr)]
             {
                 eprintln!(
                     "error: the wait for the lock {path:?} was revoked by an operator; the command was not run"
                 );
             }
-            session.close().await.ok();
-            return Ok(ExitCode::from(EXIT_LOST));
+            return Ok(ExitCode::from(exit::LOST));
         }
-        Err(e) => return Err(e.into()),
+        Some(Err(e)) => return Err(e).with_context(|| format!("cannot take the lock {path:?}")),
     };
-    let mut child = tokio::process::Command::new(program)
+    let code = run_holding(&guard, path, command, interrupted).await;
+    match tokio::time::timeout(CLEANUP, guard.release()).await {
+        // Ended already (lost, and said so): nothing to release.
+        Ok(Ok(()) | Err(LockError::HoldEnded { .. })) => {}
+        Ok(Err(e)) => {
+            warn!(path, error = %e, "cannot release the lock; closing the session ends it")
+        }
+        Err(_) => warn!(path, "releasing the lock timed out; closing the session ends it"),
+    }
+    code
+}
+
+/// Runs the command while `guard` holds; its exit status, or 4 if the lock is lost first,
+/// or 130 on Ctrl-C.
+async fn run_holding(
+    guard: &warden_client::LockGuard,
+    path: &str,
+    command: &[String],
+    mut interrupted: Interrupt<'_>,
+) -> Result<ExitCode> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("nothing to run: give a command after --");
+    };
+    let spawned = tokio::process::Command::new(program)
         .args(args)
         .env("WARDEN_FENCING_TOKEN", guard.token().to_string())
         .env("WARDEN_LOCK_PATH", path)
-        .spawn()
-        .with_context(|| format!("cannot run {program:?}"))?;
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let (code, what) = match e.kind() {
+                std::io::ErrorKind::NotFound => (exit::NO_COMMAND, "no such command"),
+                _ => (exit::CANNOT_RUN, "cannot run it"),
+            };
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {what}: {program:?} ({e}); the lock was released unused");
+            }
+            return Ok(ExitCode::from(code));
+        }
+    };
     let outcome = tokio::select! {
         status = child.wait() => Ok(status.context("waiting for the command")?),
-        () = guard.lost() => Err(i32::from(EXIT_LOST)),
-        _ = tokio::signal::ctrl_c() => Err(130),
+        () = guard.lost() => Err(exit::LOST),
+        () = &mut interrupted => Err(exit::INTERRUPTED),
     };
     let code = match outcome {
         Ok(status) => {
@@ -109,11 +212,12 @@ pub(crate) async fn run(
             let signal = std::os::unix::process::ExitStatusExt::signal(&status);
             #[cfg(not(unix))]
             let signal: Option<i32> = None;
-            status.code().or(signal.map(|s| 128 + s)).unwrap_or(1)
+            let code = status.code().or(signal.map(|s| 128 + s)).unwrap_or(1);
+            u8::try_from(code).unwrap_or(exit::OTHER)
         }
         Err(code) => {
             child.kill().await.ok();
-            if code == i32::from(EXIT_LOST) {
+            if code == exit::LOST {
                 let reason = guard.lost_reason().unwrap_or_else(|| "session lost".to_owned());
                 #[allow(clippy::print_stderr)]
                 {
@@ -125,16 +229,34 @@ pub(crate) async fn run(
             code
         }
     };
-    guard.release().await.ok();
-    session.close().await.ok();
-    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    Ok(ExitCode::from(code))
 }
 
 /// Prints the holders and waiters of the lock at `path`.
 pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<()> {
-    let status = client.lock_status(path).await?;
+    let status = match client.lock_status(path).await {
+        Ok(status) => status,
+        // No lock node: a lock's node goes with its last holder or waiter, so a free lock
+        // usually has none. Unless a plain node is there.
+        Err(e) if e.code() == Some(tonic::Code::NotFound) => {
+            return match client.get(path).await {
+                Ok(_) => bail!(
+                    "{path:?} is a plain node, not a lock (see warden get {path}); a lock is taken at a path with no node, or at a lock's node"
+                ),
+                Err(e) if e.code() == Some(tonic::Code::NotFound) => emit(
+                    out,
+                    &format!("{path}: free (nobody holds or waits for it)"),
+                    &json!({ "path": path, "free": true, "waiters": [] }),
+                ),
+                Err(e) => Err(e.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let free = status.waiters.is_empty();
     let mut lines = vec![format!(
-        "{path}: {} delay {} ms{}",
+        "{path}: {}{} delay {} ms{}",
+        if free { "free, " } else { "" },
         status.r#type,
         status.delay_ms,
         if status.blocked_until_ms > 0 {
@@ -161,24 +283,8 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }));
     }
     let object = json!({
-        "path": path, "type": status.r#type, "delay_ms": status.delay_ms,
+        "path": path, "free": free, "type": status.r#type, "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
-    emit(out, &lines.join("\n"), &object);
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("10h").is_err());
-        assert!(parse_duration("abc").is_err());
-    }
+    emit(out, &lines.join("\n"), &object)
 }

@@ -9,20 +9,50 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod commands;
+mod duration;
+mod exit;
 mod lock_cmd;
 mod logs;
 mod output;
 mod run;
+mod session_cmd;
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 
+/// Parses the command line; a client option given before `server` or `dev` is a usage
+/// error, not silently ignored.
+fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let name = match cli.command {
+        Command::Server { .. } => "server",
+        Command::Dev { .. } => "dev",
+        Command::Client(_) => return cli,
+    };
+    for (id, flag) in [("endpoints", "--endpoints"), ("output", "--output/-o")] {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "{flag} is an option of the client commands; warden {name} does not take it"
+                    ),
+                )
+                .exit();
+        }
+    }
+    cli
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     match &cli.command {
         Command::Server { log_format, .. } | Command::Dev { log_format, .. } => {
             logs::init(*log_format, logs::MEMBER_FILTER);
@@ -38,19 +68,18 @@ async fn main() -> ExitCode {
             None => run::server(warden_server::Config::default()).await,
         },
         Command::Dev { nodes, base_port, .. } => run::dev(nodes, base_port).await,
-        Command::Client(command) => match commands::run(&cli.global, command).await {
+        Command::Client(command) => match commands::run(&cli.client, command).await {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::StdoutClosed>() => ExitCode::from(exit::CLOSED_PIPE),
         Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::FAILURE
+            // A closed standard error must not turn the error into a panic.
+            writeln!(std::io::stderr(), "error: {e:#}").ok();
+            ExitCode::from(exit::code(&e))
         }
     }
 }

@@ -1,9 +1,25 @@
 //! Printing results: text for people, one JSON object per result for programs.
 
+use std::io::Write;
+
+use anyhow::Result;
 use serde_json::{Value, json};
 use warden_core::Stat;
 
 use crate::cli::Output;
+
+/// Standard output was closed by its reader (`warden ls / | head -1`): warden stops
+/// quietly, with the status a shell gives a process killed by SIGPIPE.
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
 
 /// A stat as JSON.
 pub(crate) fn stat(s: &Stat) -> Value {
@@ -34,11 +50,17 @@ pub(crate) fn value(object: &mut Value, data: &[u8]) {
     }
 }
 
-/// Prints one result: `text` in text mode, `object` in JSON mode.
-#[allow(clippy::print_stdout)]
-pub(crate) fn emit(mode: Output, text: &str, object: &Value) {
-    match mode {
-        Output::Text => println!("{text}"),
-        Output::Json => println!("{object}"),
+/// Prints one result: `text` in text mode, `object` in JSON mode. Fails with
+/// [`StdoutClosed`] once the reader of standard output is gone.
+pub(crate) fn emit(mode: Output, text: &str, object: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let written = match mode {
+        Output::Text => writeln!(out, "{text}"),
+        Output::Json => writeln!(out, "{object}"),
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
     }
 }

@@ -12,4 +12,5 @@ mod partition;
 mod replication;
 mod sessions;
 mod transport;
+mod txn_errors;
 mod watch;

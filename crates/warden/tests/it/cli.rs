@@ -1,21 +1,18 @@
 //! The CLI against a one-member cluster: output formats and exit statuses.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::processes::ProcessCluster;
+use crate::processes::{ProcessCluster, run_warden};
+
+/// How long one CLI command may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(30);
 
 fn warden(endpoint: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .arg("--endpoints")
-        .arg(endpoint)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec!["--endpoints", endpoint];
+    all.extend_from_slice(args);
+    let r = run_warden(&all, None, LIMIT);
+    (r.code == Some(0), r.out, r.err)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,9 +85,10 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
     assert_eq!(status["members"].as_array().map(Vec::len), Some(3));
     let interrupted = Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
     assert!(interrupted.success());
-    let exit = dev.wait().unwrap();
+    let (code, _) = crate::processes::exit_within(&mut dev, LIMIT).await;
     drop(lines);
-    assert!(exit.success(), "warden dev exited with {exit} after Ctrl-C");
+    let err = std::fs::read_to_string(log.path()).unwrap_or_default();
+    assert_eq!(code, Some(0), "warden dev after Ctrl-C; stderr: {err}");
 }
 
 /// A port p such that the ports `warden dev --nodes 3 --base-port p` uses (p to p + 22) are
@@ -116,20 +114,29 @@ async fn watch_and_session_commands() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    // The watch starts from now, once the process is up: write a few times, slowly.
-    for i in 0..6 {
-        client.put("/cfg/a", format!("v{i}")).await.unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sender.send(line).ok();
+        }
+    });
+    // The watch starts from now, once the process is up: write until it prints, slowly.
+    let started = std::time::Instant::now();
+    let first = loop {
+        client.put("/cfg/a", "v").await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let first = lines.next();
-    let event: serde_json::Value = serde_json::from_str(&first.unwrap().unwrap()).unwrap();
+        if let Ok(line) = lines.try_recv() {
+            break line;
+        }
+        assert!(started.elapsed() < LIMIT, "warden watch printed nothing");
+    };
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(event["path"], "/cfg/a");
     assert!(event["kind"] == "created" || event["kind"] == "data" || event["kind"] == "children");
     assert!(event["revision"].as_u64().unwrap() > 0);
     watch.kill().unwrap();
-    watch.wait().unwrap();
-    drop(lines);
+    crate::processes::exit_within(&mut watch, LIMIT).await;
 
     let session = client.open_session(std::time::Duration::from_secs(10)).await.unwrap();
     client
@@ -157,17 +164,10 @@ async fn lock_runs_a_command_holding_the_lock() {
     cluster.leader().await;
     let e = cluster.clients[0].clone();
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("--endpoints")
-            .arg(&e)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut all = vec!["--endpoints", &e];
+        all.extend_from_slice(args);
+        let r = run_warden(&all, None, LIMIT);
+        (r.code, r.out, r.err)
     };
     // The command's exit status, with the token and path in its environment.
     let (code, out, _) = run(&[
@@ -215,19 +215,38 @@ async fn lock_runs_a_command_holding_the_lock() {
     let (code, out, err) = run(&["lock", "revoke", "/stuck", "--session", &holder.to_string()]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("revoked session"), "{out}");
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = stuck.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "holder not stopped");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut stuck.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(4), "{err}");
+    let (code, err) =
+        crate::processes::exit_within(&mut stuck, std::time::Duration::from_secs(10)).await;
+    assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("revoked"), "{err}");
     let (code, _, err) = run(&["lock", "revoke", "/stuck"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("--session"), "{err}");
+}
+
+#[test]
+fn server_and_dev_take_only_their_own_options() {
+    // Flags that would make the command fail at once if the client option were ignored.
+    for (command, own) in
+        [("server", ["--config", "/nonexistent/warden.toml"]), ("dev", ["--nodes", "0"])]
+    {
+        let help = run_warden(&[command, "--help"], None, LIMIT);
+        assert_eq!(help.code, Some(0));
+        for client_only in ["--endpoints", "--output", "WARDEN_ENDPOINTS"] {
+            assert!(
+                !help.out.contains(client_only),
+                "warden {command} --help lists {client_only}:\n{}",
+                help.out
+            );
+        }
+        let r = run_warden(&["--endpoints", "127.0.0.1:1", command, own[0], own[1]], None, LIMIT);
+        assert_eq!(r.code, Some(2), "{}", r.err);
+        assert!(r.err.contains("an option of the client commands"), "{}", r.err);
+        let r = run_warden(&[command, "-o", "json"], None, LIMIT);
+        assert_eq!(r.code, Some(2), "{}", r.err);
+    }
+    let help = run_warden(&["get", "--help"], None, LIMIT);
+    assert!(help.out.contains("--endpoints") && help.out.contains("--output"), "{}", help.out);
+    let help = run_warden(&["session", "list", "--help"], None, LIMIT);
+    assert!(help.out.contains("--endpoints"), "{}", help.out);
 }

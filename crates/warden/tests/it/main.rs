@@ -3,6 +3,9 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod cli;
+mod cli_exit;
+mod cli_lock;
+mod cli_values;
 mod crash;
 mod faults;
 mod lock_deletes;

@@ -145,7 +145,7 @@ pub async fn exit_within(child: &mut Child, limit: Duration) -> (Option<i32>, St
         }
         if started.elapsed() > limit {
             child.kill().ok();
-            panic!("warden lock did not exit within {limit:?}");
+            panic!("warden did not exit within {limit:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
@@ -154,4 +154,53 @@ pub async fn exit_within(child: &mut Child, limit: Duration) -> (Option<i32>, St
         std::io::Read::read_to_string(&mut stderr, &mut err).unwrap();
     }
     (status.code(), err)
+}
+
+/// What a finished `warden` process left: its exit code, output and how long it ran.
+pub struct Finished {
+    pub code: Option<i32>,
+    pub out: String,
+    pub err: String,
+    pub elapsed: Duration,
+}
+
+/// Runs `warden args...` with `stdin` as its standard input (none: empty), waiting at most
+/// `limit`: a CLI that hangs is killed and fails the test.
+pub fn run_warden(args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Finished {
+    use std::io::{Read, Write};
+
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let input = input.to_vec();
+        std::thread::spawn(move || pipe.write_all(&input).ok());
+    }
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            pipe.read_to_end(&mut text).ok();
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let out = read(Box::new(child.stdout.take().unwrap()));
+    let err = read(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("warden {args:?} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    Finished { code: status.code(), out: out.join().unwrap(), err: err.join().unwrap(), elapsed }
 }

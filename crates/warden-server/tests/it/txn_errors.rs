@@ -1,0 +1,48 @@
+//! A transaction's errors name the compare or operation at fault, over gRPC.
+
+use tonic::Code;
+use warden_client::ClientError;
+use warden_proto::v1 as pb;
+
+use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
+
+fn create(path: &str) -> pb::TxnOp {
+    pb::TxnOp {
+        op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
+            path: path.into(),
+            ..Default::default()
+        })),
+    }
+}
+
+fn refused(result: Result<pb::TxnResponse, ClientError>) -> (Code, String) {
+    match result {
+        Err(ClientError::Server { code, message, .. }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_errors_name_the_compare_or_operation() {
+    let cluster = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    client.create("/a", "", warden_core::CreateMode::PERSISTENT).await.unwrap();
+
+    // A compare without a target is bad input, not "the node exists".
+    let untargeted = pb::Compare { path: "/a".into(), ..Default::default() };
+    let request =
+        pb::TxnRequest { compares: vec![untargeted], ops: vec![create("/b")], origin: None };
+    let (code, message) = refused(client.txn(request).await);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("compare 0"), "{message}");
+    assert!(client.get("/b").await.is_err(), "nothing applied");
+
+    // The second op fails: its index is in the message, with the op's own code.
+    let request =
+        pb::TxnRequest { compares: vec![], ops: vec![create("/c"), create("/a")], origin: None };
+    let (code, message) = refused(client.txn(request).await);
+    assert_eq!(code, Code::AlreadyExists, "{message}");
+    assert!(message.contains("operation 1 failed"), "{message}");
+    assert!(client.get("/c").await.is_err(), "nothing applied");
+    cluster.stop().await;
+}

@@ -1,0 +1,137 @@
+//! Exit statuses an operator can script on, and the one mapping from errors to them.
+//!
+//! 2 is clap's usage error; `warden lock` passes its command's status through, so the
+//! statuses of warden's own failures stay few and fixed.
+
+use tonic::Code;
+use warden_client::{ClientError, LockError};
+
+/// Any error without a status of its own.
+pub(crate) const OTHER: u8 = 1;
+/// Not granted or not done in time (`warden lock --timeout`, a server deadline).
+pub(crate) const TIMEOUT: u8 = 3;
+/// The lock was lost (revoked, or its session gone) while `warden lock` waited or ran.
+pub(crate) const LOST: u8 = 4;
+/// No such node or session.
+pub(crate) const NOT_FOUND: u8 = 5;
+/// The node already exists, or is not at the expected version.
+pub(crate) const CONFLICT: u8 = 6;
+/// No member could serve the request: none reachable, or no quorum.
+pub(crate) const UNAVAILABLE: u8 = 7;
+/// The cluster refused the caller.
+pub(crate) const PERMISSION_DENIED: u8 = 8;
+/// `warden lock`: the command was found but could not be run.
+pub(crate) const CANNOT_RUN: u8 = 126;
+/// `warden lock`: no such command.
+pub(crate) const NO_COMMAND: u8 = 127;
+/// Stopped by Ctrl-C (128 + SIGINT).
+pub(crate) const INTERRUPTED: u8 = 130;
+/// Standard output was closed by its reader (128 + SIGPIPE, as a shell reports `ls | head`).
+pub(crate) const CLOSED_PIPE: u8 = 141;
+
+/// The table `warden --help` ends with (and the README repeats).
+pub(crate) const HELP: &str = "\
+Exit status:
+  0    success
+  1    any other error (the message says what)
+  2    usage error: a bad flag or argument
+  3    timeout: warden lock --timeout ran out (opening the session included), or a deadline
+  4    lock lost: revoked by an operator, or its session gone, while warden lock waited or ran
+  5    not found: no such node, or session
+  6    already exists, or version mismatch (put/rm --version N)
+  7    unavailable: no member reachable, or no quorum (see warden cluster status)
+  8    permission denied
+  130  interrupted by Ctrl-C
+  141  standard output closed by its reader (warden ls / | head -1)
+warden lock exits with its command's own status once the command ran (126 if it cannot be
+run, 127 if it is not found).";
+
+/// The exit status for `error`: that of the first client or lock error in its chain.
+pub(crate) fn code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<LockError>() {
+            return lock_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<ClientError>() {
+            return client_code(e);
+        }
+    }
+    OTHER
+}
+
+fn lock_code(error: &LockError) -> u8 {
+    match error {
+        LockError::Timeout { .. } => TIMEOUT,
+        LockError::SessionLost { .. } | LockError::Revoked { .. } | LockError::HoldEnded { .. } => {
+            LOST
+        }
+        LockError::AlreadyLocked { .. } => OTHER,
+        LockError::Backend(e) => client_code(e),
+    }
+}
+
+fn client_code(error: &ClientError) -> u8 {
+    match error {
+        ClientError::Unavailable { .. } => UNAVAILABLE,
+        ClientError::Server { code, kind, .. } => match code {
+            Code::NotFound => NOT_FOUND,
+            // The CLI meets it only naming a session (session info or close ID).
+            Code::FailedPrecondition if kind == "SessionExpired" => NOT_FOUND,
+            Code::AlreadyExists => CONFLICT,
+            // ABORTED is a version conflict (BadVersion, or a transaction op failing on
+            // one), except a session's stale leader term.
+            Code::Aborted if kind != "StaleTerm" => CONFLICT,
+            Code::Unavailable => UNAVAILABLE,
+            Code::PermissionDenied | Code::Unauthenticated => PERMISSION_DENIED,
+            Code::DeadlineExceeded => TIMEOUT,
+            _ => OTHER,
+        },
+        ClientError::InvalidEndpoint { .. }
+        | ClientError::OutcomeUnknown { .. }
+        | ClientError::MessageTooLarge { .. }
+        | ClientError::Compacted { .. } => OTHER,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: Code, kind: &str) -> anyhow::Error {
+        ClientError::Server { code, message: "m".into(), kind: kind.into() }.into()
+    }
+
+    #[test]
+    fn client_errors_map_to_their_status() {
+        assert_eq!(code(&server(Code::NotFound, "NoNode")), NOT_FOUND);
+        assert_eq!(code(&server(Code::AlreadyExists, "NodeExists")), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, "BadVersion")), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, "TxnOpFailed")), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, "StaleTerm")), OTHER);
+        assert_eq!(code(&server(Code::FailedPrecondition, "LockInUse")), OTHER);
+        assert_eq!(code(&server(Code::FailedPrecondition, "SessionExpired")), NOT_FOUND);
+        assert_eq!(code(&server(Code::Unavailable, "NoQuorum")), UNAVAILABLE);
+        assert_eq!(code(&server(Code::PermissionDenied, "")), PERMISSION_DENIED);
+        assert_eq!(code(&server(Code::DeadlineExceeded, "")), TIMEOUT);
+        assert_eq!(code(&server(Code::InvalidArgument, "InvalidPath")), OTHER);
+        let unavailable = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };
+        assert_eq!(code(&anyhow::Error::from(unavailable)), UNAVAILABLE);
+    }
+
+    #[test]
+    fn lock_errors_and_context_keep_their_status() {
+        let lost = LockError::SessionLost { path: "/l".into() };
+        assert_eq!(code(&anyhow::Error::from(lost)), LOST);
+        let timeout = LockError::Timeout { path: "/l".into(), waited: Default::default() };
+        assert_eq!(code(&anyhow::Error::from(timeout)), TIMEOUT);
+        let backend = LockError::Backend(ClientError::Server {
+            code: Code::NotFound,
+            message: "m".into(),
+            kind: "NoNode".into(),
+        });
+        assert_eq!(code(&anyhow::Error::from(backend)), NOT_FOUND);
+        let wrapped = server(Code::AlreadyExists, "NodeExists").context("creating /a");
+        assert_eq!(code(&wrapped), CONFLICT);
+        assert_eq!(code(&anyhow::anyhow!("plain")), OTHER);
+    }
+}

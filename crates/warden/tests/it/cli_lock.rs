@@ -1,0 +1,122 @@
+//! `warden lock` leaves nothing behind: whatever way it exits, the session it opened is
+//! closed, and `--timeout` bounds the whole command, opening the session included.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use warden_client::Client;
+
+use crate::processes::{ProcessCluster, exit_within, run_warden, wait_for_holder};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The ids of the cluster's live sessions.
+async fn sessions(client: &Client) -> Vec<u64> {
+    client.sessions(0).await.unwrap().iter().map(|s| s.session_id).collect()
+}
+
+/// Sends SIGINT (Ctrl-C) to `pid`.
+fn interrupt(pid: u32) {
+    let sent = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(sent.success());
+}
+
+/// Waits until the lock at `path` has `n` holders and waiters (at most 10 s).
+async fn wait_for_queue(client: &Client, path: &str, n: usize) {
+    let started = std::time::Instant::now();
+    while client.lock_status(path).await.map(|s| s.waiters.len()).unwrap_or(0) < n {
+        assert!(started.elapsed() < Duration::from_secs(10), "{path} never had {n} in its queue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_closes_its_session_on_every_way_out() {
+    let cluster = ProcessCluster::start(1);
+    cluster.leader().await;
+    let e = cluster.clients[0].clone();
+    let client = cluster.client();
+    let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let guard = client.write_lock(&holder, "/job").acquire().await.unwrap();
+    let only_holder = vec![holder.id()];
+    let lock = |args: &[&str]| {
+        let mut all = vec!["--endpoints", &e, "lock"];
+        all.extend_from_slice(args);
+        run_warden(&all, None, LIMIT)
+    };
+
+    // Not granted in time.
+    let r = lock(&["/job", "--timeout", "300ms", "--", "true"]);
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    assert_eq!(sessions(&client).await, only_holder, "a timed-out warden lock left its session");
+
+    // A flag the cluster refuses.
+    let r = lock(&["/other", "--delay", "61s", "--", "true"]);
+    assert_eq!(r.code, Some(1), "{}", r.err);
+    assert!(r.err.contains("lock-delay"), "{}", r.err);
+    assert_eq!(sessions(&client).await, only_holder, "a refused warden lock left its session");
+
+    // A command that does not exist: 127, as env and timeout say it.
+    let r = lock(&["/free", "--", "/nonexistent/command"]);
+    assert_eq!(r.code, Some(127), "{}", r.err);
+    assert!(r.err.contains("no such command"), "{}", r.err);
+    assert_eq!(
+        sessions(&client).await,
+        only_holder,
+        "warden lock of a missing command left its session"
+    );
+
+    // Ctrl-C while waiting for the lock.
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["--endpoints", &e, "lock", "/job", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_queue(&client, "/job", 2).await;
+    interrupt(waiting.id());
+    let (code, err) = exit_within(&mut waiting, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(sessions(&client).await, only_holder, "an interrupted wait left its session");
+    assert_eq!(client.lock_status("/job").await.unwrap().waiters.len(), 1);
+
+    // Ctrl-C while the command runs.
+    let mut running = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["--endpoints", &e, "lock", "/running", "--", "sleep", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_holder(&client, "/running").await;
+    interrupt(running.id());
+    let (code, err) = exit_within(&mut running, Duration::from_secs(10)).await;
+    assert_eq!(code, Some(130), "{err}");
+    assert_eq!(sessions(&client).await, only_holder, "an interrupted hold left its session");
+    guard.release().await.unwrap();
+    holder.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_timeout_bounds_opening_the_session() {
+    let mut cluster = ProcessCluster::start(3);
+    cluster.leader().await;
+    cluster.kill9(2);
+    cluster.kill9(3);
+    let endpoints = cluster.clients.join(",");
+    let r = run_warden(
+        &["--endpoints", &endpoints, "lock", "/nightly", "--timeout", "2s", "--", "true"],
+        None,
+        LIMIT,
+    );
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    assert!(r.err.contains("not granted within 2s"), "{}", r.err);
+    assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
+    // Only members that are down (refused connections): the same, however fast the
+    // client gives up on them.
+    let down = format!("{},{}", cluster.clients[1], cluster.clients[2]);
+    let r = run_warden(
+        &["--endpoints", &down, "lock", "/nightly", "--timeout", "2s", "--", "true"],
+        None,
+        LIMIT,
+    );
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
+}
