@@ -1,10 +1,12 @@
 //! What a member says about its peers' reachability, for operators: once when a peer
-//! cannot be reached, again every [`REPEAT`] while it stays so, and once when it is back.
-//! Raft retries a dead peer many times a second; a line per failed RPC drowned the log.
+//! cannot be reached, a warning if it stays so for [`WARN_AFTER`], again every [`REPEAT`]
+//! while it does, and once when it is back. Raft retries a dead peer many times a second;
+//! a line per failed RPC drowned the log.
 //!
-//! A peer never reached since this member started is "not reachable yet" (info: at a
-//! cluster's start the members come up one by one); one that was reached and is gone is
-//! a warning.
+//! The first words are information, not a warning: at a cluster's start the members come
+//! up one by one, and at a clean stop or restart they go one by one. A peer that was
+//! reached since this member started and stays away is a warning; one never reached stays
+//! information ("not reachable yet").
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -13,15 +15,24 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use warden_storage::NodeId;
 
+/// How long a peer that was reached may stay unreachable before it is a warning.
+pub(crate) const WARN_AFTER: Duration = Duration::from_secs(3);
 /// How often a peer that stays unreachable is mentioned again.
 pub(crate) const REPEAT: Duration = Duration::from_secs(10);
+
+/// What was said last about a peer that is down.
+#[derive(Debug, Clone, Copy)]
+struct Down {
+    since: Instant,
+    said: Instant,
+    warned: bool,
+}
 
 #[derive(Debug, Default)]
 struct Peer {
     /// Reached at least once since this member started.
     reached: bool,
-    /// Unreachable since then, last said at the second instant.
-    down: Option<(Instant, Instant)>,
+    down: Option<Down>,
 }
 
 /// The reachability of each peer, as this member's RPCs found it.
@@ -35,8 +46,8 @@ impl PeerHealth {
     pub(crate) fn reached(&self, peer: NodeId) {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let p = peers.entry(peer).or_default();
-        if let Some((since, _)) = p.down.take() {
-            let after_s = since.elapsed().as_secs();
+        if let Some(down) = p.down.take() {
+            let after_s = down.since.elapsed().as_secs();
             if p.reached {
                 info!(peer, after_s, "member reachable again");
             } else {
@@ -51,22 +62,30 @@ impl PeerHealth {
         self.unreachable_at(peer, addr, error, Instant::now());
     }
 
+    /// As [`PeerHealth::unreachable`] at `now`; returns whether a line was written.
     fn unreachable_at(&self, peer: NodeId, addr: &str, error: &str, now: Instant) -> bool {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let p = peers.entry(peer).or_default();
-        let since = match p.down {
-            Some((_, said)) if now.duration_since(said) < REPEAT => {
-                return false;
+        let Some(down) = p.down.as_mut() else {
+            p.down = Some(Down { since: now, said: now, warned: false });
+            if p.reached {
+                info!(peer, addr, error, "member not reachable; raft keeps retrying");
+            } else {
+                info!(peer, addr, "member not reachable yet; raft keeps retrying");
             }
-            Some((since, _)) => since,
-            None => now,
+            return true;
         };
-        p.down = Some((since, now));
-        let down_s = now.duration_since(since).as_secs();
+        let down_s = now.duration_since(down.since).as_secs();
+        let warn_now = p.reached && !down.warned && now.duration_since(down.since) >= WARN_AFTER;
+        if !warn_now && now.duration_since(down.said) < REPEAT {
+            return false;
+        }
+        down.said = now;
         if p.reached {
+            down.warned = true;
             warn!(peer, addr, error, down_s, "cannot reach member; raft keeps retrying");
         } else {
-            info!(peer, addr, down_s, "member not reachable yet; raft keeps retrying");
+            info!(peer, addr, down_s, "member still not reachable; raft keeps retrying");
         }
         true
     }
@@ -77,15 +96,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_dead_peer_is_mentioned_once_per_repeat_not_per_rpc() {
+    fn a_dead_peer_is_mentioned_once_then_warned_of_then_every_repeat_not_per_rpc() {
         let health = PeerHealth::default();
         let t0 = Instant::now();
-        let said = |at: Duration| health.unreachable_at(2, "127.0.0.1:1", "refused", t0 + at);
-        assert!(said(Duration::ZERO));
-        let rpcs_within_repeat = (1..160).filter(|i| said(Duration::from_millis(i * 60))).count();
-        assert_eq!(rpcs_within_repeat, 0, "16 failed RPCs a second for 10 s say nothing more");
-        assert!(said(REPEAT));
+        let said = |ms: u64| {
+            health.unreachable_at(2, "127.0.0.1:1", "refused", t0 + Duration::from_millis(ms))
+        };
+        // Never reached: information now and every REPEAT, never a warning.
+        assert!(said(0));
+        assert_eq!((1..160).filter(|i| said(i * 60)).count(), 0, "16 failed RPCs a second");
+        assert!(said(10_000));
         health.reached(2);
-        assert!(said(REPEAT + Duration::from_millis(1)), "down again after being back");
+        // Reached, then gone: information, a warning after WARN_AFTER, then every REPEAT.
+        assert!(said(20_000));
+        assert_eq!((1..49).filter(|i| said(20_000 + i * 60)).count(), 0);
+        assert!(said(23_000), "warned of after WARN_AFTER");
+        assert_eq!((1..160).filter(|i| said(23_000 + i * 60)).count(), 0);
+        assert!(said(33_000));
     }
 }
