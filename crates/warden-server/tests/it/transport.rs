@@ -328,3 +328,33 @@ async fn timeout_next(watcher: &mut warden_client::Watcher) -> warden_client::Wa
         }
     }
 }
+
+/// An address nothing listens on: a connection to it is refused.
+fn dead_endpoint() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_endpoint_costs_a_refusal_then_the_next_member_serves() {
+    let serving = fake_kv(Answer::Serve);
+    let endpoints = vec![dead_endpoint(), fake(serving.clone()).await];
+    let started = std::time::Instant::now();
+    let read = Client::new(endpoints).unwrap().get("/r").await.unwrap();
+    assert_eq!(&read.data[..], b"fake");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_refused_endpoints_fail_within_two_seconds_saying_so() {
+    // The default 10 s deadline: refusals must not use it up.
+    let client = Client::new(vec![dead_endpoint(), dead_endpoint()]).unwrap();
+    let started = std::time::Instant::now();
+    let read = client.get("/r").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "a refused cluster took {elapsed:?} to report");
+    let Err(ClientError::Unavailable { last, .. }) = &read else {
+        panic!("not unavailable: {read:?}");
+    };
+    assert!(last.contains("no member accepted a connection"), "{last}");
+    assert!(last.to_lowercase().contains("refused"), "the cause is named: {last}");
+}
