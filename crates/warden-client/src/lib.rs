@@ -126,8 +126,9 @@ fn revision(header: Option<&pb::ResponseHeader>) -> u64 {
 }
 
 impl Client {
-    /// A client of the members at `endpoints` (`host:port` each). Connects lazily; each
-    /// call tries members for up to 10 s.
+    /// A client of the members at `endpoints` (`host:port` each; `http://host:port` is the
+    /// same, `https://` is refused as this client does not speak TLS yet). Connects lazily;
+    /// each call tries members for up to 10 s, or about 1 s if none accepts a connection.
     pub fn new(endpoints: Vec<String>) -> Result<Client, ClientError> {
         Client::with_deadline(endpoints, Duration::from_secs(10))
     }
@@ -540,9 +541,10 @@ impl Client {
 
     /// The status of one member, asked directly (no redirect).
     pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+        let endpoint = connection::endpoint(endpoint)?;
         let channel = self
             .connection
-            .channel(endpoint)
+            .channel(&endpoint)
             .await
             .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
         connection::cluster(channel)
