@@ -115,6 +115,11 @@ impl Connection {
         &self.endpoints
     }
 
+    /// How long a call tries members.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
     /// A connected channel to `addr`, reusing an open one.
     pub(crate) async fn channel(&self, addr: &str) -> Result<Channel, String> {
         if let Some(c) = self.channels.lock().unwrap_or_else(PoisonError::into_inner).get(addr) {
