@@ -388,18 +388,19 @@ impl Drop for LockGuard {
         if self.released || !self.holds.untrack(&self.path, self.token) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (connection, path, session, token) =
-                (Arc::clone(&self.connection), self.path.clone(), self.session_id, self.token);
-            runtime.spawn(async move {
-                match release(&connection, path, session, token).await {
-                    Ok(()) | Err(LockError::HoldEnded { .. }) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "background release failed; the lock goes with the session");
-                    }
-                }
-            });
+        // A hold reported lost (revoked, or its session closed) has nothing to release.
+        if self.hold_lost.borrow().is_some() {
+            return;
         }
+        let (path, session, token) = (self.path.clone(), self.session_id, self.token);
+        crate::background::spawn("lock-release", &self.connection, move |connection| async move {
+            match release(&connection, path, session, token).await {
+                Ok(()) | Err(LockError::HoldEnded { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                }
+            }
+        });
     }
 }
 

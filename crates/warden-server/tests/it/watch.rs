@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::time::timeout;
 use warden_client::{ClientError, Scope, WatchBatch, Watcher};
 use warden_core::{CreateMode, EventKind, Limits, WatchFilter};
-use warden_proto::v1 as pb;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
@@ -221,15 +220,13 @@ async fn create_all(client: &Arc<warden_client::Client>, paths: &[String]) {
             for chunk in group.chunks(128) {
                 let ops = chunk
                     .iter()
-                    .map(|path| pb::TxnOp {
-                        op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
-                            path: path.clone(),
-                            kind: pb::NodeKind::Persistent.into(),
-                            ..Default::default()
-                        })),
+                    .map(|path| warden_client::TxnOp::Create {
+                        path: path.clone(),
+                        data: Default::default(),
+                        mode: CreateMode::PERSISTENT,
                     })
                     .collect();
-                let r = client.txn(pb::TxnRequest { ops, ..Default::default() }).await.unwrap();
+                let r = client.txn(vec![], ops).await.unwrap();
                 assert!(r.succeeded);
             }
         });
