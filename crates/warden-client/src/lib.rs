@@ -42,6 +42,7 @@
 
 mod background;
 mod connection;
+mod endpoint;
 mod error;
 mod lock;
 mod lock_status;
@@ -517,6 +518,12 @@ impl Client {
     /// then: a watch from now delivers every write made after `watch` returns, however
     /// late the first [`Watcher::next`]. Bad input (a malformed glob) and a start no longer
     /// in any member's history ([`ClientError::Compacted`]) fail here.
+    ///
+    /// Watches are spread over the members: each starts at the next one in turn, skipping
+    /// the leader when the client knows it (from its writes and redirects, or by asking
+    /// once, at its first watch), as every member pays for each of its watchers on every
+    /// write, and the leader already carries the writes. Each has a connection of its own,
+    /// so that one left unread cannot stall the client's other calls.
     pub async fn watch(
         &self,
         path: &str,
@@ -524,9 +531,27 @@ impl Client {
         start: u64,
         progress: bool,
     ) -> Result<Watcher, ClientError> {
-        // Each watch has a connection of its own (see `Connection::apart`).
-        let connection = Arc::new(self.connection.apart());
+        if self.connection.leader().is_none() && self.connection.endpoints().len() > 1 {
+            self.learn_leader().await?;
+        }
+        let connection = Arc::new(self.connection.for_watch());
         Watcher::open(connection, path, scope, start, progress).await
+    }
+
+    /// Asks a member which member leads, to keep watches off it. A cluster that cannot be
+    /// reached fails the watch here; a cluster without a leader for now is fine.
+    async fn learn_leader(&self) -> Result<(), ClientError> {
+        match self.status().await {
+            Ok(status) => {
+                let leader = status.members.iter().find(|m| m.id == status.leader_id);
+                if let Some(leader) = leader {
+                    self.connection.note_leader(&leader.client_addr, true);
+                }
+                Ok(())
+            }
+            Err(e @ ClientError::Unavailable { .. }) => Err(e),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The status of one member, asked directly (no redirect).

@@ -273,6 +273,11 @@ impl Node {
         &self.shared.state_machine
     }
 
+    /// The watch hub: this member's watchers and what is queued for them.
+    pub fn watch_hub(&self) -> &WatchHub {
+        &self.hub
+    }
+
     /// This node's id.
     pub fn id(&self) -> u64 {
         self.shared.id

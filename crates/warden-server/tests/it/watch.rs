@@ -1,8 +1,8 @@
 //! Watches over a real cluster: exactly-once, in-order delivery across a leader kill, and
 //! the etcd watch regressions (resume after a partition, history compacted under a lagging
 //! watcher, a start exactly at the compaction revision, a start in the future, a starved
-//! watcher next to a healthy one), a revision larger than a gRPC message, and a watch from
-//! now that starts when `watch` returns.
+//! watcher next to a healthy one), a revision larger than a gRPC message, a watch from
+//! now that starts when `watch` returns, and watches spread over the followers.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -293,6 +293,29 @@ async fn a_revision_larger_than_a_message_is_delivered_whole_and_in_order() {
         let created: Vec<(EventKind, &str)> =
             batches[1].events.iter().map(|e| (e.kind, e.path.as_str())).collect();
         assert_eq!(created[0], (EventKind::Created, prefix), "the watcher of {path}");
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_watches_are_spread_over_the_followers() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    // A client that has not written yet: it asks who leads at its first watch.
+    let client = cluster.client();
+    let mut watchers = Vec::new();
+    for _ in 0..6 {
+        watchers.push(client.watch("/spread", Scope::Prefix, 0, false).await.unwrap());
+    }
+    let on = |id: u64| cluster.node(id).watch_hub().watchers();
+    let counts: Vec<usize> = (1..=3).map(on).collect();
+    assert_eq!(on(leader), 0, "watchers on the leader: {counts:?}");
+    assert!(counts.iter().all(|c| *c == 0 || *c == 3), "uneven: {counts:?}");
+    // They work: a write reaches every one.
+    let (_, stat) = client.create("/spread", "", CreateMode::PERSISTENT).await.unwrap();
+    for watcher in &mut watchers {
+        let batches = until(watcher, stat.create_revision).await;
+        assert_eq!(batches.last().map(|b| b.revision), Some(stat.create_revision));
     }
     cluster.stop().await;
 }
