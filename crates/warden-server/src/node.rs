@@ -138,8 +138,12 @@ impl Node {
         .map_err(|e| ServerError::Raft(e.to_string()))?;
 
         let revision = storage.state_machine.read(|a| a.core.revision());
-        let hub =
-            Arc::new(WatchHub::new(revision, config.watch.history_events, config.watch.buffer));
+        let hub = Arc::new(WatchHub::new(
+            revision,
+            config.watch.history_events,
+            config.watch.buffer,
+            config.watch.max_buffered_bytes,
+        ));
         storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
         let shared = Shared {
             id: config.node_id,

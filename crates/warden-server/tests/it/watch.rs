@@ -2,7 +2,8 @@
 //! the etcd watch regressions (resume after a partition, history compacted under a lagging
 //! watcher, a start exactly at the compaction revision, a start in the future, a starved
 //! watcher next to a healthy one), a revision larger than a gRPC message, a watch from
-//! now that starts when `watch` returns, and watches spread over the followers.
+//! now that starts when `watch` returns, watches spread over the followers, and the bound
+//! on what a member buffers for all its watchers together.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use tokio::time::timeout;
 use warden_client::{ClientError, Scope, WatchBatch, Watcher};
 use warden_core::{CreateMode, EventKind, Limits, WatchFilter};
+use warden_proto::v1 as pb;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
@@ -317,5 +319,81 @@ async fn a_clients_watches_are_spread_over_the_followers() {
         let batches = until(watcher, stat.create_revision).await;
         assert_eq!(batches.last().map(|b| b.revision), Some(stat.create_revision));
     }
+    cluster.stop().await;
+}
+
+/// A raw watch stream (no client-side resume), from now, on a connection of its own.
+async fn raw_watch(endpoint: &str) -> tonic::Streaming<pb::WatchResponse> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = pb::WatchRequest {
+        path: "/cap".into(),
+        scope: pb::WatchScope::Prefix.into(),
+        ..Default::default()
+    };
+    pb::watch_client::WatchClient::new(channel).watch(request).await.unwrap().into_inner()
+}
+
+/// Many watchers reading as they go and one that does not, on a member that may buffer
+/// 256 KiB for them all: the one that does not is cancelled with a reason naming the
+/// limit; the others get every revision, and none is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_members_buffer_limit_the_slowest_watcher_goes_and_the_others_complete() {
+    const WRITES: usize = 300;
+    const LIMIT: usize = 256 << 10;
+    let cluster =
+        TestCluster::start_with(1, FAST_TIMING, |c| c.watch.max_buffered_bytes = LIMIT).await;
+    let endpoint = cluster.endpoint(1);
+    let client = cluster.client();
+    client.create("/cap", "", CreateMode::PERSISTENT).await.unwrap();
+    let mut slow = raw_watch(&endpoint).await;
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut stream = raw_watch(&endpoint).await;
+        readers.spawn(async move {
+            let mut revisions = Vec::new();
+            while revisions.len() < WRITES {
+                let response = stream.message().await.unwrap().expect("the stream ended");
+                assert!(!response.canceled, "a reader was cancelled: {}", response.cancel_reason);
+                if !response.events.is_empty() {
+                    revisions.push(response.header.unwrap().revision);
+                }
+            }
+            revisions
+        });
+    }
+    // 16 KiB values: the unread stream's HTTP/2 window fills after a few MB at most, then
+    // the member queues for it, past the limit within the 300 writes.
+    let mut written = Vec::new();
+    for i in 0..WRITES {
+        let stat = client.put(&format!("/cap/k{}", i % 10), vec![b'v'; 16 << 10]).await.unwrap();
+        written.push(stat.mod_revision);
+    }
+    while let Some(done) = readers.join_next().await {
+        assert_eq!(done.unwrap(), written, "a reader missed or repeated a revision");
+    }
+    let reason = timeout(Duration::from_secs(20), async {
+        loop {
+            let response = slow.message().await.unwrap().expect("ended without a reason");
+            if response.canceled {
+                return response.cancel_reason;
+            }
+        }
+    })
+    .await
+    .expect("the unread watcher was never cancelled");
+    assert!(reason.contains("watch.max_buffered_bytes"), "{reason}");
+    // What was queued for it has been dropped.
+    let hub = cluster.node(1).watch_hub();
+    let drained = timeout(Duration::from_secs(5), async {
+        while hub.buffered_bytes() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "{} bytes still queued", hub.buffered_bytes());
     cluster.stop().await;
 }
