@@ -6,6 +6,7 @@ mod client_api;
 mod cluster;
 mod conformance;
 mod failover;
+mod fanout;
 mod fatal;
 mod listing;
 mod locks;
