@@ -4,9 +4,10 @@
 //! An acquire is idempotent on the server (acquiring again returns the same hold or wait),
 //! so when the member serving a wait fails, the client re-issues it on another member and
 //! re-attaches to the same place in the queue. A guard is released by
-//! [`LockGuard::release`], or in the background when dropped; it is lost when its session
-//! is, or when an operator revokes it ([`LockGuard::lost`]): the session's keepalive stream
-//! carries the news.
+//! [`LockGuard::release`], or in the background when dropped (where no tokio runtime runs,
+//! on a thread of its own: see `background.rs`); it is lost when its session is (closed,
+//! dropped or expired), or when an operator revokes it ([`LockGuard::lost`]): the session's
+//! keepalive stream carries the news.
 //!
 //! A release names its hold by the fencing token, so a guard whose hold already ended
 //! (revoked, then the session acquired the lock again) cannot end the later hold. Guards
