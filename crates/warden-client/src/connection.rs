@@ -13,9 +13,18 @@
 //! nothing was sent; a message over the size limit fails at once, as it would anywhere;
 //! anything else may have happened after the request arrived, so it is retried only for
 //! reads and writes with a request id, and a plain write's outcome is unknown.
+//!
+//! A call goes round the members until one serves it or its deadline (10 s by default)
+//! passes. A member that answers but cannot serve (not the leader during an election, a
+//! leader without a quorum, a member stopping) is worth asking again within that time; a
+//! cluster none of whose members accepts a connection is not, so such a call fails after
+//! about a second ([`UNREACHABLE_LIMIT`]). When a call fails, its error reports what the
+//! last member that was reached said ("the leader cannot reach a quorum ...") before the
+//! refusals of the others, which say less.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -30,10 +39,21 @@ use warden_proto::v1::session_client::SessionClient;
 use warden_proto::v1::watch_client::WatchClient;
 use warden_proto::{LEADER_METADATA, MAX_CLIENT_MESSAGE_BYTES};
 
+pub(crate) use crate::endpoint::endpoint;
 use crate::error::ClientError;
 
 /// How long one attempt of a call may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection to a member may take to open (a member that refuses it fails at
+/// once; one that does not answer, a host down or a port filtered, takes this long).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a call keeps asking when no member accepts a connection at all. Retrying a
+/// member that answered (not the leader, no quorum, stopping) is worth the whole deadline,
+/// as an election or a restart ends within it; retrying members that refuse connections is
+/// not: the endpoints are wrong or the cluster is down, and the caller should hear it now.
+pub(crate) const UNREACHABLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Whether a request may be sent twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +70,11 @@ pub(crate) struct Connection {
     preferred: Mutex<Option<String>>,
     channels: Mutex<HashMap<String, Channel>>,
     deadline: Duration,
+    /// The member last known to lead: a leader hint followed, or the member that served a
+    /// plain write (only a leader does).
+    leader: Mutex<Option<String>>,
+    /// Watches started so far, to start each at the next member in turn.
+    watches: AtomicUsize,
 }
 
 fn kind(status: &Status) -> &str {
@@ -64,19 +89,18 @@ impl Connection {
         if endpoints.is_empty() {
             return Err(ClientError::InvalidEndpoint {
                 endpoint: String::new(),
-                reason: "no endpoint given".into(),
+                reason: "no endpoint given; pass the members' client addresses, host:port each"
+                    .into(),
             });
         }
-        for e in &endpoints {
-            Endpoint::from_shared(format!("http://{e}")).map_err(|err| {
-                ClientError::InvalidEndpoint { endpoint: e.clone(), reason: err.to_string() }
-            })?;
-        }
+        let endpoints = endpoints.iter().map(|e| endpoint(e)).collect::<Result<Vec<_>, _>>()?;
         Ok(Connection {
             endpoints,
             preferred: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
             deadline,
+            leader: Mutex::new(None),
+            watches: AtomicUsize::new(0),
         })
     }
 
@@ -92,12 +116,50 @@ impl Connection {
             ),
             channels: Mutex::new(HashMap::new()),
             deadline: self.deadline,
+            leader: Mutex::new(self.leader()),
+            watches: AtomicUsize::new(0),
+        }
+    }
+
+    /// A connection of its own (see [`Connection::apart`]) for a new watch, starting at
+    /// the next member in turn other than the leader, if it is known and not the only
+    /// member: a member pays for every watcher it serves, with each write, and the leader
+    /// already carries every write; thousands of watchers on it slowed writes 25-fold.
+    pub(crate) fn for_watch(&self) -> Connection {
+        let leader = self.leader();
+        let followers: Vec<&String> =
+            self.endpoints.iter().filter(|e| leader.as_ref() != Some(*e)).collect();
+        let pool = if followers.is_empty() { self.endpoints.iter().collect() } else { followers };
+        let turn = self.watches.fetch_add(1, Ordering::Relaxed);
+        let start = pool.get(turn % pool.len().max(1)).map(|e| (*e).clone());
+        let connection = self.apart();
+        connection.prefer(start);
+        connection
+    }
+
+    /// The member last known to lead, if any.
+    pub(crate) fn leader(&self) -> Option<String> {
+        self.leader.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Notes that `addr` leads (`Some`), or that it does not.
+    pub(crate) fn note_leader(&self, addr: &str, leads: bool) {
+        let mut leader = self.leader.lock().unwrap_or_else(PoisonError::into_inner);
+        if leads {
+            *leader = Some(addr.to_owned());
+        } else if leader.as_deref() == Some(addr) {
+            *leader = None;
         }
     }
 
     /// The configured endpoints.
     pub(crate) fn endpoints(&self) -> &[String] {
         &self.endpoints
+    }
+
+    /// How long a call tries members.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
     }
 
     /// A connected channel to `addr`, reusing an open one.
@@ -108,11 +170,11 @@ impl Connection {
         let endpoint =
             Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
         let channel = endpoint
-            .connect_timeout(Duration::from_millis(500))
+            .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .connect()
             .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            .map_err(|e| format!("cannot connect to {addr}: {}", causes(&e)))?;
         self.channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -157,6 +219,10 @@ impl Connection {
     /// As [`Connection::run`], with each attempt limited to `attempt` (`None`: as long as
     /// the server takes, for calls that wait on the server, such as a lock acquire, where
     /// giving up client-side would cancel the wait).
+    ///
+    /// Gives up after the connection's deadline, or after [`UNREACHABLE_LIMIT`] if no
+    /// member could be connected to at all: members that refuse connections are not going
+    /// to serve the call by being asked again for ten seconds.
     pub(crate) async fn run_within<T, F, Fut>(
         &self,
         retry: Retry,
@@ -167,55 +233,60 @@ impl Connection {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let deadline = Instant::now() + self.deadline;
-        let mut last = String::from("no attempt made");
+        let started = Instant::now();
+        let mut tried = Tried::default();
         let mut round = 0u32;
         loop {
             let mut hinted: Option<String> = None;
+            tried.unreachable.clear();
             for addr in self.candidates() {
                 let channel = match self.channel(&addr).await {
                     Ok(c) => c,
                     Err(e) => {
-                        last = e;
+                        tried.unreachable.push(e);
                         continue;
                     }
                 };
                 let outcome = match attempt {
                     Some(limit) => {
                         tokio::time::timeout(limit, call(channel)).await.unwrap_or_else(|_| {
-                            Err(Status::cancelled(format!("no answer within {limit:?}")))
+                            Err(Status::cancelled(format!(
+                                "no answer within {limit:?}: the member is overloaded, or is a leader that cannot reach a quorum (a write waits there, and may still be applied once it can)"
+                            )))
                         })
                     }
                     None => call(channel).await,
                 };
-                match outcome {
+                let status = match outcome {
                     Ok(value) => {
+                        if retry == Retry::Once {
+                            // A plain write was served: only the leader commits one.
+                            self.note_leader(&addr, true);
+                        }
                         self.prefer(Some(addr));
                         return Ok(value);
                     }
-                    Err(status)
-                        if status.code() == Code::Unavailable
-                            && kind(&status) == "MemberStopped" =>
-                    {
+                    Err(status) => status,
+                };
+                match (status.code(), kind(&status)) {
+                    (Code::Unavailable, "MemberStopped") => {
                         // Nothing was proposed: any request may go to the next member.
-                        last = format!("{addr}: {}", status.message());
+                        tried.answered(&addr, &status);
                         self.forget(&addr);
                     }
-                    Err(status)
-                        if status.code() == Code::Unavailable && kind(&status) == "NotLeader" =>
-                    {
-                        last = format!("{addr}: {}", status.message());
+                    (Code::Unavailable, "NotLeader") => {
+                        tried.answered(&addr, &status);
+                        self.note_leader(&addr, false);
                         let hint =
                             status.metadata().get(LEADER_METADATA).and_then(|v| v.to_str().ok());
                         if let Some(hint) = hint.filter(|h| !h.is_empty() && *h != addr) {
                             debug!(from = %addr, to = %hint, "following the leader");
+                            self.note_leader(hint, true);
                             hinted = Some(hint.to_owned());
                             break;
                         }
                     }
-                    Err(status)
-                        if status.code() == Code::Unavailable && !kind(&status).is_empty() =>
-                    {
+                    (Code::Unavailable, kind) if !kind.is_empty() => {
                         // Only "not the leader" proves a write was not proposed; a member
                         // whose raft stopped may have replicated it first.
                         if retry == Retry::Once {
@@ -225,14 +296,16 @@ impl Connection {
                                 message: status.message().to_owned(),
                             });
                         }
-                        last = format!("{addr}: {}", status.message());
+                        tried.answered(&addr, &status);
                     }
-                    Err(status) if kind(&status).is_empty() => match failure(&status) {
+                    (_, "") => match failure(&status) {
                         Failure::TooLarge => return Err(too_large(&status)),
                         Failure::Refused => return Err(server_error(&status)),
                         Failure::NotSent => {
                             self.forget(&addr);
-                            last = format!("{addr}: {}", status.message());
+                            tried
+                                .unreachable
+                                .push(format!("cannot connect to {addr}: {}", status.message()));
                         }
                         Failure::MaybeSent => {
                             self.forget(&addr);
@@ -244,14 +317,15 @@ impl Connection {
                                 });
                             }
                             debug!(member = %addr, error = %status, "transport failure; trying the next member");
-                            last = format!("{addr}: {}", status.message());
+                            tried.answered(&addr, &status);
                         }
                     },
-                    Err(status) => return Err(server_error(&status)),
+                    _ => return Err(server_error(&status)),
                 }
             }
-            if Instant::now() >= deadline {
-                return Err(ClientError::Unavailable { endpoints: self.endpoints.join(","), last });
+            let elapsed = started.elapsed();
+            if elapsed >= self.deadline || (!tried.reached && elapsed >= UNREACHABLE_LIMIT) {
+                return Err(tried.error(&self.endpoints));
             }
             match hinted {
                 Some(hint) => {
@@ -271,6 +345,37 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// What the attempts of one call found, for its error if no member serves it.
+#[derive(Default)]
+struct Tried {
+    /// What the last member that was reached said (or the transport, once the request was
+    /// out): more telling than any failure to connect to the others.
+    answer: Option<String>,
+    /// The members of the last round that could not be connected to, and why.
+    unreachable: Vec<String>,
+    /// Whether any member was connected to during the call.
+    reached: bool,
+}
+
+impl Tried {
+    fn answered(&mut self, addr: &str, status: &Status) {
+        self.reached = true;
+        self.answer = Some(format!("{addr}: {}", status.message()));
+    }
+
+    fn error(&self, endpoints: &[String]) -> ClientError {
+        let unreachable = self.unreachable.join("; ");
+        let last = match (&self.answer, unreachable.is_empty()) {
+            (Some(answer), true) => answer.clone(),
+            (Some(answer), false) => format!("{answer} (and {unreachable})"),
+            (None, _) => format!(
+                "no member accepted a connection ({unreachable}); check that the members are running and that the endpoints are their client addresses"
+            ),
+        };
+        ClientError::Unavailable { endpoints: endpoints.join(","), last }
     }
 }
 
@@ -389,6 +494,18 @@ pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
         .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
 }
 
+/// An error with its causes, which say more than tonic's "transport error" alone.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Whether the call failed to connect, so the request never left this process.
 fn never_connected(status: &Status) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
@@ -407,44 +524,5 @@ fn never_connected(status: &Status) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_status_without_warden_error_is_sorted_by_what_it_says_about_the_request() {
-        let h2 = "h2 protocol error: error reading a body from connection";
-        let table = [
-            (Status::resource_exhausted(h2), Failure::MaybeSent),
-            (Status::internal(h2), Failure::MaybeSent),
-            (Status::unknown("transport error"), Failure::MaybeSent),
-            (Status::cancelled("no answer within 10s"), Failure::MaybeSent),
-            (Status::unavailable("tcp connect error: Connection refused"), Failure::NotSent),
-            (Status::unimplemented(""), Failure::Refused),
-            (
-                Status::out_of_range(
-                    "Error, decoded message length too large: found 9 bytes, the limit is: 8 bytes",
-                ),
-                Failure::TooLarge,
-            ),
-        ];
-        for (status, expected) in table {
-            assert_eq!(failure(&status), expected, "{status:?}");
-        }
-    }
-
-    #[test]
-    fn the_error_of_a_message_too_large_names_the_limit_hit() {
-        let status = Status::out_of_range(
-            "Error, encoded message length too large: found 9 bytes, the limit is: 8 bytes",
-        );
-        assert!(matches!(too_large(&status), ClientError::MessageTooLarge { limit: 8, .. }));
-        let request = warden_proto::v1::SetRequest {
-            data: vec![0; MAX_CLIENT_MESSAGE_BYTES].into(),
-            ..Default::default()
-        };
-        assert!(matches!(
-            within_limit(&request),
-            Err(ClientError::MessageTooLarge { limit: MAX_CLIENT_MESSAGE_BYTES, .. })
-        ));
-    }
-}
+#[path = "connection_test.rs"]
+mod tests;

@@ -56,6 +56,15 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// A member answered something this client cannot read (a kind of result or a name
+    /// it does not know): the member is probably newer than the client.
+    #[error(
+        "a member's answer could not be read ({message}); the member may be newer than this client: upgrade the client"
+    )]
+    UnexpectedResponse {
+        /// What could not be read.
+        message: String,
+    },
     /// The server refused the request.
     #[error("{message}")]
     Server {

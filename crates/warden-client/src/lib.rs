@@ -2,18 +2,21 @@
 //!
 //! An async client for warden: give it the members' client addresses; it finds the leader,
 //! follows redirects, retries reads on another member when one fails, keeps sessions alive
-//! in the background, and resumes watches on another member without missing or repeating
-//! a revision.
+//! in the background, resumes watches on another member without missing or repeating a
+//! revision, and holds locks, read-write locks and semaphores with fencing tokens.
 //!
-//! It is not (yet) lock guards or other recipes: those arrive with their server side. It
-//! does not retry a write whose outcome it cannot know ([`ClientError::OutcomeUnknown`]).
+//! It is enough on its own: every type its calls take or return is its own or re-exported
+//! here (the core's node and transaction types, `Bytes`, tonic's `Code`, and in [`proto`]
+//! the few wire messages returned as they are).
+//!
+//! It is not a TLS client yet (an `https://` endpoint is refused), and it does not retry a
+//! write whose outcome it cannot know ([`ClientError::OutcomeUnknown`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_client::ClientError> {
 //! use std::time::Duration;
 //!
-//! use warden_client::{Client, Scope, SessionState};
-//! use warden_core::CreateMode;
+//! use warden_client::{Client, CreateMode, Scope, SessionState};
 //!
 //! let client = Client::new(vec!["127.0.0.1:7400".into(), "127.0.0.1:7410".into()])?;
 //!
@@ -37,26 +40,47 @@
 //! # Ok(()) }
 //! ```
 
+mod background;
 mod connection;
+mod endpoint;
 mod error;
 mod lock;
+mod lock_status;
 mod session;
+mod txn;
 mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tonic::Code;
-use warden_core::{CreateMode, NodeKind, Stat};
 use warden_proto::v1 as pb;
 
 use crate::connection::{Connection, Retry};
 pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
+pub use crate::lock_status::{LockEntry, LockStatus};
 pub use crate::session::{Session, SessionState};
+pub use crate::txn::{TxnOpResult, TxnResult};
 pub use crate::watch::{Scope, WatchBatch, Watcher};
-pub use warden_core::{Event, EventKind};
+// The types of the API that are not the client's own: a program needs no other warden
+// crate, nor `bytes` or `tonic`, to call it.
+pub use bytes::Bytes;
+pub use tonic::Code;
+pub use warden_core::queue::{LockKind, WaitMode};
+pub use warden_core::{
+    Check, Compare, CompareOp, CreateMode, Event, EventKind, NodeKind, Stat, TxnOp,
+};
+
+/// The wire types that some calls return as they are ([`Client::status`],
+/// [`Client::member_status`], [`Client::sessions`]): the generated protobuf messages.
+pub mod proto {
+    pub use warden_proto::v1::{Member, ResponseHeader, SessionInfo, StatusResponse};
+}
+
+/// The README's Rust examples, compiled with the doctests so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
 
 /// A node's value and metadata, and the revision it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,8 +150,9 @@ fn revision(header: Option<&pb::ResponseHeader>) -> u64 {
 }
 
 impl Client {
-    /// A client of the members at `endpoints` (`host:port` each). Connects lazily; each
-    /// call tries members for up to 10 s.
+    /// A client of the members at `endpoints` (`host:port` each; `http://host:port` is the
+    /// same, `https://` is refused as this client does not speak TLS yet). Connects lazily;
+    /// each call tries members for up to 10 s, or about 1 s if none accepts a connection.
     pub fn new(endpoints: Vec<String>) -> Result<Client, ClientError> {
         Client::with_deadline(endpoints, Duration::from_secs(10))
     }
@@ -225,7 +250,7 @@ impl Client {
     }
 
     /// A write with a request id may be sent again; one without may not.
-    fn retry(origin: Option<&pb::Origin>) -> Retry {
+    pub(crate) fn retry(origin: Option<&pb::Origin>) -> Retry {
         match origin {
             Some(pb::Origin { request_id: Some(_), .. }) => Retry::Idempotent,
             _ => Retry::Once,
@@ -239,18 +264,7 @@ impl Client {
         data: Bytes,
         mode: CreateMode,
     ) -> Result<(String, Stat), ClientError> {
-        let kind = match mode.kind {
-            NodeKind::Persistent => pb::NodeKind::Persistent,
-            NodeKind::Ephemeral => pb::NodeKind::Ephemeral,
-            NodeKind::Container => pb::NodeKind::Container,
-            NodeKind::Lock => {
-                return Err(ClientError::Server {
-                    code: Code::InvalidArgument,
-                    message: "lock nodes are made by acquiring a lock, not by create".into(),
-                    kind: "InvalidCreateMode".into(),
-                });
-            }
-        };
+        let kind = txn::node_kind(mode)?;
         let request = pb::CreateRequest {
             path: path.to_owned(),
             data,
@@ -372,17 +386,6 @@ impl Client {
         Ok(Deleted { deleted: r.deleted, revoked: r.revoked, kept: r.kept })
     }
 
-    /// Runs a transaction.
-    pub async fn txn(&self, request: pb::TxnRequest) -> Result<pb::TxnResponse, ClientError> {
-        connection::within_limit(&request)?;
-        self.connection
-            .run(Retry::Once, |c| {
-                let request = request.clone();
-                async move { connection::kv(c).txn(request).await.map(|r| r.into_inner()) }
-            })
-            .await
-    }
-
     /// Opens a session with the given ttl and keeps it alive in the background.
     pub async fn open_session(&self, ttl: Duration) -> Result<Session, ClientError> {
         Session::open(Arc::clone(&self.connection), ttl).await
@@ -478,17 +481,6 @@ impl Client {
         Ok((session, lock))
     }
 
-    /// The holders and waiters of the lock at `path`.
-    pub async fn lock_status(&self, path: &str) -> Result<pb::LockStatusResponse, ClientError> {
-        let request = pb::LockStatusRequest { path: path.to_owned() };
-        self.connection
-            .run(Retry::Idempotent, |c| {
-                let request = request.clone();
-                async move { connection::lock(c).status(request).await.map(|r| r.into_inner()) }
-            })
-            .await
-    }
-
     /// Takes session `session_id` out of the lock at `path` (an operator breaking a stuck
     /// hold); returns whether it held. A revoked holder's lock-delay applies, and its
     /// session is told on its keepalive stream.
@@ -526,6 +518,12 @@ impl Client {
     /// then: a watch from now delivers every write made after `watch` returns, however
     /// late the first [`Watcher::next`]. Bad input (a malformed glob) and a start no longer
     /// in any member's history ([`ClientError::Compacted`]) fail here.
+    ///
+    /// Watches are spread over the members: each starts at the next one in turn, skipping
+    /// the leader when the client knows it (from its writes and redirects, or by asking
+    /// once, at its first watch), as every member pays for each of its watchers on every
+    /// write, and the leader already carries the writes. Each has a connection of its own,
+    /// so that one left unread cannot stall the client's other calls.
     pub async fn watch(
         &self,
         path: &str,
@@ -533,16 +531,35 @@ impl Client {
         start: u64,
         progress: bool,
     ) -> Result<Watcher, ClientError> {
-        // Each watch has a connection of its own (see `Connection::apart`).
-        let connection = Arc::new(self.connection.apart());
+        if self.connection.leader().is_none() && self.connection.endpoints().len() > 1 {
+            self.learn_leader().await?;
+        }
+        let connection = Arc::new(self.connection.for_watch());
         Watcher::open(connection, path, scope, start, progress).await
+    }
+
+    /// Asks a member which member leads, to keep watches off it. A cluster that cannot be
+    /// reached fails the watch here; a cluster without a leader for now is fine.
+    async fn learn_leader(&self) -> Result<(), ClientError> {
+        match self.status().await {
+            Ok(status) => {
+                let leader = status.members.iter().find(|m| m.id == status.leader_id);
+                if let Some(leader) = leader {
+                    self.connection.note_leader(&leader.client_addr, true);
+                }
+                Ok(())
+            }
+            Err(e @ ClientError::Unavailable { .. }) => Err(e),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The status of one member, asked directly (no redirect).
     pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+        let endpoint = connection::endpoint(endpoint)?;
         let channel = self
             .connection
-            .channel(endpoint)
+            .channel(&endpoint)
             .await
             .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
         connection::cluster(channel)

@@ -4,9 +4,10 @@
 //! An acquire is idempotent on the server (acquiring again returns the same hold or wait),
 //! so when the member serving a wait fails, the client re-issues it on another member and
 //! re-attaches to the same place in the queue. A guard is released by
-//! [`LockGuard::release`], or in the background when dropped; it is lost when its session
-//! is, or when an operator revokes it ([`LockGuard::lost`]): the session's keepalive stream
-//! carries the news.
+//! [`LockGuard::release`], or in the background when dropped (where no tokio runtime runs,
+//! on a thread of its own: see `background.rs`); it is lost when its session is (closed,
+//! dropped or expired), or when an operator revokes it ([`LockGuard::lost`]): the session's
+//! keepalive stream carries the news.
 //!
 //! A release names its hold by the fencing token, so a guard whose hold already ended
 //! (revoked, then the session acquired the lock again) cannot end the later hold. Guards
@@ -388,18 +389,19 @@ impl Drop for LockGuard {
         if self.released || !self.holds.untrack(&self.path, self.token) {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (connection, path, session, token) =
-                (Arc::clone(&self.connection), self.path.clone(), self.session_id, self.token);
-            runtime.spawn(async move {
-                match release(&connection, path, session, token).await {
-                    Ok(()) | Err(LockError::HoldEnded { .. }) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "background release failed; the lock goes with the session");
-                    }
-                }
-            });
+        // A hold reported lost (revoked, or its session closed) has nothing to release.
+        if self.hold_lost.borrow().is_some() {
+            return;
         }
+        let (path, session, token) = (self.path.clone(), self.session_id, self.token);
+        crate::background::spawn("lock-release", &self.connection, move |connection| async move {
+            match release(&connection, path, session, token).await {
+                Ok(()) | Err(LockError::HoldEnded { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                }
+            }
+        });
     }
 }
 

@@ -9,6 +9,12 @@
 //! The leader pushes a revoked lock hold on the stream as it happens, and the first renewal
 //! of each stream lists the holds the client believes it has (the leader answers with the
 //! ones that are gone), so a guard learns of a lost hold even across a change of leader.
+//!
+//! A session ends when its owner says so: [`Session::close`], or dropping it, which closes
+//! it in the background (as a dropped guard releases) so that its locks and ephemeral nodes
+//! go now rather than a ttl later, and tells its guards at once ("session closed").
+//! [`Session::abandon`] is for a program that means to vanish (tests of a dead client): it
+//! only stops the keepalives, and the cluster expires the session after its ttl.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,13 +41,18 @@ pub enum SessionState {
     Lost,
 }
 
-/// A live session. Dropping it stops the keepalives (the session then expires after its
-/// ttl); [`Session::close`] ends it at once.
+/// A live session. [`Session::close`] ends it and waits for the cluster's answer; dropping
+/// it ends it too, in the background; [`Session::abandon`] lets it expire after its ttl.
 pub struct Session {
     id: u64,
     ttl: Duration,
     connection: Arc<Connection>,
     state: watch::Receiver<SessionState>,
+    /// The state's sender, shared with the keepalive, so that ending the session here
+    /// tells its guards.
+    state_tx: Arc<watch::Sender<SessionState>>,
+    /// Closed or abandoned already: a drop has nothing left to do.
+    ended: bool,
     last_renewal: watch::Receiver<Instant>,
     task: JoinHandle<()>,
     requests: RequestIds,
@@ -103,6 +114,13 @@ impl Holds {
             .collect()
     }
 
+    /// Reports every hold lost for `reason`: the session they belong to ended.
+    fn mark_all_lost(&self, reason: &str) {
+        for (_, entry) in std::mem::take(&mut *self.map()) {
+            entry.lost.send_replace(Some(reason.to_owned()));
+        }
+    }
+
     fn mark_lost(&self, lost: &[pb::LockLost]) {
         let mut map = self.map();
         for l in lost {
@@ -153,6 +171,7 @@ impl Session {
             .await?;
         let ttl = Duration::from_millis(opened.ttl_ms);
         let (state_tx, state) = watch::channel(SessionState::Alive);
+        let state_tx = Arc::new(state_tx);
         let (renewal_tx, last_renewal) = watch::channel(Instant::now());
         let holds = Arc::new(Holds::default());
         let task = tokio::spawn(keep_alive(
@@ -160,7 +179,7 @@ impl Session {
             opened.session_id,
             ttl,
             Arc::clone(&holds),
-            state_tx,
+            Arc::clone(&state_tx),
             renewal_tx,
         ));
         Ok(Session {
@@ -168,6 +187,8 @@ impl Session {
             ttl,
             connection,
             state,
+            state_tx,
+            ended: false,
             last_renewal,
             task,
             requests: RequestIds::default(),
@@ -231,39 +252,75 @@ impl Session {
     }
 
     /// Stops the keepalives without closing: the cluster expires the session after its
-    /// ttl, as if this client had died.
-    pub fn abandon(self) {
+    /// ttl, as if this client had died. Its guards are not told until then.
+    pub fn abandon(mut self) {
+        self.ended = true;
         self.task.abort();
     }
 
-    /// Ends the session now; its ephemeral nodes are deleted. Returns how many.
-    pub async fn close(self) -> Result<u64, ClientError> {
+    /// Ends the session now; its ephemeral nodes are deleted and its locks released.
+    /// Returns how many nodes went. Its guards are lost ("session closed") however the
+    /// call ends: the keepalives stop, so a session the call could not close expires.
+    pub async fn close(mut self) -> Result<u64, ClientError> {
+        self.ended = true;
         self.task.abort();
-        let session_id = self.id;
-        let closed = self
-            .connection
-            .run(Retry::Once, |c| async move {
-                connection::session(c)
-                    .close(pb::CloseSessionRequest { session_id })
-                    .await
-                    .map(|r| r.into_inner())
-            })
-            .await?;
-        Ok(closed.deleted)
+        let closed = close(&self.connection, self.id).await;
+        self.end_here();
+        Ok(closed?.deleted)
     }
+
+    /// Marks the session lost here, and every hold it has: it is being closed.
+    fn end_here(&self) {
+        self.holds.mark_all_lost("session closed");
+        self.state_tx.send_replace(SessionState::Lost);
+    }
+}
+
+/// Closes session `id` on the cluster.
+async fn close(
+    connection: &Connection,
+    session_id: u64,
+) -> Result<pb::CloseSessionResponse, ClientError> {
+    connection
+        .run(Retry::Once, |c| async move {
+            connection::session(c)
+                .close(pb::CloseSessionRequest { session_id })
+                .await
+                .map(|r| r.into_inner())
+        })
+        .await
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if self.ended {
+            return;
+        }
         self.task.abort();
+        if self.state() == SessionState::Lost {
+            return;
+        }
+        self.end_here();
+        let id = self.id;
+        crate::background::spawn("session-close", &self.connection, move |connection| async move {
+            match close(&connection, id).await {
+                Ok(_) => tracing::debug!(session = id, "dropped session closed"),
+                Err(error) => {
+                    tracing::warn!(session = id, %error, "closing a dropped session failed; it expires after its ttl");
+                }
+            }
+        });
     }
 }
 
-/// Changes the state, waking watchers only when it really changes.
+/// Changes the state, waking watchers only when it really changes. Lost is for good: a
+/// renewal answered after the session was ended here does not bring it back.
 fn set_state(state: &watch::Sender<SessionState>, new: SessionState) {
     state.send_if_modified(|current| {
-        let changed = *current != new;
-        *current = new;
+        let changed = *current != new && *current != SessionState::Lost;
+        if changed {
+            *current = new;
+        }
         changed
     });
 }
@@ -275,7 +332,7 @@ async fn keep_alive(
     id: u64,
     ttl: Duration,
     holds: Arc<Holds>,
-    state: watch::Sender<SessionState>,
+    state: Arc<watch::Sender<SessionState>>,
     renewal: watch::Sender<Instant>,
 ) {
     let interval = (ttl / 3).max(Duration::from_millis(50));

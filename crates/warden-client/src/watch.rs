@@ -6,9 +6,14 @@
 //! break mid-revision drops the parts and resumes from that revision, which the member
 //! then sends whole again.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use futures::Stream;
+use tokio::time::Instant;
 use tonic::Streaming;
 use warden_proto::v1 as pb;
 
@@ -48,8 +53,24 @@ fn event(e: pb::Event) -> Event {
     Event { revision: e.revision, kind, path: e.path, stat: crate::stat(e.stat), data: e.data }
 }
 
-/// A running watch. Call [`Watcher::next`] in a loop.
+/// A running watch. Call [`Watcher::next`] in a loop, or use it as a [`Stream`] of
+/// `Result<WatchBatch, ClientError>` (with `futures::StreamExt` or `tokio_stream::StreamExt`;
+/// `watcher.next()` still means the inherent method, which returns the `Result` itself).
+///
+/// As a stream it ends after an error the watch cannot go past (history compacted, a
+/// response over the message limit, a request the member refused); after
+/// [`ClientError::Unavailable`] (no member reached within the deadline) it goes on, and
+/// the next poll tries again. Either way a receive cut short (a `select!` that took
+/// another branch) is not lost: the next call goes on with it.
 pub struct Watcher {
+    /// The next batch being received, holding the watch while it runs.
+    pending: Step,
+    /// The stream ended with an error the watch cannot go past.
+    ended: bool,
+}
+
+/// What a watch knows between batches.
+struct WatchState {
     connection: Arc<Connection>,
     request: pb::WatchRequest,
     stream: Option<Streaming<pb::WatchResponse>>,
@@ -59,6 +80,25 @@ pub struct Watcher {
     first: Option<WatchBatch>,
     /// The parts received so far of a revision split across responses.
     partial: Option<(u64, Vec<Event>)>,
+    /// A member has answered: from now on a break is resumed from, for as long as the
+    /// connection's deadline, even when no member can be reached for a while.
+    established: bool,
+}
+
+/// A receive in progress: it hands the watch's state back with the batch.
+type Step = Pin<Box<dyn Future<Output = (WatchState, Result<WatchBatch, ClientError>)> + Send>>;
+
+/// Receives the next batch of `state`, handing the state back with it.
+fn step(mut state: WatchState) -> Step {
+    Box::pin(async move {
+        let result = state.next().await;
+        (state, result)
+    })
+}
+
+/// Whether a watch can go past this error (by trying again).
+fn passable(error: &ClientError) -> bool {
+    matches!(error, ClientError::Unavailable { .. })
 }
 
 impl Watcher {
@@ -84,13 +124,56 @@ impl Watcher {
             start_revision: start,
             progress_notify: progress,
         };
-        let mut watcher =
-            Watcher { connection, request, stream: None, next: start, first: None, partial: None };
-        let first = watcher.receive().await?;
-        watcher.first = Some(first);
-        Ok(watcher)
+        let mut state = WatchState {
+            connection,
+            request,
+            stream: None,
+            next: start,
+            first: None,
+            partial: None,
+            established: false,
+        };
+        let first = state.receive().await?;
+        state.first = Some(first);
+        Ok(Watcher { pending: step(state), ended: false })
     }
 
+    /// The next revision's events (or a progress notice); the first call returns the notice
+    /// at the revision before the start. Reconnects as needed; fails only when the history
+    /// needed to resume is gone ([`ClientError::Compacted`]), when no member can be
+    /// reached, on a bad request, or when a response is over the message limit
+    /// ([`ClientError::MessageTooLarge`], from a member too old to split a large revision):
+    /// the watch cannot go past that revision, and calling again fails again.
+    pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
+        std::future::poll_fn(|cx| self.poll_batch(cx)).await
+    }
+
+    fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Result<WatchBatch, ClientError>> {
+        let (state, result) = ready!(self.pending.as_mut().poll(cx));
+        self.pending = step(state);
+        Poll::Ready(result)
+    }
+}
+
+impl Stream for Watcher {
+    type Item = Result<WatchBatch, ClientError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let result = ready!(this.poll_batch(cx));
+        if let Err(e) = &result
+            && !passable(e)
+        {
+            this.ended = true;
+        }
+        Poll::Ready(Some(result))
+    }
+}
+
+impl WatchState {
     /// Opens the watch on any member whose history still covers the start, asking each
     /// in turn; the last refusal if none does.
     async fn open_elsewhere(
@@ -108,13 +191,8 @@ impl Watcher {
         Err(last)
     }
 
-    /// The next revision's events (or a progress notice); the first call returns the notice
-    /// at the revision before the start. Reconnects as needed; fails only when the history
-    /// needed to resume is gone ([`ClientError::Compacted`]), when no member can be
-    /// reached, on a bad request, or when a response is over the message limit
-    /// ([`ClientError::MessageTooLarge`], from a member too old to split a large revision):
-    /// the watch cannot go past that revision, and calling again fails again.
-    pub async fn next(&mut self) -> Result<WatchBatch, ClientError> {
+    /// See [`Watcher::next`].
+    async fn next(&mut self) -> Result<WatchBatch, ClientError> {
         match self.first.take() {
             Some(first) => Ok(first),
             None => self.receive().await,
@@ -123,6 +201,8 @@ impl Watcher {
 
     /// The next response from the members, opening or reopening the stream as needed.
     async fn receive(&mut self) -> Result<WatchBatch, ClientError> {
+        // When the members could first not be reached, since the stream broke.
+        let mut unreachable_since: Option<Instant> = None;
         loop {
             let stream = match &mut self.stream {
                 Some(stream) => stream,
@@ -141,6 +221,17 @@ impl Watcher {
                     let opened = match opened {
                         // This member's history is too short; another may still have it.
                         Err(ClientError::Compacted { .. }) => self.open_elsewhere(&request).await,
+                        // A call gives up soon when no member accepts a connection; a
+                        // running watch waits out a restart of the members, within the
+                        // deadline, before it reports them gone.
+                        Err(ClientError::Unavailable { .. })
+                            if self.established
+                                && unreachable_since.get_or_insert_with(Instant::now).elapsed()
+                                    < self.connection.deadline() =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
                         other => other,
                     };
                     self.stream.insert(opened?)
@@ -172,6 +263,7 @@ impl Watcher {
                         continue;
                     }
                     self.next = revision + 1;
+                    self.established = true;
                     return Ok(WatchBatch { revision, events });
                 }
                 Ok(None) => {}

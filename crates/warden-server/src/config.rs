@@ -82,6 +82,9 @@ pub struct Config {
     pub peer_routes: Vec<PeerRoute>,
 }
 
+/// The smallest `watch.max_buffered_bytes` accepted.
+pub const MIN_WATCH_BUFFERED_BYTES: usize = 64 << 10;
+
 /// Watch history and buffers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,11 +94,15 @@ pub struct WatchConfig {
     pub history_events: usize,
     /// Responses buffered per watcher; a watcher this far behind is cancelled as too slow.
     pub buffer: usize,
+    /// Bytes buffered for all watchers of this member together (event records, paths,
+    /// and each revision's values once); past it, the watcher furthest behind is cancelled
+    /// until the rest fit. 256 MiB by default.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { history_events: 100_000, buffer: 1_024 }
+        WatchConfig { history_events: 100_000, buffer: 1_024, max_buffered_bytes: 256 << 20 }
     }
 }
 
@@ -144,6 +151,13 @@ impl Config {
         }
         if self.watch.buffer == 0 {
             return bad("watch.buffer must be positive".into());
+        }
+        if self.watch.max_buffered_bytes < MIN_WATCH_BUFFERED_BYTES {
+            return bad(format!(
+                "watch.max_buffered_bytes ({}) is below {MIN_WATCH_BUFFERED_BYTES} (64 KiB): watchers would be cancelled for a few events; the default is {} (256 MiB)",
+                self.watch.max_buffered_bytes,
+                WatchConfig::default().max_buffered_bytes
+            ));
         }
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
@@ -226,6 +240,9 @@ mod tests {
         let mut port = ok.clone();
         port.initial_members[0].peer_addr = "127.0.0.1:9999".into();
         assert!(problem(&port).contains("different ports"));
+        let mut tiny = ok.clone();
+        tiny.watch.max_buffered_bytes = 1_000;
+        assert!(problem(&tiny).contains("watch.max_buffered_bytes"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

@@ -26,6 +26,7 @@ mod session_service;
 mod session_tracker;
 mod shared;
 mod status;
+mod watch_backlog;
 pub mod watch_hub;
 mod watch_service;
 

@@ -198,15 +198,10 @@ impl LockService {
                 Ok(r) => r,
                 Err(_) => return Err(status::member_stopped()),
             };
-            let mut pending = std::mem::take(&mut registration.catch_up).into_iter();
             // An operator's revoke marks the waiter before deleting it.
             let mut revoked = false;
             loop {
-                let message = match pending.next() {
-                    Some(m) => Some(m),
-                    None => registration.receiver.recv().await,
-                };
-                match message {
+                match registration.recv().await {
                     Some(WatchMessage::Events(_, events)) => {
                         for event in events {
                             match event.kind {

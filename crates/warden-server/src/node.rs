@@ -148,8 +148,12 @@ impl Node {
         .map_err(|e| ServerError::Raft(e.to_string()))?;
 
         let revision = storage.state_machine.read(|a| a.core.revision());
-        let hub =
-            Arc::new(WatchHub::new(revision, config.watch.history_events, config.watch.buffer));
+        let hub = Arc::new(WatchHub::new(
+            revision,
+            config.watch.history_events,
+            config.watch.buffer,
+            config.watch.max_buffered_bytes,
+        ));
         storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
         let shared = Shared {
             id: config.node_id,
@@ -285,6 +289,11 @@ impl Node {
     /// The state machine.
     pub fn state_machine(&self) -> &StateMachineStore {
         &self.shared.state_machine
+    }
+
+    /// The watch hub: this member's watchers and what is queued for them.
+    pub fn watch_hub(&self) -> &WatchHub {
+        &self.hub
     }
 
     /// This node's id.

@@ -7,18 +7,26 @@
 //! history and then every later revision: none missing, none twice, in order.
 //!
 //! A watcher whose channel is full is cancelled with a reason instead of buffering without
-//! bound; it can resume from the last revision it saw.
+//! bound; it can resume from the last revision it saw. The channels of all watchers
+//! together are bounded too (`watch.max_buffered_bytes`, counted in
+//! [`watch_backlog`](crate::watch_backlog)): past it, the watcher with the most waiting
+//! for it is cancelled, one at a time until the rest fit, and its stream drops what was
+//! queued for it at once, which is what frees the memory. A watcher that has only the
+//! latest message waiting is keeping up and is never the one cancelled.
 //!
 //! The hub also hands each session's keepalive streams the lock holds revoked from it (a
 //! revoked holder's waiter gets a marked last value), so the holder is told at once.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
 use warden_core::lock::WaiterInfo;
 use warden_core::{Event, EventKind, WatchFilter};
 use warden_storage::EventSink;
+
+use crate::watch_backlog::{Backlog, Counted, Total, Values};
 
 /// What a watcher receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,19 +71,78 @@ pub struct Registration {
     /// The hub's id for it.
     pub id: u64,
     /// A progress notice at `start - 1`, then revisions from the history, to send first.
-    pub catch_up: Vec<WatchMessage>,
+    catch_up: VecDeque<Counted>,
     /// Later revisions and progress notices. Closed when the watcher is cancelled.
-    pub receiver: mpsc::Receiver<WatchMessage>,
-    /// Set before the channel is closed by the hub.
-    pub cancel_reason: Arc<Mutex<Option<String>>>,
+    receiver: mpsc::Receiver<Counted>,
+    cancel: Arc<Cancel>,
+}
+
+/// How the hub tells a watcher's stream it is cancelled, and why.
+#[derive(Default)]
+struct Cancel {
+    reason: Mutex<Option<String>>,
+    notify: Notify,
+}
+
+impl Registration {
+    /// The next message: the catch-up, then what the hub publishes; `None` once the
+    /// watcher is cancelled (or the hub is gone) and what was queued has been taken.
+    pub async fn recv(&mut self) -> Option<WatchMessage> {
+        match self.catch_up.pop_front() {
+            Some(message) => Some(message.take()),
+            None => self.receiver.recv().await.map(Counted::take),
+        }
+    }
+
+    /// The next message if one is queued.
+    pub fn try_recv(&mut self) -> Option<WatchMessage> {
+        match self.catch_up.pop_front() {
+            Some(message) => Some(message.take()),
+            None => self.receiver.try_recv().ok().map(Counted::take),
+        }
+    }
+
+    /// Why the hub cancelled this watcher, if it did.
+    pub fn cancel_reason(&self) -> Option<String> {
+        self.cancel.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// What resolves once the hub has cancelled this watcher (held apart from the
+    /// registration, so that a stream can wait on it while it receives).
+    pub fn cancellation(&self) -> Cancellation {
+        Cancellation(Arc::clone(&self.cancel))
+    }
+
+    /// Drops everything still queued for this watcher, freeing it now rather than as a
+    /// slow client reads.
+    pub fn discard(&mut self) {
+        self.catch_up.clear();
+        self.receiver.close();
+        while self.receiver.try_recv().is_ok() {}
+    }
+}
+
+/// See [`Registration::cancellation`].
+pub struct Cancellation(Arc<Cancel>);
+
+impl Cancellation {
+    /// Resolves once the hub has cancelled the watcher.
+    pub async fn cancelled(&self) {
+        // The hub sets the reason, then notifies (`notify_one` keeps a permit if nobody
+        // waits yet): checking first, then waiting, misses neither order.
+        while self.0.reason.lock().unwrap_or_else(PoisonError::into_inner).is_none() {
+            self.0.notify.notified().await;
+        }
+    }
 }
 
 struct Watcher {
     filter: WatchFilter,
     start: u64,
     progress: bool,
-    sender: mpsc::Sender<WatchMessage>,
-    cancel_reason: Arc<Mutex<Option<String>>>,
+    sender: mpsc::Sender<Counted>,
+    backlog: Arc<Backlog>,
+    cancel: Arc<Cancel>,
 }
 
 struct Inner {
@@ -98,6 +165,13 @@ pub struct WatchHub {
     owners: Mutex<HashMap<u64, Vec<Weak<SessionNotice>>>>,
     max_history: usize,
     channel_capacity: usize,
+    /// The bytes queued for all watchers together.
+    buffered: Total,
+    /// The most that may be queued for all watchers together before the slowest goes.
+    max_buffered_bytes: usize,
+    /// The backlogs of watchers cancelled but not yet drained by their streams: their
+    /// bytes are on their way out, and must not make the hub cancel another watcher.
+    leaving: Mutex<Vec<Arc<Backlog>>>,
 }
 
 fn matching(filter: &WatchFilter, events: &[Event]) -> Vec<Event> {
@@ -106,8 +180,14 @@ fn matching(filter: &WatchFilter, events: &[Event]) -> Vec<Event> {
 
 impl WatchHub {
     /// A hub whose state is at `revision` (nothing before it can be replayed), keeping up
-    /// to `max_history` events, with `channel_capacity` messages buffered per watcher.
-    pub fn new(revision: u64, max_history: usize, channel_capacity: usize) -> WatchHub {
+    /// to `max_history` events, with `channel_capacity` messages buffered per watcher and
+    /// `max_buffered_bytes` for all of them together.
+    pub fn new(
+        revision: u64,
+        max_history: usize,
+        channel_capacity: usize,
+        max_buffered_bytes: usize,
+    ) -> WatchHub {
         let inner = Inner {
             history: VecDeque::new(),
             compacted: revision,
@@ -121,7 +201,15 @@ impl WatchHub {
             owners: Mutex::new(HashMap::new()),
             max_history,
             channel_capacity: channel_capacity.max(1),
+            buffered: Total::default(),
+            max_buffered_bytes,
+            leaving: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The bytes queued for all watchers together.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -186,7 +274,7 @@ impl WatchHub {
             return Err(Refused::Compacted { oldest: inner.compacted + 1 });
         }
         // The first message says where the watch stands: nothing before `start` is due.
-        let mut catch_up: Vec<WatchMessage> = vec![WatchMessage::Progress(start - 1)];
+        let mut catch_up = vec![WatchMessage::Progress(start - 1)];
         let mut batch: Option<(u64, Vec<Event>)> = None;
         for event in inner.history.iter().filter(|e| e.revision >= start && filter.matches(&e.path))
         {
@@ -205,15 +293,18 @@ impl WatchHub {
         if let Some((revision, events)) = batch {
             catch_up.push(WatchMessage::Events(revision, events));
         }
+        let backlog = Arc::new(Backlog::default());
+        // The history holds the catch-up's values; its records and paths are copies.
+        let catch_up =
+            catch_up.into_iter().map(|m| Counted::new(m, None, &backlog, &self.buffered)).collect();
         let (sender, receiver) = mpsc::channel(self.channel_capacity);
-        let cancel_reason = Arc::new(Mutex::new(None));
+        let cancel = Arc::new(Cancel::default());
         let id = inner.next_id;
         inner.next_id += 1;
-        inner.watchers.insert(
-            id,
-            Watcher { filter, start, progress, sender, cancel_reason: Arc::clone(&cancel_reason) },
-        );
-        Ok(Registration { id, catch_up, receiver, cancel_reason })
+        let watcher =
+            Watcher { filter, start, progress, sender, backlog, cancel: Arc::clone(&cancel) };
+        inner.watchers.insert(id, watcher);
+        Ok(Registration { id, catch_up, receiver, cancel })
     }
 
     /// Removes a watcher (its client went away).
@@ -233,12 +324,62 @@ impl WatchHub {
         let current = inner.current;
         // A watcher that starts in the future has nothing to hear until then.
         for watcher in inner.watchers.values().filter(|w| w.progress && current + 1 >= w.start) {
-            watcher.sender.try_send(WatchMessage::Progress(current)).ok();
+            let message = WatchMessage::Progress(current);
+            let counted = Counted::new(message, None, &watcher.backlog, &self.buffered);
+            watcher.sender.try_send(counted).ok();
         }
     }
 
-    fn cancel(watcher: &Watcher, reason: String) {
-        *watcher.cancel_reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+    /// Tells `watcher`'s stream it is cancelled, and why; the caller removes it.
+    fn cancel(&self, watcher: &Watcher, reason: String) {
+        *watcher.cancel.reason.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        watcher.cancel.notify.notify_one();
+        let mut leaving = self.leaving.lock().unwrap_or_else(PoisonError::into_inner);
+        leaving.retain(|b| b.messages() > 0);
+        leaving.push(Arc::clone(&watcher.backlog));
+    }
+
+    /// While all watchers together hold more than the limit (not counting those already
+    /// leaving), cancels the one with the most waiting for it, among those with more
+    /// than the latest message waiting.
+    fn shed(&self, inner: &mut Inner, revision: u64) {
+        let leaving: usize = {
+            let mut leaving = self.leaving.lock().unwrap_or_else(PoisonError::into_inner);
+            leaving.retain(|b| b.messages() > 0);
+            leaving.iter().map(|b| b.bytes()).sum()
+        };
+        let mut held = self.buffered_bytes().saturating_sub(leaving);
+        if held <= self.max_buffered_bytes {
+            return;
+        }
+        let mut behind: Vec<(usize, u64)> = inner
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.backlog.messages() > 1)
+            .map(|(id, w)| (w.backlog.bytes(), *id))
+            .collect();
+        behind.sort_unstable_by(|a, b| b.cmp(a));
+        for (bytes, id) in behind {
+            if held <= self.max_buffered_bytes {
+                break;
+            }
+            let Some(watcher) = inner.watchers.remove(&id) else { continue };
+            tracing::warn!(
+                watcher = id,
+                bytes,
+                revision,
+                held,
+                "slowest watcher cancelled: watchers hold too much"
+            );
+            self.cancel(
+                &watcher,
+                format!(
+                    "watcher too slow: {bytes} bytes of events were waiting for it at revision {revision}, the most of any watcher, while this member's watchers together held more than watch.max_buffered_bytes ({} bytes); resume from the last revision received + 1, or read faster",
+                    self.max_buffered_bytes
+                ),
+            );
+            held = held.saturating_sub(bytes);
+        }
     }
 }
 
@@ -255,6 +396,7 @@ impl EventSink for WatchHub {
             }
             inner.compacted = oldest;
         }
+        let values = Values::new(events, &self.buffered);
         let mut slow = Vec::new();
         for (id, watcher) in &inner.watchers {
             if revision < watcher.start {
@@ -264,10 +406,13 @@ impl EventSink for WatchHub {
             if wanted.is_empty() {
                 continue;
             }
-            match watcher.sender.try_send(WatchMessage::Events(revision, wanted)) {
+            let message = WatchMessage::Events(revision, wanted);
+            let counted =
+                Counted::new(message, Some(Arc::clone(&values)), &watcher.backlog, &self.buffered);
+            match watcher.sender.try_send(counted) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    Self::cancel(
+                    self.cancel(
                         watcher,
                         format!(
                             "watcher too slow: {} undelivered messages at revision {revision}; resume from the last revision received + 1",
@@ -279,16 +424,18 @@ impl EventSink for WatchHub {
                 Err(mpsc::error::TrySendError::Closed(_)) => slow.push(*id),
             }
         }
+        drop(values);
         for id in slow {
             inner.watchers.remove(&id);
         }
+        self.shed(&mut inner, revision);
         drop(inner);
         self.tell_owners(events);
     }
 
     fn reset(&self, revision: u64) {
         let mut inner = self.lock();
-        Self::cancel_locked(
+        self.cancel_locked(
             &mut inner,
             format!(
                 "this member installed a snapshot at revision {revision}; its history before that is gone; re-read and watch again"
@@ -305,122 +452,17 @@ impl WatchHub {
     pub fn close(&self, reason: String) {
         let mut inner = self.lock();
         inner.closed = true;
-        Self::cancel_locked(&mut inner, reason);
+        self.cancel_locked(&mut inner, reason);
     }
 
-    fn cancel_locked(inner: &mut Inner, reason: String) {
+    fn cancel_locked(&self, inner: &mut Inner, reason: String) {
         for watcher in inner.watchers.values() {
-            Self::cancel(watcher, reason.clone());
+            self.cancel(watcher, reason.clone());
         }
         inner.watchers.clear();
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use warden_core::{EventKind, Limits, Stat};
-
-    fn event(revision: u64, path: &str) -> Event {
-        Event {
-            revision,
-            kind: EventKind::Data,
-            path: path.into(),
-            stat: Stat::default(),
-            data: None,
-        }
-    }
-
-    fn prefix(p: &str) -> WatchFilter {
-        WatchFilter::prefix(p, &Limits::default()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn revisions(messages: &[WatchMessage]) -> Vec<u64> {
-        messages
-            .iter()
-            .filter_map(|m| match m {
-                WatchMessage::Events(r, _) => Some(*r),
-                WatchMessage::Progress(_) => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn catch_up_then_live_without_gap_or_duplicate() {
-        let hub = WatchHub::new(0, 100, 16);
-        hub.applied(1, &[event(1, "/a/x")]);
-        hub.applied(2, &[event(2, "/b")]);
-        hub.applied(3, &[event(3, "/a/y"), event(3, "/a")]);
-        let mut reg = hub.register(prefix("/a"), 1, false).unwrap_or_else(|_| panic!("compacted"));
-        assert_eq!(revisions(&reg.catch_up), [1, 3]);
-        hub.applied(4, &[event(4, "/a/z")]);
-        hub.applied(5, &[event(5, "/c")]);
-        assert_eq!(
-            reg.receiver.try_recv().ok(),
-            Some(WatchMessage::Events(4, vec![event(4, "/a/z")]))
-        );
-        assert!(reg.receiver.try_recv().is_err());
-    }
-
-    #[test]
-    fn start_zero_means_from_now_and_future_starts_wait() {
-        let hub = WatchHub::new(10, 100, 16);
-        let mut now = hub.register(prefix("/"), 0, true).unwrap_or_else(|_| panic!("compacted"));
-        let mut future =
-            hub.register(prefix("/"), 13, false).unwrap_or_else(|_| panic!("compacted"));
-        for r in 11..=13 {
-            hub.applied(r, &[event(r, "/k")]);
-        }
-        let got: Vec<_> = std::iter::from_fn(|| now.receiver.try_recv().ok()).collect();
-        assert_eq!(revisions(&got), [11, 12, 13]);
-        let got: Vec<_> = std::iter::from_fn(|| future.receiver.try_recv().ok()).collect();
-        assert_eq!(revisions(&got), [13]);
-    }
-
-    #[test]
-    fn history_is_bounded_by_whole_revisions() {
-        let hub = WatchHub::new(0, 3, 16);
-        hub.applied(1, &[event(1, "/a"), event(1, "/b")]);
-        hub.applied(2, &[event(2, "/a"), event(2, "/b")]);
-        assert_eq!(
-            hub.register(prefix("/"), 1, false).err(),
-            Some(Refused::Compacted { oldest: 2 })
-        );
-        let reg = hub.register(prefix("/"), 2, false).unwrap_or_else(|_| panic!("compacted"));
-        assert_eq!(revisions(&reg.catch_up), [2]);
-        // Exactly at the compaction revision: refused, with the oldest available.
-        assert_eq!(
-            hub.register(prefix("/"), 1, false).err(),
-            Some(Refused::Compacted { oldest: 2 })
-        );
-    }
-
-    #[test]
-    fn a_slow_watcher_is_cancelled_with_a_reason() {
-        let hub = WatchHub::new(0, 100, 2);
-        let mut reg = hub.register(prefix("/"), 0, true).unwrap_or_else(|_| panic!("compacted"));
-        for r in 1..=3 {
-            hub.applied(r, &[event(r, "/k")]);
-        }
-        assert_eq!(hub.watchers(), 0);
-        let reason = reg.cancel_reason.lock().ok().and_then(|r| r.clone()).unwrap_or_default();
-        assert!(reason.contains("too slow"), "{reason}");
-        let got: Vec<_> = std::iter::from_fn(|| reg.receiver.try_recv().ok()).collect();
-        assert_eq!(revisions(&got), [1, 2], "what was buffered is still delivered");
-    }
-
-    #[test]
-    fn progress_and_reset() {
-        let hub = WatchHub::new(5, 100, 4);
-        let mut reg = hub.register(prefix("/"), 0, true).unwrap_or_else(|_| panic!("compacted"));
-        hub.notify_progress();
-        assert_eq!(reg.receiver.try_recv().ok(), Some(WatchMessage::Progress(5)));
-        hub.reset(50);
-        assert_eq!(hub.watchers(), 0);
-        assert_eq!(
-            hub.register(prefix("/"), 40, false).err(),
-            Some(Refused::Compacted { oldest: 51 })
-        );
-        assert_eq!(hub.current(), 50);
-    }
-}
+#[path = "watch_hub_test.rs"]
+mod tests;

@@ -6,7 +6,7 @@
 //! So a revision's events are split into responses of at most [`FRAGMENT_BYTES`], all but
 //! the last marked `fragment`; the client puts them back together.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,7 +20,7 @@ use warden_proto::v1::watch_server::Watch;
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
-use crate::watch_hub::{Refused, WatchHub, WatchMessage};
+use crate::watch_hub::{Refused, Registration, WatchHub, WatchMessage};
 
 /// The metadata key of the oldest revision a watch can start from.
 pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
@@ -122,6 +122,59 @@ fn responses(shared: &Shared, message: WatchMessage) -> (u64, Vec<pb::WatchRespo
     (revision, responses)
 }
 
+/// Sends one watch's messages as responses until the client goes or the hub cancels the
+/// watcher. A cancelled watcher's queue is dropped at once, not delivered first: that is
+/// what frees the memory a slow watcher held (the client resumes from the last revision it
+/// got, on this member or another). The client is then told why.
+async fn feed(
+    mut registration: Registration,
+    tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
+    shared: Shared,
+    hub: Arc<WatchHub>,
+) {
+    // Everything up to this revision was delivered (0: nothing promised yet).
+    let mut delivered = 0;
+    let cancellation = registration.cancellation();
+    let client_gone = 'messages: loop {
+        let message = tokio::select! {
+            biased;
+            () = cancellation.cancelled() => None,
+            message = registration.recv() => message,
+            () = tx.closed() => break true,
+        };
+        let Some(message) = message else { break false };
+        let (revision, responses) = responses(&shared, message);
+        for response in responses {
+            tokio::select! {
+                biased;
+                () = cancellation.cancelled() => break 'messages false,
+                sent = tx.send(Ok(response)) => if sent.is_err() {
+                    break 'messages true;
+                },
+            }
+        }
+        delivered = revision;
+    };
+    hub.unregister(registration.id);
+    registration.discard();
+    if client_gone {
+        return;
+    }
+    let reason =
+        registration.cancel_reason().unwrap_or_else(|| "the member is shutting down".to_owned());
+    let last = pb::WatchResponse {
+        header: Some(shared.header(delivered)),
+        events: Vec::new(),
+        canceled: true,
+        cancel_reason: reason,
+        fragment: false,
+    };
+    tokio::select! {
+        _ = tx.send(Ok(last)) => {}
+        () = tx.closed() => {}
+    }
+}
+
 #[tonic::async_trait]
 impl Watch for WatchService {
     type WatchStream = ReceiverStream<Result<pb::WatchResponse, Status>>;
@@ -145,52 +198,12 @@ impl Watch for WatchService {
             }
         }
         .map_err(|e| status::core_error(&e))?;
-        let mut registration = self
+        let registration = self
             .hub
             .register(filter, r.start_revision, r.progress_notify)
             .map_err(|r| refused(&r))?;
         let (tx, rx) = mpsc::channel(16);
-        let shared = self.shared.clone();
-        let hub = Arc::clone(&self.hub);
-        tokio::spawn(async move {
-            // Everything up to this revision was delivered (0: nothing promised yet).
-            let mut delivered = 0;
-            let mut pending = std::mem::take(&mut registration.catch_up).into_iter();
-            'messages: loop {
-                let message = match pending.next() {
-                    Some(message) => Some(message),
-                    None => tokio::select! {
-                        message = registration.receiver.recv() => message,
-                        () = tx.closed() => break,
-                    },
-                };
-                let Some(message) = message else {
-                    let reason = registration
-                        .cancel_reason
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone()
-                        .unwrap_or_else(|| "the member is shutting down".to_owned());
-                    let last = pb::WatchResponse {
-                        header: Some(shared.header(delivered)),
-                        events: Vec::new(),
-                        canceled: true,
-                        cancel_reason: reason,
-                        fragment: false,
-                    };
-                    tx.send(Ok(last)).await.ok();
-                    break;
-                };
-                let (revision, responses) = responses(&shared, message);
-                for response in responses {
-                    if tx.send(Ok(response)).await.is_err() {
-                        break 'messages;
-                    }
-                }
-                delivered = revision;
-            }
-            hub.unregister(registration.id);
-        });
+        tokio::spawn(feed(registration, tx, self.shared.clone(), Arc::clone(&self.hub)));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

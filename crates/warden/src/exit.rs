@@ -89,6 +89,7 @@ fn client_code(error: &ClientError) -> u8 {
         ClientError::InvalidEndpoint { .. }
         | ClientError::OutcomeUnknown { .. }
         | ClientError::MessageTooLarge { .. }
+        | ClientError::UnexpectedResponse { .. }
         | ClientError::Compacted { .. } => OTHER,
     }
 }

@@ -253,11 +253,11 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }
         Err(e) => return Err(e.into()),
     };
-    let free = status.waiters.is_empty();
+    let free = status.holders.is_empty();
     let mut lines = vec![format!(
         "{path}: {}{} delay {} ms{}",
         if free { "free, " } else { "" },
-        status.r#type,
+        status.kind_name(),
         status.delay_ms,
         if status.blocked_until_ms > 0 {
             format!(", blocked until {} ms", status.blocked_until_ms)
@@ -266,7 +266,8 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }
     )];
     let mut waiters = Vec::new();
-    for w in &status.waiters {
+    for w in status.holders.iter().chain(&status.waiters) {
+        let mode = w.mode_name();
         let state = match w.token {
             Some(t) => format!("holds, token {t}"),
             None => "waits".to_owned(),
@@ -275,15 +276,15 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
             if w.identity.is_empty() { String::new() } else { format!(" ({})", w.identity) };
         lines.push(format!(
             "  {}  session {}{identity}  {}  {}  since {} ms",
-            w.waiter, w.session_id, w.mode, state, w.since_ms
+            w.waiter, w.session_id, mode, state, w.since_ms
         ));
         waiters.push(json!({
-            "waiter": w.waiter, "session": w.session_id, "identity": w.identity, "mode": w.mode,
+            "waiter": w.waiter, "session": w.session_id, "identity": w.identity, "mode": mode,
             "token": w.token, "since_ms": w.since_ms,
         }));
     }
     let object = json!({
-        "path": path, "free": free, "type": status.r#type, "delay_ms": status.delay_ms,
+        "path": path, "free": free, "type": status.kind_name(), "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
     emit(out, &lines.join("\n"), &object)

@@ -1,7 +1,6 @@
 //! A directory too large for one message is listed in pages.
 
 use warden_client::Consistency;
-use warden_proto::v1 as pb;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
@@ -16,15 +15,14 @@ async fn a_directory_of_20096_long_names_is_listed_in_pages() {
     let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     client.create("/big", "", warden_core::CreateMode::PERSISTENT).await.unwrap();
-    let create = |i: usize| pb::TxnOp {
-        op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
-            path: format!("/big/{}", name(i)),
-            ..Default::default()
-        })),
+    let create = |i: usize| warden_client::TxnOp::Create {
+        path: format!("/big/{}", name(i)),
+        data: Default::default(),
+        mode: warden_core::CreateMode::PERSISTENT,
     };
     for start in (0..CHILDREN).step_by(128) {
         let ops = (start..CHILDREN.min(start + 128)).map(create).collect();
-        let done = client.txn(pb::TxnRequest { compares: vec![], ops, origin: None }).await;
+        let done = client.txn(vec![], ops).await;
         assert!(done.unwrap().succeeded);
     }
     // Together about 5.5 MB, more than a 4 MiB message: one answer could not carry them.

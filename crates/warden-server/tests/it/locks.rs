@@ -215,8 +215,8 @@ async fn a_waiter_whose_session_expires_is_never_granted() {
     let (token, guard) = next_wait.await.unwrap().unwrap();
     assert!(token > first);
     let status = client.lock_status("/once").await.unwrap();
-    assert_eq!(status.waiters.len(), 1);
-    assert_eq!(status.waiters[0].session_id, next.id());
+    assert_eq!((status.holders.len(), status.waiters.len()), (1, 0));
+    assert_eq!(status.holders[0].session_id, next.id());
     guard.release().await.unwrap();
     cluster.stop().await;
 }
@@ -367,7 +367,8 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     let patient = tokio::spawn(async move { patient_lock.acquire().await });
     // Everyone queued (the holder, 30 leaving, the patient one).
     let until = Instant::now() + Duration::from_secs(10);
-    while client.lock_status("/crowd").await.unwrap().waiters.len() != 32 {
+    let queued = |s: warden_client::LockStatus| s.holders.len() + s.waiters.len();
+    while queued(client.lock_status("/crowd").await.unwrap()) != 32 {
         assert!(Instant::now() < until, "the waiters did not all queue");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -387,7 +388,7 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     assert_eq!(timed_out, 15);
     // The dropped calls' waits go in the background: wait until only the two remain.
     let until = Instant::now() + Duration::from_secs(5);
-    while client.lock_status("/crowd").await.unwrap().waiters.len() != 2 {
+    while queued(client.lock_status("/crowd").await.unwrap()) != 2 {
         assert!(Instant::now() < until, "cancelled waits were left behind");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -399,8 +400,8 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     eprintln!("hand-off after 30 cancellations: {:?}", released.elapsed());
     assert!(granted.token() > first);
     let status = client.lock_status("/crowd").await.unwrap();
-    assert_eq!(status.waiters.len(), 1);
-    assert_eq!(status.waiters[0].session_id, patient_session.id());
+    assert_eq!((status.holders.len(), status.waiters.len()), (1, 0));
+    assert_eq!(status.holders[0].session_id, patient_session.id());
     granted.release().await.unwrap();
     cluster.stop().await;
 }
@@ -411,8 +412,8 @@ async fn a_stale_guard_never_releases_a_later_hold_of_its_session() {
     let client = cluster.client();
     let session = client.open_session(Duration::from_secs(30)).await.unwrap();
     let lock = client.mutex(&session, "/stale");
-    let holder_token = |status: pb::LockStatusResponse| {
-        status.waiters.iter().find(|w| w.session_id == session.id()).and_then(|w| w.token)
+    let holder_token = |status: warden_client::LockStatus| {
+        status.holders.iter().find(|w| w.session_id == session.id()).and_then(|w| w.token)
     };
     for dropped in [false, true] {
         let old = lock.acquire().await.unwrap();

@@ -2,9 +2,11 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod client_api;
 mod cluster;
 mod conformance;
 mod failover;
+mod fanout;
 mod fatal;
 mod listing;
 mod locks;

@@ -45,3 +45,28 @@ async fn a_minority_cannot_commit_and_converges_after_the_heal() {
     assert_eq!(cluster.client().get("/during-9").await.unwrap().data, "y".as_bytes());
     cluster.stop().await;
 }
+
+/// A leader whose followers are gone is reachable but cannot serve a linearizable read: the
+/// client says so, not that it could not connect (the followers' refusals came last).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_a_quorum_is_reported_as_such() {
+    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    cluster.client().put("/x", "1").await.unwrap();
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    // The leader first, so every round ends with the refusals of the dead followers.
+    let mut endpoints = vec![cluster.endpoint(leader)];
+    for id in (1..=3).filter(|id| *id != leader) {
+        endpoints.push(cluster.endpoint(id));
+        cluster.kill(id).await;
+    }
+    let client = warden_client::Client::with_deadline(endpoints, Duration::from_secs(2)).unwrap();
+    let read = client.get("/x").await;
+    let Err(warden_client::ClientError::Unavailable { last, .. }) = &read else {
+        panic!("not unavailable: {read:?}");
+    };
+    assert!(last.contains("cannot reach a quorum"), "{last}");
+    // A serializable read is still served by the leader's replica.
+    let stale = client.get_with("/x", warden_client::Consistency::Serializable).await.unwrap();
+    assert_eq!(&stale.data[..], b"1");
+    cluster.stop().await;
+}

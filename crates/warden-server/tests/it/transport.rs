@@ -315,6 +315,21 @@ async fn a_watch_response_over_the_limit_ends_the_watch_with_an_error() {
     assert_eq!(member.starts.lock().unwrap().len(), 1, "not resumed into the same refusal");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_a_stream_a_watch_ends_after_an_error_it_cannot_pass() {
+    use futures::StreamExt;
+    let mut huge = response(5, &["/big"], false);
+    huge.events[0].data = Some(vec![b'x'; MAX_CLIENT_MESSAGE_BYTES].into());
+    let (addr, _member) = fake_watch(vec![(vec![response(4, &[], false), huge], None)]).await;
+    let watcher = client(vec![addr]).watch("/", Scope::Prefix, 0, false).await.unwrap();
+    let items: Vec<_> = tokio::time::timeout(Duration::from_secs(10), watcher.collect::<Vec<_>>())
+        .await
+        .expect("the stream did not end");
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(items[0].as_ref().map(|b| b.revision).ok(), Some(4));
+    assert!(matches!(items[1], Err(ClientError::MessageTooLarge { .. })), "{items:?}");
+}
+
 /// The next batch with events (a resumed stream starts with a notice at the revision
 /// before its start).
 async fn timeout_next(watcher: &mut warden_client::Watcher) -> warden_client::WatchBatch {
@@ -327,4 +342,34 @@ async fn timeout_next(watcher: &mut warden_client::Watcher) -> warden_client::Wa
             return batch;
         }
     }
+}
+
+/// An address nothing listens on: a connection to it is refused.
+fn dead_endpoint() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_endpoint_costs_a_refusal_then_the_next_member_serves() {
+    let serving = fake_kv(Answer::Serve);
+    let endpoints = vec![dead_endpoint(), fake(serving.clone()).await];
+    let started = std::time::Instant::now();
+    let read = Client::new(endpoints).unwrap().get("/r").await.unwrap();
+    assert_eq!(&read.data[..], b"fake");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_refused_endpoints_fail_within_two_seconds_saying_so() {
+    // The default 10 s deadline: refusals must not use it up.
+    let client = Client::new(vec![dead_endpoint(), dead_endpoint()]).unwrap();
+    let started = std::time::Instant::now();
+    let read = client.get("/r").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "a refused cluster took {elapsed:?} to report");
+    let Err(ClientError::Unavailable { last, .. }) = &read else {
+        panic!("not unavailable: {read:?}");
+    };
+    assert!(last.contains("no member accepted a connection"), "{last}");
+    assert!(last.to_lowercase().contains("refused"), "the cause is named: {last}");
 }

@@ -1,8 +1,9 @@
 //! Watches over a real cluster: exactly-once, in-order delivery across a leader kill, and
 //! the etcd watch regressions (resume after a partition, history compacted under a lagging
 //! watcher, a start exactly at the compaction revision, a start in the future, a starved
-//! watcher next to a healthy one), a revision larger than a gRPC message, and a watch from
-//! now that starts when `watch` returns.
+//! watcher next to a healthy one), a revision larger than a gRPC message, a watch from
+//! now that starts when `watch` returns, watches spread over the followers, and the bound
+//! on what a member buffers for all its watchers together.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -221,15 +222,13 @@ async fn create_all(client: &Arc<warden_client::Client>, paths: &[String]) {
             for chunk in group.chunks(128) {
                 let ops = chunk
                     .iter()
-                    .map(|path| pb::TxnOp {
-                        op: Some(pb::txn_op::Op::Create(pb::CreateRequest {
-                            path: path.clone(),
-                            kind: pb::NodeKind::Persistent.into(),
-                            ..Default::default()
-                        })),
+                    .map(|path| warden_client::TxnOp::Create {
+                        path: path.clone(),
+                        data: Default::default(),
+                        mode: CreateMode::PERSISTENT,
                     })
                     .collect();
-                let r = client.txn(pb::TxnRequest { ops, ..Default::default() }).await.unwrap();
+                let r = client.txn(vec![], ops).await.unwrap();
                 assert!(r.succeeded);
             }
         });
@@ -297,5 +296,104 @@ async fn a_revision_larger_than_a_message_is_delivered_whole_and_in_order() {
             batches[1].events.iter().map(|e| (e.kind, e.path.as_str())).collect();
         assert_eq!(created[0], (EventKind::Created, prefix), "the watcher of {path}");
     }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_watches_are_spread_over_the_followers() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    // A client that has not written yet: it asks who leads at its first watch.
+    let client = cluster.client();
+    let mut watchers = Vec::new();
+    for _ in 0..6 {
+        watchers.push(client.watch("/spread", Scope::Prefix, 0, false).await.unwrap());
+    }
+    let on = |id: u64| cluster.node(id).watch_hub().watchers();
+    let counts: Vec<usize> = (1..=3).map(on).collect();
+    assert_eq!(on(leader), 0, "watchers on the leader: {counts:?}");
+    assert!(counts.iter().all(|c| *c == 0 || *c == 3), "uneven: {counts:?}");
+    // They work: a write reaches every one.
+    let (_, stat) = client.create("/spread", "", CreateMode::PERSISTENT).await.unwrap();
+    for watcher in &mut watchers {
+        let batches = until(watcher, stat.create_revision).await;
+        assert_eq!(batches.last().map(|b| b.revision), Some(stat.create_revision));
+    }
+    cluster.stop().await;
+}
+
+/// A raw watch stream (no client-side resume), from now, on a connection of its own.
+async fn raw_watch(endpoint: &str) -> tonic::Streaming<pb::WatchResponse> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = pb::WatchRequest {
+        path: "/cap".into(),
+        scope: pb::WatchScope::Prefix.into(),
+        ..Default::default()
+    };
+    pb::watch_client::WatchClient::new(channel).watch(request).await.unwrap().into_inner()
+}
+
+/// Many watchers reading as they go and one that does not, on a member that may buffer
+/// 256 KiB for them all: the one that does not is cancelled with a reason naming the
+/// limit; the others get every revision, and none is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_members_buffer_limit_the_slowest_watcher_goes_and_the_others_complete() {
+    const WRITES: usize = 300;
+    const LIMIT: usize = 256 << 10;
+    let cluster =
+        TestCluster::start_with(1, FAST_TIMING, |c| c.watch.max_buffered_bytes = LIMIT).await;
+    let endpoint = cluster.endpoint(1);
+    let client = cluster.client();
+    client.create("/cap", "", CreateMode::PERSISTENT).await.unwrap();
+    let mut slow = raw_watch(&endpoint).await;
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut stream = raw_watch(&endpoint).await;
+        readers.spawn(async move {
+            let mut revisions = Vec::new();
+            while revisions.len() < WRITES {
+                let response = stream.message().await.unwrap().expect("the stream ended");
+                assert!(!response.canceled, "a reader was cancelled: {}", response.cancel_reason);
+                if !response.events.is_empty() {
+                    revisions.push(response.header.unwrap().revision);
+                }
+            }
+            revisions
+        });
+    }
+    // 16 KiB values: the unread stream's HTTP/2 window fills after a few MB at most, then
+    // the member queues for it, past the limit within the 300 writes.
+    let mut written = Vec::new();
+    for i in 0..WRITES {
+        let stat = client.put(&format!("/cap/k{}", i % 10), vec![b'v'; 16 << 10]).await.unwrap();
+        written.push(stat.mod_revision);
+    }
+    while let Some(done) = readers.join_next().await {
+        assert_eq!(done.unwrap(), written, "a reader missed or repeated a revision");
+    }
+    let reason = timeout(Duration::from_secs(20), async {
+        loop {
+            let response = slow.message().await.unwrap().expect("ended without a reason");
+            if response.canceled {
+                return response.cancel_reason;
+            }
+        }
+    })
+    .await
+    .expect("the unread watcher was never cancelled");
+    assert!(reason.contains("watch.max_buffered_bytes"), "{reason}");
+    // What was queued for it has been dropped.
+    let hub = cluster.node(1).watch_hub();
+    let drained = timeout(Duration::from_secs(5), async {
+        while hub.buffered_bytes() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "{} bytes still queued", hub.buffered_bytes());
     cluster.stop().await;
 }

@@ -39,13 +39,13 @@ async fn a_plain_rm_never_ends_a_lock_and_rm_revoke_locks_tells_the_holder() {
     let session = wait_for_holder(&client, "/jobs/x").await;
     let mut second = holder(&e, "/jobs/x");
     let started = Instant::now();
-    while client.lock_status("/jobs/x").await.unwrap().waiters.len() < 2 {
+    while client.lock_status("/jobs/x").await.unwrap().waiters.is_empty() {
         assert!(started.elapsed() < Duration::from_secs(10), "the second holder never queued");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = client.lock_status("/jobs/x").await.unwrap();
-    let token = status.waiters[0].token.unwrap();
-    let waiter = status.waiters[0].waiter.clone();
+    let token = status.holders[0].token.unwrap();
+    let waiter = status.holders[0].waiter.clone();
     assert_eq!(waiter, "/jobs/x/w-0000000000");
 
     // A plain delete of the holder's waiter, of the lock, or of the subtree: refused, and
@@ -58,8 +58,9 @@ async fn a_plain_rm_never_ends_a_lock_and_rm_revoke_locks_tells_the_holder() {
         assert!(err.contains(&format!("held by session {session}")), "{args:?}: {err}");
     }
     let status = client.lock_status("/jobs/x").await.unwrap();
-    assert_eq!(status.waiters.len(), 2, "a refused delete changed the queue");
-    assert_eq!((status.waiters[0].session_id, status.waiters[0].token), (session, Some(token)));
+    let queue = (status.holders.len(), status.waiters.len());
+    assert_eq!(queue, (1, 1), "a refused delete changed the queue");
+    assert_eq!((status.holders[0].session_id, status.holders[0].token), (session, Some(token)));
     assert!(first.try_wait().unwrap().is_none(), "the holder stopped");
 
     // Asking to revoke: the holder is told at once and exits 4; the waiter is taken out

@@ -114,7 +114,7 @@ async fn a_holder_killed_with_sigkill_loses_the_lock_after_ttl_plus_lock_delay_n
     let mut dead = holder(&endpoints, "/dead", "2s", "1s", "sleep 60");
     let client = cluster.client();
     wait_for_holder(&client, "/dead").await;
-    let first = client.lock_status("/dead").await.unwrap().waiters[0].token.unwrap();
+    let first = client.lock_status("/dead").await.unwrap().holders[0].token.unwrap();
     let session = client.open_session(Duration::from_secs(30)).await.unwrap();
     let lock = client.write_lock(&session, "/dead");
     let next = tokio::spawn(async move { lock.acquire().await });

@@ -126,7 +126,7 @@ pub async fn wait_for_holder(client: &warden_client::Client, path: &str) -> u64 
     let started = std::time::Instant::now();
     loop {
         if let Ok(status) = client.lock_status(path).await
-            && let Some(w) = status.waiters.iter().find(|w| w.token.is_some())
+            && let Some(w) = status.holders.first()
         {
             return w.session_id;
         }

@@ -1,0 +1,202 @@
+//! What a lock looks like from outside: who holds it, who waits, and whether a fencing
+//! token is still good.
+//!
+//! The wire answer lists holders and waiters in one queue, holders first, told apart only
+//! by their token; an operator's first question is "who holds it", so the client splits
+//! them, and reads the kinds and modes into the core's types (an answer it cannot read is
+//! an error, not a guess).
+
+use warden_core::queue::{LockKind, WaitMode};
+use warden_proto::v1 as pb;
+
+use crate::Client;
+use crate::connection::{self, Retry};
+use crate::error::ClientError;
+
+/// A lock's settings, holders and waiters ([`Client::lock_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockStatus {
+    /// Mutex, read-write lock, or semaphore (with its permits).
+    pub kind: LockKind,
+    /// The lock-delay after a holder's session ends, ms.
+    pub delay_ms: u64,
+    /// Nothing is granted before this time (the leader's clock, ms since the Unix epoch);
+    /// 0 when the lock is not under a lock-delay.
+    pub blocked_until_ms: u64,
+    /// The sessions holding the lock now (each with its token), in the order they got it.
+    pub holders: Vec<LockEntry>,
+    /// The sessions waiting for it, in queue order (no token).
+    pub waiters: Vec<LockEntry>,
+    /// The revision the status was read at.
+    pub revision: u64,
+}
+
+/// One holder or waiter of a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockEntry {
+    /// Its waiter node (the path that keeps its place in the queue).
+    pub waiter: String,
+    /// Its session.
+    pub session_id: u64,
+    /// What it holds or asks for.
+    pub mode: WaitMode,
+    /// The fencing token of a holder; `None` for a waiter.
+    pub token: Option<u64>,
+    /// When it started waiting (the leader's clock, ms since the Unix epoch).
+    pub since_ms: u64,
+    /// The identity of the client that opened its session (from its certificate; empty
+    /// without TLS).
+    pub identity: String,
+}
+
+impl LockStatus {
+    /// The kind as the CLI and the wire name it: "mutex", "rwlock" or "semaphore".
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LockKind::Mutex => "mutex",
+            LockKind::ReadWrite => "rwlock",
+            LockKind::Semaphore { .. } => "semaphore",
+        }
+    }
+}
+
+impl LockEntry {
+    /// The mode as the CLI and the wire name it: "exclusive", "shared" or "permits:N".
+    pub fn mode_name(&self) -> String {
+        match self.mode {
+            WaitMode::Exclusive => "exclusive".to_owned(),
+            WaitMode::Shared => "shared".to_owned(),
+            WaitMode::Permits(n) => format!("permits:{n}"),
+        }
+    }
+}
+
+fn unreadable(what: &str, value: &str) -> ClientError {
+    ClientError::UnexpectedResponse {
+        message: format!("a lock status with the unknown {what} {value:?}"),
+    }
+}
+
+fn kind(name: &str, permits: u32) -> Result<LockKind, ClientError> {
+    match name {
+        "mutex" => Ok(LockKind::Mutex),
+        "rwlock" => Ok(LockKind::ReadWrite),
+        "semaphore" => Ok(LockKind::Semaphore { permits }),
+        other => Err(unreadable("lock type", other)),
+    }
+}
+
+fn mode(name: &str) -> Result<WaitMode, ClientError> {
+    match name {
+        "exclusive" => Ok(WaitMode::Exclusive),
+        "shared" => Ok(WaitMode::Shared),
+        other => other
+            .strip_prefix("permits:")
+            .and_then(|n| n.parse().ok())
+            .map(WaitMode::Permits)
+            .ok_or_else(|| unreadable("wait mode", other)),
+    }
+}
+
+/// The wire answer as a [`LockStatus`].
+pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, ClientError> {
+    let mut status = LockStatus {
+        kind: kind(&r.r#type, r.permits)?,
+        delay_ms: r.delay_ms,
+        blocked_until_ms: r.blocked_until_ms,
+        holders: Vec::new(),
+        waiters: Vec::new(),
+        revision: r.header.map(|h| h.revision).unwrap_or(0),
+    };
+    for w in r.waiters {
+        let entry = LockEntry {
+            mode: mode(&w.mode)?,
+            waiter: w.waiter,
+            session_id: w.session_id,
+            token: w.token,
+            since_ms: w.since_ms,
+            identity: w.identity,
+        };
+        match entry.token {
+            Some(_) => status.holders.push(entry),
+            None => status.waiters.push(entry),
+        }
+    }
+    Ok(status)
+}
+
+impl Client {
+    /// The holders and waiters of the lock at `path`, read linearizably.
+    pub async fn lock_status(&self, path: &str) -> Result<LockStatus, ClientError> {
+        let request = pb::LockStatusRequest { path: path.to_owned() };
+        let response = self
+            .connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move { connection::lock(c).status(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        lock_status(response)
+    }
+
+    /// Whether `token` is a hold of the lock at `path` now (Chubby's `CheckSequencer`),
+    /// read linearizably: a resource that cannot keep the highest token it has seen asks
+    /// this before acting for a holder. A lock that does not exist holds no token.
+    pub async fn check_sequencer(&self, path: &str, token: u64) -> Result<bool, ClientError> {
+        let request = pb::CheckSequencerRequest { path: path.to_owned(), token };
+        let response =
+            self.connection
+                .run(Retry::Idempotent, |c| {
+                    let request = request.clone();
+                    async move {
+                        connection::lock(c).check_sequencer(request).await.map(|r| r.into_inner())
+                    }
+                })
+                .await?;
+        Ok(response.valid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(waiter: &str, mode: &str, token: Option<u64>) -> pb::LockWaiter {
+        pb::LockWaiter {
+            waiter: waiter.into(),
+            session_id: 7,
+            mode: mode.into(),
+            token,
+            since_ms: 1,
+            identity: String::new(),
+        }
+    }
+
+    #[test]
+    fn holders_are_told_from_waiters_and_unknown_names_are_errors() {
+        let response = pb::LockStatusResponse {
+            r#type: "semaphore".into(),
+            permits: 3,
+            waiters: vec![
+                entry("/s/w-1", "permits:2", Some(4)),
+                entry("/s/w-2", "permits:1", Some(5)),
+                entry("/s/w-3", "permits:3", None),
+            ],
+            ..Default::default()
+        };
+        let status = lock_status(response.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.kind, LockKind::Semaphore { permits: 3 });
+        assert_eq!(status.kind_name(), "semaphore");
+        let holders: Vec<_> = status.holders.iter().map(|h| (h.waiter.as_str(), h.token)).collect();
+        assert_eq!(holders, [("/s/w-1", Some(4)), ("/s/w-2", Some(5))]);
+        assert_eq!(status.waiters.len(), 1);
+        assert_eq!(status.waiters[0].mode, WaitMode::Permits(3));
+        assert_eq!(status.waiters[0].mode_name(), "permits:3");
+
+        let newer = pb::LockStatusResponse { r#type: "barrier".into(), ..response.clone() };
+        assert!(matches!(lock_status(newer), Err(ClientError::UnexpectedResponse { .. })));
+        let mut odd = response;
+        odd.waiters[0].mode = "permits:lots".into();
+        assert!(matches!(lock_status(odd), Err(ClientError::UnexpectedResponse { .. })));
+    }
+}
