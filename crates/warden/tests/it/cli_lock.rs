@@ -24,7 +24,8 @@ fn interrupt(pid: u32) {
 /// Waits until the lock at `path` has `n` holders and waiters (at most 10 s).
 async fn wait_for_queue(client: &Client, path: &str, n: usize) {
     let started = std::time::Instant::now();
-    while client.lock_status(path).await.map(|s| s.waiters.len()).unwrap_or(0) < n {
+    let queued = |s: warden_client::LockStatus| s.holders.len() + s.waiters.len();
+    while client.lock_status(path).await.map(queued).unwrap_or(0) < n {
         assert!(started.elapsed() < Duration::from_secs(10), "{path} never had {n} in its queue");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -77,7 +78,8 @@ async fn lock_closes_its_session_on_every_way_out() {
     let (code, err) = exit_within(&mut waiting, Duration::from_secs(10)).await;
     assert_eq!(code, Some(130), "{err}");
     assert_eq!(sessions(&client).await, only_holder, "an interrupted wait left its session");
-    assert_eq!(client.lock_status("/job").await.unwrap().waiters.len(), 1);
+    let status = client.lock_status("/job").await.unwrap();
+    assert_eq!((status.holders.len(), status.waiters.len()), (1, 0), "the wait went");
 
     // Ctrl-C while the command runs.
     let mut running = Command::new(env!("CARGO_BIN_EXE_warden"))
