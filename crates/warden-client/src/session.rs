@@ -125,7 +125,7 @@ impl Holds {
         let mut map = self.map();
         for l in lost {
             if let Some(entry) = map.remove(&(l.path.clone(), l.token)) {
-                tracing::warn!(path = %l.path, token = l.token, reason = %l.reason, "lock hold lost");
+                tracing::debug!(path = %l.path, token = l.token, reason = %l.reason, "lock hold lost; its guards say so");
                 entry.lost.send_replace(Some(l.reason.clone()));
             }
         }
