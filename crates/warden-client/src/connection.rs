@@ -274,6 +274,11 @@ impl Connection {
                         tried.answered(&addr, &status);
                         self.forget(&addr);
                     }
+                    (Code::Unavailable, "NoQuorum") => {
+                        // A leader without a quorum: nothing was proposed (or read), so
+                        // any request may be asked again until the deadline.
+                        tried.answered(&addr, &status);
+                    }
                     (Code::Unavailable, "NotLeader") => {
                         tried.answered(&addr, &status);
                         self.note_leader(&addr, false);

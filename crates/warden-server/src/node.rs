@@ -162,6 +162,7 @@ impl Node {
             state_machine: storage.state_machine,
             proposer: Proposer::start(raft.clone()),
             reads: ReadGate::new(raft.clone()),
+            quorum_lost_after_ms: config.election_timeout_ms,
         };
         let mut node = Node {
             shared,

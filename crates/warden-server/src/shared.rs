@@ -28,6 +28,10 @@ pub(crate) struct Shared {
     pub proposer: Proposer,
     /// Linearizable reads wait at it for a shared read-index round.
     pub reads: ReadGate,
+    /// A leader that has not heard from a quorum for longer than this (an election
+    /// timeout) refuses writes instead of proposing them: they could not commit, and the
+    /// client could only be told their outcome is unknown.
+    pub quorum_lost_after_ms: u64,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
@@ -62,6 +66,15 @@ impl Shared {
         };
         if stopped {
             return Err(status::member_stopped());
+        }
+        let silent_ms = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let leads = m.state == openraft::ServerState::Leader;
+            m.millis_since_quorum_ack.filter(|ms| leads && *ms > self.quorum_lost_after_ms)
+        };
+        if let Some(ms) = silent_ms {
+            return Err(status::no_quorum(ms));
         }
         let response = self.proposer.write(Request { session, id, command }).await?;
         match response.outcome {

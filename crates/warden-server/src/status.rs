@@ -105,6 +105,17 @@ pub(crate) fn read_error(error: RaftError<u64, CheckIsLeaderError<u64, WardenNod
     }
 }
 
+/// UNAVAILABLE from a leader that has not heard from a quorum for `silent_ms`, before
+/// anything was proposed: safe to retry, on this member or another.
+pub(crate) fn no_quorum(silent_ms: u64) -> Status {
+    with_kind(
+        Status::unavailable(format!(
+            "the leader cannot reach a quorum (no answer from a majority for {silent_ms} ms); nothing was proposed; retry once the members are back (see warden cluster status)"
+        )),
+        "NoQuorum",
+    )
+}
+
 /// A status the server made itself (not from the core), with its kind, so that clients can
 /// tell it from a transport failure.
 pub(crate) fn server(code: Code, kind: &str, message: impl Into<String>) -> Status {

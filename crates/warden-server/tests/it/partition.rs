@@ -65,6 +65,16 @@ async fn a_leader_without_a_quorum_is_reported_as_such() {
         panic!("not unavailable: {read:?}");
     };
     assert!(last.contains("cannot reach a quorum"), "{last}");
+    // A write is refused before it is proposed: the client is told the cluster has no
+    // quorum, not that the write's outcome is unknown.
+    let write = client.put("/y", "1").await;
+    let Err(warden_client::ClientError::Unavailable { last, .. }) = &write else {
+        panic!("not unavailable: {write:?}");
+    };
+    assert!(
+        last.contains("cannot reach a quorum") && last.contains("nothing was proposed"),
+        "{last}"
+    );
     // A serializable read is still served by the leader's replica.
     let stale = client.get_with("/x", warden_client::Consistency::Serializable).await.unwrap();
     assert_eq!(&stale.data[..], b"1");
