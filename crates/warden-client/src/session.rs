@@ -396,6 +396,12 @@ async fn keep_alive(
             match message {
                 Ok(Some(response)) => {
                     holds.mark_lost(&response.lost);
+                    if response.ended {
+                        // Closed by an operator, or expired: pushed as it happened.
+                        holds.mark_all_lost("session ended");
+                        state.send_replace(SessionState::Lost);
+                        return;
+                    }
                     if response.pushed {
                         continue;
                     }

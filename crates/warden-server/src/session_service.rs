@@ -175,12 +175,15 @@ impl KeepAlive {
                 message = requests.next() => message,
                 () = async { match &notice { Some(n) => n.notify.notified().await, None => std::future::pending().await } } => {
                     let Some((id, notice)) = &session else { continue };
+                    // One of its ephemeral nodes went: the session itself may have ended.
+                    let ended = notice.take_maybe_ended()
+                        && self.shared.state_machine.read(|a| a.core.session(*id).is_none());
                     let lost: Vec<pb::LockLost> = notice
                         .take()
                         .into_iter()
                         .map(|(path, token)| pb::LockLost { path, token, reason: "revoked".into() })
                         .collect();
-                    if lost.is_empty() {
+                    if lost.is_empty() && !ended {
                         continue;
                     }
                     let pushed = pb::KeepAliveResponse {
@@ -189,8 +192,9 @@ impl KeepAlive {
                         ttl_ms: 0,
                         lost,
                         pushed: true,
+                        ended,
                     };
-                    if tx.send(Ok(pushed)).await.is_err() {
+                    if tx.send(Ok(pushed)).await.is_err() || ended {
                         return;
                     }
                     continue;
@@ -274,6 +278,7 @@ impl KeepAlive {
             ttl_ms: renewed,
             lost: Vec::new(),
             pushed: false,
+            ended: ttl.is_none(),
         })
     }
 }

@@ -18,7 +18,7 @@
 //! revoked holder's waiter gets a marked last value), so the holder is told at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
@@ -57,12 +57,20 @@ pub struct SessionNotice {
     pub notify: Notify,
     /// Revoked holds not yet reported.
     pub revoked: Mutex<Vec<(String, u64)>>,
+    /// An ephemeral node of the session was deleted: the session may have ended (closed
+    /// by an operator, expired), which the stream checks and reports at once.
+    pub maybe_ended: AtomicBool,
 }
 
 impl SessionNotice {
     /// Takes the revoked holds not yet reported.
     pub fn take(&self) -> Vec<(String, u64)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether the session may have ended since the last call.
+    pub fn take_maybe_ended(&self) -> bool {
+        self.maybe_ended.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -234,6 +242,13 @@ impl WatchHub {
         let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
         if owners.is_empty() {
             return;
+        }
+        for e in events.iter().filter(|e| e.kind == EventKind::Deleted) {
+            let Some(notices) = owners.get(&e.stat.ephemeral_owner) else { continue };
+            for notice in notices.iter().filter_map(Weak::upgrade) {
+                notice.maybe_ended.store(true, Ordering::Release);
+                notice.notify.notify_one();
+            }
         }
         for e in events.iter().filter(|e| e.kind == EventKind::Data) {
             let Some(notices) = owners.get(&e.stat.ephemeral_owner) else { continue };

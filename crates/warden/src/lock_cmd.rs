@@ -73,6 +73,8 @@ pub(crate) async fn run(
     let id = session.id();
     match tokio::time::timeout(CLEANUP, session.close()).await {
         Ok(Ok(_)) => {}
+        // Ended already (closed by an operator, expired): nothing left to close.
+        Ok(Err(warden_client::ClientError::Server { kind, .. })) if kind == "SessionExpired" => {}
         Ok(Err(e)) => {
             warn!(session = id, error = %e, "cannot close the session; it ends after its ttl")
         }

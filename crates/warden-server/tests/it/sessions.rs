@@ -325,3 +325,24 @@ async fn a_renewal_the_dead_leader_acknowledged_is_honoured_by_the_next() {
 async fn a_renewal_the_dead_leader_acknowledged_is_honoured_by_the_next_many_rounds() {
     renewal_then_leader_death_rounds(30, 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_closed_by_an_operator_is_reported_to_its_holder_at_once() {
+    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let client = cluster.client();
+    // Renewals every 20 s: hearing of the end within seconds means it was pushed.
+    let session = client.open_session(Duration::from_secs(60)).await.unwrap();
+    let guard = client.mutex(&session, "/held").acquire().await.unwrap();
+    sleep(Duration::from_millis(300)).await;
+    // An operator closes the session by its id (as `warden session close ID` does).
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    let mut sessions =
+        SessionClient::connect(format!("http://{}", cluster.endpoint(leader))).await.unwrap();
+    let closed_at = Instant::now();
+    sessions.close(pb::CloseSessionRequest { session_id: session.id() }).await.unwrap();
+    timeout(Duration::from_secs(5), guard.lost()).await.expect("the holder was told within 5 s");
+    eprintln!("holder told of its closed session after {:?}", closed_at.elapsed());
+    assert_eq!(session.state(), SessionState::Lost);
+    assert_eq!(guard.lost_reason().as_deref(), Some("session ended"));
+    cluster.stop().await;
+}
