@@ -98,8 +98,37 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
         log_format: crate::logs::LogFormat,
     },
+    /// Certificates for trying mutual TLS (`certs dev`).
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertsCommand {
+    /// Writes a throwaway CA, a certificate per dev member and per client into a folder.
+    ///
+    /// ca.crt/ca.key, node1.crt/node1.key ... (SAN DNS localhost, IP 127.0.0.1, URI
+    /// spiffe://warden/member/N; server and client use), and NAME.crt/NAME.key per
+    /// --client NAME (CN=NAME: the client's identity is NAME). Keys are written with mode
+    /// 0600. For development only: the CA key is kept beside the certificates.
+    Dev {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many member certificates.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Also issue a client certificate for NAME (repeatable).
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+        /// Replace files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The commands that talk to a cluster.

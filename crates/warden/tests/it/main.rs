@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod certs;
 mod cli;
 mod cli_exit;
 mod cli_lock;
