@@ -27,15 +27,17 @@ mod session_service;
 mod session_tracker;
 mod shared;
 mod status;
+mod tls;
 mod watch_backlog;
 pub mod watch_hub;
 mod watch_service;
 
 pub use cluster_service::role_name;
-pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, WatchConfig};
+pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig};
 pub use error::ServerError;
 pub use identity::{IdentityError, identity};
 pub use network::Faults;
 pub use node::Node;
 pub use status::ERROR_METADATA;
+pub use tls::install_crypto_provider;
 pub use watch_service::COMPACT_REVISION_METADATA;
