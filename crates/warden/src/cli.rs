@@ -33,6 +33,15 @@ pub(crate) struct ClientOptions {
     /// Output format.
     #[arg(short = 'o', long = "output", help_heading = CLIENT_HEADING, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+    /// Speak TLS, trusting this CA (PEM) for the members' certificates.
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_CACERT", value_name = "FILE")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for a cluster that asks for one (needs --cacert).
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_CERT", value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The key of --cert (PEM).
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_KEY", value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
 }
 
 /// The client options given after a client command (`warden get /x -o json`): they win
@@ -52,6 +61,15 @@ pub(crate) struct ClientFlags {
         value_enum
     )]
     output: Option<Output>,
+    /// Speak TLS, trusting this CA (PEM) for the members' certificates [env: WARDEN_CACERT].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for a cluster that asks for one [env: WARDEN_CERT].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The key of --cert (PEM) [env: WARDEN_KEY].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 impl ClientFlags {
@@ -61,6 +79,9 @@ impl ClientFlags {
         ClientOptions {
             endpoints: self.endpoints.clone().unwrap_or_else(|| before.endpoints.clone()),
             output: self.output.unwrap_or(before.output),
+            cacert: self.cacert.clone().or_else(|| before.cacert.clone()),
+            cert: self.cert.clone().or_else(|| before.cert.clone()),
+            key: self.key.clone().or_else(|| before.key.clone()),
         }
     }
 }

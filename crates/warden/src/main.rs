@@ -37,7 +37,14 @@ fn parse() -> Cli {
         Command::Certs { .. } => "certs",
         Command::Client(_) => return cli,
     };
-    for (id, flag) in [("endpoints", "--endpoints"), ("output", "--output/-o")] {
+    let flags = [
+        ("endpoints", "--endpoints"),
+        ("output", "--output/-o"),
+        ("cacert", "--cacert"),
+        ("cert", "--cert"),
+        ("key", "--key"),
+    ];
+    for (id, flag) in flags {
         if matches.value_source(id) == Some(ValueSource::CommandLine) {
             Cli::command()
                 .error(

@@ -6,6 +6,7 @@ mod certs;
 mod cli;
 mod cli_exit;
 mod cli_lock;
+mod cli_tls;
 mod cli_values;
 mod crash;
 mod faults;
