@@ -18,7 +18,7 @@ pub struct MemberConfig {
     pub peer_addr: String,
     /// Its client address, `host:port`.
     pub client_addr: String,
-    /// The identity its certificate names (see [`crate::identity`]), checked on the raft
+    /// The identity its certificate names (see [`crate::identity::identity`]), checked on the raft
     /// RPCs it sends when peer TLS is on (`tls.peer_ca`); by default
     /// `spiffe://warden/member/{id}`, what `warden certs dev` issues.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,6 +9,9 @@
 //! Writes go through raft and return once applied; reads are linearizable (openraft's
 //! read-index) unless the client asks for a serializable read. A member that is not the
 //! leader answers UNAVAILABLE with the leader's client address in `warden-leader`.
+//!
+//! Both ports may speak TLS (`[tls]`, see [`TlsConfig`]); with mutual TLS between members,
+//! only certificates naming a member ([`identity()`]) may send raft RPCs.
 
 mod batch;
 mod cluster_service;
