@@ -29,7 +29,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tracing::debug;
 use warden_proto::v1::cluster_client::ClusterClient;
@@ -75,6 +75,8 @@ pub(crate) struct Connection {
     leader: Mutex<Option<String>>,
     /// Watches started so far, to start each at the next member in turn.
     watches: AtomicUsize,
+    /// TLS to the members; None: plain HTTP/2.
+    tls: Option<ClientTlsConfig>,
 }
 
 fn kind(status: &Status) -> &str {
@@ -85,6 +87,7 @@ impl Connection {
     pub(crate) fn new(
         endpoints: Vec<String>,
         deadline: Duration,
+        tls: Option<ClientTlsConfig>,
     ) -> Result<Connection, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::InvalidEndpoint {
@@ -93,7 +96,8 @@ impl Connection {
                     .into(),
             });
         }
-        let endpoints = endpoints.iter().map(|e| endpoint(e)).collect::<Result<Vec<_>, _>>()?;
+        let endpoints =
+            endpoints.iter().map(|e| endpoint(e, tls.is_some())).collect::<Result<Vec<_>, _>>()?;
         Ok(Connection {
             endpoints,
             preferred: Mutex::new(None),
@@ -101,6 +105,7 @@ impl Connection {
             deadline,
             leader: Mutex::new(None),
             watches: AtomicUsize::new(0),
+            tls,
         })
     }
 
@@ -118,6 +123,7 @@ impl Connection {
             deadline: self.deadline,
             leader: Mutex::new(self.leader()),
             watches: AtomicUsize::new(0),
+            tls: self.tls.clone(),
         }
     }
 
@@ -167,8 +173,7 @@ impl Connection {
         if let Some(c) = self.channels.lock().unwrap_or_else(PoisonError::into_inner).get(addr) {
             return Ok(c.clone());
         }
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| e.to_string())?;
+        let endpoint = self.endpoint_to(addr)?;
         let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
@@ -180,6 +185,22 @@ impl Connection {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(addr.to_owned(), channel.clone());
         Ok(channel)
+    }
+
+    /// Whether this client speaks TLS to the members.
+    pub(crate) fn speaks_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// An endpoint for the member at `addr` (`host:port`), over TLS if this client speaks it.
+    pub(crate) fn endpoint_to(&self, addr: &str) -> Result<Endpoint, String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint =
+            Endpoint::from_shared(format!("{scheme}://{addr}")).map_err(|e| e.to_string())?;
+        match &self.tls {
+            Some(tls) => endpoint.tls_config(tls.clone()).map_err(|e| causes(&e)),
+            None => Ok(endpoint),
+        }
     }
 
     fn forget(&self, addr: &str) {
@@ -368,7 +389,7 @@ struct Tried {
 impl Tried {
     fn answered(&mut self, addr: &str, status: &Status) {
         self.reached = true;
-        self.answer = Some(format!("{addr}: {}", status.message()));
+        self.answer = Some(format!("{addr}: {}", described(status)));
     }
 
     fn error(&self, endpoints: &[String]) -> ClientError {
@@ -500,12 +521,28 @@ pub(crate) fn cluster(channel: Channel) -> ClusterClient<Channel> {
 }
 
 /// An error with its causes, which say more than tonic's "transport error" alone.
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A status's message with its causes: a TLS refusal (no client certificate, an unknown
+/// CA) reaches the client as a bare "transport error" whose cause says which.
+fn described(status: &Status) -> String {
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

@@ -1,18 +1,20 @@
 //! What a member's address may look like: `host:port`, as the members give theirs.
 //!
-//! Other clients (etcd's, gRPC's) take `http://host:port`; that is the same member, so the
-//! scheme is dropped. `https://` is refused at once rather than dialled in plaintext (this
-//! client does not speak TLS yet), and so is anything that is not a `host:port`, with what
-//! to write instead: a bad endpoint found at the first call, after retries, says less.
+//! Other clients (etcd's, gRPC's) take `http://host:port` or `https://host:port`; that is
+//! the same member, so the scheme is dropped, but it must agree with the client: `https://`
+//! without TLS files is refused at once rather than dialled in plaintext, and `http://`
+//! with them rather than dialled over TLS. Anything that is not a `host:port` is refused
+//! too, with what to write instead: a bad endpoint found at the first call, after retries,
+//! says less.
 
 use tonic::transport::Endpoint;
 
 use crate::error::ClientError;
 
 /// An endpoint as the `host:port` the client dials. `http://host:port` (what other
-/// clients take) is the same member; `https://` is refused at once rather than dialled in
-/// plaintext, as this client does not speak TLS yet.
-pub(crate) fn endpoint(given: &str) -> Result<String, ClientError> {
+/// clients take) is the same member for a plain client, `https://host:port` for a TLS
+/// one (`tls`); the other scheme is refused.
+pub(crate) fn endpoint(given: &str, tls: bool) -> Result<String, ClientError> {
     let invalid = |reason: &str| ClientError::InvalidEndpoint {
         endpoint: given.to_owned(),
         reason: reason.to_owned(),
@@ -20,10 +22,16 @@ pub(crate) fn endpoint(given: &str) -> Result<String, ClientError> {
     let trimmed = given.trim();
     let address = match trimmed.split_once("://") {
         None => trimmed,
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") && !tls => rest,
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") && tls => rest,
         Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
             return Err(invalid(
-                "this client does not speak TLS yet; give the member's plaintext client address as host:port (or http://host:port)",
+                "https needs TLS files: give the CA that signed the members' certificates (warden --cacert, Client::with_tls), or a plaintext address as host:port",
+            ));
+        }
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("http") => {
+            return Err(invalid(
+                "http:// with TLS files: write host:port or https://host:port (this client speaks TLS to every member)",
             ));
         }
         Some(_) => return Err(invalid("unknown scheme; write host:port (or http://host:port)")),
@@ -59,17 +67,28 @@ mod tests {
             ("HTTP://node1:7400/", "node1:7400"),
             (" [::1]:7400 ", "[::1]:7400"),
         ] {
-            assert_eq!(endpoint(given).ok().as_deref(), Some(expected), "{given}");
+            assert_eq!(endpoint(given, false).ok().as_deref(), Some(expected), "{given}");
+        }
+        for (given, expected) in
+            [("127.0.0.1:7400", "127.0.0.1:7400"), ("HTTPS://node1:7400/", "node1:7400")]
+        {
+            assert_eq!(endpoint(given, true).ok().as_deref(), Some(expected), "{given}");
+        }
+        match endpoint("http://127.0.0.1:7400", true) {
+            Err(ClientError::InvalidEndpoint { reason, .. }) => {
+                assert!(reason.contains("with TLS files"), "{reason}")
+            }
+            other => panic!("http with TLS: {other:?}"),
         }
         for (given, reason) in [
-            ("https://127.0.0.1:7400", "TLS"),
+            ("https://127.0.0.1:7400", "https needs TLS files"),
             ("grpc://127.0.0.1:7400", "unknown scheme"),
             ("http://127.0.0.1:7400/v1", "a path"),
             ("127.0.0.1", "not host:port"),
             ("http://:7400", "not host:port"),
             ("127.0.0.1:http", "not host:port"),
         ] {
-            match endpoint(given) {
+            match endpoint(given, false) {
                 Err(ClientError::InvalidEndpoint { reason: r, .. }) => {
                     assert!(r.contains(reason), "{given}: {r}")
                 }

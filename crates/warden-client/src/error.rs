@@ -13,6 +13,14 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS file cannot be used.
+    #[error("TLS file {}: {reason}", file.display())]
+    Tls {
+        /// The file.
+        file: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No member could serve the request before the deadline.
     #[error("no warden member could serve the request (tried {endpoints}): {last}")]
     Unavailable {

@@ -9,8 +9,9 @@
 //! here (the core's node and transaction types, `Bytes`, tonic's `Code`, and in [`proto`]
 //! the few wire messages returned as they are).
 //!
-//! It is not a TLS client yet (an `https://` endpoint is refused), and it does not retry a
-//! write whose outcome it cannot know ([`ClientError::OutcomeUnknown`]).
+//! It speaks TLS to the members with [`Client::with_tls`] (the members' CA, and a client
+//! certificate when the cluster asks for one). It does not retry a write whose outcome it
+//! cannot know ([`ClientError::OutcomeUnknown`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_client::ClientError> {
@@ -47,6 +48,7 @@ mod error;
 mod lock;
 mod lock_status;
 mod session;
+mod tls;
 mod txn;
 mod watch;
 
@@ -60,6 +62,7 @@ pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::lock_status::{LockEntry, LockStatus};
 pub use crate::session::{Session, SessionState};
+pub use crate::tls::TlsFiles;
 pub use crate::txn::{TxnOpResult, TxnResult};
 pub use crate::watch::{Scope, WatchBatch, Watcher};
 // The types of the API that are not the client's own: a program needs no other warden
@@ -151,8 +154,8 @@ fn revision(header: Option<&pb::ResponseHeader>) -> u64 {
 
 impl Client {
     /// A client of the members at `endpoints` (`host:port` each; `http://host:port` is the
-    /// same, `https://` is refused as this client does not speak TLS yet). Connects lazily;
-    /// each call tries members for up to 10 s, or about 1 s if none accepts a connection.
+    /// same, `https://` is refused: see [`Client::with_tls`]). Connects lazily; each call
+    /// tries members for up to 10 s, or about 1 s if none accepts a connection.
     pub fn new(endpoints: Vec<String>) -> Result<Client, ClientError> {
         Client::with_deadline(endpoints, Duration::from_secs(10))
     }
@@ -162,7 +165,26 @@ impl Client {
         endpoints: Vec<String>,
         deadline: Duration,
     ) -> Result<Client, ClientError> {
-        Ok(Client { connection: Arc::new(Connection::new(endpoints, deadline)?) })
+        Ok(Client { connection: Arc::new(Connection::new(endpoints, deadline, None)?) })
+    }
+
+    /// As [`Client::new`], over TLS: `tls` names the CA that signed the members'
+    /// certificates and, for a cluster that asks clients for one, this client's certificate
+    /// and key. Endpoints are `host:port` or `https://host:port`; the name checked in a
+    /// member's certificate is the host. The files are read now: a missing or unusable one
+    /// is a [`ClientError::Tls`] naming it.
+    pub fn with_tls(endpoints: Vec<String>, tls: &TlsFiles) -> Result<Client, ClientError> {
+        let tls = tls.load()?;
+        let connection = Connection::new(endpoints, Duration::from_secs(10), Some(tls))?;
+        Ok(Client { connection: Arc::new(connection) })
+    }
+
+    /// A tonic endpoint for the member whose client address is `addr` (`host:port`), with
+    /// this client's TLS settings: for calls this client has no method for.
+    pub fn endpoint_to(&self, addr: &str) -> Result<tonic::transport::Endpoint, ClientError> {
+        self.connection
+            .endpoint_to(addr)
+            .map_err(|reason| ClientError::InvalidEndpoint { endpoint: addr.to_owned(), reason })
     }
 
     /// Reads a node, linearizably.
@@ -556,7 +578,7 @@ impl Client {
 
     /// The status of one member, asked directly (no redirect).
     pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
-        let endpoint = connection::endpoint(endpoint)?;
+        let endpoint = connection::endpoint(endpoint, self.connection.speaks_tls())?;
         let channel = self
             .connection
             .channel(&endpoint)

@@ -18,6 +18,50 @@ pub struct MemberConfig {
     pub peer_addr: String,
     /// Its client address, `host:port`.
     pub client_addr: String,
+    /// The identity its certificate names (see [`crate::identity::identity`]), checked on the raft
+    /// RPCs it sends when peer TLS is on (`tls.peer_ca`); by default
+    /// `spiffe://warden/member/{id}`, what `warden certs dev` issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+}
+
+impl MemberConfig {
+    /// The identity this member's certificate must name: [`MemberConfig::identity`], or
+    /// `spiffe://warden/member/{id}`.
+    pub fn expected_identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| format!("spiffe://warden/member/{}", self.id))
+    }
+}
+
+/// TLS on the client and peer ports; every key is a PEM file and optional.
+///
+/// `cert` and `key` (this member's certificate and key) turn TLS on for clients; with
+/// `client_ca` a client must present a certificate signed by it. `peer_ca` turns on mutual
+/// TLS between members: the peer port asks for a certificate signed by it, whose identity
+/// must be one of the members', and this member presents `cert` to its peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// This member's certificate chain (PEM), served on both ports and presented to peers.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA that signs clients' certificates; when set, clients must present one.
+    pub client_ca: Option<PathBuf>,
+    /// The CA that signs members' certificates; when set, peer connections are mutual TLS.
+    pub peer_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the client port serves TLS.
+    pub fn clients_tls(&self) -> bool {
+        self.cert.is_some()
+    }
+
+    /// Whether peer connections are mutual TLS.
+    pub fn peers_tls(&self) -> bool {
+        self.peer_ca.is_some()
+    }
 }
 
 /// Where this member sends raft traffic for one peer, instead of the address the
@@ -80,6 +124,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Per-peer overrides of where raft traffic goes (`[[peer_routes]]`); usually empty.
     pub peer_routes: Vec<PeerRoute>,
+    /// TLS on the client and peer ports (`[tls]`); off by default.
+    pub tls: TlsConfig,
 }
 
 /// The smallest `watch.max_buffered_bytes` accepted.
@@ -120,12 +166,14 @@ impl Default for Config {
                 id: 1,
                 peer_addr: peer_addr.to_string(),
                 client_addr: client_addr.to_string(),
+                identity: None,
             }],
             heartbeat_ms: 100,
             election_timeout_ms: 1_000,
             snapshot: SnapshotConfig::default(),
             watch: WatchConfig::default(),
             peer_routes: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -191,6 +239,19 @@ impl Config {
                 ));
             }
         }
+        let tls = &self.tls;
+        if tls.cert.is_some() != tls.key.is_some() {
+            return bad("tls.cert and tls.key go together: give both (this member's certificate and its key) or neither".into());
+        }
+        if tls.cert.is_none() && (tls.client_ca.is_some() || tls.peer_ca.is_some()) {
+            return bad("tls.client_ca and tls.peer_ca need tls.cert and tls.key: this member must present a certificate of its own".into());
+        }
+        if let Some(m) = self.initial_members.iter().find(|m| m.identity.as_deref() == Some("")) {
+            return bad(format!(
+                "member {}: identity is empty; leave it out for the default spiffe://warden/member/{}",
+                m.id, m.id
+            ));
+        }
         if me.peer_addr.rsplit_once(':').map(|(_, p)| p) != Some(&self.peer_addr.port().to_string())
         {
             return bad(format!(
@@ -243,6 +304,15 @@ mod tests {
         let mut tiny = ok.clone();
         tiny.watch.max_buffered_bytes = 1_000;
         assert!(problem(&tiny).contains("watch.max_buffered_bytes"));
+        let mut half = ok.clone();
+        half.tls.cert = Some("member.crt".into());
+        assert!(problem(&half).contains("tls.cert and tls.key go together"));
+        let mut no_own = ok.clone();
+        no_own.tls.peer_ca = Some("ca.crt".into());
+        assert!(problem(&no_own).contains("need tls.cert and tls.key"));
+        let mut empty = ok.clone();
+        empty.initial_members[0].identity = Some(String::new());
+        assert!(problem(&empty).contains("identity is empty"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

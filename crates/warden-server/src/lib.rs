@@ -9,12 +9,16 @@
 //! Writes go through raft and return once applied; reads are linearizable (openraft's
 //! read-index) unless the client asks for a serializable read. A member that is not the
 //! leader answers UNAVAILABLE with the leader's client address in `warden-leader`.
+//!
+//! Both ports may speak TLS (`[tls]`, see [`TlsConfig`]); with mutual TLS between members,
+//! only certificates naming a member ([`identity()`]) may send raft RPCs.
 
 mod batch;
 mod cluster_service;
 pub mod config;
 mod convert;
 mod error;
+pub mod identity;
 mod kv_service;
 mod leadership;
 mod lock_service;
@@ -26,14 +30,17 @@ mod session_service;
 mod session_tracker;
 mod shared;
 mod status;
+mod tls;
 mod watch_backlog;
 pub mod watch_hub;
 mod watch_service;
 
 pub use cluster_service::role_name;
-pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, WatchConfig};
+pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig};
 pub use error::ServerError;
+pub use identity::{IdentityError, identity};
 pub use network::Faults;
 pub use node::Node;
 pub use status::ERROR_METADATA;
+pub use tls::install_crypto_provider;
 pub use watch_service::COMPACT_REVISION_METADATA;

@@ -26,7 +26,7 @@ use openraft::raft::{
 use openraft::{AnyError, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use warden_proto::raft::raft_client::RaftClient;
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, TypeConfig, WardenNode};
@@ -73,6 +73,8 @@ pub struct Network {
     /// What this member says about its peers' reachability (openraft asks for a new
     /// client per vote, so it is kept here, not in the client).
     health: Arc<PeerHealth>,
+    /// Mutual TLS to peers (`tls.peer_ca`); None: plain HTTP/2.
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Network {
@@ -83,7 +85,16 @@ impl Network {
             faults,
             routes: std::collections::BTreeMap::new(),
             health: Arc::new(PeerHealth::default()),
+            tls: None,
         }
+    }
+
+    /// Speaks mutual TLS to peers with `tls` (the members' CA and this member's identity).
+    /// The name checked in a peer's certificate is the host of its address (a name or an
+    /// IP), so members' certificates must carry their addresses as SANs.
+    pub(crate) fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Network {
+        self.tls = tls;
+        self
     }
 
     /// Sends raft traffic for each `(peer, addr)` to `addr` instead of the peer's address.
@@ -98,7 +109,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &WardenNode) -> PeerClient {
         let addr = self.routes.get(&target).unwrap_or(&node.raft_addr);
-        let client = Endpoint::from_shared(format!("http://{addr}"))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .and_then(|e| match &self.tls {
+                Some(tls) => e.tls_config(tls.clone()),
+                None => Ok(e),
+            })
             .map(|e| {
                 let channel =
                     e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true).connect_lazy();

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tracing::{Instrument, Span, error, info, info_span};
+use tracing::{Instrument, Span, error, info, info_span, warn};
 use warden_core::Limits;
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::raft::raft_server::RaftServer;
@@ -36,6 +36,7 @@ use crate::raft_service::RaftService;
 use crate::session_service::{SessionService, track_sessions};
 use crate::session_tracker::SessionTracker;
 use crate::shared::Shared;
+use crate::tls::TlsSettings;
 use crate::watch_hub::WatchHub;
 use crate::watch_service::WatchService;
 
@@ -67,6 +68,40 @@ const PENDING_ACCEPT_RESETS: usize = 1_024;
 /// How often [`Node::stopped`] looks at raft's running state.
 const STOP_CHECK: Duration = Duration::from_millis(100);
 
+/// `server` with `tls` (if any) on the `what` port; rustls' refusal (a key that does not
+/// match its certificate) is a configuration error.
+fn with_tls(
+    server: Server,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    what: &str,
+) -> Result<Server, ServerError> {
+    match tls {
+        None => Ok(server),
+        Some(tls) => server.tls_config(tls).map_err(|e| {
+            ServerError::Config(format!(
+                "tls: the {what} port cannot use tls.cert and tls.key: {e}; are they a certificate and its own key?"
+            ))
+        }),
+    }
+}
+
+/// Warns (once per port, at start) when a port without TLS listens beyond loopback:
+/// anyone who reaches it can read and write everything, or join raft.
+fn warn_if_exposed(config: &Config) {
+    if !config.tls.clients_tls() && !config.client_addr.ip().is_loopback() {
+        warn!(
+            addr = %config.client_addr,
+            "the client port listens beyond loopback without TLS: anyone who reaches it can read and write everything; set tls.cert, tls.key and tls.client_ca"
+        );
+    }
+    if !config.tls.peers_tls() && !config.peer_addr.ip().is_loopback() {
+        warn!(
+            addr = %config.peer_addr,
+            "the peer port listens beyond loopback without TLS: anyone who reaches it can append to the raft log; set tls.cert, tls.key and tls.peer_ca"
+        );
+    }
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { what, addr, source })
 }
@@ -95,6 +130,9 @@ impl Node {
 
     async fn start_in_span(config: Config, faults: Faults) -> Result<Node, ServerError> {
         config.validate()?;
+        crate::tls::install_crypto_provider();
+        let tls = TlsSettings::load(&config)?;
+        warn_if_exposed(&config);
         let peer_listener = bind("peers", config.peer_addr).await?;
         let client_listener = bind("clients", config.client_addr).await?;
         let peer_addr = peer_listener.local_addr().map_err(|source| ServerError::Bind {
@@ -140,7 +178,8 @@ impl Node {
             config.node_id,
             Arc::new(raft_config),
             Network::new(config.node_id, faults.clone())
-                .with_routes(config.peer_routes.iter().map(|r| (r.id, r.addr.clone()))),
+                .with_routes(config.peer_routes.iter().map(|r| (r.id, r.addr.clone())))
+                .with_tls(tls.peer_client.clone()),
             storage.log,
             storage.state_machine.clone(),
         )
@@ -175,10 +214,16 @@ impl Node {
             tasks: Vec::new(),
         };
 
-        let raft_service = RaftServer::new(RaftService::new(config.node_id, raft.clone(), faults))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        node.serve(Server::builder().add_service(raft_service), peer_listener);
+        let raft_service = RaftServer::new(RaftService::new(
+            config.node_id,
+            raft.clone(),
+            faults,
+            tls.member_identities,
+        ))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut peers = with_tls(Server::builder(), tls.peers, "peer")?;
+        node.serve(peers.add_service(raft_service), peer_listener);
         let kv = KvServer::new(KvService::new(node.shared.clone()))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
@@ -210,9 +255,11 @@ impl Node {
         let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let clients =
+            Server::builder().http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS));
+        let mut clients = with_tls(clients, tls.clients, "client")?;
         node.serve(
-            Server::builder()
-                .http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS))
+            clients
                 .add_service(kv)
                 .add_service(cluster)
                 .add_service(watch)

@@ -1,5 +1,6 @@
 //! The raft transport, server side: hands peers' RPCs to the local openraft node.
 
+use std::collections::BTreeSet;
 use std::io::Cursor;
 
 use openraft::{Raft, Snapshot, Vote};
@@ -7,10 +8,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::warn;
 use warden_proto::raft::raft_server::Raft as RaftRpc;
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, SnapshotMeta, TypeConfig};
 
+use crate::identity::identity;
 use crate::network::{FROM_METADATA, Faults};
 
 /// Serves openraft's RPCs to peers.
@@ -18,12 +21,44 @@ pub(crate) struct RaftService {
     me: NodeId,
     raft: Raft<TypeConfig>,
     faults: Faults,
+    /// With peer TLS: the identities a peer's certificate may name (the members').
+    members: Option<BTreeSet<String>>,
 }
 
 impl RaftService {
     /// The service of node `me`.
-    pub(crate) fn new(me: NodeId, raft: Raft<TypeConfig>, faults: Faults) -> RaftService {
-        RaftService { me, raft, faults }
+    pub(crate) fn new(
+        me: NodeId,
+        raft: Raft<TypeConfig>,
+        faults: Faults,
+        members: Option<BTreeSet<String>>,
+    ) -> RaftService {
+        RaftService { me, raft, faults, members }
+    }
+
+    /// With peer TLS, refuses a caller whose certificate names no member: the CA may sign
+    /// clients too, and only members may append, vote or install snapshots.
+    fn check_member<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(members) = &self.members else { return Ok(()) };
+        let certs = request.peer_certs();
+        let Some(cert) = certs.as_deref().and_then(|c| c.first()) else {
+            return Err(Status::permission_denied(
+                "raft RPCs need a member's client certificate; none was presented",
+            ));
+        };
+        let who = identity(cert).map_err(|e| Status::permission_denied(e.to_string()))?;
+        if members.contains(&who) {
+            return Ok(());
+        }
+        warn!(identity = %who, "raft RPC refused: the caller's certificate names no member");
+        Err(Status::permission_denied(format!(
+            "{who:?} is not a member of this cluster; raft RPCs are for members only (initial_members[].identity)"
+        )))
+    }
+
+    fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        self.check_member(request)?;
+        self.check_link(request)
     }
 
     /// Refuses requests over a link cut by a test, as an unreachable peer would.
@@ -57,13 +92,13 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
     async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.check_link(&request)?;
+        self.check(&request)?;
         let rpc = decode(&request.into_inner().payload)?;
         reply(&self.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        self.check_link(&request)?;
+        self.check(&request)?;
         let rpc = decode(&request.into_inner().payload)?;
         reply(&self.raft.vote(rpc).await)
     }
@@ -72,7 +107,7 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<RaftMessage>, Status> {
-        self.check_link(&request)?;
+        self.check(&request)?;
         let mut stream = request.into_inner();
         let header = match stream.next().await {
             Some(Ok(SnapshotChunk { chunk: Some(snapshot_chunk::Chunk::Header(h)) })) => h,

@@ -33,6 +33,15 @@ pub(crate) struct ClientOptions {
     /// Output format.
     #[arg(short = 'o', long = "output", help_heading = CLIENT_HEADING, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
+    /// Speak TLS, trusting this CA (PEM) for the members' certificates.
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_CACERT", value_name = "FILE")]
+    pub(crate) cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for a cluster that asks for one (needs --cacert).
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_CERT", value_name = "FILE")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The key of --cert (PEM).
+    #[arg(long, help_heading = CLIENT_HEADING, env = "WARDEN_KEY", value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
 }
 
 /// The client options given after a client command (`warden get /x -o json`): they win
@@ -52,6 +61,15 @@ pub(crate) struct ClientFlags {
         value_enum
     )]
     output: Option<Output>,
+    /// Speak TLS, trusting this CA (PEM) for the members' certificates [env: WARDEN_CACERT].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// This client's certificate (PEM), for a cluster that asks for one [env: WARDEN_CERT].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// The key of --cert (PEM) [env: WARDEN_KEY].
+    #[arg(long, global = true, help_heading = "Client options", value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 impl ClientFlags {
@@ -61,6 +79,9 @@ impl ClientFlags {
         ClientOptions {
             endpoints: self.endpoints.clone().unwrap_or_else(|| before.endpoints.clone()),
             output: self.output.unwrap_or(before.output),
+            cacert: self.cacert.clone().or_else(|| before.cacert.clone()),
+            cert: self.cert.clone().or_else(|| before.cert.clone()),
+            key: self.key.clone().or_else(|| before.key.clone()),
         }
     }
 }
@@ -98,8 +119,37 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
         log_format: crate::logs::LogFormat,
     },
+    /// Certificates for trying mutual TLS (`certs dev`).
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     #[command(flatten)]
     Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertsCommand {
+    /// Writes a throwaway CA, a certificate per dev member and per client into a folder.
+    ///
+    /// ca.crt/ca.key, node1.crt/node1.key ... (SAN DNS localhost, IP 127.0.0.1, URI
+    /// spiffe://warden/member/N; server and client use), and NAME.crt/NAME.key per
+    /// --client NAME (CN=NAME: the client's identity is NAME). Keys are written with mode
+    /// 0600. For development only: the CA key is kept beside the certificates.
+    Dev {
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// How many member certificates.
+        #[arg(long, default_value_t = 3)]
+        nodes: u16,
+        /// Also issue a client certificate for NAME (repeatable).
+        #[arg(long = "client", value_name = "NAME")]
+        clients: Vec<String>,
+        /// Replace files that already exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// The commands that talk to a cluster.

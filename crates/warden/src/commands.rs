@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tonic::Code;
-use warden_client::{Client, Consistency, Event, EventKind, Scope};
+use warden_client::{Client, Consistency, Event, EventKind, Scope, TlsFiles};
 use warden_core::{CreateMode, NodeKind};
 
 use crate::cli::{ClientCommand as Command, ClientOptions, ClusterCommand};
@@ -17,10 +17,30 @@ fn consistency(serializable: bool) -> Consistency {
     if serializable { Consistency::Serializable } else { Consistency::Linearizable }
 }
 
+/// A client of the endpoints, over TLS when --cacert is given.
+fn connect(options: &ClientOptions) -> Result<Client> {
+    let endpoints = options.endpoints.clone();
+    match (&options.cacert, &options.cert, &options.key) {
+        (None, None, None) => Ok(Client::new(endpoints)?),
+        (None, _, _) => bail!(
+            "--cert and --key need --cacert: the CA (PEM) that signed the members' certificates"
+        ),
+        (Some(_), Some(_), None) | (Some(_), None, Some(_)) => {
+            bail!(
+                "--cert and --key go together: give both (this client's certificate and its key) or neither"
+            )
+        }
+        (Some(ca), cert, key) => {
+            let files = TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() };
+            Ok(Client::with_tls(endpoints, &files)?)
+        }
+    }
+}
+
 /// Runs one client command.
 pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<ExitCode> {
     let options = command.flags().over(before);
-    let client = Client::new(options.endpoints)?;
+    let client = connect(&options)?;
     let out = options.output;
     match command {
         Command::Create { path, value: v, file, ephemeral, sequential, container, .. } => {

@@ -87,6 +87,7 @@ fn client_code(error: &ClientError) -> u8 {
             _ => OTHER,
         },
         ClientError::InvalidEndpoint { .. }
+        | ClientError::Tls { .. }
         | ClientError::OutcomeUnknown { .. }
         | ClientError::MessageTooLarge { .. }
         | ClientError::UnexpectedResponse { .. }

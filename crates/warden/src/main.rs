@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod certs;
 mod cli;
 mod commands;
 mod duration;
@@ -33,9 +34,17 @@ fn parse() -> Cli {
     let name = match cli.command {
         Command::Server { .. } => "server",
         Command::Dev { .. } => "dev",
+        Command::Certs { .. } => "certs",
         Command::Client(_) => return cli,
     };
-    for (id, flag) in [("endpoints", "--endpoints"), ("output", "--output/-o")] {
+    let flags = [
+        ("endpoints", "--endpoints"),
+        ("output", "--output/-o"),
+        ("cacert", "--cacert"),
+        ("cert", "--cert"),
+        ("key", "--key"),
+    ];
+    for (id, flag) in flags {
         if matches.value_source(id) == Some(ValueSource::CommandLine) {
             Cli::command()
                 .error(
@@ -57,7 +66,9 @@ async fn main() -> ExitCode {
         Command::Server { log_format, .. } | Command::Dev { log_format, .. } => {
             logs::init(*log_format, logs::MEMBER_FILTER);
         }
-        Command::Client(_) => logs::init(logs::LogFormat::Text, logs::CLIENT_FILTER),
+        Command::Client(_) | Command::Certs { .. } => {
+            logs::init(logs::LogFormat::Text, logs::CLIENT_FILTER);
+        }
     }
     let result = match cli.command {
         Command::Server { config, .. } => match config {
@@ -68,6 +79,9 @@ async fn main() -> ExitCode {
             None => run::server(warden_server::Config::default()).await,
         },
         Command::Dev { nodes, base_port, .. } => run::dev(nodes, base_port).await,
+        Command::Certs { command: cli::CertsCommand::Dev { out, nodes, clients, force } } => {
+            certs::dev(&out, nodes, &clients, force)
+        }
         Command::Client(command) => match commands::run(&cli.client, command).await {
             Ok(code) => return code,
             Err(e) => Err(e),

@@ -50,6 +50,7 @@ pub(crate) fn dev_config(i: u16, n: u16, base_port: u16, data: &Path) -> Result<
             id: u64::from(j),
             peer_addr: addr(port(j, 1)?).to_string(),
             client_addr: addr(port(j, 0)?).to_string(),
+            identity: None,
         });
     }
     Ok(Config {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use tonic::transport::Endpoint;
 use warden_client::{Client, ClientError};
 use warden_proto::v1 as pb;
 use warden_server::ERROR_METADATA;
@@ -74,7 +73,8 @@ async fn close_on_leader(client: &Client, id: u64) -> Result<Result<u64, ClientE
         bail!("no leader is known (an election may be running); retry shortly");
     };
     let addr = &leader.client_addr;
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
+    let channel = client
+        .endpoint_to(addr)
         .with_context(|| format!("the leader's address {addr:?} is not valid"))?
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))

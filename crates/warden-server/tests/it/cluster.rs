@@ -46,6 +46,7 @@ impl TestCluster {
                 id: i as u64 + 1,
                 peer_addr: addr(*p).to_string(),
                 client_addr: addr(*c).to_string(),
+                identity: None,
             })
             .collect();
         let configs: Vec<Config> = ports

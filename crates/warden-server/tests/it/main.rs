@@ -13,6 +13,7 @@ mod locks;
 mod partition;
 mod replication;
 mod sessions;
+mod tls;
 mod transport;
 mod txn_errors;
 mod watch;

@@ -1,7 +1,8 @@
 //! Logs for operators: a healthy start and a clean restart print no warning or error, no
 //! colours when stderr is not a terminal, a dead peer is mentioned every few seconds (not
 //! per retried RPC), every line of `warden dev`'s members says which member wrote it, and
-//! `--log-format json` writes one JSON object per line.
+//! `--log-format json` writes one JSON object per line; a member listening beyond loopback
+//! without TLS says so once per port.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -116,4 +117,38 @@ async fn dev_lines_name_their_member_and_json_lines_parse() {
             assert_eq!(object["span"]["id"], 1, "{line}");
         }
     }
+}
+
+#[test]
+fn a_member_beyond_loopback_without_tls_warns_once_per_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = (warden_testkit::free_port(), warden_testkit::free_port());
+    let config = format!(
+        "node_id = 1\nclient_addr = \"0.0.0.0:{c}\"\npeer_addr = \"0.0.0.0:{p}\"\ndata_dir = \"{}\"\n\
+         [[initial_members]]\nid = 1\npeer_addr = \"127.0.0.1:{p}\"\nclient_addr = \"127.0.0.1:{c}\"\n",
+        dir.path().join("data").display()
+    );
+    std::fs::write(dir.path().join("node.toml"), config).unwrap();
+    let log_path = dir.path().join("node.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(["server", "--config"])
+        .arg(dir.path().join("node.toml"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("cluster founded")
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let warnings = alarms(&log);
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(warnings[0].contains("client port listens beyond loopback without TLS"), "{log}");
+    assert!(warnings[1].contains("peer port listens beyond loopback without TLS"), "{log}");
 }

@@ -2,9 +2,11 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod certs;
 mod cli;
 mod cli_exit;
 mod cli_lock;
+mod cli_tls;
 mod cli_values;
 mod crash;
 mod faults;

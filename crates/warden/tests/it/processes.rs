@@ -18,11 +18,16 @@ pub struct ProcessCluster {
 impl ProcessCluster {
     /// Writes `n` config files (fast elections) and starts every member.
     pub fn start(n: usize) -> ProcessCluster {
-        let dir = TempDir::new().unwrap();
+        ProcessCluster::start_with(n, TempDir::new().unwrap(), |_| String::new())
+    }
+
+    /// As [`ProcessCluster::start`] in `dir`, with `extra(id)` added to member id's config
+    /// (after its top-level keys: a table such as `[tls]` fits).
+    pub fn start_with(n: usize, dir: TempDir, extra: impl Fn(usize) -> String) -> ProcessCluster {
         let ports = loopback_ports(n);
         let timing = "heartbeat_ms = 50\nelection_timeout_ms = 400\n";
         for id in 1..=n {
-            let config = config_toml(&ports, id, dir.path(), timing);
+            let config = config_toml(&ports, id, dir.path(), &format!("{timing}{}", extra(id)));
             std::fs::write(Self::config_path(dir.path(), id), config).unwrap();
         }
         let clients = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();

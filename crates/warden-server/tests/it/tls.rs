@@ -1,0 +1,233 @@
+//! Mutual TLS on both ports: a cluster whose members know each other by certificate,
+//! clients that must present a certificate from the clients' CA, and raft RPCs refused to
+//! anyone whose certificate names no member. Certificates are made here with rcgen.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use tempfile::TempDir;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use warden_proto::raft::RaftMessage;
+use warden_proto::raft::raft_client::RaftClient;
+use warden_proto::v1 as pb;
+use warden_proto::v1::kv_client::KvClient;
+use warden_server::{Config, Faults, Node, TlsConfig};
+
+use crate::cluster::{FAST_TIMING, TestCluster};
+
+/// A CA and the certificates it issued, as PEM files in a folder.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    /// A CA (`ca`), members 1..=3 (`node1`..) and a client `alice`; and `stranger`, a
+    /// client of another CA.
+    fn new() -> Pki {
+        let pki = Pki { dir: TempDir::new().unwrap() };
+        let ca = pki.ca("ca");
+        for i in 1..=3 {
+            let sans = vec![
+                SanType::URI(format!("spiffe://warden/member/{i}").try_into().unwrap()),
+                SanType::DnsName("localhost".try_into().unwrap()),
+                SanType::IpAddress([127, 0, 0, 1].into()),
+            ];
+            pki.leaf(&ca, &format!("node{i}"), sans, "member");
+        }
+        pki.leaf(&ca, "alice", Vec::new(), "alice");
+        let other = pki.ca("other-ca");
+        pki.leaf(&other, "stranger", Vec::new(), "stranger");
+        pki
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn ca(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = cn(name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(self.path(&format!("{name}.crt")), ca.pem()).unwrap();
+        ca
+    }
+
+    fn leaf(&self, ca: &CertifiedIssuer<'_, KeyPair>, name: &str, sans: Vec<SanType>, cn_: &str) {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = cn(cn_);
+        params.subject_alt_names = sans;
+        params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, ca).unwrap();
+        std::fs::write(self.path(&format!("{name}.crt")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+
+    /// Member `id`'s `[tls]`: TLS for clients (signed by `ca`) and between members.
+    fn member_tls(&self, id: u64) -> TlsConfig {
+        TlsConfig {
+            cert: Some(self.path(&format!("node{id}.crt"))),
+            key: Some(self.path(&format!("node{id}.key"))),
+            client_ca: Some(self.path("ca.crt")),
+            peer_ca: Some(self.path("ca.crt")),
+        }
+    }
+
+    /// TLS settings of a caller trusting `ca` and presenting `name`'s certificate (if any).
+    fn client_tls(&self, name: Option<&str>) -> ClientTlsConfig {
+        let ca = Certificate::from_pem(std::fs::read(self.path("ca.crt")).unwrap());
+        let tls = ClientTlsConfig::new().ca_certificate(ca);
+        match name {
+            None => tls,
+            Some(name) => tls.identity(Identity::from_pem(
+                std::fs::read(self.path(&format!("{name}.crt"))).unwrap(),
+                std::fs::read(self.path(&format!("{name}.key"))).unwrap(),
+            )),
+        }
+    }
+}
+
+fn cn(name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn
+}
+
+async fn channel(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(format!("https://{addr}")).unwrap();
+    let endpoint = endpoint.tls_config(tls).unwrap().connect_timeout(Duration::from_secs(5));
+    endpoint.connect().await.map_err(|e| format!("{e:?}"))
+}
+
+async fn tls_cluster(pki: &Pki) -> TestCluster {
+    warden_server::install_crypto_provider();
+    TestCluster::start_with(3, FAST_TIMING, |c| c.tls = pki.member_tls(c.node_id)).await
+}
+
+#[tokio::test]
+async fn a_tls_cluster_elects_and_replicates() {
+    let pki = Pki::new();
+    let cluster = tls_cluster(&pki).await;
+    let leader = cluster.leader(Duration::from_secs(10)).await;
+    let addr = cluster.node(leader).client_addr();
+    let mut kv = KvClient::new(channel(addr, pki.client_tls(Some("alice"))).await.unwrap());
+    let create = pb::CreateRequest { path: "/tls".into(), data: "v".into(), ..Default::default() };
+    kv.create(create).await.unwrap();
+    for id in 1..=3 {
+        let addr = cluster.node(id).client_addr();
+        let mut kv = KvClient::new(channel(addr, pki.client_tls(Some("alice"))).await.unwrap());
+        let started = std::time::Instant::now();
+        loop {
+            let get = pb::GetRequest { path: "/tls".into(), serializable: true };
+            if kv.get(get).await.is_ok_and(|r| r.into_inner().data == "v") {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "member {id} did not apply");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn clients_without_a_certificate_of_the_clients_ca_are_refused() {
+    let pki = Pki::new();
+    let cluster = tls_cluster(&pki).await;
+    let addr = cluster.node(1).client_addr();
+    let get = || pb::GetRequest { path: "/".into(), serializable: true };
+
+    // Without a certificate: TLS 1.3 reports the refusal on the first request.
+    let refused = match channel(addr, pki.client_tls(None)).await {
+        Err(_) => true,
+        Ok(channel) => KvClient::new(channel).get(get()).await.is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+
+    // With a certificate of another CA.
+    let stranger = pki.client_tls(Some("stranger"));
+    let refused = match channel(addr, stranger).await {
+        Err(_) => true,
+        Ok(channel) => KvClient::new(channel).get(get()).await.is_err(),
+    };
+    assert!(refused, "a client of another CA was served");
+
+    // In plain text.
+    let plain = Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let refused = match plain.connect().await {
+        Err(_) => true,
+        Ok(channel) => KvClient::new(channel).get(get()).await.is_err(),
+    };
+    assert!(refused, "a plain-text client was served");
+
+    // The right CA's certificate is served.
+    let mut kv = KvClient::new(channel(addr, pki.client_tls(Some("alice"))).await.unwrap());
+    kv.get(get()).await.unwrap();
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn only_members_may_send_raft_rpcs() {
+    let pki = Pki::new();
+    let cluster = tls_cluster(&pki).await;
+    let addr = cluster.node(2).peer_addr();
+    let alice = channel(addr, pki.client_tls(Some("alice"))).await.unwrap();
+    let mut raft = RaftClient::new(alice);
+    let message = || RaftMessage { payload: vec![0_u8; 4].into() };
+    for status in [
+        raft.append(message()).await.unwrap_err(),
+        raft.vote(message()).await.unwrap_err(),
+        raft.install_snapshot(tokio_stream::iter(Vec::new())).await.unwrap_err(),
+    ] {
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains("\"alice\" is not a member"), "{status:?}");
+    }
+    // A member's certificate gets past the check (zeros decode as a stale vote).
+    let member = channel(addr, pki.client_tls(Some("node1"))).await.unwrap();
+    let reply = RaftClient::new(member).vote(message()).await;
+    assert!(reply.as_ref().is_ok_and(|r| !r.get_ref().payload.is_empty()), "{reply:?}");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_tls_file_is_a_startup_error_naming_it() {
+    let pki = Pki::new();
+    warden_server::install_crypto_provider();
+    let data = TempDir::new().unwrap();
+    let start = |tls: TlsConfig| {
+        let mut config = Config {
+            data_dir: data.path().join("node"),
+            client_addr: "127.0.0.1:0".parse().unwrap(),
+            peer_addr: "127.0.0.1:0".parse().unwrap(),
+            tls,
+            ..Config::default()
+        };
+        config.initial_members[0].peer_addr = "127.0.0.1:0".into();
+        async move { Node::start(config, Faults::default()).await.err().map(|e| e.to_string()) }
+    };
+    let missing = pki.path("nowhere.crt");
+    let error = start(TlsConfig { cert: Some(missing.clone()), ..pki.member_tls(1) }).await;
+    let error = error.expect("started with a missing certificate");
+    assert!(error.contains("tls.cert") && error.contains(&*missing.to_string_lossy()), "{error}");
+
+    let garbage = write(pki.dir.path(), "garbage.pem", "not pem");
+    let error = start(TlsConfig { client_ca: Some(garbage.clone()), ..pki.member_tls(1) }).await;
+    let error = error.expect("started with a garbage CA");
+    assert!(error.contains("tls.client_ca") && error.contains("no PEM certificate"), "{error}");
+
+    let error = start(TlsConfig { key: Some(pki.path("node1.crt")), ..pki.member_tls(1) }).await;
+    let error = error.expect("started with a certificate as key");
+    assert!(error.contains("tls.key") && error.contains("no PEM private key"), "{error}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
