@@ -603,4 +603,16 @@ impl Client {
             })
             .await
     }
+
+    /// The identity the cluster knows this client by: what its client certificate names
+    /// (its first SAN URI, else its first SAN DNS name, else its CN), as recorded in the
+    /// sessions it opens. Empty without a client certificate (anonymous).
+    pub async fn whoami(&self) -> Result<String, ClientError> {
+        self.connection
+            .run(Retry::Idempotent, |c| async move {
+                connection::cluster(c).who_am_i(pb::WhoAmIRequest {}).await.map(|r| r.into_inner())
+            })
+            .await
+            .map(|r| r.identity)
+    }
 }

@@ -1,10 +1,11 @@
-//! The Cluster service: this member's view of the cluster.
+//! The Cluster service: this member's view of the cluster, and who the caller is.
 
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 use warden_proto::v1 as pb;
 use warden_proto::v1::cluster_server::Cluster;
 
+use crate::caller::Caller;
 use crate::shared::Shared;
 
 /// Answers cluster status.
@@ -58,6 +59,18 @@ impl Cluster for ClusterService {
             applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             members,
+        }))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let identity = Caller::of(&request)?.identity.clone();
+        let revision = self.shared.state_machine.read(|a| a.core.revision());
+        Ok(Response::new(pb::WhoAmIResponse {
+            header: Some(self.shared.header(revision)),
+            identity,
         }))
     }
 }

@@ -12,8 +12,11 @@
 //!
 //! Both ports may speak TLS (`[tls]`, see [`TlsConfig`]); with mutual TLS between members,
 //! only certificates naming a member ([`identity()`]) may send raft RPCs.
+//! On the client port every request carries its caller's identity (from its client
+//! certificate; empty without one), which sessions record and `Cluster.WhoAmI` answers.
 
 mod batch;
+mod caller;
 mod cluster_service;
 pub mod config;
 mod convert;

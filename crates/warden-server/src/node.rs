@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::InterceptorLayer;
 use tonic::transport::Server;
 use tracing::{Instrument, Span, error, info, info_span, warn};
 use warden_core::Limits;
@@ -26,6 +27,7 @@ use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
 use crate::batch::{Proposer, ReadGate};
+use crate::caller::CallerLayer;
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::error::ServerError;
@@ -223,7 +225,12 @@ impl Node {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut peers = with_tls(Server::builder(), tls.peers, "peer")?;
-        node.serve(peers.add_service(raft_service), peer_listener);
+        let stopped = node.stop_signal();
+        node.spawn_server(
+            peers
+                .add_service(raft_service)
+                .serve_with_incoming_shutdown(incoming(peer_listener), stopped),
+        );
         let kv = KvServer::new(KvService::new(node.shared.clone()))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
@@ -257,16 +264,19 @@ impl Node {
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let clients =
             Server::builder().http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS));
-        let mut clients = with_tls(clients, tls.clients, "client")?;
-        node.serve(
+        // Every client-port request is identified first (caller.rs), whichever service.
+        let mut clients = with_tls(clients, tls.clients, "client")?
+            .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())));
+        let stopped = node.stop_signal();
+        node.spawn_server(
             clients
                 .add_service(kv)
                 .add_service(cluster)
                 .add_service(watch)
                 .add_service(sessions)
                 .add_service(lock)
-                .add_service(semaphore),
-            client_listener,
+                .add_service(semaphore)
+                .serve_with_incoming_shutdown(incoming(client_listener), stopped),
         );
         node.tasks
             .push(tokio::spawn(track_sessions(node.shared.clone(), tracker).in_current_span()));
@@ -287,16 +297,21 @@ impl Node {
         Ok(node)
     }
 
-    fn serve(&mut self, router: tonic::transport::server::Router, listener: TcpListener) {
+    /// A signal that resolves when [`Node::shutdown`] stops the servers.
+    fn stop_signal(&mut self) -> impl Future<Output = ()> + Send + 'static + use<> {
         let (stop, stopped) = oneshot::channel::<()>();
         self.stops.push(stop);
-        self.servers.push(tokio::spawn(
-            router
-                .serve_with_incoming_shutdown(incoming(listener), async {
-                    stopped.await.ok();
-                })
-                .in_current_span(),
-        ));
+        async {
+            stopped.await.ok();
+        }
+    }
+
+    /// Runs a server (until its [`Node::stop_signal`]) on its own task.
+    fn spawn_server(
+        &mut self,
+        serving: impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+    ) {
+        self.servers.push(tokio::spawn(serving.in_current_span()));
     }
 
     /// Initializes raft with the initial members, unless the cluster was formed before.

@@ -23,6 +23,7 @@ use warden_core::{Command, Output};
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
 
+use crate::caller::Caller;
 use crate::session_tracker::{Renewal, SessionTracker, SessionView};
 use crate::shared::Shared;
 use crate::status;
@@ -289,12 +290,10 @@ impl Session for SessionService {
         &self,
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::OpenSessionResponse>, Status> {
+        // The session records who opened it (shown by session info and lock status).
+        let identity = Caller::of(&request)?.identity.clone();
         let ttl_ms = request.into_inner().ttl_ms;
-        match self
-            .shared
-            .write(None, None, Command::OpenSession { ttl_ms, identity: String::new() })
-            .await?
-        {
+        match self.shared.write(None, None, Command::OpenSession { ttl_ms, identity }).await? {
             (revision, Output::SessionOpened { id, ttl_ms }) => {
                 Ok(Response::new(pb::OpenSessionResponse {
                     header: Some(self.shared.header(revision)),

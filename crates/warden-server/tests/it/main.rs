@@ -8,6 +8,7 @@ mod conformance;
 mod failover;
 mod fanout;
 mod fatal;
+mod identity;
 mod listing;
 mod locks;
 mod partition;

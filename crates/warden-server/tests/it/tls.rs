@@ -20,14 +20,14 @@ use warden_server::{Config, Faults, Node, TlsConfig};
 use crate::cluster::{FAST_TIMING, TestCluster};
 
 /// A CA and the certificates it issued, as PEM files in a folder.
-struct Pki {
-    dir: TempDir,
+pub(crate) struct Pki {
+    pub(crate) dir: TempDir,
 }
 
 impl Pki {
-    /// A CA (`ca`), members 1..=3 (`node1`..) and a client `alice`; and `stranger`, a
-    /// client of another CA.
-    fn new() -> Pki {
+    /// A CA (`ca`), members 1..=3 (`node1`..), a client `alice` and `nobody` (a client
+    /// certificate naming no identity); and `stranger`, a client of another CA.
+    pub(crate) fn new() -> Pki {
         let pki = Pki { dir: TempDir::new().unwrap() };
         let ca = pki.ca("ca");
         for i in 1..=3 {
@@ -39,12 +39,13 @@ impl Pki {
             pki.leaf(&ca, &format!("node{i}"), sans, "member");
         }
         pki.leaf(&ca, "alice", Vec::new(), "alice");
+        pki.leaf(&ca, "nobody", Vec::new(), "");
         let other = pki.ca("other-ca");
         pki.leaf(&other, "stranger", Vec::new(), "stranger");
         pki
     }
 
-    fn path(&self, file: &str) -> PathBuf {
+    pub(crate) fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
 
@@ -58,9 +59,10 @@ impl Pki {
         ca
     }
 
+    /// A leaf certificate; an empty `cn_` leaves the subject empty.
     fn leaf(&self, ca: &CertifiedIssuer<'_, KeyPair>, name: &str, sans: Vec<SanType>, cn_: &str) {
         let mut params = CertificateParams::default();
-        params.distinguished_name = cn(cn_);
+        params.distinguished_name = if cn_.is_empty() { DistinguishedName::new() } else { cn(cn_) };
         params.subject_alt_names = sans;
         params.extended_key_usages =
             vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
@@ -81,7 +83,7 @@ impl Pki {
     }
 
     /// TLS settings of a caller trusting `ca` and presenting `name`'s certificate (if any).
-    fn client_tls(&self, name: Option<&str>) -> ClientTlsConfig {
+    pub(crate) fn client_tls(&self, name: Option<&str>) -> ClientTlsConfig {
         let ca = Certificate::from_pem(std::fs::read(self.path("ca.crt")).unwrap());
         let tls = ClientTlsConfig::new().ca_certificate(ca);
         match name {
@@ -100,13 +102,16 @@ fn cn(name: &str) -> DistinguishedName {
     dn
 }
 
-async fn channel(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Result<Channel, String> {
+pub(crate) async fn channel(
+    addr: std::net::SocketAddr,
+    tls: ClientTlsConfig,
+) -> Result<Channel, String> {
     let endpoint = Endpoint::from_shared(format!("https://{addr}")).unwrap();
     let endpoint = endpoint.tls_config(tls).unwrap().connect_timeout(Duration::from_secs(5));
     endpoint.connect().await.map_err(|e| format!("{e:?}"))
 }
 
-async fn tls_cluster(pki: &Pki) -> TestCluster {
+pub(crate) async fn tls_cluster(pki: &Pki) -> TestCluster {
     warden_server::install_crypto_provider();
     TestCluster::start_with(3, FAST_TIMING, |c| c.tls = pki.member_tls(c.node_id)).await
 }
