@@ -311,6 +311,13 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Prints the identity the cluster knows this client by (what its client certificate
+    /// names, as recorded in the sessions it opens), or that it is anonymous.
+    #[command(name = "whoami")]
+    WhoAmI {
+        #[command(flatten)]
+        client: ClientFlags,
+    },
 }
 
 impl ClientCommand {
@@ -325,7 +332,8 @@ impl ClientCommand {
             | ClientCommand::Watch { client, .. }
             | ClientCommand::Lock { client, .. }
             | ClientCommand::Session { client, .. }
-            | ClientCommand::Cluster { client, .. } => client,
+            | ClientCommand::Cluster { client, .. }
+            | ClientCommand::WhoAmI { client } => client,
         }
     }
 }

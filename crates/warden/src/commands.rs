@@ -108,6 +108,15 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
         Command::Cluster { command: ClusterCommand::Status, .. } => {
             cluster_status(&client, out).await?
         }
+        Command::WhoAmI { .. } => {
+            let identity = client.whoami().await?;
+            let text = if identity.is_empty() {
+                "anonymous (no client certificate)"
+            } else {
+                identity.as_str()
+            };
+            emit(out, text, &json!({ "identity": identity }))?;
+        }
         Command::Lock {
             target,
             status_path,

@@ -21,6 +21,11 @@ async fn client_commands_print_text_and_json() {
     cluster.leader().await;
     let e = cluster.clients[0].clone();
     assert!(warden(&e, &["put", "/cfg", "v1"]).0);
+    let (ok, out, _) = warden(&e, &["whoami"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "anonymous (no client certificate)");
+    let (_, out, _) = warden(&e, &["whoami", "-o", "json"]);
+    assert_eq!(out.trim(), r#"{"identity":""}"#);
     let (ok, out, _) = warden(&e, &["get", "/cfg"]);
     assert!(ok);
     assert_eq!(out.trim(), "v1");

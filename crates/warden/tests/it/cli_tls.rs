@@ -1,6 +1,7 @@
 //! The CLI against a cluster with mutual TLS on both ports, its certificates made by
 //! `warden certs dev`: with --cacert/--cert/--key (before or after the command) it works,
-//! with https:// endpoints too; without a client certificate it is refused.
+//! with https:// endpoints too, and `warden whoami` names the client certificate's
+//! identity; without a client certificate it is refused.
 
 use std::time::Duration;
 
@@ -45,6 +46,12 @@ async fn the_cli_speaks_mutual_tls() {
     let before = ["--endpoints", &endpoints, "--cacert", &ca, "--cert", &cert, "--key", &key];
     let put = run_warden(&[&before[..], &["put", "/tls", "yes"]].concat(), None, LIMIT);
     assert_eq!(put.code, Some(0), "{}", put.err);
+
+    // The cluster knows the client by its certificate's CN.
+    let whoami = run_warden(&[&before[..], &["whoami"]].concat(), None, LIMIT);
+    assert_eq!((whoami.code, whoami.out.trim()), (Some(0), "alice"), "{}", whoami.err);
+    let json = run_warden(&[&before[..], &["-o", "json", "whoami"]].concat(), None, LIMIT);
+    assert_eq!(json.out.trim(), r#"{"identity":"alice"}"#, "{}", json.err);
 
     let https: Vec<String> = cluster.clients.iter().map(|c| format!("https://{c}")).collect();
     let https = https.join(",");
