@@ -52,6 +52,16 @@ async fn the_cli_speaks_mutual_tls() {
     assert_eq!((whoami.code, whoami.out.trim()), (Some(0), "alice"), "{}", whoami.err);
     let json = run_warden(&[&before[..], &["-o", "json", "whoami"]].concat(), None, LIMIT);
     assert_eq!(json.out.trim(), r#"{"identity":"alice"}"#, "{}", json.err);
+    // A session alice opens, and a lock it holds, show her identity.
+    let session = client.open_session(Duration::from_secs(10)).await.unwrap();
+    let guard = client.mutex(&session, "/tls-lock").acquire().await.unwrap();
+    let id = session.id().to_string();
+    let info = run_warden(&[&before[..], &["session", "info", &id]].concat(), None, LIMIT);
+    assert!(info.out.contains("identity \"alice\""), "{}{}", info.out, info.err);
+    let lock = run_warden(&[&before[..], &["lock", "status", "/tls-lock"]].concat(), None, LIMIT);
+    assert!(lock.out.contains(&format!("session {id} (alice)")), "{}{}", lock.out, lock.err);
+    guard.release().await.unwrap();
+    session.close().await.unwrap();
 
     let https: Vec<String> = cluster.clients.iter().map(|c| format!("https://{c}")).collect();
     let https = https.join(",");
