@@ -74,8 +74,10 @@ async fn the_cli_speaks_mutual_tls() {
     // The CA alone: the cluster asks for a client certificate.
     let refused =
         run_warden(&["--endpoints", &endpoints, "--cacert", &ca, "get", "/tls"], None, LIMIT);
-    assert_ne!(refused.code, Some(0), "served without a client certificate");
-    assert!(refused.err.contains("CertificateRequired"), "{}", refused.err);
+    // Under TLS 1.3 the refusal comes after the handshake: the error the client sees may
+    // be the alert (CertificateRequired) or only the closed connection.
+    assert_eq!(refused.code, Some(7), "served without a client certificate: {}", refused.err);
+    assert!(!refused.err.is_empty());
     // Plain text against TLS members, and https without a CA.
     let plain = run_warden(&["--endpoints", &endpoints, "get", "/tls"], None, LIMIT);
     assert_ne!(plain.code, Some(0), "served in plain text");
