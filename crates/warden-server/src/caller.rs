@@ -31,7 +31,9 @@ impl Caller {
     /// added to the client port without the layer), refused rather than served anonymously.
     pub(crate) fn of<T>(request: &Request<T>) -> Result<&Caller, Status> {
         request.extensions().get::<Caller>().ok_or_else(|| {
-            Status::internal(
+            crate::status::server(
+                tonic::Code::Internal,
+                "Internal",
                 "this member did not identify the caller (the client port's caller layer is missing); report this as a bug",
             )
         })
@@ -56,7 +58,9 @@ impl CallerLayer {
         let certs = request.peer_certs();
         let Some(cert) = certs.as_deref().and_then(|c| c.first()) else {
             if self.required {
-                return Err(Status::unauthenticated(
+                return Err(crate::status::server(
+                    tonic::Code::Unauthenticated,
+                    "Unauthenticated",
                     "this member requires a client certificate signed by its tls.client_ca, and none was presented; pass --cert and --key (or TlsFiles.cert and .key)",
                 ));
             }
@@ -66,7 +70,13 @@ impl CallerLayer {
             Ok(identity) => Ok(Caller { identity }),
             Err(e) => {
                 warn!(error = %e, "request refused: the client certificate names no identity");
-                Err(Status::unauthenticated(format!("the client certificate is refused: {e}")))
+                // A refusal of the member's, with its kind: the client reports it at once
+                // instead of taking it for a broken connection.
+                Err(crate::status::server(
+                    tonic::Code::Unauthenticated,
+                    "Unauthenticated",
+                    format!("the client certificate is refused: {e}"),
+                ))
             }
         }
     }
