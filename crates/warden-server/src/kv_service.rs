@@ -27,14 +27,6 @@ impl KvService {
     }
 }
 
-fn unexpected(output: &Output) -> Status {
-    status::server(
-        tonic::Code::Internal,
-        "Internal",
-        format!("the state machine answered with an unexpected output: {output:?}"),
-    )
-}
-
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn get(
@@ -99,7 +91,7 @@ impl Kv for KvService {
                 path,
                 stat: Some(convert::stat(&stat)),
             })),
-            (_, other) => Err(unexpected(&other)),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 
@@ -114,7 +106,7 @@ impl Kv for KvService {
                 header: Some(self.shared.header(revision)),
                 stat: Some(convert::stat(&stat)),
             })),
-            (_, other) => Err(unexpected(&other)),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 
@@ -133,7 +125,7 @@ impl Kv for KvService {
                     kept,
                 }))
             }
-            (_, other) => Err(unexpected(&other)),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 
@@ -161,7 +153,7 @@ impl Kv for KvService {
                 failed_compare: index,
                 results: vec![],
             })),
-            other => Err(unexpected(&other)),
+            other => Err(status::unexpected(&other)),
         }
     }
 }

@@ -103,11 +103,7 @@ impl LockService {
         let session = session(r.session_id)?;
         match self.shared.write(Some(session), None, command(r)).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
-            (_, other) => Err(status::server(
-                Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 
@@ -123,11 +119,7 @@ impl LockService {
             }
             Err(e) if status::kind(&e) == "NotHeld" => Ok(Withdrawn::Removed),
             Err(e) => Err(e),
-            Ok((_, other)) => Err(status::server(
-                Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
+            Ok((_, other)) => Err(status::unexpected(&other)),
         }
     }
 
@@ -140,11 +132,7 @@ impl LockService {
     ) -> Result<(pb::ResponseHeader, bool), Status> {
         match self.shared.write(session, None, command).await? {
             (revision, Output::LockReleased { held }) => Ok((self.shared.header(revision), held)),
-            (_, other) => Err(status::server(
-                Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 

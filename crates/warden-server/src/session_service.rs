@@ -301,11 +301,7 @@ impl Session for SessionService {
                     ttl_ms,
                 }))
             }
-            (_, other) => Err(status::server(
-                tonic::Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 
@@ -340,11 +336,7 @@ impl Session for SessionService {
                     deleted,
                 }))
             }
-            (_, other) => Err(status::server(
-                tonic::Code::Internal,
-                "Internal",
-                format!("unexpected output {other:?}"),
-            )),
+            (_, other) => Err(status::unexpected(&other)),
         }
     }
 

@@ -65,6 +65,16 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
     with_kind(Status::new(code, error.to_string()), kind)
 }
 
+/// INTERNAL for an output of the state machine that does not answer the command sent: a
+/// bug, reported rather than guessed around.
+pub(crate) fn unexpected(output: &warden_core::Output) -> Status {
+    server(
+        Code::Internal,
+        "Internal",
+        format!("the state machine answered with an unexpected output: {output:?}"),
+    )
+}
+
 /// UNAVAILABLE pointing at the leader, if one is known.
 pub(crate) fn not_leader(forward: &ForwardToLeader<u64, WardenNode>) -> Status {
     let leader = forward.leader_node.as_ref().map(|n| n.client_addr.clone());

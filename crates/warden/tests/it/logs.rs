@@ -14,6 +14,17 @@ fn alarms(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect()
 }
 
+/// Waits (at most 10 s) until the member at `endpoint` takes a write.
+async fn serving(endpoint: String) {
+    let client = warden_client::Client::new(vec![endpoint.clone()]).unwrap();
+    let mut tries = 0;
+    while client.put("/up", "1").await.is_err() {
+        tries += 1;
+        assert!(tries < 100, "{endpoint} did not serve");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_start_and_a_clean_restart_log_no_warning_or_error() {
     let mut cluster = ProcessCluster::start(3);
@@ -65,13 +76,7 @@ async fn dev_lines_name_their_member_and_json_lines_parse() {
         .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    let client = warden_client::Client::new(vec![format!("127.0.0.1:{base}")]).unwrap();
-    let mut tries = 0;
-    while client.put("/up", "1").await.is_err() {
-        tries += 1;
-        assert!(tries < 100, "warden dev did not serve");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serving(format!("127.0.0.1:{base}")).await;
     Command::new("kill").args(["-INT", &dev.id().to_string()]).status().unwrap();
     dev.wait().unwrap();
     let text = std::fs::read_to_string(log.path()).unwrap();
@@ -98,13 +103,7 @@ async fn dev_lines_name_their_member_and_json_lines_parse() {
         .stderr(std::fs::File::create(&json_log).unwrap())
         .spawn()
         .unwrap();
-    let client = warden_client::Client::new(vec![format!("127.0.0.1:{}", ports[0].0)]).unwrap();
-    let mut tries = 0;
-    while client.put("/up", "1").await.is_err() {
-        tries += 1;
-        assert!(tries < 100, "warden server did not serve");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serving(format!("127.0.0.1:{}", ports[0].0)).await;
     Command::new("kill").args(["-INT", &one.id().to_string()]).status().unwrap();
     one.wait().unwrap();
     let text = std::fs::read_to_string(&json_log).unwrap();
