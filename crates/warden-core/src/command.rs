@@ -156,6 +156,12 @@ pub enum Command {
         /// The session to take out.
         session: SessionId,
     },
+    /// Puts an access policy in force (the text of an ACL file, checked whole: a bad one is
+    /// refused and the policy in force stays). Kept at [`crate::acl::POLICY_PATH`].
+    SetPolicy {
+        /// The policy file's text.
+        text: String,
+    },
 }
 
 /// Which of a session's places in a lock's queue a [`Command::Release`] ends.

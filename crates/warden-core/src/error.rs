@@ -228,6 +228,31 @@ pub enum CoreError {
         /// The decoder's message.
         reason: String,
     },
+    /// A client write under the subtree warden keeps for itself.
+    #[error(
+        "{path:?} is under {reserved}, which warden keeps for itself (the access policy is {policy}); change the policy with `warden acl apply FILE`"
+    , reserved = crate::acl::RESERVED_PREFIX, policy = crate::acl::POLICY_PATH)]
+    Reserved {
+        /// The path the client named.
+        path: String,
+    },
+    /// An access policy that does not parse; the policy in force stays.
+    #[error("the access policy was refused, and the one in force stays: {error}")]
+    InvalidPolicy {
+        /// What is wrong, with its line.
+        error: PolicyProblem,
+    },
+}
+
+/// Why a policy was refused, kept serializable for the replicated state (a retry returns
+/// the cached outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}{reason}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct PolicyProblem {
+    /// The line of the file, from 1.
+    pub line: Option<u64>,
+    /// What is wrong and what to do.
+    pub reason: String,
 }
 
 impl CoreError {

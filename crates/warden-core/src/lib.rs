@@ -20,6 +20,7 @@
 //! assert_eq!(state.get("/app").map(|n| n.data.clone()), Ok("v1".into()));
 //! ```
 
+pub mod acl;
 mod command;
 mod delete;
 mod error;
@@ -42,7 +43,7 @@ mod watch;
 pub use command::{
     Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, RequestId, TxnOp,
 };
-pub use error::CoreError;
+pub use error::{CoreError, PolicyProblem};
 pub use event::{Event, EventKind};
 pub use limits::Limits;
 pub use node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};

@@ -95,4 +95,9 @@ pub enum Output {
         /// The index of the first compare that did not hold.
         index: u32,
     },
+    /// An access policy is in force from this command's revision on.
+    PolicyApplied {
+        /// How many rules it has.
+        rules: u64,
+    },
 }

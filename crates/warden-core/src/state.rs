@@ -5,17 +5,19 @@
 //! (the entry's log index and the leader's timestamp), never from the replica.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, HoldRef, LogCommand, Request};
+use crate::acl::{self, Policy};
+use crate::command::{Command, HoldRef, LogCommand, Request, TxnOp};
 use crate::delete;
-use crate::error::CoreError;
+use crate::error::{CoreError, PolicyProblem};
 use crate::event::Event;
 use crate::limits::Limits;
 use crate::lock::{self, Leaving};
 use crate::namespace::Mutation;
-use crate::node::{Node, Stat};
+use crate::node::{Node, NodeKind, Stat};
 use crate::path;
 use crate::response::{Output, Response};
 use crate::session::{Session, SessionId, SessionTable};
@@ -70,6 +72,10 @@ pub struct State {
     revision: u64,
     tree: Tree,
     sessions: SessionTable,
+    /// The access policy in force, compiled from the node [`acl::POLICY_PATH`] (derived:
+    /// rebuilt from the tree on restore, not serialized).
+    #[serde(skip)]
+    policy: Option<Arc<Policy>>,
 }
 
 impl Default for State {
@@ -81,7 +87,27 @@ impl Default for State {
 impl State {
     /// An empty namespace (the root only) at revision 0.
     pub fn new(limits: Limits) -> State {
-        State { limits, revision: 0, tree: Tree::new(), sessions: SessionTable::default() }
+        State {
+            limits,
+            revision: 0,
+            tree: Tree::new(),
+            sessions: SessionTable::default(),
+            policy: None,
+        }
+    }
+
+    /// The access policy in force, if one was ever applied (ACLs are on from then).
+    pub fn policy(&self) -> Option<&Arc<Policy>> {
+        self.policy.as_ref()
+    }
+
+    /// Compiles the policy from its node again (after a restore, or a command that set it).
+    fn reload_policy(&mut self) {
+        self.policy = self
+            .tree
+            .get(acl::POLICY_PATH)
+            .and_then(|n| std::str::from_utf8(&n.data).ok().and_then(|t| Policy::parse(t).ok()))
+            .map(Arc::new);
     }
 
     /// The current revision.
@@ -163,8 +189,15 @@ impl State {
             Ok(None) => {}
             Err(error) => return self.refuse(error),
         }
+        if let Some(path) = reserved_path(&request.command) {
+            return self.refuse(CoreError::Reserved { path: path.to_owned() });
+        }
         let next = self.revision + 1;
+        let sets_policy = matches!(request.command, Command::SetPolicy { .. });
         let (outcome, events) = self.execute(request.command, request.session, next, ctx);
+        if sets_policy && outcome.is_ok() {
+            self.reload_policy();
+        }
         if !events.is_empty() {
             self.revision = next;
         }
@@ -271,6 +304,7 @@ impl State {
             Command::Delete { path, expected_version, recursive, revoke_locks } => {
                 delete::delete(&mut m, &path, expected_version, recursive, revoke_locks)
             }
+            Command::SetPolicy { text } => set_policy(&mut m, text),
             Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
                 .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
                 .and_then(|failed| match failed {
@@ -313,12 +347,15 @@ impl State {
         nodes: impl IntoIterator<Item = (String, Node)>,
         sessions: impl IntoIterator<Item = Session>,
     ) -> State {
-        State {
+        let mut state = State {
             limits: meta.limits,
             revision: meta.revision,
             tree: Tree::from_nodes(nodes),
             sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
-        }
+            policy: None,
+        };
+        state.reload_policy();
+        state
     }
 
     /// Serializes the whole state; equal states give equal bytes.
@@ -328,10 +365,63 @@ impl State {
 
     /// Restores a state from [`State::snapshot`]'s bytes.
     pub fn restore(bytes: &[u8]) -> Result<State, CoreError> {
-        let mut state = crate::snapshot::decode(bytes)?;
+        let mut state: State = crate::snapshot::decode(bytes)?;
         state.tree.rebuild_index();
+        state.reload_policy();
         Ok(state)
     }
+}
+
+/// The first path of a client command under [`acl::RESERVED_PREFIX`], which only
+/// [`Command::SetPolicy`] writes.
+fn reserved_path(command: &Command) -> Option<&str> {
+    fn op_path(op: &TxnOp) -> &str {
+        match op {
+            TxnOp::Create { path, .. } | TxnOp::Set { path, .. } | TxnOp::Delete { path, .. } => {
+                path
+            }
+        }
+    }
+    match command {
+        Command::Create { path, .. }
+        | Command::Set { path, .. }
+        | Command::Delete { path, .. }
+        | Command::Acquire { path, .. } => Some(path.as_str()),
+        Command::Txn { ops, .. } => ops.iter().map(op_path).find(|p| acl::is_reserved(p)),
+        _ => None,
+    }
+    .filter(|p| acl::is_reserved(p))
+}
+
+/// Puts the policy `text` in force: checked whole, then kept at [`acl::POLICY_PATH`].
+fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
+    let policy = Policy::parse(&text).map_err(|e| CoreError::InvalidPolicy {
+        error: PolicyProblem { line: e.line.map(|l| l as u64), reason: e.reason },
+    })?;
+    let len = text.len();
+    if len > m.limits().max_value_bytes {
+        return Err(CoreError::ValueTooLarge {
+            path: acl::POLICY_PATH.to_owned(),
+            len,
+            max: m.limits().max_value_bytes,
+        });
+    }
+    let data = bytes::Bytes::from(text.into_bytes());
+    if m.tree().get(acl::RESERVED_PREFIX).is_none() {
+        m.create_internal(
+            acl::RESERVED_PREFIX,
+            bytes::Bytes::new(),
+            NodeKind::Persistent,
+            0,
+            false,
+        )?;
+    }
+    if m.tree().get(acl::POLICY_PATH).is_some() {
+        m.set_internal(acl::POLICY_PATH, data);
+    } else {
+        m.create_internal(acl::POLICY_PATH, data, NodeKind::Persistent, 0, false)?;
+    }
+    Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
 }
 
 #[cfg(test)]

@@ -1154,3 +1154,81 @@ fn a_lock_creates_its_missing_ancestors_as_containers_that_go_with_it() {
     );
     assert!(!h.exists("/eph/a") && !h.exists("/m/a"), "a refused acquire leaves nothing");
 }
+
+const POLICY: &str =
+    "[[rule]]\nidentities = [\"admin\"]\npermissions = [\"all\"]\npaths = [\"/**\"]\n";
+
+#[test]
+fn a_policy_is_kept_in_the_reserved_node_and_compiled() {
+    let mut h = Harness::new();
+    assert!(h.state.policy().is_none());
+    assert_eq!(
+        h.cmd(Command::SetPolicy { text: POLICY.into() }),
+        Ok(Output::PolicyApplied { rules: 1 })
+    );
+    let policy = h.state.policy().cloned();
+    assert_eq!(policy.as_ref().map(|p| p.text()), Some(POLICY));
+    assert!(policy.is_some_and(|p| p.allows("admin", crate::acl::Permission::Admin, "/x")));
+    assert_eq!(h.state.get(crate::acl::POLICY_PATH).map(|n| n.data.clone()), Ok(POLICY.into()));
+    // A second policy replaces the first.
+    let second = POLICY.replace("admin", "root");
+    assert!(h.cmd(Command::SetPolicy { text: second.clone() }).is_ok());
+    assert_eq!(h.state.policy().map(|p| p.text().to_owned()), Some(second.clone()));
+    // Restored state (snapshot, or piece by piece) has the policy compiled again.
+    let restored = h.state.snapshot().and_then(|b| State::restore(&b));
+    assert_eq!(restored.ok().and_then(|s| s.policy().map(|p| p.text().to_owned())), Some(second));
+}
+
+#[test]
+fn a_bad_policy_is_refused_and_the_one_in_force_stays() {
+    let mut h = Harness::new();
+    assert!(h.cmd(Command::SetPolicy { text: POLICY.into() }).is_ok());
+    let revision = h.state.revision();
+    let bad = "[[rule]]\nidentities = [\"a\"]\npermissions = [\"fly\"]\npaths = [\"/\"]\n";
+    match h.cmd(Command::SetPolicy { text: bad.into() }) {
+        Err(CoreError::InvalidPolicy { error }) => {
+            assert_eq!(error.line, Some(3));
+            assert!(error.reason.contains("fly"), "{error}");
+        }
+        other => panic!("bad policy not refused: {other:?}"),
+    }
+    assert_eq!(h.state.revision(), revision);
+    assert_eq!(h.state.policy().map(|p| p.text()), Some(POLICY));
+}
+
+#[test]
+fn clients_cannot_write_under_the_reserved_prefix() {
+    let mut h = Harness::new();
+    assert!(h.cmd(Command::SetPolicy { text: POLICY.into() }).is_ok());
+    let reserved = |path: &str| Err(CoreError::Reserved { path: path.into() });
+    assert_eq!(h.create("/warden/x", CreateMode::PERSISTENT), reserved("/warden/x"));
+    assert_eq!(h.create("/warden", CreateMode::PERSISTENT), reserved("/warden"));
+    assert_eq!(h.cmd(set(crate::acl::POLICY_PATH, "[[rule]]", None)), reserved("/warden/acl"));
+    let delete = Command::Delete {
+        path: "/warden".into(),
+        expected_version: None,
+        recursive: true,
+        revoke_locks: true,
+    };
+    assert_eq!(h.cmd(delete), reserved("/warden"));
+    let txn = Command::Txn {
+        compares: vec![],
+        ops: vec![
+            TxnOp::Create { path: "/ok".into(), data: Bytes::new(), mode: CreateMode::PERSISTENT },
+            TxnOp::Set { path: "/warden/acl".into(), data: Bytes::new(), expected_version: None },
+        ],
+    };
+    assert_eq!(h.cmd(txn), reserved("/warden/acl"));
+    assert!(!h.exists("/ok"));
+    let s = h.open();
+    let acquire = Command::Acquire {
+        path: "/warden/lock".into(),
+        kind: crate::queue::LockKind::Mutex,
+        mode: crate::queue::WaitMode::Exclusive,
+        delay_ms: 0,
+    };
+    assert_eq!(h.run(Request::in_session(s, acquire)).response.outcome, reserved("/warden/lock"));
+    // A sibling that only shares the bytes is an ordinary path.
+    assert!(h.create("/wardens", CreateMode::PERSISTENT).is_ok());
+    assert_eq!(h.state.policy().map(|p| p.text()), Some(POLICY));
+}

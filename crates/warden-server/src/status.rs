@@ -61,6 +61,8 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
             return with_kind(Status::new(code, error.to_string()), "TxnOpFailed");
         }
         CoreError::Decode { .. } => (Code::Internal, "Decode"),
+        CoreError::Reserved { .. } => (Code::PermissionDenied, "Reserved"),
+        CoreError::InvalidPolicy { .. } => (Code::InvalidArgument, "InvalidPolicy"),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }
