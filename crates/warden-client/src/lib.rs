@@ -615,4 +615,29 @@ impl Client {
             .await
             .map(|r| r.identity)
     }
+
+    /// Puts an access policy (the text of an ACL file) in force on every member; returns
+    /// how many rules it has. A bad file is refused (INVALID_ARGUMENT, naming its line) and
+    /// the policy in force stays; so is a policy that would take `admin` on `/` from the
+    /// caller. Needs `admin`. Applying the same text twice is harmless, so it is retried.
+    pub async fn apply_acl(&self, text: &str) -> Result<u64, ClientError> {
+        let request = pb::ApplyAclRequest { text: text.to_owned() };
+        self.connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move { connection::cluster(c).apply_acl(request).await.map(|r| r.into_inner()) }
+            })
+            .await
+            .map(|r| r.rules)
+    }
+
+    /// The access policy in force (`enabled` false while none was ever applied: ACLs are
+    /// off). Needs `admin`.
+    pub async fn acl(&self) -> Result<pb::GetAclResponse, ClientError> {
+        self.connection
+            .run(Retry::Idempotent, |c| async move {
+                connection::cluster(c).get_acl(pb::GetAclRequest {}).await.map(|r| r.into_inner())
+            })
+            .await
+    }
 }

@@ -287,7 +287,7 @@ paths = ["/locks/billing/*"]
 
     #[test]
     fn grants_only_what_a_rule_names() {
-        let p = Policy::parse(EXAMPLE).expect("example parses");
+        let p = parsed(EXAMPLE);
         assert_eq!(p.rules(), 3);
         assert!(p.allows("admin", Permission::Admin, "/"));
         assert!(p.allows("admin", Permission::Delete, "/a/b/c"));
@@ -309,18 +309,23 @@ paths = ["/locks/billing/*"]
 
     #[test]
     fn the_anonymous_caller_gets_nothing() {
-        let p = Policy::parse(
-            "[[rule]]\nidentities = [\"*\"]\npermissions = [\"all\"]\npaths = [\"/**\"]\n",
-        )
-        .expect("parses");
+        let p =
+            parsed("[[rule]]\nidentities = [\"*\"]\npermissions = [\"all\"]\npaths = [\"/**\"]\n");
         assert!(p.allows("anyone", Permission::Read, "/x"));
         assert!(!p.allows("", Permission::Read, "/x"));
     }
 
     #[test]
     fn an_empty_policy_denies_everything() {
-        let p = Policy::parse("").expect("empty parses");
+        let p = parsed("");
         assert!(!p.allows("admin", Permission::Admin, "/"));
+    }
+
+    fn parsed(text: &str) -> Policy {
+        match Policy::parse(text) {
+            Ok(p) => p,
+            Err(e) => panic!("refused: {e}"),
+        }
     }
 
     fn refused(text: &str) -> PolicyError {

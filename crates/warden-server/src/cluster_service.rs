@@ -5,8 +5,12 @@ use tonic::{Request, Response, Status};
 use warden_proto::v1 as pb;
 use warden_proto::v1::cluster_server::Cluster;
 
-use crate::caller::Caller;
+use warden_core::acl::{POLICY_PATH, Permission, Policy};
+use warden_core::{Command, Output, path};
+
+use crate::access::shown;
 use crate::shared::Shared;
+use crate::status;
 
 /// Answers cluster status.
 pub(crate) struct ClusterService {
@@ -35,8 +39,9 @@ pub fn role_name(state: ServerState) -> &'static str {
 impl Cluster for ClusterService {
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let metrics = self.shared.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
@@ -66,11 +71,79 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let identity = Caller::of(&request)?.identity.clone();
+        let identity = self.shared.access.admit(&request)?.identity;
         let revision = self.shared.state_machine.read(|a| a.core.revision());
         Ok(Response::new(pb::WhoAmIResponse {
             header: Some(self.shared.header(revision)),
             identity,
+        }))
+    }
+
+    async fn apply_acl(
+        &self,
+        request: Request<pb::ApplyAclRequest>,
+    ) -> Result<Response<pb::ApplyAclResponse>, Status> {
+        let caller = self.shared.access.admit(&request)?;
+        let text = request.into_inner().text;
+        // Checked here first for the caller's sake (the core checks again when it applies):
+        // a bad file is refused with its line, and a policy that would take `admin` from
+        // the one applying it (who then could not repair it) is refused too.
+        let policy = Policy::parse(&text).map_err(|e| {
+            status::core_error(&warden_core::CoreError::InvalidPolicy {
+                error: warden_core::PolicyProblem {
+                    line: e.line.map(|l| l as u64),
+                    reason: e.reason,
+                },
+            })
+        })?;
+        if !self.shared.access.is_admin(&caller)
+            && !policy.allows(&caller.identity, Permission::Admin, path::ROOT)
+        {
+            return Err(status::server(
+                tonic::Code::FailedPrecondition,
+                "PolicyLockout",
+                format!(
+                    "the policy was not applied: it does not grant {} admin on \"/\", so nobody could change it afterwards (unless named in a member's acl.admins); add a rule granting your identity admin on \"/\"{}",
+                    shown(&caller.identity),
+                    if caller.identity.is_empty() {
+                        ", and connect with a client certificate (ACLs need TLS client certificates to tell callers apart)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        match self.shared.write(None, None, Command::SetPolicy { text }).await? {
+            (revision, Output::PolicyApplied { rules }) => {
+                tracing::info!(identity = %caller.identity, rules, revision, "access policy applied");
+                Ok(Response::new(pb::ApplyAclResponse {
+                    header: Some(self.shared.header(revision)),
+                    rules,
+                }))
+            }
+            (_, other) => Err(status::unexpected(&other)),
+        }
+    }
+
+    async fn get_acl(
+        &self,
+        request: Request<pb::GetAclRequest>,
+    ) -> Result<Response<pb::GetAclResponse>, Status> {
+        self.shared.access.admit(&request)?;
+        let (revision, (enabled, text, mod_revision)) = self
+            .shared
+            .read(false, |a| {
+                let applied = a.core.policy().map(|p| p.text().to_owned());
+                let mod_revision =
+                    a.core.tree().get(POLICY_PATH).map_or(0, |n| n.stat.mod_revision);
+                Ok((applied.is_some(), applied.unwrap_or_default(), mod_revision))
+            })
+            .await?;
+        Ok(Response::new(pb::GetAclResponse {
+            header: Some(self.shared.header(revision)),
+            enabled,
+            text,
+            mod_revision,
         }))
     }
 }

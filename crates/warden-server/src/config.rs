@@ -126,6 +126,23 @@ pub struct Config {
     pub peer_routes: Vec<PeerRoute>,
     /// TLS on the client and peer ports (`[tls]`); off by default.
     pub tls: TlsConfig,
+    /// Access control (`[acl]`): the policy a new cluster starts with, and the identities
+    /// that always hold every permission.
+    pub acl: AclConfig,
+}
+
+/// Access control settings. ACLs are on once a policy is in force (this file when the
+/// cluster is founded, or `warden acl apply`); the policy itself is replicated.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    /// An ACL file (TOML) put in force when this member founds the cluster; ignored once
+    /// the cluster is formed (use `warden acl apply` then).
+    pub file: Option<PathBuf>,
+    /// Identities that hold every permission whatever the policy says, to bootstrap a
+    /// cluster and so that a bad policy cannot lock every operator out. Give every member
+    /// the same list: each member decides with its own.
+    pub admins: Vec<String>,
 }
 
 /// The smallest `watch.max_buffered_bytes` accepted.
@@ -174,6 +191,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             peer_routes: Vec::new(),
             tls: TlsConfig::default(),
+            acl: AclConfig::default(),
         }
     }
 }

@@ -33,6 +33,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (revision, (data, stat)) = self
             .shared
@@ -49,6 +50,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::ChildrenRequest>,
     ) -> Result<Response<pb::ChildrenResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let limit = match r.limit {
             0 => usize::MAX,
@@ -83,6 +85,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::CreateResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
         match self.shared.write(session, id, convert::create(r)).await? {
@@ -99,6 +102,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::SetRequest>,
     ) -> Result<Response<pb::SetResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
         match self.shared.write(session, id, convert::set(r)).await? {
@@ -114,6 +118,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
         match self.shared.write(session, id, convert::delete(r)).await? {
@@ -133,6 +138,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
         let command = convert::txn(r).map_err(|message| {

@@ -15,6 +15,7 @@
 //! On the client port every request carries its caller's identity (from its client
 //! certificate; empty without one), which sessions record and `Cluster.WhoAmI` answers.
 
+mod access;
 mod batch;
 mod caller;
 mod cluster_service;
@@ -39,7 +40,9 @@ pub mod watch_hub;
 mod watch_service;
 
 pub use cluster_service::role_name;
-pub use config::{Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig};
+pub use config::{
+    AclConfig, Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig,
+};
 pub use error::ServerError;
 pub use identity::{IdentityError, identity};
 pub use network::Faults;

@@ -261,6 +261,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::AcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
@@ -318,6 +319,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::AcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
@@ -337,6 +339,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::ReleaseResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let session = session(r.session_id)?;
         let hold = r.token.map_or(HoldRef::Any, HoldRef::Token);
@@ -349,6 +352,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let command = Command::Revoke { path: r.path, session: session(r.session_id)? };
         let (header, held) = self.leave(None, command).await?;
@@ -359,6 +363,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::LockStatusRequest>,
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let path = request.into_inner().path;
         let (revision, (config, waiters)) = self
             .shared
@@ -390,6 +395,7 @@ impl Lock for LockService {
         &self,
         request: Request<pb::CheckSequencerRequest>,
     ) -> Result<Response<pb::CheckSequencerResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (revision, valid) =
             self.shared.read(false, |a| Ok(a.core.check_sequencer(&r.path, r.token))).await?;
@@ -412,17 +418,24 @@ impl SemaphoreService {
     }
 }
 
-fn semaphore_request(r: pb::SemaphoreAcquireRequest) -> Request<pb::AcquireRequest> {
-    Request::new(pb::AcquireRequest {
-        path: r.path,
-        session_id: r.session_id,
-        r#type: pb::LockType::Semaphore.into(),
-        shared: false,
-        permits: r.permits,
-        weight: r.weight,
-        delay_ms: r.delay_ms,
-        timeout_ms: r.timeout_ms,
-    })
+/// A semaphore request as the lock request it is, keeping the request's metadata and
+/// extensions (the caller) for the Lock service's own checks.
+fn semaphore_request(request: Request<pb::SemaphoreAcquireRequest>) -> Request<pb::AcquireRequest> {
+    let (metadata, extensions, r) = request.into_parts();
+    Request::from_parts(
+        metadata,
+        extensions,
+        pb::AcquireRequest {
+            path: r.path,
+            session_id: r.session_id,
+            r#type: pb::LockType::Semaphore.into(),
+            shared: false,
+            permits: r.permits,
+            weight: r.weight,
+            delay_ms: r.delay_ms,
+            timeout_ms: r.timeout_ms,
+        },
+    )
 }
 
 #[tonic::async_trait]
@@ -431,14 +444,16 @@ impl Semaphore for SemaphoreService {
         &self,
         request: Request<pb::SemaphoreAcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
-        Lock::acquire(&*self.locks, semaphore_request(request.into_inner())).await
+        self.locks.shared.access.admit(&request)?;
+        Lock::acquire(&*self.locks, semaphore_request(request)).await
     }
 
     async fn try_acquire(
         &self,
         request: Request<pb::SemaphoreAcquireRequest>,
     ) -> Result<Response<pb::AcquireResponse>, Status> {
-        Lock::try_acquire(&*self.locks, semaphore_request(request.into_inner())).await
+        self.locks.shared.access.admit(&request)?;
+        Lock::try_acquire(&*self.locks, semaphore_request(request)).await
     }
 
     async fn release(

@@ -26,6 +26,7 @@ use warden_proto::v1::session_server::SessionServer;
 use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
+use crate::access::Access;
 use crate::batch::{Proposer, ReadGate};
 use crate::caller::CallerLayer;
 use crate::cluster_service::ClusterService;
@@ -200,10 +201,11 @@ impl Node {
             id: config.node_id,
             cluster_id: config.founder(),
             raft: raft.clone(),
-            state_machine: storage.state_machine,
+            state_machine: storage.state_machine.clone(),
             proposer: Proposer::start(raft.clone()),
             reads: ReadGate::new(raft.clone()),
             quorum_lost_after_ms: config.election_timeout_ms,
+            access: Access::new(storage.state_machine.clone(), config.acl.admins.clone()),
         };
         let mut node = Node {
             shared,
@@ -293,6 +295,11 @@ impl Node {
         if config.node_id == config.founder() {
             node.found(&config).await?;
         }
+        if let Some(text) = initial_policy(&config)? {
+            node.tasks.push(tokio::spawn(
+                put_initial_policy(node.shared.clone(), text).in_current_span(),
+            ));
+        }
         info!(node = config.node_id, %client_addr, %peer_addr, "node started");
         Ok(node)
     }
@@ -315,6 +322,9 @@ impl Node {
     }
 
     /// Initializes raft with the initial members, unless the cluster was formed before.
+    ///
+    /// (The initial access policy, `acl.file`, is put in force by whichever member leads
+    /// first while none is: see [`put_initial_policy`].)
     async fn found(&self, config: &Config) -> Result<(), ServerError> {
         let members: BTreeMap<u64, WardenNode> = config
             .initial_members
@@ -416,5 +426,43 @@ impl Node {
             error!(error = %e, "raft did not shut down cleanly");
         }
         info!(node = self.shared.id, "node stopped");
+    }
+}
+
+/// The text of `acl.file`, checked whole: a member does not start with a policy it could
+/// not put in force.
+fn initial_policy(config: &Config) -> Result<Option<String>, ServerError> {
+    let Some(file) = &config.acl.file else { return Ok(None) };
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ServerError::Config(format!("cannot read acl.file {}: {e}", file.display()))
+    })?;
+    warden_core::acl::Policy::parse(&text)
+        .map_err(|e| ServerError::Config(format!("acl.file {}: {e}", file.display())))?;
+    Ok(Some(text))
+}
+
+/// Puts the initial access policy in force once, from the leader, while no policy is: a
+/// policy applied since (`warden acl apply`) is never replaced by the file.
+async fn put_initial_policy(shared: Shared, text: String) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if shared.state_machine.read(|a| a.core.policy().is_some()) {
+            return;
+        }
+        let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
+        if !leads {
+            continue;
+        }
+        match shared.write(None, None, warden_core::Command::SetPolicy { text: text.clone() }).await
+        {
+            Ok((revision, _)) => {
+                info!(revision, "initial access policy (acl.file) put in force");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "initial access policy not applied yet; retrying")
+            }
+        }
     }
 }

@@ -155,6 +155,8 @@ type KeepAliveStream =
 /// One keepalive stream: answers each renewal (with the listed holds that are gone), and
 /// pushes a message as soon as one of the session's holds is revoked.
 struct KeepAlive {
+    /// Who opened the stream: it renews only its own sessions (or any, as an admin).
+    caller: Caller,
     shared: Shared,
     tracker: Arc<SessionTracker>,
     hub: Arc<WatchHub>,
@@ -210,6 +212,11 @@ impl KeepAlive {
                 }
                 None => return,
             };
+            let own = [crate::access::Need::OwnSession(request.session_id)];
+            if let Err(denied) = self.shared.access.check(&self.caller, "Session.KeepAlive", &own) {
+                let _ = tx.send(Err(denied)).await;
+                return;
+            }
             if session.as_ref().is_none_or(|(id, _)| *id != request.session_id) {
                 session = Some((request.session_id, self.hub.session_notice(request.session_id)));
             }
@@ -291,7 +298,7 @@ impl Session for SessionService {
         request: Request<pb::OpenSessionRequest>,
     ) -> Result<Response<pb::OpenSessionResponse>, Status> {
         // The session records who opened it (shown by session info and lock status).
-        let identity = Caller::of(&request)?.identity.clone();
+        let identity = self.shared.access.admit(&request)?.identity;
         let ttl_ms = request.into_inner().ttl_ms;
         match self.shared.write(None, None, Command::OpenSession { ttl_ms, identity }).await? {
             (revision, Output::SessionOpened { id, ttl_ms }) => {
@@ -312,7 +319,9 @@ impl Session for SessionService {
         request: Request<Streaming<pb::KeepAliveRequest>>,
     ) -> Result<Response<Self::KeepAliveStream>, Status> {
         let term = self.leading()?;
+        let caller = Caller::of(&request)?.clone();
         let stream = KeepAlive {
+            caller,
             shared: self.shared.clone(),
             tracker: Arc::clone(&self.tracker),
             hub: Arc::clone(&self.hub),
@@ -328,6 +337,7 @@ impl Session for SessionService {
         &self,
         request: Request<pb::CloseSessionRequest>,
     ) -> Result<Response<pb::CloseSessionResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let id = request.into_inner().session_id;
         match self.shared.write(None, None, Command::CloseSession { id }).await? {
             (revision, Output::SessionClosed { deleted, .. }) => {
@@ -344,6 +354,7 @@ impl Session for SessionService {
         &self,
         request: Request<pb::SessionInfoRequest>,
     ) -> Result<Response<pb::SessionInfoResponse>, Status> {
+        self.shared.access.admit(&request)?;
         let wanted = request.into_inner().session_id;
         // Remaining time lives on the leader.
         self.leading()?;

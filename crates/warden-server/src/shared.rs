@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// timeout) refuses writes instead of proposing them: they could not commit, and the
     /// client could only be told their outcome is unknown.
     pub quorum_lost_after_ms: u64,
+    /// Decides whether a caller may make a request (ACLs).
+    pub access: crate::access::Access,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on

@@ -5,18 +5,27 @@
 //! would be refused by the client's decoder, which could only resume into the same refusal.
 //! So a revision's events are split into responses of at most [`FRAGMENT_BYTES`], all but
 //! the last marked `fragment`; the client puts them back together.
+//!
+//! With ACLs on, a watch needs `watch` on its path (a glob's literal head), and it gets
+//! only the events on paths where its caller holds `watch`. The decision is made again for
+//! every message and every [`RECHECK`]: a policy change that takes the permission away
+//! ends the watch with PERMISSION_DENIED, on an open stream too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
+use warden_core::acl::Permission;
 use warden_core::{EventKind, WatchFilter};
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
 
+use crate::access::{Guarded, Need};
+use crate::caller::Caller;
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
@@ -29,6 +38,9 @@ pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
 /// limit, which leaves room for the header and for a lone event larger than this (the
 /// core's largest value, 1 MiB, with its path and stat, is well under the limit).
 const FRAGMENT_BYTES: usize = MAX_CLIENT_MESSAGE_BYTES / 2;
+
+/// How often an idle watch checks that its caller may still watch.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Serves watches.
 pub(crate) struct WatchService {
@@ -61,7 +73,7 @@ fn compacted(oldest: u64) -> Status {
     status
 }
 
-fn event(e: warden_core::Event) -> pb::Event {
+fn event(e: warden_core::Event, owner: String) -> pb::Event {
     let kind = match e.kind {
         EventKind::Created => pb::EventKind::Created,
         EventKind::Data => pb::EventKind::Data,
@@ -74,6 +86,7 @@ fn event(e: warden_core::Event) -> pb::Event {
         path: e.path,
         stat: Some(convert::stat(&e.stat)),
         data: e.data,
+        owner,
     }
 }
 
@@ -97,12 +110,39 @@ fn fragments(events: Vec<pb::Event>, budget: usize) -> Vec<Vec<pb::Event>> {
     parts
 }
 
+/// Who a watch is for: its caller, and what it needed when it was opened.
+struct Watcher {
+    caller: Caller,
+    needs: Vec<Need>,
+}
+
 /// A hub message as responses (several for a revision too large for one), with the
-/// revision they report.
-fn responses(shared: &Shared, message: WatchMessage) -> (u64, Vec<pb::WatchResponse>) {
+/// revision they report: the events the caller may see, each with its owner's identity.
+fn responses(
+    shared: &Shared,
+    watcher: &Watcher,
+    message: WatchMessage,
+) -> (u64, Vec<pb::WatchResponse>) {
     let (revision, events) = match message {
         WatchMessage::Events(revision, events) => {
-            (revision, events.into_iter().map(event).collect())
+            let events = shared.state_machine.read(|a| {
+                let policy = a.core.policy();
+                let identity = &watcher.caller.identity;
+                events
+                    .into_iter()
+                    .filter(|e| shared.access.allows(policy, identity, Permission::Watch, &e.path))
+                    .map(|e| {
+                        let owner = match e.stat.ephemeral_owner {
+                            0 => String::new(),
+                            id => {
+                                a.core.session(id).map(|s| s.identity.clone()).unwrap_or_default()
+                            }
+                        };
+                        event(e, owner)
+                    })
+                    .collect()
+            });
+            (revision, events)
         }
         WatchMessage::Progress(revision) => (revision, Vec::new()),
     };
@@ -131,19 +171,35 @@ async fn feed(
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     shared: Shared,
     hub: Arc<WatchHub>,
+    watcher: Watcher,
 ) {
     // Everything up to this revision was delivered (0: nothing promised yet).
     let mut delivered = 0;
     let cancellation = registration.cancellation();
+    let mut recheck = tokio::time::interval(RECHECK);
+    let mut denied = None;
     let client_gone = 'messages: loop {
         let message = tokio::select! {
             biased;
             () = cancellation.cancelled() => None,
             message = registration.recv() => message,
             () = tx.closed() => break true,
+            _ = recheck.tick() => {
+                if let Err(status) = shared.access.check(&watcher.caller, pb::WatchRequest::RPC, &watcher.needs) {
+                    denied = Some(status);
+                    break false;
+                }
+                continue;
+            }
         };
         let Some(message) = message else { break false };
-        let (revision, responses) = responses(&shared, message);
+        if let Err(status) =
+            shared.access.check(&watcher.caller, pb::WatchRequest::RPC, &watcher.needs)
+        {
+            denied = Some(status);
+            break false;
+        }
+        let (revision, responses) = responses(&shared, &watcher, message);
         for response in responses {
             tokio::select! {
                 biased;
@@ -158,6 +214,14 @@ async fn feed(
     hub.unregister(registration.id);
     registration.discard();
     if client_gone {
+        return;
+    }
+    if let Some(status) = denied {
+        // The caller lost the permission: the stream ends with the refusal itself.
+        tokio::select! {
+            _ = tx.send(Err(status)) => {}
+            () = tx.closed() => {}
+        }
         return;
     }
     let reason =
@@ -183,6 +247,8 @@ impl Watch for WatchService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let caller = self.shared.access.admit(&request)?;
+        let watcher = Watcher { caller, needs: request.get_ref().needs() };
         let r = request.into_inner();
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
         let filter = match pb::WatchScope::try_from(r.scope) {
@@ -203,7 +269,7 @@ impl Watch for WatchService {
             .register(filter, r.start_revision, r.progress_notify)
             .map_err(|r| refused(&r))?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(feed(registration, tx, self.shared.clone(), Arc::clone(&self.hub)));
+        tokio::spawn(feed(registration, tx, self.shared.clone(), Arc::clone(&self.hub), watcher));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -118,6 +118,15 @@ pub(crate) enum Command {
         /// Log lines as text or one JSON object per line (RUST_LOG chooses what is logged).
         #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
         log_format: crate::logs::LogFormat,
+        /// Mutual TLS on every port and ACLs on: only certificates of the dev CA get in, and
+        /// the client `admin` (admin.crt) holds every permission; anyone else is denied
+        /// until `warden acl apply` grants it something.
+        #[arg(long)]
+        secure: bool,
+        /// With --secure: the certificates to use; made there (`warden certs dev` with a
+        /// client `admin`) if the folder has none.
+        #[arg(long, value_name = "DIR", default_value = "warden-dev-certs", requires = "secure")]
+        certs: PathBuf,
     },
     /// Certificates for trying mutual TLS (`certs dev`).
     Certs {
@@ -311,6 +320,14 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: ClusterCommand,
     },
+    /// Access control: put an ACL file in force on the whole cluster, or show the one in
+    /// force.
+    Acl {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: AclCommand,
+    },
     /// Prints the identity the cluster knows this client by (what its client certificate
     /// names, as recorded in the sessions it opens), or that it is anonymous.
     #[command(name = "whoami")]
@@ -333,6 +350,7 @@ impl ClientCommand {
             | ClientCommand::Lock { client, .. }
             | ClientCommand::Session { client, .. }
             | ClientCommand::Cluster { client, .. }
+            | ClientCommand::Acl { client, .. }
             | ClientCommand::WhoAmI { client } => client,
         }
     }
@@ -356,6 +374,19 @@ pub(crate) enum SessionCommand {
         /// The session id (see `warden session list`).
         id: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AclCommand {
+    /// Puts the ACL file in force on every member (needs admin). The file is checked whole
+    /// first: a bad one is refused with its line and the reason, and the policy in force
+    /// stays. ACLs are on from the first policy applied: whatever no rule grants is denied.
+    Apply {
+        /// The ACL file (TOML), or - for standard input.
+        file: String,
+    },
+    /// Prints the policy in force, as applied (needs admin).
+    Get,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod acl_cmd;
 mod certs;
 mod cli;
 mod commands;
@@ -78,7 +79,9 @@ async fn main() -> ExitCode {
             },
             None => run::server(warden_server::Config::default()).await,
         },
-        Command::Dev { nodes, base_port, .. } => run::dev(nodes, base_port).await,
+        Command::Dev { nodes, base_port, secure, certs, .. } => {
+            run::dev(nodes, base_port, secure.then_some(certs.as_path())).await
+        }
         Command::Certs { command: cli::CertsCommand::Dev { out, nodes, clients, force } } => {
             certs::dev(&out, nodes, &clients, force)
         }

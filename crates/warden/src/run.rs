@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tracing::{error, info, warn};
-use warden_server::{Config, Faults, MemberConfig, Node};
+use warden_server::{AclConfig, Config, Faults, MemberConfig, Node, TlsConfig};
 
 /// Reads a config file: TOML, unknown keys refused.
 pub(crate) fn load_config(path: &Path) -> Result<Config> {
@@ -64,10 +64,64 @@ pub(crate) fn dev_config(i: u16, n: u16, base_port: u16, data: &Path) -> Result<
     })
 }
 
-/// Runs an n-member cluster in this process until Ctrl-C.
-pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
+/// The client `warden dev --secure` makes, holding every permission.
+const DEV_ADMIN: &str = "admin";
+
+/// The policy `warden dev --secure` starts with (acl/dev.toml).
+const DEV_POLICY: &str = include_str!("../../../acl/dev.toml");
+
+/// Makes member `i`'s config secure with the dev PKI in `certs`: mutual TLS on both ports,
+/// the dev policy put in force at founding, and `admin` always allowed.
+pub(crate) fn secure_dev_config(mut config: Config, i: u16, certs: &Path) -> Config {
+    let ca = certs.join("ca.crt");
+    config.tls = TlsConfig {
+        cert: Some(certs.join(format!("node{i}.crt"))),
+        key: Some(certs.join(format!("node{i}.key"))),
+        client_ca: Some(ca.clone()),
+        peer_ca: Some(ca),
+    };
+    config.acl =
+        AclConfig { file: Some(certs.join("acl.toml")), admins: vec![DEV_ADMIN.to_owned()] };
+    config
+}
+
+/// The dev PKI in `dir` for `n` members and the client `admin`, made if the folder has no
+/// CA; and the dev policy beside it, written if missing.
+fn dev_certs(dir: &Path, n: u16) -> Result<()> {
+    if !dir.join("ca.crt").exists() {
+        crate::certs::dev(dir, n, &[DEV_ADMIN.to_owned()], false)?;
+    }
+    let mut wanted: Vec<String> = (1..=n).map(|i| format!("node{i}")).collect();
+    wanted.push(DEV_ADMIN.to_owned());
+    for name in wanted {
+        for ext in ["crt", "key"] {
+            let file = dir.join(format!("{name}.{ext}"));
+            if !file.exists() {
+                bail!(
+                    "{} is missing from the certificates in {}; use another --certs folder (an empty one is filled), or make them with `warden certs dev --out {} --nodes {n} --client {DEV_ADMIN} --force`",
+                    file.display(),
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
+    let policy = dir.join("acl.toml");
+    if !policy.exists() {
+        std::fs::write(&policy, DEV_POLICY)
+            .with_context(|| format!("cannot write {}", policy.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs an n-member cluster in this process until Ctrl-C; secure (mutual TLS, ACLs) with
+/// the certificates in `certs`, if given.
+pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<()> {
     if n == 0 {
         bail!("--nodes must be at least 1");
+    }
+    if let Some(dir) = certs {
+        dev_certs(dir, n)?;
     }
     let data = tempfile::Builder::new()
         .prefix("warden-dev-")
@@ -75,13 +129,32 @@ pub(crate) async fn dev(n: u16, base_port: u16) -> Result<()> {
         .context("cannot create a temporary folder")?;
     let mut nodes = Vec::new();
     for i in 1..=n {
-        nodes
-            .push(Node::start(dev_config(i, n, base_port, data.path())?, Faults::default()).await?);
+        let mut config = dev_config(i, n, base_port, data.path())?;
+        if let Some(dir) = certs {
+            config = secure_dev_config(config, i, dir);
+        }
+        nodes.push(Node::start(config, Faults::default()).await?);
     }
     let endpoints: Vec<String> = nodes.iter().map(|n| n.client_addr().to_string()).collect();
+    let client_flags = match certs {
+        None => String::new(),
+        Some(dir) => {
+            let dir = dir.display();
+            format!(
+                " --cacert {dir}/ca.crt --cert {dir}/{DEV_ADMIN}.crt --key {dir}/{DEV_ADMIN}.key"
+            )
+        }
+    };
+    let secure = match certs {
+        None => String::new(),
+        Some(dir) => format!(
+            "secure: mutual TLS with the certificates in {dir}, ACLs on ({dir}/acl.toml): only {DEV_ADMIN} may do anything\n",
+            dir = dir.display()
+        ),
+    };
     // One write, and a closed stdout (`warden dev | head -2`) must not stop the cluster.
     let banner = format!(
-        "warden dev: {n} member(s), data in {}\nendpoints: {}\ntry: warden --endpoints {} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
+        "warden dev: {n} member(s), data in {}\nendpoints: {}\n{secure}try: warden --endpoints {}{client_flags} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
         data.path().display(),
         endpoints.join(","),
         endpoints.join(","),

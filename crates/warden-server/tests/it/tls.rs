@@ -25,7 +25,8 @@ pub(crate) struct Pki {
 }
 
 impl Pki {
-    /// A CA (`ca`), members 1..=3 (`node1`..), a client `alice` and `nobody` (a client
+    /// A CA (`ca`), members 1..=3 (`node1`..), clients `alice`, `bob`, `carol`, `admin`
+    /// (each named by its CN), `nobody` (a client
     /// certificate naming no identity); and `stranger`, a client of another CA.
     pub(crate) fn new() -> Pki {
         let pki = Pki { dir: TempDir::new().unwrap() };
@@ -38,7 +39,9 @@ impl Pki {
             ];
             pki.leaf(&ca, &format!("node{i}"), sans, "member");
         }
-        pki.leaf(&ca, "alice", Vec::new(), "alice");
+        for name in ["alice", "bob", "carol", "admin"] {
+            pki.leaf(&ca, name, Vec::new(), name);
+        }
         pki.leaf(&ca, "nobody", Vec::new(), "");
         let other = pki.ca("other-ca");
         pki.leaf(&other, "stranger", Vec::new(), "stranger");
@@ -73,7 +76,7 @@ impl Pki {
     }
 
     /// Member `id`'s `[tls]`: TLS for clients (signed by `ca`) and between members.
-    fn member_tls(&self, id: u64) -> TlsConfig {
+    pub(crate) fn member_tls(&self, id: u64) -> TlsConfig {
         TlsConfig {
             cert: Some(self.path(&format!("node{id}.crt"))),
             key: Some(self.path(&format!("node{id}.key"))),
