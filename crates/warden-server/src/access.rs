@@ -80,6 +80,8 @@ impl Access {
     /// The caller of `request`, if it may make it; PERMISSION_DENIED (logged) if not.
     pub(crate) fn admit<T: Guarded>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let caller = Caller::of(request)?.clone();
+        // The request's span (node.rs) names the caller from here on.
+        tracing::Span::current().record("identity", caller.identity.as_str());
         self.check(&caller, T::RPC, &request.get_ref().needs())?;
         Ok(caller)
     }

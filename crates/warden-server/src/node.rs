@@ -264,8 +264,19 @@ impl Node {
         let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
             .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let clients =
-            Server::builder().http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS));
+        // Each request runs in a `request{rpc, identity}` span under the member's, so what
+        // is logged while serving it names the caller (access.rs records the identity).
+        let member = Span::current();
+        let clients = Server::builder()
+            .http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS))
+            .trace_fn(move |request| {
+                info_span!(
+                    parent: &member,
+                    "request",
+                    rpc = request.uri().path(),
+                    identity = tracing::field::Empty
+                )
+            });
         // Every client-port request is identified first (caller.rs), whichever service.
         let mut clients = with_tls(clients, tls.clients, "client")?
             .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())));
