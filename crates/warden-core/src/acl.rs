@@ -207,6 +207,11 @@ impl Policy {
         Ok(Policy { text: text.to_owned(), rules })
     }
 
+    /// The policy that grants nothing (an empty file).
+    pub fn deny_all() -> Policy {
+        Policy { text: String::new(), rules: Vec::new() }
+    }
+
     /// The text the policy was parsed from.
     pub fn text(&self) -> &str {
         &self.text

@@ -58,6 +58,10 @@ pub(crate) trait Guarded {
 pub(crate) struct Access {
     state: StateMachineStore,
     admins: Arc<[String]>,
+    /// The policy while none is in force: none (ACLs off), or, on a member configured
+    /// for ACLs (`acl.file` or `acl.admins`), one that grants nothing, so that a new
+    /// cluster is not open to every client until its initial policy is applied.
+    until_applied: Option<Arc<Policy>>,
 }
 
 /// Why a request was refused: who, what, where.
@@ -72,9 +76,11 @@ pub(crate) struct Denial {
 }
 
 impl Access {
-    /// The decision over the state of `state`, with `admins` always allowed.
-    pub(crate) fn new(state: StateMachineStore, admins: Vec<String>) -> Access {
-        Access { state, admins: admins.into() }
+    /// The decision over the state of `state`, with `admins` always allowed; `secure`
+    /// denies everything but `admins` until a policy is in force.
+    pub(crate) fn new(state: StateMachineStore, admins: Vec<String>, secure: bool) -> Access {
+        let until_applied = secure.then(|| Arc::new(Policy::deny_all()));
+        Access { state, admins: admins.into(), until_applied }
     }
 
     /// The caller of `request`, if it may make it; PERMISSION_DENIED (logged) if not.
@@ -108,7 +114,7 @@ impl Access {
         permission: Permission,
         path: &str,
     ) -> bool {
-        match policy {
+        match policy.or(self.until_applied.as_ref()) {
             None => true,
             Some(_) if !identity.is_empty() && self.admins.iter().any(|a| *a == identity) => true,
             Some(policy) => policy.allows(identity, permission, path),
@@ -118,7 +124,7 @@ impl Access {
     /// The first need of `needs` that `identity` does not meet in `state`.
     fn denial(&self, state: &State, identity: &str, needs: &[Need]) -> Option<Denial> {
         let policy = state.policy();
-        policy?;
+        policy.or(self.until_applied.as_ref())?;
         let lacks = |permission: Permission, path: &str| {
             (!self.allows(policy, identity, permission, path)).then(|| Denial {
                 permission,

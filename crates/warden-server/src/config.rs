@@ -132,7 +132,9 @@ pub struct Config {
 }
 
 /// Access control settings. ACLs are on once a policy is in force (this file when the
-/// cluster is founded, or `warden acl apply`); the policy itself is replicated.
+/// cluster is founded, or `warden acl apply`); the policy itself is replicated. A member
+/// with either key set denies everyone but `admins` until then, so a new cluster is never
+/// open to every client while its first policy is on its way.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AclConfig {

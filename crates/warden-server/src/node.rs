@@ -205,7 +205,11 @@ impl Node {
             proposer: Proposer::start(raft.clone()),
             reads: ReadGate::new(raft.clone()),
             quorum_lost_after_ms: config.election_timeout_ms,
-            access: Access::new(storage.state_machine.clone(), config.acl.admins.clone()),
+            access: Access::new(
+                storage.state_machine.clone(),
+                config.acl.admins.clone(),
+                config.acl.file.is_some() || !config.acl.admins.is_empty(),
+            ),
         };
         let mut node = Node {
             shared,

@@ -191,7 +191,10 @@ mod tests {
     #[test]
     fn shipped_configs_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-        for name in ["single.toml", "node1.toml", "node2.toml", "node3.toml"] {
+        let secure = ["secure/node1.toml", "secure/node2.toml", "secure/node3.toml"];
+        for name in
+            ["single.toml", "node1.toml", "node2.toml", "node3.toml"].into_iter().chain(secure)
+        {
             let config = load_config(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert_eq!(config.client_addr.ip().to_string(), "127.0.0.1", "{name}");
         }

@@ -63,14 +63,18 @@ impl Secure {
         })
         .await;
         let secure = Secure { pki, cluster };
-        // The member puts the policy in force once it leads.
+        // The member puts the policy in force once it leads; until then it grants nothing
+        // (it is configured for ACLs), so even admin's first calls may be refused.
         let mut cluster_api = ClusterClient::new(secure.channel("admin").await);
         let started = std::time::Instant::now();
         loop {
-            let acl = cluster_api.get_acl(pb::GetAclRequest {}).await.unwrap().into_inner();
-            if acl.enabled {
-                assert_eq!(acl.text, POLICY);
-                break;
+            match cluster_api.get_acl(pb::GetAclRequest {}).await {
+                Ok(acl) if acl.get_ref().enabled => {
+                    assert_eq!(acl.into_inner().text, POLICY);
+                    break;
+                }
+                Ok(_) => {}
+                Err(status) => assert_eq!(status.code(), Code::PermissionDenied, "{status:?}"),
             }
             assert!(started.elapsed() < Duration::from_secs(10), "acl.file never put in force");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -507,4 +511,37 @@ async fn apply_refuses_a_bad_file_and_a_lockout_and_keeps_the_policy() {
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(status.message().contains("warden acl apply"), "{status:?}");
     s.cluster.stop().await;
+}
+
+/// A member configured for ACLs (here `acl.admins` only) denies everyone else while no
+/// policy is in force: a new cluster is never open to every client.
+#[tokio::test]
+async fn a_member_configured_for_acls_is_closed_until_a_policy_is_applied() {
+    warden_server::install_crypto_provider();
+    let pki = Pki::new();
+    let cluster = TestCluster::start_with(1, FAST_TIMING, |c| {
+        c.tls = pki.member_tls(c.node_id);
+        c.acl.admins = vec!["admin".into()];
+    })
+    .await;
+    let addr = cluster.node(1).client_addr();
+    let admin = channel(addr, pki.client_tls(Some("admin"))).await.unwrap();
+    let alice = channel(addr, pki.client_tls(Some("alice"))).await.unwrap();
+    let get = || pb::GetRequest { path: "/".into(), serializable: true };
+    denied("alice before any policy", KvClient::new(alice.clone()).get(get()).await);
+    KvClient::new(admin.clone()).get(get()).await.unwrap();
+    let acl = ClusterClient::new(admin.clone()).get_acl(pb::GetAclRequest {}).await.unwrap();
+    assert!(!acl.into_inner().enabled);
+    ClusterClient::new(admin.clone())
+        .apply_acl(pb::ApplyAclRequest { text: POLICY.into() })
+        .await
+        .unwrap();
+    // Under the policy alice may read /a but still not /.
+    denied("alice on /", KvClient::new(alice.clone()).get(get()).await);
+    let status = KvClient::new(alice.clone())
+        .get(pb::GetRequest { path: "/a".into(), serializable: true })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    cluster.stop().await;
 }

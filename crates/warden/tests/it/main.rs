@@ -4,6 +4,7 @@
 
 mod certs;
 mod cli;
+mod cli_acl;
 mod cli_exit;
 mod cli_lock;
 mod cli_tls;
