@@ -9,7 +9,8 @@
 //! in force stays.
 //!
 //! Globs are matched with `globset`: `*` stops at `/`, `**` crosses it. `/app/**` matches
-//! everything under `/app` but not `/app` itself; list both to grant both. The anonymous
+//! everything under `/app` but not `/app` itself; list both to grant both (`/**` is every
+//! path, the root included). The anonymous
 //! caller (no client certificate) matches no rule.
 
 use std::fmt;

@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub)]
 
+mod acl;
 mod determinism;
 mod invariants;
 mod lock_nodes;
