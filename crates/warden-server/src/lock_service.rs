@@ -20,6 +20,7 @@ use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
 
+use crate::caller::Caller;
 use crate::shared::Shared;
 use crate::status;
 use crate::watch_hub::{WatchHub, WatchMessage};
@@ -349,9 +350,19 @@ impl Lock for LockService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let identity = Caller::of(&request)?.identity.clone();
         let r = request.into_inner();
-        let command = Command::Revoke { path: r.path, session: session(r.session_id)? };
+        let target = session(r.session_id)?;
+        let command = Command::Revoke { path: r.path.clone(), session: target };
         let (header, held) = self.leave(None, command).await?;
+        let what = if held { "its hold" } else { "its wait" };
+        self.shared.audit.admin(
+            &identity,
+            "lock.revoke",
+            &r.path,
+            Some(header.revision),
+            &format!("revoked session {target}'s place in the lock ({what})"),
+        );
         Ok(Response::new(pb::RevokeResponse { header: Some(header), held }))
     }
 

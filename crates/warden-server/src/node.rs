@@ -26,12 +26,14 @@ use warden_proto::v1::session_server::SessionServer;
 use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
+use crate::audit::Audit;
 use crate::batch::{Proposer, ReadGate};
 use crate::caller::CallerLayer;
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::kv_service::KvService;
+use crate::lock_audit::AuditingSink;
 use crate::lock_service::{LockService, SemaphoreService};
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
@@ -195,7 +197,11 @@ impl Node {
             config.watch.buffer,
             config.watch.max_buffered_bytes,
         ));
-        storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
+        let audit = Audit::start(config.node_id, config.audit_file(), &config.audit);
+        let sink = storage.state_machine.read(|a| {
+            AuditingSink::new(Arc::clone(&hub) as Arc<dyn EventSink>, audit.clone(), &a.core)
+        });
+        storage.state_machine.set_event_sink(Arc::new(sink));
         let shared = Shared {
             id: config.node_id,
             cluster_id: config.founder(),
@@ -204,6 +210,7 @@ impl Node {
             proposer: Proposer::start(raft.clone()),
             reads: ReadGate::new(raft.clone()),
             quorum_lost_after_ms: config.election_timeout_ms,
+            audit,
         };
         let mut node = Node {
             shared,
@@ -354,6 +361,11 @@ impl Node {
         &self.shared.state_machine
     }
 
+    /// This member's audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.shared.audit
+    }
+
     /// The watch hub: this member's watchers and what is queued for them.
     pub fn watch_hub(&self) -> &WatchHub {
         &self.hub
@@ -415,6 +427,9 @@ impl Node {
         if let Err(e) = self.shared.raft.shutdown().await {
             error!(error = %e, "raft did not shut down cleanly");
         }
+        // After raft: what it applied until it stopped is audited; then the file is
+        // closed, so a member started again on the same data appends alone.
+        self.shared.audit.close().await;
         info!(node = self.shared.id, "node stopped");
     }
 }

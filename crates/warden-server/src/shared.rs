@@ -10,6 +10,7 @@ use warden_core::{Command, CoreError, Output, Request, RequestId};
 use warden_proto::v1::ResponseHeader;
 use warden_storage::{Applied, NodeId, StateMachineStore, TypeConfig};
 
+use crate::audit::Audit;
 use crate::batch::{Proposer, ReadGate};
 use crate::status;
 
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     /// timeout) refuses writes instead of proposing them: they could not commit, and the
     /// client could only be told their outcome is unknown.
     pub quorum_lost_after_ms: u64,
+    /// This member's audit log: denials and admin actions are written to it.
+    pub audit: Audit,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
