@@ -337,6 +337,14 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_is_in_the_data_dir_unless_placed() {
+        let mut config = Config { data_dir: "/var/lib/warden".into(), ..Config::default() };
+        assert_eq!(config.audit_file(), PathBuf::from("/var/lib/warden/audit.log"));
+        config.audit.file = Some("/var/log/warden/audit.jsonl".into());
+        assert_eq!(config.audit_file(), PathBuf::from("/var/log/warden/audit.jsonl"));
+    }
+
+    #[test]
     fn names_each_problem() {
         let ok = Config::default();
         assert!(problem(&Config { node_id: 0, ..ok.clone() }).contains("node_id"));
