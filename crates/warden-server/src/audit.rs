@@ -152,16 +152,23 @@ impl Audit {
         let writer = std::thread::Builder::new()
             .name(format!("audit-{member}"))
             .spawn(move || write_all(member, records, out, &writer_counters));
-        let (queue, writer) = match writer {
+        match writer {
             Ok(writer) => {
                 info!(file = %file.display(), "audit log open");
-                (Some(queue), Some(writer))
+                Audit::from_parts(Some(queue), Some(writer), counters)
             }
             Err(e) => {
                 warn!(error = %e, file = %file.display(), "cannot start the audit log writer; this member runs without an audit log");
-                (None, None)
+                Audit::from_parts(None, None, counters)
             }
-        };
+        }
+    }
+
+    fn from_parts(
+        queue: Option<SyncSender<Record>>,
+        writer: Option<JoinHandle<()>>,
+        counters: Arc<Counters>,
+    ) -> Audit {
         Audit {
             inner: Arc::new(Inner {
                 queue: Mutex::new(queue),

@@ -173,3 +173,41 @@ async fn the_writer_writes_every_record_and_counts_failures() {
     audit.close().await;
     assert_eq!((audit.written(), audit.failed()), (0, 1));
 }
+
+#[test]
+fn a_full_queue_drops_and_counts_instead_of_waiting() {
+    // A queue of one that nobody reads: the second record cannot wait for room.
+    let (queue, records) = std::sync::mpsc::sync_channel(1);
+    let audit = Audit::from_parts(Some(queue), None, Arc::default());
+    audit.admin("ops", "lock.revoke", "/a", Some(1), "first");
+    audit.admin("ops", "lock.revoke", "/b", Some(2), "second");
+    audit.denied("eve", "Kv/Get", "read", "/c", "third");
+    assert_eq!(audit.dropped(), 2);
+    let kept: Vec<String> = records.try_iter().map(|r| r.path).collect();
+    assert_eq!(kept, ["/a"]);
+}
+
+#[tokio::test]
+async fn the_writer_rotates_without_losing_or_splitting_a_line() {
+    let dir = dir();
+    let path = dir.path().join("audit.log");
+    let config = AuditConfig { file: None, max_bytes: 1_000, keep: 100 };
+    let audit = Audit::start(1, path.clone(), &config);
+    for n in 0..60 {
+        audit.send(lock_record(n));
+    }
+    audit.close().await;
+    assert_eq!((audit.written(), audit.dropped(), audit.failed()), (60, 0, 0));
+    // Oldest first: the highest rotated file, down to the current one.
+    let mut files: Vec<PathBuf> = (1..=100).rev().map(|n| rotated(&path, n)).collect();
+    files.retain(|f| f.exists());
+    assert!(files.len() >= 5, "about 190 bytes a line, 5 a file: {files:?}");
+    files.push(path.clone());
+    let mut revisions = Vec::new();
+    for file in &files {
+        let text = read(file);
+        assert!(text.len() <= 1_000, "{} has {} bytes", file.display(), text.len());
+        revisions.extend(text.lines().map(|l| json(l)["revision"].as_u64().unwrap_or(u64::MAX)));
+    }
+    assert_eq!(revisions, (0..60).collect::<Vec<u64>>());
+}
