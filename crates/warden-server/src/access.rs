@@ -20,6 +20,7 @@ use warden_core::{NodeKind, State, path};
 use warden_proto::v1 as pb;
 use warden_storage::StateMachineStore;
 
+use crate::audit::Audit;
 use crate::caller::Caller;
 
 /// What a request needs to be allowed.
@@ -62,6 +63,8 @@ pub(crate) struct Access {
     /// for ACLs (`acl.file` or `acl.admins`), one that grants nothing, so that a new
     /// cluster is not open to every client until its initial policy is applied.
     until_applied: Option<Arc<Policy>>,
+    /// Every denial gets a line.
+    audit: Audit,
 }
 
 /// Why a request was refused: who, what, where.
@@ -78,9 +81,14 @@ pub(crate) struct Denial {
 impl Access {
     /// The decision over the state of `state`, with `admins` always allowed; `secure`
     /// denies everything but `admins` until a policy is in force.
-    pub(crate) fn new(state: StateMachineStore, admins: Vec<String>, secure: bool) -> Access {
+    pub(crate) fn new(
+        state: StateMachineStore,
+        admins: Vec<String>,
+        secure: bool,
+        audit: Audit,
+    ) -> Access {
         let until_applied = secure.then(|| Arc::new(Policy::deny_all()));
-        Access { state, admins: admins.into(), until_applied }
+        Access { state, admins: admins.into(), until_applied, audit }
     }
 
     /// The caller of `request`, if it may make it; PERMISSION_DENIED (logged) if not.
@@ -188,6 +196,8 @@ impl Access {
             )
         };
         let because = denial.because.as_deref().map(|b| format!(" ({b})")).unwrap_or_default();
+        let reason = denial.because.as_deref().unwrap_or("no rule of the access policy grants it");
+        self.audit.denied(&caller.identity, rpc, denial.permission.name(), &denial.path, reason);
         crate::status::server(
             tonic::Code::PermissionDenied,
             "PermissionDenied",

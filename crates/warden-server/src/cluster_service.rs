@@ -116,6 +116,13 @@ impl Cluster for ClusterService {
         match self.shared.write(None, None, Command::SetPolicy { text }).await? {
             (revision, Output::PolicyApplied { rules }) => {
                 tracing::info!(identity = %caller.identity, rules, revision, "access policy applied");
+                self.shared.audit.admin(
+                    &caller.identity,
+                    "acl.apply",
+                    POLICY_PATH,
+                    Some(revision),
+                    &format!("a policy of {rules} rule(s) put in force"),
+                );
                 Ok(Response::new(pb::ApplyAclResponse {
                     header: Some(self.shared.header(revision)),
                     rules,

@@ -129,6 +129,8 @@ pub struct Config {
     /// Access control (`[acl]`): the policy a new cluster starts with, and the identities
     /// that always hold every permission.
     pub acl: AclConfig,
+    /// The audit log (`[audit]`): where, and how it is rotated.
+    pub audit: AuditConfig,
 }
 
 /// Access control settings. ACLs are on once a policy is in force (this file when the
@@ -145,6 +147,41 @@ pub struct AclConfig {
     /// cluster and so that a bad policy cannot lock every operator out. Give every member
     /// the same list: each member decides with its own.
     pub admins: Vec<String>,
+}
+
+/// The smallest `audit.max_bytes` accepted.
+pub const MIN_AUDIT_BYTES: u64 = 4 << 10;
+
+/// The most rotated audit files kept.
+pub const MAX_AUDIT_KEEP: usize = 1_000;
+
+/// The audit log: one JSON line per denial, admin action and lock grant, expiry or revoke
+/// (see `docs/audit.md`), in one file per member, rotated by size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The file; `<data_dir>/audit.log` when not set. A relative path is from the
+    /// member's working directory.
+    pub file: Option<PathBuf>,
+    /// When the file would grow past this many bytes it is rotated: `audit.log` becomes
+    /// `audit.log.1`, `.1` becomes `.2`, and so on. 64 MiB by default.
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.log.1` to `audit.log.<keep>`); the oldest beyond is
+    /// deleted. 0 keeps none: the file starts over. 4 by default.
+    pub keep: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { file: None, max_bytes: 64 << 20, keep: 4 }
+    }
+}
+
+impl Config {
+    /// Where this member writes its audit log: `audit.file`, or `<data_dir>/audit.log`.
+    pub fn audit_file(&self) -> PathBuf {
+        self.audit.file.clone().unwrap_or_else(|| self.data_dir.join("audit.log"))
+    }
 }
 
 /// The smallest `watch.max_buffered_bytes` accepted.
@@ -194,6 +231,7 @@ impl Default for Config {
             peer_routes: Vec::new(),
             tls: TlsConfig::default(),
             acl: AclConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -226,6 +264,22 @@ impl Config {
                 self.watch.max_buffered_bytes,
                 WatchConfig::default().max_buffered_bytes
             ));
+        }
+        if self.audit.max_bytes < MIN_AUDIT_BYTES {
+            return bad(format!(
+                "audit.max_bytes ({}) is below {MIN_AUDIT_BYTES} (4 KiB): the audit log would rotate every few lines; the default is {} (64 MiB)",
+                self.audit.max_bytes,
+                AuditConfig::default().max_bytes
+            ));
+        }
+        if self.audit.keep > MAX_AUDIT_KEEP {
+            return bad(format!(
+                "audit.keep ({}) is above {MAX_AUDIT_KEEP}: keep fewer rotated files and raise audit.max_bytes instead",
+                self.audit.keep
+            ));
+        }
+        if self.audit.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            return bad("audit.file is empty; leave it out for <data_dir>/audit.log".into());
         }
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
@@ -303,6 +357,14 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_is_in_the_data_dir_unless_placed() {
+        let mut config = Config { data_dir: "/var/lib/warden".into(), ..Config::default() };
+        assert_eq!(config.audit_file(), PathBuf::from("/var/lib/warden/audit.log"));
+        config.audit.file = Some("/var/log/warden/audit.jsonl".into());
+        assert_eq!(config.audit_file(), PathBuf::from("/var/log/warden/audit.jsonl"));
+    }
+
+    #[test]
     fn names_each_problem() {
         let ok = Config::default();
         assert!(problem(&Config { node_id: 0, ..ok.clone() }).contains("node_id"));
@@ -333,6 +395,15 @@ mod tests {
         let mut empty = ok.clone();
         empty.initial_members[0].identity = Some(String::new());
         assert!(problem(&empty).contains("identity is empty"));
+        let mut small = ok.clone();
+        small.audit.max_bytes = 100;
+        assert!(problem(&small).contains("audit.max_bytes"));
+        let mut many = ok.clone();
+        many.audit.keep = MAX_AUDIT_KEEP + 1;
+        assert!(problem(&many).contains("audit.keep"));
+        let mut nowhere = ok.clone();
+        nowhere.audit.file = Some(PathBuf::new());
+        assert!(problem(&nowhere).contains("audit.file is empty"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

@@ -25,6 +25,28 @@ impl KvService {
     pub(crate) fn new(shared: Shared) -> KvService {
         KvService { shared }
     }
+
+    /// Audits a delete that asked to revoke the locks in its way (an admin action, even
+    /// when it found none to revoke).
+    fn audit_revoking_delete(
+        &self,
+        identity: &str,
+        path: &str,
+        revision: u64,
+        count: u64,
+        revoked: u64,
+        kept: u64,
+    ) {
+        self.shared.audit.admin(
+            identity,
+            "delete.revoke_locks",
+            path,
+            Some(revision),
+            &format!(
+                "deleted {count} node(s), revoking {revoked} lock hold(s) or wait(s); {kept} lock(s) kept until their lock-delay ends"
+            ),
+        );
+    }
 }
 
 #[tonic::async_trait]
@@ -118,11 +140,15 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.shared.access.admit(&request)?;
+        let identity = self.shared.access.admit(&request)?.identity;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
+        let (path, revoking) = (r.path.clone(), r.revoke_locks);
         match self.shared.write(session, id, convert::delete(r)).await? {
             (revision, Output::Deleted { count, revoked, kept }) => {
+                if revoking {
+                    self.audit_revoking_delete(&identity, &path, revision, count, revoked, kept);
+                }
                 Ok(Response::new(pb::DeleteResponse {
                     header: Some(self.shared.header(revision)),
                     deleted: count,
@@ -138,21 +164,40 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
-        self.shared.access.admit(&request)?;
+        let identity = self.shared.access.admit(&request)?.identity;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
+        // The deletes that revoke locks, by their index among the operations.
+        let revoking: Vec<(usize, String)> = r
+            .ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| match &op.op {
+                Some(pb::txn_op::Op::Delete(d)) if d.revoke_locks => Some((i, d.path.clone())),
+                _ => None,
+            })
+            .collect();
         let command = convert::txn(r).map_err(|message| {
             status::server(tonic::Code::InvalidArgument, "InvalidArgument", message)
         })?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));
         match output {
-            Output::TxnCommitted { results } => Ok(Response::new(pb::TxnResponse {
-                header,
-                succeeded: true,
-                failed_compare: 0,
-                results: results.into_iter().map(convert::txn_result).collect(),
-            })),
+            Output::TxnCommitted { results } => {
+                for (i, path) in &revoking {
+                    if let Some(Output::Deleted { count, revoked, kept }) = results.get(*i) {
+                        self.audit_revoking_delete(
+                            &identity, path, revision, *count, *revoked, *kept,
+                        );
+                    }
+                }
+                Ok(Response::new(pb::TxnResponse {
+                    header,
+                    succeeded: true,
+                    failed_compare: 0,
+                    results: results.into_iter().map(convert::txn_result).collect(),
+                }))
+            }
             Output::TxnCompareFailed { index } => Ok(Response::new(pb::TxnResponse {
                 header,
                 succeeded: false,

@@ -14,8 +14,12 @@
 //! only certificates naming a member ([`identity()`]) may send raft RPCs.
 //! On the client port every request carries its caller's identity (from its client
 //! certificate; empty without one), which sessions record and `Cluster.WhoAmI` answers.
+//!
+//! Each member writes an audit log ([`Audit`], `[audit]`, `docs/audit.md`): a JSON line
+//! for every denial, admin action, and lock grant, expiry and revoke.
 
 mod access;
+pub mod audit;
 mod batch;
 mod caller;
 mod cluster_service;
@@ -25,6 +29,7 @@ mod error;
 pub mod identity;
 mod kv_service;
 mod leadership;
+mod lock_audit;
 mod lock_service;
 pub mod network;
 mod node;
@@ -39,9 +44,10 @@ mod watch_backlog;
 pub mod watch_hub;
 mod watch_service;
 
+pub use audit::Audit;
 pub use cluster_service::role_name;
 pub use config::{
-    AclConfig, Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig,
+    AclConfig, AuditConfig, Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig,
 };
 pub use error::ServerError;
 pub use identity::{IdentityError, identity};

@@ -352,10 +352,19 @@ impl Lock for LockService {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        self.shared.access.admit(&request)?;
+        let identity = self.shared.access.admit(&request)?.identity;
         let r = request.into_inner();
-        let command = Command::Revoke { path: r.path, session: session(r.session_id)? };
+        let target = session(r.session_id)?;
+        let command = Command::Revoke { path: r.path.clone(), session: target };
         let (header, held) = self.leave(None, command).await?;
+        let what = if held { "its hold" } else { "its wait" };
+        self.shared.audit.admin(
+            &identity,
+            "lock.revoke",
+            &r.path,
+            Some(header.revision),
+            &format!("revoked session {target}'s place in the lock ({what})"),
+        );
         Ok(Response::new(pb::RevokeResponse { header: Some(header), held }))
     }
 

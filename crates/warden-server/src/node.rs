@@ -27,12 +27,14 @@ use warden_proto::v1::watch_server::WatchServer;
 use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenNode};
 
 use crate::access::Access;
+use crate::audit::Audit;
 use crate::batch::{Proposer, ReadGate};
 use crate::caller::CallerLayer;
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::kv_service::KvService;
+use crate::lock_audit::AuditingSink;
 use crate::lock_service::{LockService, SemaphoreService};
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
@@ -196,7 +198,11 @@ impl Node {
             config.watch.buffer,
             config.watch.max_buffered_bytes,
         ));
-        storage.state_machine.set_event_sink(Arc::clone(&hub) as Arc<dyn EventSink>);
+        let audit = Audit::start(config.node_id, config.audit_file(), &config.audit);
+        let sink = storage.state_machine.read(|a| {
+            AuditingSink::new(Arc::clone(&hub) as Arc<dyn EventSink>, audit.clone(), &a.core)
+        });
+        storage.state_machine.set_event_sink(Arc::new(sink));
         let shared = Shared {
             id: config.node_id,
             cluster_id: config.founder(),
@@ -209,7 +215,9 @@ impl Node {
                 storage.state_machine.clone(),
                 config.acl.admins.clone(),
                 config.acl.file.is_some() || !config.acl.admins.is_empty(),
+                audit.clone(),
             ),
+            audit,
         };
         let mut node = Node {
             shared,
@@ -379,6 +387,11 @@ impl Node {
         &self.shared.state_machine
     }
 
+    /// This member's audit log.
+    pub fn audit(&self) -> &Audit {
+        &self.shared.audit
+    }
+
     /// The watch hub: this member's watchers and what is queued for them.
     pub fn watch_hub(&self) -> &WatchHub {
         &self.hub
@@ -440,6 +453,9 @@ impl Node {
         if let Err(e) = self.shared.raft.shutdown().await {
             error!(error = %e, "raft did not shut down cleanly");
         }
+        // After raft: what it applied until it stopped is audited; then the file is
+        // closed, so a member started again on the same data appends alone.
+        self.shared.audit.close().await;
         info!(node = self.shared.id, "node stopped");
     }
 }
@@ -473,6 +489,13 @@ async fn put_initial_policy(shared: Shared, text: String) {
         {
             Ok((revision, _)) => {
                 info!(revision, "initial access policy (acl.file) put in force");
+                shared.audit.admin(
+                    "",
+                    "acl.initial",
+                    warden_core::acl::POLICY_PATH,
+                    Some(revision),
+                    "the member's acl.file put in force at founding",
+                );
                 return;
             }
             Err(e) => {

@@ -10,6 +10,7 @@ use warden_core::{Command, CoreError, Output, Request, RequestId};
 use warden_proto::v1::ResponseHeader;
 use warden_storage::{Applied, NodeId, StateMachineStore, TypeConfig};
 
+use crate::audit::Audit;
 use crate::batch::{Proposer, ReadGate};
 use crate::status;
 
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     pub quorum_lost_after_ms: u64,
     /// Decides whether a caller may make a request (ACLs).
     pub access: crate::access::Access,
+    /// This member's audit log: denials and admin actions are written to it.
+    pub audit: Audit,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on

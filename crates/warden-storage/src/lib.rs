@@ -35,7 +35,7 @@ use warden_core::Limits;
 pub use error::StorageError;
 pub use log_store::LogStore;
 pub use runtime::SpannedTokio;
-pub use state_machine::{Applied, EventSink, StateMachineStore};
+pub use state_machine::{Applied, AppliedCommand, EventSink, StateMachineStore};
 pub use types::{
     Entry, LogId, NodeId, Proposal, RaftStorageError, Reply, SnapshotMeta, StoredMembership,
     TypeConfig, WardenNode,

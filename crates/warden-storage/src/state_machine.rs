@@ -21,7 +21,7 @@ use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
 };
 use tracing::info;
-use warden_core::{ApplyContext, Event, Limits, Node, Session, State, StateMeta};
+use warden_core::{ApplyContext, Event, Limits, Node, Output, Session, State, StateMeta};
 
 use crate::codec::{decode, encode};
 use crate::error::StorageError;
@@ -76,6 +76,26 @@ pub trait EventSink: Send + Sync {
     fn applied(&self, revision: u64, events: &[Event]);
     /// The state was replaced by a snapshot at `revision`: events before it were skipped.
     fn reset(&self, revision: u64);
+    /// The same command as [`EventSink::applied`] will receive, seen earlier: under the
+    /// state machine's lock, right after its log entry was applied, with the state after
+    /// that entry, the leader's time and the command's output. For sinks that need more
+    /// than the events (the audit log: who held a lock, which sessions expired). Called
+    /// while applies wait: it must be quick and must not block. Does nothing by default.
+    fn inspect(&self, _state: &State, _command: &AppliedCommand<'_>) {}
+}
+
+/// One applied command that changed something, as [`EventSink::inspect`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct AppliedCommand<'a> {
+    /// The revision it made.
+    pub revision: u64,
+    /// The leader's clock when it proposed the entry (the entry's
+    /// [`ApplyContext::time_ms`]), ms since the Unix epoch: the same on every member.
+    pub time_ms: u64,
+    /// Its changes.
+    pub events: &'a [Event],
+    /// Its output (a command that changed something succeeded).
+    pub output: Option<&'a Output>,
 }
 
 /// The events of one command, with its revision.
@@ -357,6 +377,7 @@ impl Inner {
         &self,
         entries: Vec<Entry>,
     ) -> Result<(Vec<Reply>, Vec<RevisionEvents>), StorageError> {
+        let sink = self.sink.read().unwrap_or_else(PoisonError::into_inner).clone();
         let mut applied = self.write_state();
         let mut replies = Vec::with_capacity(entries.len());
         let mut changes: Vec<RevisionEvents> = Vec::new();
@@ -371,7 +392,19 @@ impl Inner {
                         term: entry.log_id.leader_id.term,
                     };
                     let mut responses = Vec::new();
-                    for done in applied.core.apply_entry(proposal.command, &ctx) {
+                    let done = applied.core.apply_entry(proposal.command, &ctx);
+                    if let Some(sink) = &sink {
+                        for d in done.iter().filter(|d| !d.events.is_empty()) {
+                            let command = AppliedCommand {
+                                revision: d.response.revision,
+                                time_ms: ctx.time_ms,
+                                events: &d.events,
+                                output: d.response.outcome.as_ref().ok(),
+                            };
+                            sink.inspect(&applied.core, &command);
+                        }
+                    }
+                    for done in done {
                         if !done.events.is_empty() {
                             changes.push((done.response.revision, done.events));
                         }

@@ -86,6 +86,33 @@ impl Secure {
         channel(self.cluster.node(1).client_addr(), self.pki.client_tls(Some(who))).await.unwrap()
     }
 
+    /// Waits (at most 10 s) until the member's audit log has a `denied` line for each
+    /// denial this test saw (admin's, refused while the first policy was on its way, are
+    /// not the test's), and checks each names who, what and where.
+    async fn assert_every_denial_audited(&self) {
+        let expected = DENIED.with(std::cell::Cell::get);
+        let file = self.cluster.configs[0].audit_file();
+        let started = std::time::Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter(|l: &serde_json::Value| l["kind"] == "denied" && l["identity"] != "admin")
+                .collect();
+            if lines.len() >= expected || started.elapsed() > Duration::from_secs(10) {
+                assert_eq!(lines.len(), expected, "denied lines in the audit log:\n{text}");
+                for line in &lines {
+                    for field in ["identity", "action", "permission", "path", "reason", "time"] {
+                        assert!(line[field].is_string(), "{field} missing: {line}");
+                    }
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn open_session(&self, who: &str) -> u64 {
         let mut sessions = SessionClient::new(self.channel(who).await);
         let open = pb::OpenSessionRequest { ttl_ms: 10_000 };
@@ -93,9 +120,17 @@ impl Secure {
     }
 }
 
+thread_local! {
+    /// Denials this test saw (each test runs on one thread: `#[tokio::test]`).
+    static DENIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 fn denied<T: std::fmt::Debug>(what: &str, result: Result<T, Status>) -> Status {
     match result {
-        Err(status) if status.code() == Code::PermissionDenied => status,
+        Err(status) if status.code() == Code::PermissionDenied => {
+            DENIED.with(|d| d.set(d.get() + 1));
+            status
+        }
         other => panic!("{what}: expected PERMISSION_DENIED, got {other:?}"),
     }
 }
@@ -309,6 +344,8 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     // Revoke needs admin: alice may lock under /a, not revoke there.
     denied("Lock.Revoke (alice)", LockClient::new(alice.clone()).revoke(revoke.clone()).await);
     case!("Lock.Revoke", LockClient, revoke, revoke.clone(), admin);
+    assert!(DENIED.with(std::cell::Cell::get) >= 25, "every RPC was denied once at least");
+    s.assert_every_denial_audited().await;
     s.cluster.stop().await;
 }
 
@@ -371,6 +408,7 @@ async fn one_identity_cannot_delete_or_revoke_anothers_lock() {
     // admin may revoke it.
     let revoked = KvClient::new(admin.clone()).delete(rm("/a/lock", true, true)).await.unwrap();
     assert_eq!(revoked.into_inner().revoked, 1);
+    s.assert_every_denial_audited().await;
     s.cluster.stop().await;
 }
 

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod acl;
+mod audit;
 mod client_api;
 mod cluster;
 mod conformance;
