@@ -95,4 +95,6 @@ pub enum Output {
         /// The index of the first compare that did not hold.
         index: u32,
     },
+    /// The cluster's limits were set.
+    LimitsSet,
 }

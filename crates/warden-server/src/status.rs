@@ -1,9 +1,11 @@
 //! The one place that turns errors into gRPC statuses.
 //!
 //! Codes follow their meaning: a missing node is NOT_FOUND, a version conflict ABORTED, a
-//! state that forbids the operation FAILED_PRECONDITION, bad input INVALID_ARGUMENT, and a
-//! member that cannot serve (not the leader, no quorum) UNAVAILABLE with the leader's client
-//! address in the `warden-leader` metadata. Every status also carries the error's kind in
+//! state that forbids the operation FAILED_PRECONDITION, bad input (a limit on a request's
+//! size or shape included) INVALID_ARGUMENT, a quota used up (sessions per identity,
+//! waiters per lock, watchers per connection) RESOURCE_EXHAUSTED, and a member that cannot
+//! serve (not the leader, no quorum) UNAVAILABLE with the leader's client address in the
+//! `warden-leader` metadata. Every status also carries the error's kind in
 //! `warden-error` for programs.
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -61,6 +63,9 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
             return with_kind(Status::new(code, error.to_string()), "TxnOpFailed");
         }
         CoreError::Decode { .. } => (Code::Internal, "Decode"),
+        CoreError::TooManySessions { .. } => (Code::ResourceExhausted, "TooManySessions"),
+        CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, "TooManyWaiters"),
+        CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, "TxnBytesTooLarge"),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }

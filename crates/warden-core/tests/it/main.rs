@@ -4,6 +4,7 @@
 
 mod determinism;
 mod invariants;
+mod limits;
 mod lock_nodes;
 mod queue;
 mod steps;
