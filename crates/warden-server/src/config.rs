@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::limits::LimitsConfig;
 
 /// One member of the initial cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +127,9 @@ pub struct Config {
     pub peer_routes: Vec<PeerRoute>,
     /// TLS on the client and peer ports (`[tls]`); off by default.
     pub tls: TlsConfig,
+    /// Limits (`[limits]`): the cluster's, taken from the founder's when it forms the
+    /// cluster, and this member's own.
+    pub limits: LimitsConfig,
 }
 
 /// The smallest `watch.max_buffered_bytes` accepted.
@@ -174,6 +178,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             peer_routes: Vec::new(),
             tls: TlsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -207,6 +212,7 @@ impl Config {
                 WatchConfig::default().max_buffered_bytes
             ));
         }
+        self.limits.validate()?;
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
         }
@@ -313,6 +319,9 @@ mod tests {
         let mut empty = ok.clone();
         empty.initial_members[0].identity = Some(String::new());
         assert!(problem(&empty).contains("identity is empty"));
+        let mut limits = ok.clone();
+        limits.limits.max_path_depth = 0;
+        assert!(problem(&limits).contains("limits.max_path_depth must be positive"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

@@ -17,6 +17,7 @@ use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
 
+use crate::connection_watches::{ConnectionWatches, WatchSlot};
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
@@ -34,11 +35,17 @@ const FRAGMENT_BYTES: usize = MAX_CLIENT_MESSAGE_BYTES / 2;
 pub(crate) struct WatchService {
     shared: Shared,
     hub: Arc<WatchHub>,
+    connections: Arc<ConnectionWatches>,
 }
 
 impl WatchService {
-    pub(crate) fn new(shared: Shared, hub: Arc<WatchHub>) -> WatchService {
-        WatchService { shared, hub }
+    /// Serves watches from `hub`, at most `max_per_connection` open on one connection.
+    pub(crate) fn new(
+        shared: Shared,
+        hub: Arc<WatchHub>,
+        max_per_connection: usize,
+    ) -> WatchService {
+        WatchService { shared, hub, connections: ConnectionWatches::new(max_per_connection) }
     }
 }
 
@@ -125,8 +132,10 @@ fn responses(shared: &Shared, message: WatchMessage) -> (u64, Vec<pb::WatchRespo
 /// Sends one watch's messages as responses until the client goes or the hub cancels the
 /// watcher. A cancelled watcher's queue is dropped at once, not delivered first: that is
 /// what frees the memory a slow watcher held (the client resumes from the last revision it
-/// got, on this member or another). The client is then told why.
+/// got, on this member or another). The client is then told why. The stream counts
+/// against its connection's limit (`slot`) until this returns.
 async fn feed(
+    slot: WatchSlot,
     mut registration: Registration,
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     shared: Shared,
@@ -157,6 +166,7 @@ async fn feed(
     };
     hub.unregister(registration.id);
     registration.discard();
+    drop(slot);
     if client_gone {
         return;
     }
@@ -183,6 +193,7 @@ impl Watch for WatchService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let slot = self.connections.admit(request.remote_addr())?;
         let r = request.into_inner();
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
         let filter = match pb::WatchScope::try_from(r.scope) {
@@ -203,7 +214,7 @@ impl Watch for WatchService {
             .register(filter, r.start_revision, r.progress_notify)
             .map_err(|r| refused(&r))?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(feed(registration, tx, self.shared.clone(), Arc::clone(&self.hub)));
+        tokio::spawn(feed(slot, registration, tx, self.shared.clone(), Arc::clone(&self.hub)));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
