@@ -55,7 +55,7 @@ impl Default for Limits {
             max_session_ttl_ms: 3_600_000,
             max_remembered_responses: 256,
             max_path_depth: 64,
-            max_sessions_per_identity: 10_000,
+            max_sessions_per_identity: 20_000,
             max_waiters_per_lock: 1_000,
             max_txn_bytes: 2 << 20,
         }
