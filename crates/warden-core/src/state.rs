@@ -268,6 +268,8 @@ impl State {
                 lock::release(&mut m, session, &path, &HoldRef::Any, Leaving::Revoked)
             }
             Command::SetLimits { limits } => {
+                // The namespace does not change (no events, no new revision); the mutation
+                // borrows the old limits, so it ends before they are replaced.
                 m.finish(true);
                 self.limits = limits;
                 return (Ok(Output::LimitsSet), Vec::new());

@@ -445,18 +445,29 @@ impl Node {
 /// How long the founder waits between tries of [`set_limits`].
 const SET_LIMITS_RETRY: Duration = Duration::from_millis(50);
 
+/// How long the founder tries [`set_limits`] before it gives up.
+const SET_LIMITS_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Proposes the founder's limits for the cluster it just formed, as soon as it leads (the
 /// founder holds the only copy of the first membership, so it is the first leader). Every
 /// replica then applies the same [`Command::SetLimits`] at the same place in the log.
-/// Tries until it is applied or the node shuts down (which aborts this task); if the
-/// founder fails before, the cluster keeps the default limits, and says so in its log
-/// when the founder starts again.
+/// Tries for [`SET_LIMITS_PATIENCE`] (all members may not be started yet), or until the
+/// node shuts down (which aborts this task). If it fails, the cluster keeps the default
+/// limits: this says so, and so does the founder's log when it starts again.
 async fn set_limits(shared: Shared, limits: Limits) {
+    let deadline = tokio::time::Instant::now() + SET_LIMITS_PATIENCE;
     loop {
         let command = Command::SetLimits { limits: limits.clone() };
         match shared.write(None, None, command).await {
             Ok(_) => {
                 info!(?limits, "the cluster's limits are set from this member's [limits]");
+                return;
+            }
+            Err(status) if tokio::time::Instant::now() >= deadline => {
+                warn!(
+                    error = %status,
+                    "the cluster's limits could not be set from this member's [limits]; the cluster keeps the default limits"
+                );
                 return;
             }
             Err(status) => {
