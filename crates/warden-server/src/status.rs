@@ -177,6 +177,13 @@ mod tests {
             status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()),
             Some("TxnOpFailed")
         );
+        // Limits: a request's size or shape is bad input, a quota used up is exhausted.
+        let quota = CoreError::TooManySessions { identity: String::new(), count: 2, max: 2 };
+        assert_eq!(core_error(&quota).code(), Code::ResourceExhausted);
+        let waiters = CoreError::TooManyWaiters { path: "/l".into(), waiters: 1, max: 1 };
+        assert_eq!(core_error(&waiters).code(), Code::ResourceExhausted);
+        let bytes = CoreError::TxnBytesTooLarge { bytes: 2, max: 1 };
+        assert_eq!(core_error(&bytes).code(), Code::InvalidArgument);
     }
 
     #[test]
