@@ -37,7 +37,7 @@ use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
 use warden_proto::v1::session_client::SessionClient;
 use warden_proto::v1::watch_client::WatchClient;
-use warden_proto::{LEADER_METADATA, MAX_CLIENT_MESSAGE_BYTES};
+use warden_proto::{LEADER_METADATA, LIMIT_METADATA, MAX_CLIENT_MESSAGE_BYTES};
 
 pub(crate) use crate::endpoint::endpoint;
 use crate::error::ClientError;
@@ -414,6 +414,15 @@ pub(crate) fn server_error(status: &Status) -> ClientError {
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(0);
         return ClientError::Compacted { oldest, message: status.message().to_owned() };
+    }
+    if kind(status) == "RequestTooLarge" {
+        // A member's limits.max_request_bytes, below what this client sends at most.
+        let limit = status
+            .metadata()
+            .get(LIMIT_METADATA)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(MAX_CLIENT_MESSAGE_BYTES);
+        return ClientError::MessageTooLarge { limit, message: status.message().to_owned() };
     }
     ClientError::Server {
         code: status.code(),

@@ -44,7 +44,9 @@ pub enum ClientError {
     },
     /// A request, or its answer, is larger than the gRPC message limit (the client port's
     /// [`MAX_CLIENT_MESSAGE_BYTES`](warden_proto::MAX_CLIENT_MESSAGE_BYTES) unless a member
-    /// says otherwise). It would fail the same way on any member, so it is not retried.
+    /// says otherwise: a member refuses a request over its `limits.max_request_bytes` as
+    /// RESOURCE_EXHAUSTED, kind `RequestTooLarge`, with its limit in `warden-limit`). It
+    /// would fail the same way on any member, so it is not retried.
     /// Nothing was applied: a request over the limit is refused before it is sent (or by
     /// the member before it is read), and only reads have answers that can grow this large.
     #[error(

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::limits::Limits;
 use crate::node::CreateMode;
 use crate::queue::{LockKind, WaitMode};
 use crate::session::SessionId;
@@ -161,6 +162,14 @@ pub enum Command {
     SetPolicy {
         /// The policy file's text.
         text: String,
+    },
+    /// Sets the limits every later command is checked against. Proposed once, by the
+    /// founder when it forms the cluster, with the limits of its configuration, so that
+    /// every replica checks the same limits. Nodes, sessions and locks already there are
+    /// kept even if they are over the new limits. Needs no session.
+    SetLimits {
+        /// The new limits.
+        limits: Limits,
     },
 }
 

@@ -242,6 +242,41 @@ pub enum CoreError {
         /// What is wrong, with its line.
         error: PolicyProblem,
     },
+    /// An identity already has as many live sessions as the limit allows.
+    #[error(
+        "{} already has {count} live sessions, the limit (limits.max_sessions_per_identity) is {max}; close sessions it no longer needs, or raise the limit in the founder's [limits] before forming the cluster",
+        identity_name(identity)
+    )]
+    TooManySessions {
+        /// The identity ("" for clients without a certificate).
+        identity: String,
+        /// Its live sessions.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A lock already has as many holders and waiters as the limit allows.
+    #[error(
+        "the lock {path:?} already has {waiters} sessions holding or waiting, the limit (limits.max_waiters_per_lock) is {max}; retry later, or spread the work over more locks"
+    )]
+    TooManyWaiters {
+        /// The lock.
+        path: String,
+        /// Its holders and waiters.
+        waiters: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A transaction larger in bytes than the limit.
+    #[error(
+        "transaction is {bytes} bytes (paths and values), more than the limit (limits.max_txn_bytes) of {max}; split it"
+    )]
+    TxnBytesTooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Why a policy was refused, kept serializable for the replicated state (a retry returns
@@ -253,6 +288,15 @@ pub struct PolicyProblem {
     pub line: Option<u64>,
     /// What is wrong and what to do.
     pub reason: String,
+}
+
+/// An identity as a message names it.
+fn identity_name(identity: &str) -> String {
+    if identity.is_empty() {
+        "the anonymous identity (clients without a certificate share it)".to_owned()
+    } else {
+        format!("identity {identity:?}")
+    }
 }
 
 impl CoreError {

@@ -13,7 +13,8 @@ use crate::state::State;
 /// every ephemeral node's owner session is live; no ephemeral node has children;
 /// `num_children` matches the children; every non-root node has a parent; no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
-/// the ephemeral and blocked-lock indexes match the nodes; every lock grants exactly what its rule allows.
+/// the ephemeral and blocked-lock indexes match the nodes; the count of sessions per
+/// identity matches the sessions; every lock grants exactly what its rule allows.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -83,6 +84,18 @@ pub fn violations(state: &State) -> Vec<String> {
     indexed.sort_unstable_by(|a, b| (path::depth(a), *a).cmp(&(path::depth(b), *b)));
     if blocked != indexed {
         found.push(format!("blocked locks are {blocked:?}, the index says {indexed:?}"));
+    }
+    let mut identities: BTreeMap<&str, usize> = BTreeMap::new();
+    for session in state.sessions() {
+        *identities.entry(session.identity.as_str()).or_default() += 1;
+    }
+    for (identity, count) in identities {
+        let indexed = state.sessions_of(identity);
+        if indexed != count {
+            found.push(format!(
+                "identity {identity:?} has {count} sessions, the index says {indexed}"
+            ));
+        }
     }
     for session in state.sessions() {
         for e in state.ephemerals_of(session.id) {

@@ -230,6 +230,14 @@ pub(crate) fn acquire(
         });
     }
     path::validate(lock, m.limits())?;
+    let max_depth = m.limits().max_path_depth;
+    if path::depth(lock) as usize >= max_depth {
+        return Err(CoreError::InvalidLockRequest {
+            reason: format!(
+                "{lock:?} is at the deepest level paths may have (limits.max_path_depth = {max_depth}), and a lock's waiters are one level below it; lock a shorter path"
+            ),
+        });
+    }
     match m.tree().get(lock) {
         None => {
             create_ancestors(m, lock)?;
@@ -258,6 +266,14 @@ pub(crate) fn acquire(
     if let Some((i, w)) = existing.iter().enumerate().find(|(_, w)| w.session == session) {
         // Acquiring again returns the same hold or wait.
         return Ok(Acquired { waiter: w.path.clone(), token: w.info.token, position: i as u64 });
+    }
+    let max = m.limits().max_waiters_per_lock;
+    if existing.len() >= max {
+        return Err(CoreError::TooManyWaiters {
+            path: lock.to_owned(),
+            waiters: existing.len(),
+            max,
+        });
     }
     let prefix = format!("{}w-", path::child_prefix(lock));
     let waiter = m.create_internal(

@@ -49,6 +49,13 @@ pub enum PathRule {
         /// The limit.
         max: usize,
     },
+    /// The path has more segments than the limit.
+    TooDeep {
+        /// Its number of segments.
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl fmt::Display for PathRule {
@@ -71,6 +78,10 @@ impl fmt::Display for PathRule {
             PathRule::SegmentTooLong { len, max } => {
                 write!(f, "a segment is {len} bytes long, more than the limit of {max}")
             }
+            PathRule::TooDeep { depth, max } => write!(
+                f,
+                "the path has {depth} segments, more than the limit (limits.max_path_depth) of {max}"
+            ),
         }
     }
 }
@@ -91,6 +102,10 @@ pub fn check(path: &str, limits: &Limits) -> Result<(), PathRule> {
     }
     if path == ROOT {
         return Ok(());
+    }
+    let depth = path.bytes().filter(|b| *b == b'/').count();
+    if depth > limits.max_path_depth {
+        return Err(PathRule::TooDeep { depth, max: limits.max_path_depth });
     }
     if path.ends_with('/') {
         return Err(PathRule::TrailingSlash);
@@ -192,6 +207,10 @@ mod tests {
         assert_eq!(check("/abc/def/gh", &limits), Err(PathRule::TooLong { len: 11, max: 10 }));
         // Limits count bytes, not characters.
         assert_eq!(check("/éé", &limits), Err(PathRule::SegmentTooLong { len: 4, max: 3 }));
+        let shallow = Limits { max_path_depth: 2, ..Limits::default() };
+        assert_eq!(check("/a/b", &shallow), Ok(()));
+        assert_eq!(check("/", &shallow), Ok(()));
+        assert_eq!(check("/a/b/c", &shallow), Err(PathRule::TooDeep { depth: 3, max: 2 }));
     }
 
     #[test]
@@ -201,10 +220,13 @@ mod tests {
         assert_eq!(check(&long_segment, &limits), Ok(()));
         let too_long_segment = format!("/{}", "x".repeat(257));
         assert!(matches!(check(&too_long_segment, &limits), Err(PathRule::SegmentTooLong { .. })));
-        let long_path = "/abc".repeat(256);
+        // 1,024 bytes in 64 segments: as long and as deep as the defaults allow.
+        let long_path = "/abcdefghijklmno".repeat(64);
         assert_eq!(check(&long_path, &limits), Ok(()));
         let too_long_path = format!("{long_path}/x");
         assert!(matches!(check(&too_long_path, &limits), Err(PathRule::TooLong { .. })));
+        let too_deep = "/a".repeat(65);
+        assert_eq!(check(&too_deep, &limits), Err(PathRule::TooDeep { depth: 65, max: 64 }));
     }
 
     #[test]

@@ -100,4 +100,6 @@ pub enum Output {
         /// How many rules it has.
         rules: u64,
     },
+    /// The cluster's limits were set.
+    LimitsSet,
 }

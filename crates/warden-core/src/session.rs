@@ -114,6 +114,10 @@ pub struct SessionTable {
     /// Sessions opened, changed or ended since the last [`SessionTable::take_dirty`].
     #[serde(skip)]
     dirty: BTreeSet<SessionId>,
+    /// Live sessions per identity, for [`Limits::max_sessions_per_identity`]; derived from
+    /// `sessions`, so not serialized ([`SessionTable::rebuild_index`] after a restore).
+    #[serde(skip)]
+    per_identity: BTreeMap<String, usize>,
 }
 
 impl SessionTable {
@@ -129,6 +133,15 @@ impl SessionTable {
         if !(min_ms..=max_ms).contains(&ttl_ms) {
             return Err(CoreError::InvalidTtl { ttl_ms, min_ms, max_ms });
         }
+        let count = self.per_identity.get(&identity).copied().unwrap_or(0);
+        if count >= limits.max_sessions_per_identity {
+            return Err(CoreError::TooManySessions {
+                identity,
+                count,
+                max: limits.max_sessions_per_identity,
+            });
+        }
+        *self.per_identity.entry(identity.clone()).or_default() += 1;
         // A log index is unique and never 0; max() matters only to callers without a log.
         let id = ctx.index.max(self.last_id + 1);
         self.last_id = id;
@@ -153,6 +166,12 @@ impl SessionTable {
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let session = self.sessions.remove(&id)?;
         self.dirty.insert(id);
+        if let Some(count) = self.per_identity.get_mut(&session.identity) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_identity.remove(&session.identity);
+            }
+        }
         Some(session)
     }
 
@@ -172,11 +191,27 @@ impl SessionTable {
         last_id: SessionId,
         sessions: impl IntoIterator<Item = Session>,
     ) -> SessionTable {
-        SessionTable {
+        let mut table = SessionTable {
             sessions: sessions.into_iter().map(|s| (s.id, s)).collect(),
             last_id,
             dirty: BTreeSet::new(),
+            per_identity: BTreeMap::new(),
+        };
+        table.rebuild_index();
+        table
+    }
+
+    /// Recounts the live sessions of each identity (after a restore from a snapshot).
+    pub(crate) fn rebuild_index(&mut self) {
+        self.per_identity.clear();
+        for session in self.sessions.values() {
+            *self.per_identity.entry(session.identity.clone()).or_default() += 1;
         }
+    }
+
+    /// How many live sessions `identity` has opened.
+    pub fn count_of(&self, identity: &str) -> usize {
+        self.per_identity.get(identity).copied().unwrap_or(0)
     }
 
     /// All live sessions, by id.

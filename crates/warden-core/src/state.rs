@@ -158,6 +158,12 @@ impl State {
         self.sessions.iter()
     }
 
+    /// How many live sessions `identity` has opened (what
+    /// [`Limits::max_sessions_per_identity`] counts).
+    pub fn sessions_of(&self, identity: &str) -> usize {
+        self.sessions.count_of(identity)
+    }
+
     /// The lock at `path`: its settings and waiters in queue order (holders first).
     pub fn lock(&self, path: &str) -> Result<(lock::LockConfig, Vec<lock::WaiterView>), CoreError> {
         path::validate(path, &self.limits)?;
@@ -294,6 +300,13 @@ impl State {
             Command::Revoke { path, session } => {
                 lock::release(&mut m, session, &path, &HoldRef::Any, Leaving::Revoked)
             }
+            Command::SetLimits { limits } => {
+                // The namespace does not change (no events, no new revision); the mutation
+                // borrows the old limits, so it ends before they are replaced.
+                m.finish(true);
+                self.limits = limits;
+                return (Ok(Output::LimitsSet), Vec::new());
+            }
             Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
             Command::Create { path, data, mode } => m
                 .create(&path, data, mode, session)
@@ -368,6 +381,7 @@ impl State {
         let mut state: State = crate::snapshot::decode(bytes)?;
         state.tree.rebuild_index();
         state.reload_policy();
+        state.sessions.rebuild_index();
         Ok(state)
     }
 }

@@ -30,7 +30,27 @@ pub(crate) fn check_size(
             max: limits.max_txn_ops,
         });
     }
+    let bytes = size_in_bytes(compares, ops);
+    if bytes > limits.max_txn_bytes {
+        return Err(CoreError::TxnBytesTooLarge { bytes, max: limits.max_txn_bytes });
+    }
     Ok(())
+}
+
+/// A transaction's size as [`Limits::max_txn_bytes`] counts it: every path, and every
+/// value written.
+pub(crate) fn size_in_bytes(compares: &[Compare], ops: &[TxnOp]) -> usize {
+    let compared: usize = compares.iter().map(|c| c.path.len()).sum();
+    let operated: usize = ops
+        .iter()
+        .map(|op| match op {
+            TxnOp::Create { path, data, .. } | TxnOp::Set { path, data, .. } => {
+                path.len().saturating_add(data.len())
+            }
+            TxnOp::Delete { path, .. } => path.len(),
+        })
+        .fold(0, usize::saturating_add);
+    compared.saturating_add(operated)
 }
 
 /// The index of the first compare that does not hold, if any.

@@ -29,3 +29,8 @@ pub const LEADER_METADATA: &str = "warden-leader";
 /// split: a watch sends a large revision in fragments. A transaction carrying several
 /// large values can exceed it, and is refused whole.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 << 20;
+
+/// The metadata key of the limit a request went over, in bytes, on a RESOURCE_EXHAUSTED
+/// status of kind `RequestTooLarge` (a request larger than the member's
+/// `limits.max_request_bytes`).
+pub const LIMIT_METADATA: &str = "warden-limit";

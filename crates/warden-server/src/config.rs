@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
+use crate::limits::LimitsConfig;
 
 /// One member of the initial cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +132,9 @@ pub struct Config {
     pub acl: AclConfig,
     /// The audit log (`[audit]`): where, and how it is rotated.
     pub audit: AuditConfig,
+    /// Limits (`[limits]`): the cluster's, taken from the founder's when it forms the
+    /// cluster, and this member's own.
+    pub limits: LimitsConfig,
 }
 
 /// Access control settings. ACLs are on once a policy is in force (this file when the
@@ -232,6 +236,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             acl: AclConfig::default(),
             audit: AuditConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -281,6 +286,7 @@ impl Config {
         if self.audit.file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
             return bad("audit.file is empty; leave it out for <data_dir>/audit.log".into());
         }
+        self.limits.validate()?;
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
         }
@@ -404,6 +410,9 @@ mod tests {
         let mut nowhere = ok.clone();
         nowhere.audit.file = Some(PathBuf::new());
         assert!(problem(&nowhere).contains("audit.file is empty"));
+        let mut limits = ok.clone();
+        limits.limits.max_path_depth = 0;
+        assert!(problem(&limits).contains("limits.max_path_depth must be positive"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

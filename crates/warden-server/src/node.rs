@@ -14,8 +14,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::InterceptorLayer;
 use tonic::transport::Server;
+use tower::util::MapResponseLayer;
 use tracing::{Instrument, Span, error, info, info_span, warn};
-use warden_core::Limits;
+use warden_core::{Command, Limits};
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::raft::raft_server::RaftServer;
 use warden_proto::v1::cluster_server::ClusterServer;
@@ -245,15 +246,22 @@ impl Node {
                 .add_service(raft_service)
                 .serve_with_incoming_shutdown(incoming(peer_listener), stopped),
         );
+        // Requests up to the configured size are read; answers stay within what clients
+        // read (MAX_CLIENT_MESSAGE_BYTES, watches split theirs).
+        let max_request = config.limits.max_request_bytes;
         let kv = KvServer::new(KvService::new(node.shared.clone()))
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()))
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let watch = WatchServer::new(WatchService::new(node.shared.clone(), Arc::clone(&hub)))
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let watch = WatchServer::new(WatchService::new(
+            node.shared.clone(),
+            Arc::clone(&hub),
+            config.limits.max_watchers_per_connection,
+        ))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let tracker = Arc::new(SessionTracker::default());
         // A renewal is acknowledged only while a quorum acknowledged this leader within
         // `lease`; the age raft reports may be up to ~1.5 heartbeats stale, and the quorum
@@ -267,14 +275,14 @@ impl Node {
             Arc::clone(&hub),
             lease,
         ))
-        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_decoding_message_size(max_request)
         .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let locks = Arc::new(LockService::new(node.shared.clone(), Arc::clone(&hub)));
         let lock = LockServer::from_arc(Arc::clone(&locks))
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
-            .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+            .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         // Each request runs in a `request{rpc, identity}` span under the member's, so what
         // is logged while serving it names the caller (access.rs records the identity).
@@ -291,7 +299,10 @@ impl Node {
             });
         // Every client-port request is identified first (caller.rs), whichever service.
         let mut clients = with_tls(clients, tls.clients, "client")?
-            .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())));
+            .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())))
+            .layer(MapResponseLayer::new(move |response| {
+                crate::request_size::rewrite(max_request, response)
+            }));
         let stopped = node.stop_signal();
         node.spawn_server(
             clients
@@ -348,7 +359,7 @@ impl Node {
     ///
     /// (The initial access policy, `acl.file`, is put in force by whichever member leads
     /// first while none is: see [`put_initial_policy`].)
-    async fn found(&self, config: &Config) -> Result<(), ServerError> {
+    async fn found(&mut self, config: &Config) -> Result<(), ServerError> {
         let members: BTreeMap<u64, WardenNode> = config
             .initial_members
             .iter()
@@ -365,9 +376,21 @@ impl Node {
         match self.shared.raft.initialize(members).await {
             Ok(()) => {
                 info!(members = config.initial_members.len(), "cluster founded");
+                let limits = config.limits.cluster();
+                let shared = self.shared.clone();
+                self.tasks.push(tokio::spawn(set_limits(shared, limits).in_current_span()));
                 Ok(())
             }
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                let cluster = self.shared.state_machine.read(|a| a.core.limits().clone());
+                if cluster != config.limits.cluster() {
+                    warn!(
+                        ?cluster,
+                        "the cluster's limits differ from this member's [limits]: they were fixed when the cluster was formed, from the founder's configuration, and [limits] changes after that do not apply (only max_request_bytes and max_watchers_per_connection are read at start)"
+                    );
+                }
+                Ok(())
+            }
             Err(e) => Err(ServerError::Raft(e.to_string())),
         }
     }
@@ -500,6 +523,42 @@ async fn put_initial_policy(shared: Shared, text: String) {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "initial access policy not applied yet; retrying")
+            }
+        }
+    }
+}
+
+/// How long the founder waits between tries of [`set_limits`].
+const SET_LIMITS_RETRY: Duration = Duration::from_millis(50);
+
+/// How long the founder tries [`set_limits`] before it gives up.
+const SET_LIMITS_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Proposes the founder's limits for the cluster it just formed, as soon as it leads (the
+/// founder holds the only copy of the first membership, so it is the first leader). Every
+/// replica then applies the same [`Command::SetLimits`] at the same place in the log.
+/// Tries for [`SET_LIMITS_PATIENCE`] (all members may not be started yet), or until the
+/// node shuts down (which aborts this task). If it fails, the cluster keeps the default
+/// limits: this says so, and so does the founder's log when it starts again.
+async fn set_limits(shared: Shared, limits: Limits) {
+    let deadline = tokio::time::Instant::now() + SET_LIMITS_PATIENCE;
+    loop {
+        let command = Command::SetLimits { limits: limits.clone() };
+        match shared.write(None, None, command).await {
+            Ok(_) => {
+                info!(?limits, "the cluster's limits are set from this member's [limits]");
+                return;
+            }
+            Err(status) if tokio::time::Instant::now() >= deadline => {
+                warn!(
+                    error = %status,
+                    "the cluster's limits could not be set from this member's [limits]; the cluster keeps the default limits"
+                );
+                return;
+            }
+            Err(status) => {
+                tracing::debug!(error = %status, "cannot set the cluster's limits yet; retrying");
+                tokio::time::sleep(SET_LIMITS_RETRY).await;
             }
         }
     }

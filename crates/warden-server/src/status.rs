@@ -1,9 +1,11 @@
 //! The one place that turns errors into gRPC statuses.
 //!
 //! Codes follow their meaning: a missing node is NOT_FOUND, a version conflict ABORTED, a
-//! state that forbids the operation FAILED_PRECONDITION, bad input INVALID_ARGUMENT, and a
-//! member that cannot serve (not the leader, no quorum) UNAVAILABLE with the leader's client
-//! address in the `warden-leader` metadata. Every status also carries the error's kind in
+//! state that forbids the operation FAILED_PRECONDITION, bad input (a limit on a request's
+//! size or shape included) INVALID_ARGUMENT, a quota used up (sessions per identity,
+//! waiters per lock, watchers per connection) RESOURCE_EXHAUSTED, and a member that cannot
+//! serve (not the leader, no quorum) UNAVAILABLE with the leader's client address in the
+//! `warden-leader` metadata. Every status also carries the error's kind in
 //! `warden-error` for programs.
 
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
@@ -63,6 +65,9 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::Decode { .. } => (Code::Internal, "Decode"),
         CoreError::Reserved { .. } => (Code::PermissionDenied, "Reserved"),
         CoreError::InvalidPolicy { .. } => (Code::InvalidArgument, "InvalidPolicy"),
+        CoreError::TooManySessions { .. } => (Code::ResourceExhausted, "TooManySessions"),
+        CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, "TooManyWaiters"),
+        CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, "TxnBytesTooLarge"),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }
@@ -174,6 +179,13 @@ mod tests {
             status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()),
             Some("TxnOpFailed")
         );
+        // Limits: a request's size or shape is bad input, a quota used up is exhausted.
+        let quota = CoreError::TooManySessions { identity: String::new(), count: 2, max: 2 };
+        assert_eq!(core_error(&quota).code(), Code::ResourceExhausted);
+        let waiters = CoreError::TooManyWaiters { path: "/l".into(), waiters: 1, max: 1 };
+        assert_eq!(core_error(&waiters).code(), Code::ResourceExhausted);
+        let bytes = CoreError::TxnBytesTooLarge { bytes: 2, max: 1 };
+        assert_eq!(core_error(&bytes).code(), Code::InvalidArgument);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use warden_proto::v1::watch_server::Watch;
 
 use crate::access::{Guarded, Need};
 use crate::caller::Caller;
+use crate::connection_watches::{ConnectionWatches, WatchSlot};
 use crate::convert;
 use crate::shared::Shared;
 use crate::status;
@@ -46,11 +47,17 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub(crate) struct WatchService {
     shared: Shared,
     hub: Arc<WatchHub>,
+    connections: Arc<ConnectionWatches>,
 }
 
 impl WatchService {
-    pub(crate) fn new(shared: Shared, hub: Arc<WatchHub>) -> WatchService {
-        WatchService { shared, hub }
+    /// Serves watches from `hub`, at most `max_per_connection` open on one connection.
+    pub(crate) fn new(
+        shared: Shared,
+        hub: Arc<WatchHub>,
+        max_per_connection: usize,
+    ) -> WatchService {
+        WatchService { shared, hub, connections: ConnectionWatches::new(max_per_connection) }
     }
 }
 
@@ -165,8 +172,10 @@ fn responses(
 /// Sends one watch's messages as responses until the client goes or the hub cancels the
 /// watcher. A cancelled watcher's queue is dropped at once, not delivered first: that is
 /// what frees the memory a slow watcher held (the client resumes from the last revision it
-/// got, on this member or another). The client is then told why.
+/// got, on this member or another). The client is then told why. The stream counts
+/// against its connection's limit (`slot`) until this returns.
 async fn feed(
+    slot: WatchSlot,
     mut registration: Registration,
     tx: mpsc::Sender<Result<pb::WatchResponse, Status>>,
     shared: Shared,
@@ -213,6 +222,7 @@ async fn feed(
     };
     hub.unregister(registration.id);
     registration.discard();
+    drop(slot);
     if client_gone {
         return;
     }
@@ -249,6 +259,7 @@ impl Watch for WatchService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let caller = self.shared.access.admit(&request)?;
         let watcher = Watcher { caller, needs: request.get_ref().needs() };
+        let slot = self.connections.admit(request.remote_addr())?;
         let r = request.into_inner();
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
         let filter = match pb::WatchScope::try_from(r.scope) {
@@ -269,7 +280,14 @@ impl Watch for WatchService {
             .register(filter, r.start_revision, r.progress_notify)
             .map_err(|r| refused(&r))?;
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(feed(registration, tx, self.shared.clone(), Arc::clone(&self.hub), watcher));
+        tokio::spawn(feed(
+            slot,
+            registration,
+            tx,
+            self.shared.clone(),
+            Arc::clone(&self.hub),
+            watcher,
+        ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

@@ -5,6 +5,7 @@
 mod acl;
 mod determinism;
 mod invariants;
+mod limits;
 mod lock_nodes;
 mod queue;
 mod steps;

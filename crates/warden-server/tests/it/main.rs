@@ -11,6 +11,7 @@ mod failover;
 mod fanout;
 mod fatal;
 mod identity;
+mod limits;
 mod listing;
 mod locks;
 mod partition;
