@@ -481,14 +481,6 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         recorded: Recorded::default(),
     });
     let admin = run.try_client().map_err(|e| format!("the suite's client: {e}"))?;
-    if run.tls.is_some() {
-        // The members must refuse a client that speaks plain text, or TLS was not on.
-        let plain = Client::with_deadline(run.endpoints.clone(), Duration::from_secs(2))
-            .map_err(|e| format!("a plain-text client: {e}"))?;
-        if plain.status().await.is_ok() {
-            return Err("TLS was asked for, yet a member served a plain-text client".into());
-        }
-    }
     for parent in ["/reg", "/log", "/locks", "/eph"] {
         settle(Duration::from_secs(30), || admin.put(parent, "")).await.map_err(|e| {
             format!("the cluster did not come up ({e}); logs in {}", dir.path().display())
@@ -499,6 +491,15 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         settle(Duration::from_secs(10), || admin.put(&key, "0"))
             .await
             .map_err(|e| format!("creating registers: {e}"))?;
+    }
+    if run.tls.is_some() {
+        // The members are up (they took the writes above): they must refuse a client that
+        // speaks plain text, or TLS was not on.
+        let plain = Client::with_deadline(run.endpoints.clone(), Duration::from_secs(2))
+            .map_err(|e| format!("a plain-text client: {e}"))?;
+        if plain.status().await.is_ok() {
+            return Err("TLS was asked for, yet a member served a plain-text client".into());
+        }
     }
 
     // The registers' first values, written above, begin the history.
