@@ -132,7 +132,12 @@ impl ProcessCluster {
     /// The CLI's options to reach every member: `--endpoints`, and under TLS `--cacert`,
     /// `--cert` and `--key` (`alice`'s).
     pub fn cli_args(&self) -> Vec<String> {
-        let mut args = vec!["--endpoints".to_owned(), self.clients.join(",")];
+        self.cli_args_to(&self.clients.join(","))
+    }
+
+    /// As [`ProcessCluster::cli_args`], with `endpoints` for `--endpoints`.
+    pub fn cli_args_to(&self, endpoints: &str) -> Vec<String> {
+        let mut args = vec!["--endpoints".to_owned(), endpoints.to_owned()];
         if let Some(pki) = &self.pki {
             let files = pki.client_files();
             let shown = |p: &Path| p.display().to_string();
