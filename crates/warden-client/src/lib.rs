@@ -174,8 +174,17 @@ impl Client {
     /// member's certificate is the host. The files are read now: a missing or unusable one
     /// is a [`ClientError::Tls`] naming it.
     pub fn with_tls(endpoints: Vec<String>, tls: &TlsFiles) -> Result<Client, ClientError> {
+        Client::with_tls_deadline(endpoints, tls, Duration::from_secs(10))
+    }
+
+    /// As [`Client::with_tls`], trying members for up to `deadline` per call.
+    pub fn with_tls_deadline(
+        endpoints: Vec<String>,
+        tls: &TlsFiles,
+        deadline: Duration,
+    ) -> Result<Client, ClientError> {
         let tls = tls.load()?;
-        let connection = Connection::new(endpoints, Duration::from_secs(10), Some(tls))?;
+        let connection = Connection::new(endpoints, deadline, Some(tls))?;
         Ok(Client { connection: Arc::new(connection) })
     }
 

@@ -10,6 +10,7 @@ pub mod nemesis;
 pub mod proxy;
 pub mod rng;
 pub mod suite;
+pub mod tls;
 
 /// A loopback port that is free now, below Linux's ephemeral range (32768 and up), so an
 /// outgoing connection elsewhere cannot take it between this check and the member's bind

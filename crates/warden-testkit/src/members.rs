@@ -1,6 +1,7 @@
 //! Real member processes (`warden server`) for the fault suite, with a proxy on every
 //! directed peer link: member i reaches member j through proxy (i, j) (its config's
-//! `peer_routes`), so one direction of one link can be cut.
+//! `peer_routes`), so one direction of one link can be cut. With TLS on (see
+//! [`crate::tls`]) the proxies pass the members' mutual TLS through untouched.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::proxy::Proxy;
+use crate::tls::DevPki;
 
 /// The members and their links. Members are numbered from 1.
 pub struct Members {
@@ -17,6 +19,8 @@ pub struct Members {
     proxies: BTreeMap<(usize, usize), Proxy>,
     children: Vec<Option<Child>>,
     paused: Vec<bool>,
+    /// The certificates, when the members run with TLS.
+    pki: Option<DevPki>,
 }
 
 /// The loopback ports of one member: clients, peers, HTTP.
@@ -55,14 +59,21 @@ fn signal(pid: u32, signal: &str) {
 
 impl Members {
     /// Writes the configs of `n` members under `dir` and starts them all, with the given
-    /// heartbeat and election timeout (ms).
+    /// heartbeat and election timeout (ms). With `tls`, certificates are issued into
+    /// `dir/certs` first and every member requires mutual TLS of clients and peers.
     pub async fn start(
         binary: &Path,
         n: usize,
         dir: &Path,
         heartbeat_ms: u64,
         election_timeout_ms: u64,
+        tls: bool,
     ) -> std::io::Result<Members> {
+        let pki = if tls {
+            Some(DevPki::issue(binary, &dir.join("certs"), n, "fault-suite")?)
+        } else {
+            None
+        };
         let ports = loopback_ports(n);
         let mut proxies = BTreeMap::new();
         for from in 1..=n {
@@ -79,8 +90,9 @@ impl Members {
                     format!("\n[[peer_routes]]\nid = {to}\naddr = \"{}\"\n", proxy.addr())
                 })
                 .collect();
+            let tls = pki.as_ref().map(|p| p.member_table(id)).unwrap_or_default();
             let extra = format!(
-                "heartbeat_ms = {heartbeat_ms}\nelection_timeout_ms = {election_timeout_ms}\n{routes}"
+                "heartbeat_ms = {heartbeat_ms}\nelection_timeout_ms = {election_timeout_ms}\n{routes}{tls}"
             );
             std::fs::write(
                 dir.join(format!("node{id}.toml")),
@@ -94,6 +106,7 @@ impl Members {
             proxies,
             children: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
+            pki,
         };
         for id in 1..=n {
             started.spawn(id)?;
@@ -114,6 +127,11 @@ impl Members {
     /// The client endpoints, member 1 first.
     pub fn endpoints(&self) -> Vec<String> {
         self.client_ports.iter().map(|p| format!("127.0.0.1:{p}")).collect()
+    }
+
+    /// The files a client needs to reach the members, when they run with TLS.
+    pub fn client_tls(&self) -> Option<warden_client::TlsFiles> {
+        self.pki.as_ref().map(DevPki::client_files)
     }
 
     /// Where the members' logs are.

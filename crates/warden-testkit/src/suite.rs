@@ -11,7 +11,8 @@
 //!   (no ephemeral node outlives its session).
 //!
 //! Everything is seeded and bounded by operations, faults and time. One summary line says
-//! what ran and what broke.
+//! what ran and what broke. With `WARDEN_TEST_TLS=1` ([`crate::tls`]) the members require
+//! mutual TLS and every workload's client presents a certificate.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use warden_client::{Client, ClientError, Consistency, Scope, Session, SessionState};
+use warden_client::{Client, ClientError, Consistency, Scope, Session, SessionState, TlsFiles};
 use warden_core::{CreateMode, EventKind, NodeKind};
 
 use crate::checks::{self, AckedWrite, FencedWrite, Hold};
@@ -51,6 +52,8 @@ pub struct RunConfig {
     pub lock_clients: usize,
     /// Watch streams.
     pub watchers: usize,
+    /// Mutual TLS on both ports of every member (`WARDEN_TEST_TLS=1` by default).
+    pub tls: bool,
 }
 
 impl RunConfig {
@@ -67,6 +70,7 @@ impl RunConfig {
             register_clients: 6,
             lock_clients: 3,
             watchers: 2,
+            tls: crate::tls::requested(),
         }
     }
 
@@ -93,6 +97,8 @@ pub struct Summary {
     pub seed: u64,
     /// Members.
     pub nodes: usize,
+    /// Whether the members ran with mutual TLS.
+    pub tls: bool,
     /// Operations, by workload.
     pub ops: BTreeMap<&'static str, u64>,
     /// Faults by kind, as `kill=3 pause=2 ...`.
@@ -124,9 +130,10 @@ impl Summary {
         let violations: Vec<String> =
             self.violations.iter().map(|(k, v)| format!("{k}={}", v.len())).collect();
         format!(
-            "fault suite: seed={} nodes={} elapsed={:.0?} operations={} ({}) faults={} ({}) violations={} ({}) unjudged_keys={}",
+            "fault suite: seed={} nodes={} tls={} elapsed={:.0?} operations={} ({}) faults={} ({}) violations={} ({}) unjudged_keys={}",
             self.seed,
             self.nodes,
+            if self.tls { "on" } else { "off" },
             self.elapsed,
             self.total_ops(),
             ops.join(" "),
@@ -173,6 +180,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Shared by every task of a run.
 struct Run {
     endpoints: Vec<String>,
+    /// The client's certificate and the CA, when the members require TLS.
+    tls: Option<TlsFiles>,
     start: Instant,
     deadline: Instant,
     max_ops: u64,
@@ -198,10 +207,20 @@ impl Run {
         self.recorded.ops[workload].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A client of every member (with the suite's certificate under TLS).
+    fn try_client(&self) -> Result<Client, ClientError> {
+        let deadline = Duration::from_secs(3);
+        match &self.tls {
+            None => Client::with_deadline(self.endpoints.clone(), deadline),
+            Some(tls) => Client::with_tls_deadline(self.endpoints.clone(), tls, deadline),
+        }
+    }
+
+    /// As [`Run::try_client`], for the workloads: the admin client was made the same way
+    /// before they start.
     fn client(&self) -> Client {
         #[allow(clippy::expect_used)]
-        Client::with_deadline(self.endpoints.clone(), Duration::from_secs(3))
-            .expect("the endpoints are valid loopback addresses")
+        self.try_client().expect("the admin client was made from the same endpoints and files")
     }
 
     /// Opens a session, retrying through faults until the run ends.
@@ -448,19 +467,20 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         .prefix("warden-faults-")
         .tempdir()
         .map_err(|e| format!("temporary folder: {e}"))?;
-    let mut members = Members::start(&config.binary, config.nodes, dir.path(), 50, 400)
+    let mut members = Members::start(&config.binary, config.nodes, dir.path(), 50, 400, config.tls)
         .await
         .map_err(|e| format!("starting members: {e}"))?;
     let start = Instant::now();
     let run = Arc::new(Run {
         endpoints: members.endpoints(),
+        tls: members.client_tls(),
         start,
         deadline: start + config.time_limit,
         max_ops: config.max_ops,
         stop: AtomicBool::new(false),
         recorded: Recorded::default(),
     });
-    let admin = run.client();
+    let admin = run.try_client().map_err(|e| format!("the suite's client: {e}"))?;
     for parent in ["/reg", "/log", "/locks", "/eph"] {
         settle(Duration::from_secs(30), || admin.put(parent, "")).await.map_err(|e| {
             format!("the cluster did not come up ({e}); logs in {}", dir.path().display())
@@ -471,6 +491,15 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         settle(Duration::from_secs(10), || admin.put(&key, "0"))
             .await
             .map_err(|e| format!("creating registers: {e}"))?;
+    }
+    if run.tls.is_some() {
+        // The members are up (they took the writes above): they must refuse a client that
+        // speaks plain text, or TLS was not on.
+        let plain = Client::with_deadline(run.endpoints.clone(), Duration::from_secs(2))
+            .map_err(|e| format!("a plain-text client: {e}"))?;
+        if plain.status().await.is_ok() {
+            return Err("TLS was asked for, yet a member served a plain-text client".into());
+        }
     }
 
     // The registers' first values, written above, begin the history.
@@ -552,6 +581,7 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
     let mut summary = Summary {
         seed: config.seed,
         nodes: config.nodes,
+        tls: config.tls,
         faults: nemesis.summary(),
         fault_count: nemesis.total(),
         elapsed: start.elapsed(),

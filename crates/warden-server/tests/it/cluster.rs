@@ -1,4 +1,7 @@
 //! A cluster of in-process nodes on loopback ports, with kill, restart and link cuts.
+//! [`TestCluster::start_tls_if_asked`] runs it with mutual TLS under `WARDEN_TEST_TLS=1`
+//! (see `warden_testkit::tls`); its [`TestCluster::client`] and [`TestCluster::channel`]
+//! then present the client certificate `alice`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -6,16 +9,21 @@ use std::time::Duration;
 use openraft::ServerState;
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep};
+use tonic::transport::{Channel, Endpoint};
 use warden_client::Client;
 use warden_server::{Config, Faults, MemberConfig, Node, SnapshotConfig};
 
 use warden_testkit::free_port;
+
+use crate::tls::Pki;
 
 pub struct TestCluster {
     _dir: TempDir,
     pub configs: Vec<Config>,
     pub nodes: Vec<Option<Node>>,
     pub faults: Faults,
+    /// The certificates, when the members run with mutual TLS.
+    pub pki: Option<Pki>,
 }
 
 /// Timing for tests: etcd's defaults unless a test needs faster elections.
@@ -32,6 +40,32 @@ impl TestCluster {
     /// Starts `n` nodes (ids 1..=n) and waits for a leader.
     pub async fn start(n: u64, timing: Timing, snapshot: SnapshotConfig) -> TestCluster {
         TestCluster::start_with(n, timing, |c| c.snapshot = snapshot.clone()).await
+    }
+
+    /// As [`TestCluster::start`], with mutual TLS on both ports when `WARDEN_TEST_TLS=1`
+    /// (for the tests that reach the members only through [`TestCluster::client`],
+    /// [`TestCluster::client_of`] and [`TestCluster::channel`]).
+    pub async fn start_tls_if_asked(
+        n: u64,
+        timing: Timing,
+        snapshot: SnapshotConfig,
+    ) -> TestCluster {
+        if !warden_testkit::tls::requested() {
+            return TestCluster::start(n, timing, snapshot).await;
+        }
+        assert!(n <= 3, "the test PKI has member certificates for members 1 to 3");
+        let pki = Pki::new();
+        warden_server::install_crypto_provider();
+        let mut cluster = TestCluster::start_with(n, timing, |c| {
+            c.snapshot = snapshot.clone();
+            c.tls = pki.member_tls(c.node_id);
+        })
+        .await;
+        // The switch is for running these tests under TLS: make sure they do.
+        let plain = Client::with_deadline(vec![cluster.endpoint(1)], Duration::from_secs(2));
+        assert!(plain.unwrap().status().await.is_err(), "member 1 served a plain-text client");
+        cluster.pki = Some(pki);
+        cluster
     }
 
     /// As [`TestCluster::start`], with each config changed by `tweak`.
@@ -67,8 +101,13 @@ impl TestCluster {
                 config
             })
             .collect();
-        let mut cluster =
-            TestCluster { _dir: dir, configs, nodes: Vec::new(), faults: Faults::default() };
+        let mut cluster = TestCluster {
+            _dir: dir,
+            configs,
+            nodes: Vec::new(),
+            faults: Faults::default(),
+            pki: None,
+        };
         for i in 0..n as usize {
             let node =
                 Node::start(cluster.configs[i].clone(), cluster.faults.clone()).await.unwrap();
@@ -88,12 +127,30 @@ impl TestCluster {
 
     /// A client of every member.
     pub fn client(&self) -> Client {
-        Client::new(self.configs.iter().map(|c| c.client_addr.to_string()).collect()).unwrap()
+        self.client_to(self.configs.iter().map(|c| c.client_addr.to_string()).collect())
     }
 
     /// A client of one member only (it still follows leader redirects).
     pub fn client_of(&self, id: u64) -> Client {
-        Client::new(vec![self.endpoint(id)]).unwrap()
+        self.client_to(vec![self.endpoint(id)])
+    }
+
+    fn client_to(&self, endpoints: Vec<String>) -> Client {
+        match &self.pki {
+            None => Client::new(endpoints).unwrap(),
+            Some(pki) => Client::with_tls(endpoints, &pki.client_files("alice")).unwrap(),
+        }
+    }
+
+    /// A gRPC channel to member `id`'s client port, for calls the client has no method for.
+    pub async fn channel(&self, id: u64) -> Channel {
+        let addr = self.configs[(id - 1) as usize].client_addr;
+        match &self.pki {
+            None => {
+                Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap()
+            }
+            Some(pki) => crate::tls::channel(addr, pki.client_tls(Some("alice"))).await.unwrap(),
+        }
     }
 
     pub fn running(&self) -> impl Iterator<Item = &Node> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use warden_client::{Client, TlsFiles};
+use warden_client::Client;
 use warden_proto::v1 as pb;
 use warden_proto::v1::cluster_client::ClusterClient;
 
@@ -13,12 +13,8 @@ use crate::tls::{Pki, channel, tls_cluster};
 
 /// A client of every member of `cluster`, presenting `name`'s certificate.
 fn client_as(pki: &Pki, cluster: &TestCluster, name: &str) -> Client {
-    let files = TlsFiles {
-        ca: pki.path("ca.crt"),
-        cert: Some(pki.path(&format!("{name}.crt"))),
-        key: Some(pki.path(&format!("{name}.key"))),
-    };
-    Client::with_tls((1..=3).map(|id| cluster.endpoint(id)).collect(), &files).unwrap()
+    let endpoints = (1..=3).map(|id| cluster.endpoint(id)).collect();
+    Client::with_tls(endpoints, &pki.client_files(name)).unwrap()
 }
 
 #[tokio::test]

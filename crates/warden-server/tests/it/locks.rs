@@ -1,5 +1,6 @@
 //! The Lock service on a real cluster: hand-off in order with increasing fencing tokens,
 //! try-acquire and timeouts that leave no wait behind, and lock-delay after a holder dies.
+//! With `WARDEN_TEST_TLS=1` the clusters run with mutual TLS (`.ci/run` runs them so too).
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
 async fn lock_client(cluster: &TestCluster) -> LockClient<tonic::transport::Channel> {
     let leader = cluster.leader(Duration::from_secs(5)).await;
-    LockClient::connect(format!("http://{}", cluster.endpoint(leader))).await.unwrap()
+    LockClient::new(cluster.channel(leader).await)
 }
 
 fn acquire(path: &str, session_id: u64, timeout_ms: u64, delay_ms: u64) -> pb::AcquireRequest {
@@ -28,7 +29,7 @@ async fn waiters(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mutex_hands_off_in_order_and_leaves_nothing_behind() {
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let (a, b, c) = (
         client.open_session(Duration::from_secs(10)).await.unwrap(),
@@ -72,7 +73,7 @@ async fn a_mutex_hands_off_in_order_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_holder_loses_the_lock_after_ttl_plus_lock_delay_never_before() {
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let ttl = Duration::from_secs(2);
     let delay = Duration::from_millis(1_500);
@@ -115,17 +116,16 @@ async fn contended(clients: usize, rounds: usize) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    let mut cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let mut cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let resource = Arc::new(std::sync::Mutex::new(Fenced::default()));
     let holding = Arc::new(AtomicBool::new(false));
     let overlaps = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let (resource, holding, overlaps, done) =
             (Arc::clone(&resource), Arc::clone(&holding), Arc::clone(&overlaps), Arc::clone(&done));
-        let client = warden_client::Client::new(endpoints.clone()).unwrap();
+        let client = cluster.client();
         tasks.push(tokio::spawn(async move {
             let session = client.open_session(Duration::from_secs(10)).await.unwrap();
             let lock = client.mutex(&session, "/fenced");
@@ -190,7 +190,7 @@ async fn contended_mutex_16_by_50() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_whose_session_expires_is_never_granted() {
     // etcd #11456: a lock granted to a waiter whose lease had already expired.
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
     let doomed = client.open_session(Duration::from_secs(2)).await.unwrap();
@@ -223,7 +223,7 @@ async fn a_waiter_whose_session_expires_is_never_granted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_holder_is_told_on_its_session_stream_and_fenced_off() {
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     // A long ttl: renewals every 20 s, so hearing of the loss within seconds means it was
     // pushed, not found at the next renewal.
@@ -267,11 +267,10 @@ async fn a_revoked_holder_is_told_on_its_session_stream_and_fenced_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_semaphore_service_grants_permits_in_order() {
     use warden_proto::v1::semaphore_client::SemaphoreClient;
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let leader = cluster.leader(Duration::from_secs(5)).await;
-    let mut sem =
-        SemaphoreClient::connect(format!("http://{}", cluster.endpoint(leader))).await.unwrap();
+    let mut sem = SemaphoreClient::new(cluster.channel(leader).await);
     let mut sessions = Vec::new();
     for _ in 0..4 {
         sessions.push(client.open_session(Duration::from_secs(10)).await.unwrap());
@@ -343,7 +342,7 @@ async fn the_semaphore_service_grants_permits_in_order() {
 async fn many_waiters_cancelling_at_once_then_a_hand_off() {
     // etcd #13336: after many waiters left at once, the lock must still pass to the one
     // still waiting, promptly, and to none of those that left.
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
     let held = client.mutex(&holder, "/crowd").acquire().await.unwrap();
@@ -408,7 +407,7 @@ async fn many_waiters_cancelling_at_once_then_a_hand_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_guard_never_releases_a_later_hold_of_its_session() {
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let session = client.open_session(Duration::from_secs(30)).await.unwrap();
     let lock = client.mutex(&session, "/stale");
@@ -445,7 +444,7 @@ async fn a_stale_guard_never_releases_a_later_hold_of_its_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_guards_of_one_hold_do_not_end_each_other() {
-    let cluster = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
+    let cluster = TestCluster::start_tls_if_asked(3, FAST_TIMING, no_snapshots()).await;
     let client = cluster.client();
     let session = client.open_session(Duration::from_secs(30)).await.unwrap();
     let lock = client.mutex(&session, "/twice");

@@ -1,5 +1,6 @@
 //! `warden lock` leaves nothing behind: whatever way it exits, the session it opened is
-//! closed, and `--timeout` bounds the whole command, opening the session included.
+//! closed, and `--timeout` bounds the whole command, opening the session included. With
+//! `WARDEN_TEST_TLS=1` the members and the CLI speak mutual TLS.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -33,15 +34,16 @@ async fn wait_for_queue(client: &Client, path: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_closes_its_session_on_every_way_out() {
-    let cluster = ProcessCluster::start(1);
+    let cluster = ProcessCluster::start_tls_if_asked(1);
     cluster.leader().await;
-    let e = cluster.clients[0].clone();
+    let connect = cluster.cli_args_to(&cluster.clients[0]);
     let client = cluster.client();
     let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
     let guard = client.write_lock(&holder, "/job").acquire().await.unwrap();
     let only_holder = vec![holder.id()];
     let lock = |args: &[&str]| {
-        let mut all = vec!["--endpoints", &e, "lock"];
+        let mut all: Vec<&str> = connect.iter().map(String::as_str).collect();
+        all.push("lock");
         all.extend_from_slice(args);
         run_warden(&all, None, LIMIT)
     };
@@ -69,7 +71,8 @@ async fn lock_closes_its_session_on_every_way_out() {
 
     // Ctrl-C while waiting for the lock.
     let mut waiting = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--endpoints", &e, "lock", "/job", "--", "true"])
+        .args(&connect)
+        .args(["lock", "/job", "--", "true"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -83,7 +86,8 @@ async fn lock_closes_its_session_on_every_way_out() {
 
     // Ctrl-C while the command runs.
     let mut running = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--endpoints", &e, "lock", "/running", "--", "sleep", "60"])
+        .args(&connect)
+        .args(["lock", "/running", "--", "sleep", "60"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -98,27 +102,26 @@ async fn lock_closes_its_session_on_every_way_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_timeout_bounds_opening_the_session() {
-    let mut cluster = ProcessCluster::start(3);
+    let mut cluster = ProcessCluster::start_tls_if_asked(3);
     cluster.leader().await;
     cluster.kill9(2);
     cluster.kill9(3);
-    let endpoints = cluster.clients.join(",");
-    let r = run_warden(
-        &["--endpoints", &endpoints, "lock", "/nightly", "--timeout", "2s", "--", "true"],
-        None,
-        LIMIT,
-    );
+    let lock = ["lock", "/nightly", "--timeout", "2s", "--", "true"];
+    let with = |connect: Vec<String>| {
+        let mut all = connect;
+        all.extend(lock.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    let args = with(cluster.cli_args());
+    let r = run_warden(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, LIMIT);
     assert_eq!(r.code, Some(3), "{}", r.err);
     assert!(r.err.contains("not granted within 2s"), "{}", r.err);
     assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
     // Only members that are down (refused connections): the same, however fast the
     // client gives up on them.
     let down = format!("{},{}", cluster.clients[1], cluster.clients[2]);
-    let r = run_warden(
-        &["--endpoints", &down, "lock", "/nightly", "--timeout", "2s", "--", "true"],
-        None,
-        LIMIT,
-    );
+    let args = with(cluster.cli_args_to(&down));
+    let r = run_warden(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, LIMIT);
     assert_eq!(r.code, Some(3), "{}", r.err);
     assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
 }

@@ -1,6 +1,7 @@
 //! A plain `warden rm` never ends someone else's lock: deleting a waiter node or a subtree
 //! holding locks is refused and names the lock; `rm -r --revoke-locks` revokes each hold
-//! and wait, and the `warden lock` holding it is told at once and exits 4.
+//! and wait, and the `warden lock` holding it is told at once and exits 4. With
+//! `WARDEN_TEST_TLS=1` the members and the CLI speak mutual TLS.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,19 +10,16 @@ use tokio::time::Instant;
 
 use crate::processes::{ProcessCluster, exit_within, wait_for_holder};
 
-fn warden(endpoints: &str, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--endpoints", endpoints])
-        .args(args)
-        .output()
-        .unwrap();
+fn warden(connect: &[String], args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warden")).args(connect).args(args).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// `warden lock PATH -- sleep 60`, its stderr captured.
-fn holder(endpoints: &str, path: &str) -> Child {
+fn holder(connect: &[String], path: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--endpoints", endpoints, "lock", path, "--ttl", "30s", "--", "sleep", "60"])
+        .args(connect)
+        .args(["lock", path, "--ttl", "30s", "--", "sleep", "60"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -30,9 +28,9 @@ fn holder(endpoints: &str, path: &str) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_rm_never_ends_a_lock_and_rm_revoke_locks_tells_the_holder() {
-    let cluster = ProcessCluster::start(3);
+    let cluster = ProcessCluster::start_tls_if_asked(3);
     cluster.leader().await;
-    let e = cluster.clients.join(",");
+    let e = cluster.cli_args();
     assert_eq!(warden(&e, &["put", "/jobs", ""]).0, Some(0));
     let mut first = holder(&e, "/jobs/x");
     let client = cluster.client();

@@ -1,7 +1,7 @@
 //! Lock holders that are real processes (`warden lock ... -- COMMAND`), killed with SIGKILL
 //! or paused with SIGSTOP past their session's ttl, against a fenced resource: a TCP
 //! service in the test that accepts a write only with a token at least as high as any it
-//! has seen.
+//! has seen. With `WARDEN_TEST_TLS=1` the members and the holders speak mutual TLS.
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -66,9 +66,10 @@ async fn serve(fenced: Arc<Mutex<Fenced>>) -> u16 {
 }
 
 /// `warden lock PATH --ttl TTL --delay DELAY -- bash -c SCRIPT` in its own process group.
-fn holder(endpoints: &str, path: &str, ttl: &str, delay: &str, script: &str) -> Child {
+fn holder(connect: &[String], path: &str, ttl: &str, delay: &str, script: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_warden"))
-        .args(["--endpoints", endpoints, "lock", path, "--ttl", ttl, "--delay", delay, "--"])
+        .args(connect)
+        .args(["lock", path, "--ttl", ttl, "--delay", delay, "--"])
         .args(["bash", "-c", script])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -107,11 +108,11 @@ async fn until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_killed_with_sigkill_loses_the_lock_after_ttl_plus_lock_delay_never_before() {
-    let cluster = ProcessCluster::start(3);
+    let cluster = ProcessCluster::start_tls_if_asked(3);
     cluster.leader().await;
-    let endpoints = cluster.clients.join(",");
+    let connect = cluster.cli_args();
     let (ttl, delay) = (Duration::from_secs(2), Duration::from_secs(1));
-    let mut dead = holder(&endpoints, "/dead", "2s", "1s", "sleep 60");
+    let mut dead = holder(&connect, "/dead", "2s", "1s", "sleep 60");
     let client = cluster.client();
     wait_for_holder(&client, "/dead").await;
     let first = client.lock_status("/dead").await.unwrap().holders[0].token.unwrap();
@@ -138,12 +139,12 @@ async fn a_holder_killed_with_sigkill_loses_the_lock_after_ttl_plus_lock_delay_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_paused_past_its_ttl_finds_its_writes_rejected_when_it_resumes() {
-    let cluster = ProcessCluster::start(3);
+    let cluster = ProcessCluster::start_tls_if_asked(3);
     cluster.leader().await;
-    let endpoints = cluster.clients.join(",");
+    let connect = cluster.cli_args();
     let fenced = Arc::new(Mutex::new(Fenced::default()));
     let port = serve(Arc::clone(&fenced)).await;
-    let mut paused = holder(&endpoints, "/fenced", "2s", "0s", &writer_script(port));
+    let mut paused = holder(&connect, "/fenced", "2s", "0s", &writer_script(port));
     let warden_pid = paused.id();
     let holder_writes =
         || fenced.lock().unwrap().writes.iter().filter(|w| w.who == "holder").count();

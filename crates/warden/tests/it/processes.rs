@@ -1,4 +1,7 @@
 //! A cluster of `warden server` processes on loopback, each with its own config file.
+//! [`ProcessCluster::start_tls_if_asked`] runs it with mutual TLS under `WARDEN_TEST_TLS=1`
+//! (see `warden_testkit::tls`); [`ProcessCluster::client`] and
+//! [`ProcessCluster::cli_args`] then carry the client certificate `alice`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,17 +11,35 @@ use tempfile::TempDir;
 use warden_client::Client;
 
 use warden_testkit::members::{config_toml, loopback_ports};
+use warden_testkit::tls::DevPki;
 
 pub struct ProcessCluster {
     pub dir: TempDir,
     pub clients: Vec<String>,
     children: Vec<Option<Child>>,
+    /// The certificates, when the members run with mutual TLS.
+    pki: Option<DevPki>,
 }
 
 impl ProcessCluster {
     /// Writes `n` config files (fast elections) and starts every member.
     pub fn start(n: usize) -> ProcessCluster {
         ProcessCluster::start_with(n, TempDir::new().unwrap(), |_| String::new())
+    }
+
+    /// As [`ProcessCluster::start`], with mutual TLS on both ports when `WARDEN_TEST_TLS=1`
+    /// (for the tests that reach the members only through [`ProcessCluster::client`] and
+    /// [`ProcessCluster::cli_args`]).
+    pub fn start_tls_if_asked(n: usize) -> ProcessCluster {
+        if !warden_testkit::tls::requested() {
+            return ProcessCluster::start(n);
+        }
+        let dir = TempDir::new().unwrap();
+        let binary = Path::new(env!("CARGO_BIN_EXE_warden"));
+        let pki = DevPki::issue(binary, &dir.path().join("certs"), n, "alice").unwrap();
+        let mut cluster = ProcessCluster::start_with(n, dir, |id| pki.member_table(id));
+        cluster.pki = Some(pki);
+        cluster
     }
 
     /// As [`ProcessCluster::start`] in `dir`, with `extra(id)` added to member id's config
@@ -31,7 +52,8 @@ impl ProcessCluster {
             std::fs::write(Self::config_path(dir.path(), id), config).unwrap();
         }
         let clients = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
-        let mut cluster = ProcessCluster { dir, clients, children: (0..n).map(|_| None).collect() };
+        let children = (0..n).map(|_| None).collect();
+        let mut cluster = ProcessCluster { dir, clients, children, pki: None };
         for id in 1..=n {
             cluster.spawn(id);
         }
@@ -99,8 +121,32 @@ impl ProcessCluster {
         assert!(sent.success(), "kill -{signal} {pid}");
     }
 
+    /// A client of every member (presenting `alice`'s certificate under TLS).
     pub fn client(&self) -> Client {
-        Client::new(self.clients.clone()).unwrap()
+        match &self.pki {
+            None => Client::new(self.clients.clone()).unwrap(),
+            Some(pki) => Client::with_tls(self.clients.clone(), &pki.client_files()).unwrap(),
+        }
+    }
+
+    /// The CLI's options to reach every member: `--endpoints`, and under TLS `--cacert`,
+    /// `--cert` and `--key` (`alice`'s).
+    pub fn cli_args(&self) -> Vec<String> {
+        self.cli_args_to(&self.clients.join(","))
+    }
+
+    /// As [`ProcessCluster::cli_args`], with `endpoints` for `--endpoints`.
+    pub fn cli_args_to(&self, endpoints: &str) -> Vec<String> {
+        let mut args = vec!["--endpoints".to_owned(), endpoints.to_owned()];
+        if let Some(pki) = &self.pki {
+            let files = pki.client_files();
+            let shown = |p: &Path| p.display().to_string();
+            args.extend(["--cacert".to_owned(), shown(&files.ca)]);
+            if let (Some(cert), Some(key)) = (&files.cert, &files.key) {
+                args.extend(["--cert".to_owned(), shown(cert), "--key".to_owned(), shown(key)]);
+            }
+        }
+        args
     }
 
     /// The current leader's id, asking until one answers.
