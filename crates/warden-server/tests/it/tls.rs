@@ -287,13 +287,13 @@ async fn raft_rpcs_without_a_member_certificate_change_nothing() {
             assert_eq!(status.code(), tonic::Code::PermissionDenied, "{name}: {status:?}");
         }
     }
-    // Nothing moved: same term, vote and log (unless an election of the cluster's own came
-    // meanwhile, which never reaches the forged term).
+    // Nothing forged took: the term, the vote and the last log entry are the cluster's own
+    // (the cluster itself may have moved meanwhile: its first entries, such as the
+    // founder's limits, replicate while this runs, so "unchanged" would be racy).
     let after = raft_state(&cluster, 2);
     assert!(after.0 < FORGED_TERM && after.1.leader_id().term < FORGED_TERM, "{after:?}");
-    if after.0 == before.0 {
-        assert_eq!(after, before, "member 2's vote or log changed without an election");
-    }
+    assert!(after.2.is_none_or(|l| l.leader_id.term < FORGED_TERM), "{after:?}");
+    assert!(after.0 >= before.0, "{before:?} -> {after:?}");
 
     // The same append with a member's certificate moves the member to the forged term: the
     // forged messages would have had their effect had they been let through. (A vote
