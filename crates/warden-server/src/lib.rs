@@ -19,7 +19,7 @@ mod batch;
 mod caller;
 mod cluster_service;
 pub mod config;
-mod convert;
+pub mod convert;
 mod error;
 pub mod identity;
 mod kv_service;
