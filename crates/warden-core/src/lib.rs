@@ -20,6 +20,7 @@
 //! assert_eq!(state.get("/app").map(|n| n.data.clone()), Ok("v1".into()));
 //! ```
 
+pub mod codec;
 mod command;
 mod delete;
 mod error;
