@@ -1,6 +1,6 @@
 //! Peer messages: the payloads of the raft service's RPCs, decoded into openraft's types
-//! with bincode (standard config) as `warden-server`'s raft service decodes them (its
-//! decoder is private to it; this is the same call on the same types).
+//! with [`warden_core::codec::decode_from_slice`], as `warden-server`'s raft service
+//! decodes them (its decoder is private to it; this is the same call on the same types).
 
 use openraft::Vote;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
@@ -14,14 +14,14 @@ use warden_storage::{NodeId, SnapshotMeta, TypeConfig};
 /// checks that re-encoding is stable: encode, decode, encode gives the same bytes.
 fn bincode_round_trip<T: Serialize + DeserializeOwned>(bytes: &[u8]) {
     let config = bincode::config::standard();
-    let Ok((value, _)) = bincode::serde::decode_from_slice::<T, _>(bytes, config) else {
+    let Ok((value, _)) = warden_core::codec::decode_from_slice::<T>(bytes) else {
         return;
     };
     let first = match bincode::serde::encode_to_vec(&value, config) {
         Ok(b) => b,
         Err(e) => panic!("a decoded raft message does not encode: {e}"),
     };
-    let second = bincode::serde::decode_from_slice::<T, _>(&first, config)
+    let second = warden_core::codec::decode_from_slice::<T>(&first)
         .map_err(|e| e.to_string())
         .and_then(|(v, _)| bincode::serde::encode_to_vec(&v, config).map_err(|e| e.to_string()));
     assert_eq!(second.as_ref(), Ok(&first), "a raft message does not survive a round trip");
