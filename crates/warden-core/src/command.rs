@@ -302,10 +302,9 @@ impl LogCommand {
 
     /// Decodes from the log.
     pub fn decode(bytes: &[u8]) -> Result<LogCommand, CoreError> {
-        let (command, used) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| {
-                CoreError::Decode { what: "log command".to_owned(), reason: e.to_string() }
-            })?;
+        let (command, used) = crate::codec::decode_from_slice(bytes).map_err(|e| {
+            CoreError::Decode { what: "log command".to_owned(), reason: e.to_string() }
+        })?;
         if used != bytes.len() {
             return Err(CoreError::Decode {
                 what: "log command".to_owned(),

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod acl;
+pub mod codec;
 mod command;
 mod delete;
 mod error;

@@ -44,8 +44,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, CoreError> {
         err("it does not start with the warden snapshot magic \"WDNS\"".to_owned())
     })?;
     let (format, used): (SnapshotFormat, usize) =
-        bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map_err(|e| err(e.to_string()))?;
+        crate::codec::decode_from_slice(body).map_err(|e| err(e.to_string()))?;
     if used != body.len() {
         return Err(err(format!("{} trailing bytes", body.len() - used)));
     }

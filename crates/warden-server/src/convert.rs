@@ -1,7 +1,12 @@
 //! Conversions between the protobuf messages and the core's types.
+//!
+//! The request conversions are public so that `warden-fuzz` can run bytes from outside
+//! through the very code a member runs them through; nothing else should need them.
 
+use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{
-    Check, Command, Compare, CompareOp, CreateMode, NodeKind, Output, RequestId, Stat, TxnOp,
+    Check, Command, Compare, CompareOp, CreateMode, HoldRef, NodeKind, Output, RequestId, Stat,
+    TxnOp,
 };
 use warden_proto::v1 as pb;
 
@@ -21,7 +26,7 @@ pub(crate) fn stat(s: &Stat) -> pb::Stat {
 }
 
 /// The session and request id of a request's origin.
-pub(crate) fn origin(origin: Option<&pb::Origin>) -> (Option<u64>, Option<RequestId>) {
+pub fn origin(origin: Option<&pb::Origin>) -> (Option<u64>, Option<RequestId>) {
     let Some(o) = origin else { return (None, None) };
     let session = (o.session_id != 0).then_some(o.session_id);
     let id =
@@ -40,17 +45,17 @@ fn mode(kind: i32, sequential: bool) -> CreateMode {
 }
 
 /// A create request as a command.
-pub(crate) fn create(r: pb::CreateRequest) -> Command {
+pub fn create(r: pb::CreateRequest) -> Command {
     Command::Create { path: r.path, data: r.data, mode: mode(r.kind, r.sequential) }
 }
 
 /// A set request as a command.
-pub(crate) fn set(r: pb::SetRequest) -> Command {
+pub fn set(r: pb::SetRequest) -> Command {
     Command::Set { path: r.path, data: r.data, expected_version: r.expected_version }
 }
 
 /// A delete request as a command.
-pub(crate) fn delete(r: pb::DeleteRequest) -> Command {
+pub fn delete(r: pb::DeleteRequest) -> Command {
     Command::Delete {
         path: r.path,
         expected_version: r.expected_version,
@@ -84,7 +89,7 @@ fn compare(index: usize, c: pb::Compare) -> Result<Compare, String> {
 
 /// A transaction request as a command; an error naming the compare or op that has no
 /// target or no operation set.
-pub(crate) fn txn(r: pb::TxnRequest) -> Result<Command, String> {
+pub fn txn(r: pb::TxnRequest) -> Result<Command, String> {
     let compares = r
         .compares
         .into_iter()
@@ -117,6 +122,43 @@ pub(crate) fn txn(r: pb::TxnRequest) -> Result<Command, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(Command::Txn { compares, ops })
+}
+
+/// A lock (or semaphore) acquire as a command; unknown lock types fall back to a mutex.
+pub fn acquire(r: &pb::AcquireRequest) -> Command {
+    let kind = match pb::LockType::try_from(r.r#type) {
+        Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
+        Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
+        _ => LockKind::Mutex,
+    };
+    let mode = match kind {
+        LockKind::Mutex => WaitMode::Exclusive,
+        LockKind::ReadWrite if r.shared => WaitMode::Shared,
+        LockKind::ReadWrite => WaitMode::Exclusive,
+        LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
+    };
+    Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms }
+}
+
+/// A semaphore acquire as the lock acquire the Semaphore service makes of it.
+pub fn semaphore(r: pb::SemaphoreAcquireRequest) -> pb::AcquireRequest {
+    pb::AcquireRequest {
+        path: r.path,
+        session_id: r.session_id,
+        r#type: pb::LockType::Semaphore.into(),
+        shared: false,
+        permits: r.permits,
+        weight: r.weight,
+        delay_ms: r.delay_ms,
+        timeout_ms: r.timeout_ms,
+    }
+}
+
+/// A release as a command: of the hold with the request's token, or of whatever the
+/// session has at the path.
+pub fn release(r: pb::ReleaseRequest) -> Command {
+    let hold = r.token.map_or(HoldRef::Any, HoldRef::Token);
+    Command::Release { path: r.path, hold }
 }
 
 /// One transaction result as protobuf.

@@ -25,7 +25,7 @@ mod caller;
 mod cluster_service;
 pub mod config;
 mod connection_watches;
-mod convert;
+pub mod convert;
 mod error;
 pub mod identity;
 mod kv_service;

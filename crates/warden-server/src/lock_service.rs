@@ -20,6 +20,7 @@ use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
 
+use crate::convert;
 use crate::shared::Shared;
 use crate::status;
 use crate::watch_hub::{WatchHub, WatchMessage};
@@ -34,21 +35,6 @@ impl LockService {
     pub(crate) fn new(shared: Shared, hub: Arc<WatchHub>) -> LockService {
         LockService { shared, hub }
     }
-}
-
-fn command(r: &pb::AcquireRequest) -> Command {
-    let kind = match pb::LockType::try_from(r.r#type) {
-        Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
-        Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
-        _ => LockKind::Mutex,
-    };
-    let mode = match kind {
-        LockKind::Mutex => WaitMode::Exclusive,
-        LockKind::ReadWrite if r.shared => WaitMode::Shared,
-        LockKind::ReadWrite => WaitMode::Exclusive,
-        LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
-    };
-    Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms }
 }
 
 fn session(id: u64) -> Result<u64, Status> {
@@ -101,7 +87,7 @@ impl LockService {
     /// Queues the session; returns the revision, the waiter and its token if granted.
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
         let session = session(r.session_id)?;
-        match self.shared.write(Some(session), None, command(r)).await? {
+        match self.shared.write(Some(session), None, convert::acquire(r)).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::unexpected(&other)),
         }
@@ -342,9 +328,7 @@ impl Lock for LockService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let session = session(r.session_id)?;
-        let hold = r.token.map_or(HoldRef::Any, HoldRef::Token);
-        let (header, held) =
-            self.leave(Some(session), Command::Release { path: r.path, hold }).await?;
+        let (header, held) = self.leave(Some(session), convert::release(r)).await?;
         Ok(Response::new(pb::ReleaseResponse { header: Some(header), held }))
     }
 
@@ -431,20 +415,7 @@ impl SemaphoreService {
 /// extensions (the caller) for the Lock service's own checks.
 fn semaphore_request(request: Request<pb::SemaphoreAcquireRequest>) -> Request<pb::AcquireRequest> {
     let (metadata, extensions, r) = request.into_parts();
-    Request::from_parts(
-        metadata,
-        extensions,
-        pb::AcquireRequest {
-            path: r.path,
-            session_id: r.session_id,
-            r#type: pb::LockType::Semaphore.into(),
-            shared: false,
-            permits: r.permits,
-            weight: r.weight,
-            delay_ms: r.delay_ms,
-            timeout_ms: r.timeout_ms,
-        },
-    )
+    Request::from_parts(metadata, extensions, convert::semaphore(r))
 }
 
 #[tonic::async_trait]

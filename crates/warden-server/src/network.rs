@@ -171,9 +171,9 @@ fn encode<T: Serialize, E: std::error::Error>(
 fn decode<T: DeserializeOwned, E: std::error::Error>(
     bytes: &[u8],
 ) -> Result<T, RPCError<NodeId, WardenNode, E>> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v).map_err(
-        |e| RPCError::Network(NetworkError::new(&any_error(format!("decoding a raft reply: {e}")))),
-    )
+    warden_core::codec::decode_from_slice(bytes).map(|(v, _)| v).map_err(|e| {
+        RPCError::Network(NetworkError::new(&any_error(format!("decoding a raft reply: {e}"))))
+    })
 }
 
 impl PeerClient {

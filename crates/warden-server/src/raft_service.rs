@@ -78,7 +78,7 @@ impl RaftService {
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    warden_core::codec::decode_from_slice(bytes)
         .map(|(v, _)| v)
         .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }

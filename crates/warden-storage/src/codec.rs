@@ -14,7 +14,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StorageError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    let (value, used) = warden_core::codec::decode_from_slice(bytes)
         .map_err(|e| StorageError::Decode { what, reason: e.to_string() })?;
     if used != bytes.len() {
         return Err(StorageError::Decode {

@@ -1,0 +1,3 @@
+//! Integration tests of warden-fuzz: the fuzz corpora, replayed.
+
+mod replay;
