@@ -177,9 +177,7 @@ impl Kv for KvService {
                 _ => None,
             })
             .collect();
-        let command = convert::txn(r).map_err(|message| {
-            status::server(tonic::Code::InvalidArgument, "InvalidArgument", message)
-        })?;
+        let command = convert::txn(r).map_err(status::invalid)?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));
         match output {

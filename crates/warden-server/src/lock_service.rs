@@ -16,6 +16,7 @@ use tracing::debug;
 use warden_core::lock::{WaiterInfo, WaiterView};
 use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{Command, EventKind, HoldRef, Output, WatchFilter};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -55,7 +56,7 @@ fn session(id: u64) -> Result<u64, Status> {
     if id == 0 {
         return Err(status::server(
             Code::InvalidArgument,
-            "SessionRequired",
+            ErrorKind::SessionRequired,
             "a lock needs a session_id",
         ));
     }
@@ -117,7 +118,7 @@ impl LockService {
             Ok((revision, Output::LockQueued { token: Some(token), .. })) => {
                 Ok(Withdrawn::Granted(revision, token))
             }
-            Err(e) if status::kind(&e) == "NotHeld" => Ok(Withdrawn::Removed),
+            Err(e) if status::kind(&e) == Some(ErrorKind::NotHeld) => Ok(Withdrawn::Removed),
             Err(e) => Err(e),
             Ok((_, other)) => Err(status::unexpected(&other)),
         }
@@ -153,7 +154,7 @@ impl LockService {
         if revoked {
             return status::server(
                 Code::Aborted,
-                "WaitRevoked",
+                ErrorKind::WaitRevoked,
                 format!(
                     "the wait for the lock ended: {waiter} was revoked by an operator (`warden lock revoke`, or a delete with --revoke-locks); the session lives on"
                 ),
@@ -163,7 +164,7 @@ impl LockService {
         if alive {
             return status::server(
                 Code::Aborted,
-                "WaitCancelled",
+                ErrorKind::WaitCancelled,
                 format!(
                     "the wait for the lock ended: {waiter} was cancelled (an earlier call of this acquire went away); acquire again"
                 ),
@@ -171,7 +172,7 @@ impl LockService {
         }
         status::server(
             Code::Aborted,
-            "WaitEnded",
+            ErrorKind::WaitEnded,
             format!("the wait for the lock ended: {waiter} went with its session {session}"),
         )
     }
@@ -293,7 +294,7 @@ impl Lock for LockService {
                     }
                     return Err(status::server(
                         Code::DeadlineExceeded,
-                        "Timeout",
+                        ErrorKind::Timeout,
                         format!(
                             "the lock {:?} was not granted within {} ms; the wait was removed",
                             r.path, r.timeout_ms
@@ -330,7 +331,7 @@ impl Lock for LockService {
         }
         Err(status::server(
             Code::FailedPrecondition,
-            "AlreadyLocked",
+            ErrorKind::AlreadyLocked,
             format!("the lock {:?} is held by another session; no wait was left behind", r.path),
         ))
     }
@@ -481,7 +482,7 @@ impl Semaphore for SemaphoreService {
         if status.get_ref().r#type != "semaphore" {
             return Err(status::server(
                 Code::FailedPrecondition,
-                "InvalidLockRequest",
+                ErrorKind::InvalidLockRequest,
                 format!(
                     "{path:?} is a {}, not a semaphore; ask the Lock service",
                     status.get_ref().r#type

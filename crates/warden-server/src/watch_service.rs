@@ -23,6 +23,7 @@ use warden_core::{EventKind, WatchFilter};
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
+use warden_proto::{COMPACT_REVISION_METADATA, ErrorKind};
 
 use crate::access::{Guarded, Need};
 use crate::caller::Caller;
@@ -31,9 +32,6 @@ use crate::convert;
 use crate::shared::Shared;
 use crate::status;
 use crate::watch_hub::{Refused, Registration, WatchHub, WatchMessage};
-
-/// The metadata key of the oldest revision a watch can start from.
-pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
 
 /// The events of one response at most, in encoded bytes: half the client port's message
 /// limit, which leaves room for the header and for a lone event larger than this (the
@@ -69,11 +67,14 @@ fn refused(r: &Refused) -> Status {
 }
 
 fn compacted(oldest: u64) -> Status {
-    let mut status = Status::out_of_range(format!(
-        "the requested start revision is no longer in this member's history; the oldest available is {}: re-read the data, then watch from the read's revision + 1",
-        oldest
-    ));
-    status.metadata_mut().insert(status::ERROR_METADATA, MetadataValue::from_static("Compacted"));
+    let mut status = status::server(
+        tonic::Code::OutOfRange,
+        ErrorKind::Compacted,
+        format!(
+            "the requested start revision is no longer in this member's history; the oldest available is {}: re-read the data, then watch from the read's revision + 1",
+            oldest
+        ),
+    );
     if let Ok(v) = MetadataValue::try_from(oldest.to_string()) {
         status.metadata_mut().insert(COMPACT_REVISION_METADATA, v);
     }
@@ -267,11 +268,7 @@ impl Watch for WatchService {
             Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, &limits),
             Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, &limits),
             Err(_) => {
-                return Err(status::server(
-                    tonic::Code::InvalidArgument,
-                    "InvalidArgument",
-                    format!("unknown watch scope {}", r.scope),
-                ));
+                return Err(status::invalid(format!("unknown watch scope {}", r.scope)));
             }
         }
         .map_err(|e| status::core_error(&e))?;
