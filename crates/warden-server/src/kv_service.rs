@@ -110,7 +110,8 @@ impl Kv for KvService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
-        match self.shared.write(session, id, convert::create(r)).await? {
+        let command = convert::create(r).map_err(status::invalid)?;
+        match self.shared.write(session, id, command).await? {
             (revision, Output::Created { path, stat }) => Ok(Response::new(pb::CreateResponse {
                 header: Some(self.shared.header(revision)),
                 path,

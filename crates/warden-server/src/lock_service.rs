@@ -37,11 +37,19 @@ impl LockService {
     }
 }
 
-fn command(r: &pb::AcquireRequest) -> Command {
+/// An acquire request as a command; INVALID_ARGUMENT for a lock type this member does not
+/// know (taking it as a mutex would grant what the caller did not ask for).
+fn command(r: &pb::AcquireRequest) -> Result<Command, Status> {
     let kind = match pb::LockType::try_from(r.r#type) {
+        Ok(pb::LockType::Mutex) => LockKind::Mutex,
         Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
         Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
-        _ => LockKind::Mutex,
+        Err(_) => {
+            return Err(status::invalid(format!(
+                "unknown lock type {} in field `type` of the acquire of {:?}; use LOCK_TYPE_MUTEX (0), LOCK_TYPE_RWLOCK (1) or LOCK_TYPE_SEMAPHORE (2)",
+                r.r#type, r.path
+            )));
+        }
     };
     let mode = match kind {
         LockKind::Mutex => WaitMode::Exclusive,
@@ -49,7 +57,7 @@ fn command(r: &pb::AcquireRequest) -> Command {
         LockKind::ReadWrite => WaitMode::Exclusive,
         LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
     };
-    Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms }
+    Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms })
 }
 
 fn session(id: u64) -> Result<u64, Status> {
@@ -101,8 +109,9 @@ enum Withdrawn {
 impl LockService {
     /// Queues the session; returns the revision, the waiter and its token if granted.
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
+        let command = command(r)?;
         let session = session(r.session_id)?;
-        match self.shared.write(Some(session), None, command(r)).await? {
+        match self.shared.write(Some(session), None, command).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::unexpected(&other)),
         }
@@ -490,5 +499,37 @@ impl Semaphore for SemaphoreService {
             ));
         }
         Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acquire(r#type: i32) -> pb::AcquireRequest {
+        pb::AcquireRequest { path: "/l".into(), session_id: 1, r#type, ..Default::default() }
+    }
+
+    #[test]
+    fn an_unknown_lock_type_is_refused_by_field_and_value() {
+        let refused = command(&acquire(9)).err().unwrap_or_else(|| Status::ok(""));
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
+        assert!(refused.message().contains("unknown lock type 9 in field `type`"), "{refused:?}");
+        assert!(refused.message().contains("\"/l\""), "{refused:?}");
+    }
+
+    #[test]
+    fn every_known_lock_type_converts() {
+        for (r#type, expected) in [
+            (pb::LockType::Mutex, LockKind::Mutex),
+            (pb::LockType::Rwlock, LockKind::ReadWrite),
+            (pb::LockType::Semaphore, LockKind::Semaphore { permits: 0 }),
+        ] {
+            match command(&acquire(r#type.into())) {
+                Ok(Command::Acquire { kind, .. }) => assert_eq!(kind, expected),
+                other => panic!("{type:?}: {other:?}"),
+            }
+        }
     }
 }
