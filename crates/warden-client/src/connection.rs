@@ -37,7 +37,10 @@ use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
 use warden_proto::v1::session_client::SessionClient;
 use warden_proto::v1::watch_client::WatchClient;
-use warden_proto::{LEADER_METADATA, LIMIT_METADATA, MAX_CLIENT_MESSAGE_BYTES};
+use warden_proto::{
+    COMPACT_REVISION_METADATA, ERROR_METADATA, ErrorKind, LEADER_METADATA, LIMIT_METADATA,
+    MAX_CLIENT_MESSAGE_BYTES,
+};
 
 pub(crate) use crate::endpoint::endpoint;
 use crate::error::ClientError;
@@ -79,8 +82,16 @@ pub(crate) struct Connection {
     tls: Option<ClientTlsConfig>,
 }
 
-fn kind(status: &Status) -> &str {
-    status.metadata().get("warden-error").and_then(|v| v.to_str().ok()).unwrap_or("")
+/// The error kind a status carries (`warden-error`), None if it has none or one this
+/// client does not know.
+fn kind(status: &Status) -> Option<ErrorKind> {
+    ErrorKind::parse(status.metadata().get(ERROR_METADATA)?.to_str().ok()?)
+}
+
+/// Whether a member made the status (it carries a `warden-error` kind, known or not), as
+/// opposed to the transport.
+fn has_kind(status: &Status) -> bool {
+    status.metadata().contains_key(ERROR_METADATA)
 }
 
 impl Connection {
@@ -290,17 +301,17 @@ impl Connection {
                     Err(status) => status,
                 };
                 match (status.code(), kind(&status)) {
-                    (Code::Unavailable, "MemberStopped") => {
+                    (Code::Unavailable, Some(ErrorKind::MemberStopped)) => {
                         // Nothing was proposed: any request may go to the next member.
                         tried.answered(&addr, &status);
                         self.forget(&addr);
                     }
-                    (Code::Unavailable, "NoQuorum") => {
+                    (Code::Unavailable, Some(ErrorKind::NoQuorum)) => {
                         // A leader without a quorum: nothing was proposed (or read), so
                         // any request may be asked again until the deadline.
                         tried.answered(&addr, &status);
                     }
-                    (Code::Unavailable, "NotLeader") => {
+                    (Code::Unavailable, Some(ErrorKind::NotLeader)) => {
                         tried.answered(&addr, &status);
                         self.note_leader(&addr, false);
                         let hint =
@@ -312,7 +323,7 @@ impl Connection {
                             break;
                         }
                     }
-                    (Code::Unavailable, kind) if !kind.is_empty() => {
+                    (Code::Unavailable, _) if has_kind(&status) => {
                         // Only "not the leader" proves a write was not proposed; a member
                         // whose raft stopped may have replicated it first.
                         if retry == Retry::Once {
@@ -324,7 +335,7 @@ impl Connection {
                         }
                         tried.answered(&addr, &status);
                     }
-                    (_, "") => match failure(&status) {
+                    _ if !has_kind(&status) => match failure(&status) {
                         Failure::TooLarge => return Err(too_large(&status)),
                         Failure::Refused => return Err(server_error(&status)),
                         Failure::NotSent => {
@@ -407,15 +418,15 @@ impl Tried {
 
 /// A refusal by the server as a client error.
 pub(crate) fn server_error(status: &Status) -> ClientError {
-    if kind(status) == "Compacted" {
+    if kind(status) == Some(ErrorKind::Compacted) {
         let oldest = status
             .metadata()
-            .get("warden-compact-revision")
+            .get(COMPACT_REVISION_METADATA)
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .unwrap_or(0);
         return ClientError::Compacted { oldest, message: status.message().to_owned() };
     }
-    if kind(status) == "RequestTooLarge" {
+    if kind(status) == Some(ErrorKind::RequestTooLarge) {
         // A member's limits.max_request_bytes, below what this client sends at most.
         let limit = status
             .metadata()
@@ -427,7 +438,7 @@ pub(crate) fn server_error(status: &Status) -> ClientError {
     ClientError::Server {
         code: status.code(),
         message: status.message().to_owned(),
-        kind: kind(status).to_owned(),
+        kind: kind(status),
     }
 }
 
@@ -465,7 +476,7 @@ pub(crate) fn failure(status: &Status) -> Failure {
 /// decoded) message length too large: found N bytes, the limit is: M bytes".
 pub(crate) fn is_too_large(status: &Status) -> bool {
     status.code() == Code::OutOfRange
-        && kind(status).is_empty()
+        && !has_kind(status)
         && status.message().contains("message length too large")
 }
 

@@ -1,6 +1,7 @@
 //! The client's error type.
 
 use tonic::Code;
+use warden_proto::ErrorKind;
 
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -82,8 +83,10 @@ pub enum ClientError {
         code: Code,
         /// The server's message.
         message: String,
-        /// The error kind (`warden-error` metadata), e.g. `NoNode`.
-        kind: String,
+        /// The error kind (`warden-error` metadata), e.g. [`ErrorKind::NoNode`]; None when
+        /// the status carries none, or a kind this client does not know (from a newer
+        /// member: the code and message still say what went wrong).
+        kind: Option<ErrorKind>,
     },
 }
 
@@ -92,6 +95,14 @@ impl ClientError {
     pub fn code(&self) -> Option<Code> {
         match self {
             ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The kind of a server error, if this is one and its kind is known.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Server { kind, .. } => *kind,
             _ => None,
         }
     }

@@ -73,6 +73,7 @@ pub use warden_core::queue::{LockKind, WaitMode};
 pub use warden_core::{
     Check, Compare, CompareOp, CreateMode, Event, EventKind, NodeKind, Stat, TxnOp,
 };
+pub use warden_proto::ErrorKind;
 
 /// The wire types that some calls return as they are ([`Client::status`],
 /// [`Client::member_status`], [`Client::sessions`]): the generated protobuf messages.
@@ -597,11 +598,7 @@ impl Client {
             .status(pb::StatusRequest {})
             .await
             .map(|r| r.into_inner())
-            .map_err(|s| ClientError::Server {
-                code: s.code(),
-                message: s.message().to_owned(),
-                kind: String::new(),
-            })
+            .map_err(|s| connection::server_error(&s))
     }
 
     /// The status as seen by whichever member answers first.

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 
 use crate::connection::{self, Connection, Retry};
@@ -212,26 +213,29 @@ impl Lock {
                 .await;
             match result {
                 Ok(response) => return Ok(self.guard(response)),
-                Err(ClientError::Server { kind, .. }) if kind == "AlreadyLocked" => {
+                Err(ClientError::Server { kind: Some(ErrorKind::AlreadyLocked), .. }) => {
                     return Err(LockError::AlreadyLocked { path });
                 }
-                Err(ClientError::Server { kind, .. }) if kind == "Timeout" => {
+                Err(ClientError::Server { kind: Some(ErrorKind::Timeout), .. }) => {
                     return Err(LockError::Timeout {
                         path,
                         waited: Duration::from_millis(timeout_ms),
                     });
                 }
-                Err(ClientError::Server { kind, .. })
-                    if kind == "WaitEnded" || kind == "SessionExpired" =>
-                {
+                Err(ClientError::Server {
+                    kind: Some(ErrorKind::WaitEnded | ErrorKind::SessionExpired),
+                    ..
+                }) => {
                     return Err(LockError::SessionLost { path });
                 }
-                Err(ClientError::Server { kind, .. }) if kind == "WaitRevoked" => {
+                Err(ClientError::Server { kind: Some(ErrorKind::WaitRevoked), .. }) => {
                     return Err(LockError::Revoked { path });
                 }
                 // The cancel of an earlier, broken call of this acquire removed the wait
                 // this call re-attached to: queue again.
-                Err(ClientError::Server { kind, .. }) if kind == "WaitCancelled" && !try_only => {
+                Err(ClientError::Server { kind: Some(ErrorKind::WaitCancelled), .. })
+                    if !try_only =>
+                {
                     continue;
                 }
                 // A wait longer than one call's time limit, or a member that failed: the
@@ -312,16 +316,16 @@ async fn release(
     match result {
         Ok(_) => Ok(()),
         // A retry of a release whose answer was lost finds the hold ended by itself.
-        Err(ClientError::Server { kind, .. })
-            if kind == "HoldEnded" && attempts.load(Ordering::Relaxed) > 1 =>
+        Err(ClientError::Server { kind: Some(ErrorKind::HoldEnded), .. })
+            if attempts.load(Ordering::Relaxed) > 1 =>
         {
             Ok(())
         }
-        Err(ClientError::Server { kind, message, .. })
-            if kind == "HoldEnded" || kind == "SessionExpired" =>
-        {
-            Err(LockError::HoldEnded { path, token, reason: message })
-        }
+        Err(ClientError::Server {
+            kind: Some(ErrorKind::HoldEnded | ErrorKind::SessionExpired),
+            message,
+            ..
+        }) => Err(LockError::HoldEnded { path, token, reason: message }),
         Err(e) => Err(LockError::Backend(e)),
     }
 }

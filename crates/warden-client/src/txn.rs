@@ -7,6 +7,7 @@
 
 use tonic::Code;
 use warden_core::{Check, Compare, CompareOp, CreateMode, NodeKind, Stat, TxnOp};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 
 use crate::connection;
@@ -54,7 +55,7 @@ pub(crate) fn node_kind(mode: CreateMode) -> Result<pb::NodeKind, ClientError> {
         NodeKind::Lock => Err(ClientError::Server {
             code: Code::InvalidArgument,
             message: "lock nodes are made by acquiring a lock, not by create".into(),
-            kind: "InvalidCreateMode".into(),
+            kind: Some(ErrorKind::InvalidCreateMode),
         }),
     }
 }

@@ -43,14 +43,24 @@ pub struct WatchBatch {
     pub events: Vec<Event>,
 }
 
-fn event(e: pb::Event) -> Event {
+/// An event as the core's; an event kind this client does not know (from a newer member)
+/// is an error, not a made-up `Created`.
+fn event(e: pb::Event) -> Result<Event, ClientError> {
     let kind = match pb::EventKind::try_from(e.kind) {
+        Ok(pb::EventKind::Created) => EventKind::Created,
         Ok(pb::EventKind::Data) => EventKind::Data,
         Ok(pb::EventKind::Deleted) => EventKind::Deleted,
         Ok(pb::EventKind::Children) => EventKind::Children,
-        _ => EventKind::Created,
+        Err(_) => {
+            return Err(ClientError::UnexpectedResponse {
+                message: format!(
+                    "unknown event kind {} in field `kind` of an event on {:?} at revision {}",
+                    e.kind, e.path, e.revision
+                ),
+            });
+        }
     };
-    Event { revision: e.revision, kind, path: e.path, stat: crate::stat(e.stat), data: e.data }
+    Ok(Event { revision: e.revision, kind, path: e.path, stat: crate::stat(e.stat), data: e.data })
 }
 
 /// A running watch. Call [`Watcher::next`] in a loop, or use it as a [`Stream`] of
@@ -58,7 +68,8 @@ fn event(e: pb::Event) -> Event {
 /// `watcher.next()` still means the inherent method, which returns the `Result` itself).
 ///
 /// As a stream it ends after an error the watch cannot go past (history compacted, a
-/// response over the message limit, a request the member refused); after
+/// response over the message limit, an event kind this client does not know, a request
+/// the member refused); after
 /// [`ClientError::Unavailable`] (no member reached within the deadline) it goes on, and
 /// the next poll tries again. Either way a receive cut short (a `select!` that took
 /// another branch) is not lost: the next call goes on with it.
@@ -257,7 +268,17 @@ impl WatchState {
                         Some((r, parts)) if r == revision => parts,
                         _ => Vec::new(),
                     };
-                    events.extend(response.events.into_iter().map(event));
+                    let read =
+                        response.events.into_iter().map(event).collect::<Result<Vec<_>, _>>();
+                    match read {
+                        Ok(read) => events.extend(read),
+                        Err(e) => {
+                            // Resuming would meet the same event again: report it, and
+                            // start over from this revision if asked for more.
+                            self.stream = None;
+                            return Err(e);
+                        }
+                    }
                     if response.fragment {
                         self.partial = Some((revision, events));
                         continue;
@@ -281,5 +302,23 @@ impl WatchState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_event_kind_is_an_error_not_a_create() {
+        let odd = pb::Event { path: "/e".into(), revision: 4, kind: 9, ..Default::default() };
+        match event(odd) {
+            Err(ClientError::UnexpectedResponse { message }) => {
+                assert!(message.contains("unknown event kind 9 in field `kind`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let data = pb::Event { kind: pb::EventKind::Data.into(), ..Default::default() };
+        assert_eq!(event(data).map(|e| e.kind).ok(), Some(EventKind::Data));
     }
 }

@@ -54,7 +54,9 @@ pub fn kv_request(data: &[u8]) {
         2 => {
             if let Some(r) = decode::<pb::CreateRequest>(bytes) {
                 let origin = r.origin;
-                apply_checked(vec![with_origin(origin.as_ref(), convert::create(r))]);
+                if let Ok(command) = convert::create(r) {
+                    apply_checked(vec![with_origin(origin.as_ref(), command)]);
+                }
             }
         }
         3 => {
@@ -82,8 +84,8 @@ pub fn kv_request(data: &[u8]) {
 
 /// A lock acquire as the Lock service proposes it: refused without a session.
 fn acquire(r: &pb::AcquireRequest) {
-    if r.session_id != 0 {
-        apply_checked(vec![Request::in_session(r.session_id, convert::acquire(r))]);
+    if let (true, Ok(command)) = (r.session_id != 0, convert::acquire(r)) {
+        apply_checked(vec![Request::in_session(r.session_id, command)]);
     }
 }
 

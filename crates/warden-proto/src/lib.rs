@@ -2,7 +2,20 @@
 //!
 //! The gRPC code generated from `proto/`: the public API (`warden.v1`: KV, Cluster) and the
 //! peer API (`warden.raft.v1`: openraft's RPCs). It holds no logic; conversions to and from
-//! the core's types live in the server and client crates.
+//! the core's types live in the server and client crates. It also holds what both sides
+//! of the wire must spell the same way: the error kinds and the metadata keys.
+
+mod error_kind;
+mod metadata;
+
+#[cfg(test)]
+mod literals_test;
+
+pub use error_kind::ErrorKind;
+pub use metadata::{
+    ALL_METADATA, COMPACT_REVISION_METADATA, ERROR_METADATA, FROM_METADATA, LEADER_METADATA,
+    LIMIT_METADATA,
+};
 
 /// The public API.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -16,9 +29,6 @@ pub mod raft {
     tonic::include_proto!("warden.raft.v1");
 }
 
-/// The metadata key of the leader's client address in an UNAVAILABLE status.
-pub const LEADER_METADATA: &str = "warden-leader";
-
 /// The largest gRPC message, either way, on a member's client port; the client holds
 /// itself to the same limit, so an oversized message fails the same way from both ends.
 ///
@@ -29,8 +39,3 @@ pub const LEADER_METADATA: &str = "warden-leader";
 /// split: a watch sends a large revision in fragments. A transaction carrying several
 /// large values can exceed it, and is refused whole.
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 << 20;
-
-/// The metadata key of the limit a request went over, in bytes, on a RESOURCE_EXHAUSTED
-/// status of kind `RequestTooLarge` (a request larger than the member's
-/// `limits.max_request_bytes`).
-pub const LIMIT_METADATA: &str = "warden-limit";

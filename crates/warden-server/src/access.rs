@@ -17,6 +17,7 @@ use tonic::{Request, Status};
 use tracing::warn;
 use warden_core::acl::{Permission, Policy};
 use warden_core::{NodeKind, State, path};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_storage::StateMachineStore;
 
@@ -200,7 +201,7 @@ impl Access {
         self.audit.denied(&caller.identity, rpc, denial.permission.name(), &denial.path, reason);
         crate::status::server(
             tonic::Code::PermissionDenied,
-            "PermissionDenied",
+            ErrorKind::PermissionDenied,
             format!(
                 "{rpc}: {who} may not {} {:?}{because}; {hint}",
                 denial.permission, denial.path

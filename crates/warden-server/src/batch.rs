@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tonic::Status;
 use tracing::Instrument;
 use warden_core::{LogCommand, Request, Response};
+use warden_proto::ErrorKind;
 use warden_storage::{Proposal, TypeConfig};
 
 use crate::shared::now_ms;
@@ -86,7 +87,7 @@ async fn propose(raft: Raft<TypeConfig>, mut requests: mpsc::UnboundedReceiver<(
                 Ok(reply) => {
                     let wrong = status::server(
                         tonic::Code::Internal,
-                        "Internal",
+                        ErrorKind::Internal,
                         format!(
                             "an entry of {} requests was applied with {} responses",
                             waiters.len(),

@@ -16,6 +16,7 @@
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 use tracing::warn;
+use warden_proto::ErrorKind;
 
 use crate::identity::identity;
 
@@ -33,7 +34,7 @@ impl Caller {
         request.extensions().get::<Caller>().ok_or_else(|| {
             crate::status::server(
                 tonic::Code::Internal,
-                "Internal",
+                ErrorKind::Internal,
                 "this member did not identify the caller (the client port's caller layer is missing); report this as a bug",
             )
         })
@@ -60,7 +61,7 @@ impl CallerLayer {
             if self.required {
                 return Err(crate::status::server(
                     tonic::Code::Unauthenticated,
-                    "Unauthenticated",
+                    ErrorKind::Unauthenticated,
                     "this member requires a client certificate signed by its tls.client_ca, and none was presented; pass --cert and --key (or TlsFiles.cert and .key)",
                 ));
             }
@@ -74,7 +75,7 @@ impl CallerLayer {
                 // instead of taking it for a broken connection.
                 Err(crate::status::server(
                     tonic::Code::Unauthenticated,
-                    "Unauthenticated",
+                    ErrorKind::Unauthenticated,
                     format!("the client certificate is refused: {e}"),
                 ))
             }

@@ -2,6 +2,7 @@
 
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::cluster_server::Cluster;
 
@@ -101,7 +102,7 @@ impl Cluster for ClusterService {
         {
             return Err(status::server(
                 tonic::Code::FailedPrecondition,
-                "PolicyLockout",
+                ErrorKind::PolicyLockout,
                 format!(
                     "the policy was not applied: it does not grant {} admin on \"/\", so nobody could change it afterwards (unless named in a member's acl.admins); add a rule granting your identity admin on \"/\"{}",
                     shown(&caller.identity),

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tonic::{Code, Status};
+use warden_proto::ErrorKind;
 
 use crate::status;
 
@@ -48,7 +49,7 @@ impl ConnectionWatches {
             if *count >= self.max {
                 return Err(status::server(
                     Code::ResourceExhausted,
-                    "TooManyWatchers",
+                    ErrorKind::TooManyWatchers,
                     format!(
                         "this connection already has {count} watch streams open, the most this member allows (limits.max_watchers_per_connection = {}); cancel watches that are no longer needed, or watch a prefix that covers several paths",
                         self.max
@@ -97,7 +98,7 @@ mod tests {
         let refused = watches.admit(Some(a)).unwrap_err();
         assert_eq!(refused.code(), Code::ResourceExhausted);
         assert!(refused.message().contains("limits.max_watchers_per_connection = 2"));
-        assert_eq!(status::kind(&refused), "TooManyWatchers");
+        assert_eq!(status::kind(&refused), Some(ErrorKind::TooManyWatchers));
         // Another connection has its own count; an unknown one is not counted.
         let _other = watches.admit(Some(b)).unwrap();
         let _unknown: Vec<WatchSlot> = (0..3).map(|_| watches.admit(None).unwrap()).collect();

@@ -34,19 +34,26 @@ pub fn origin(origin: Option<&pb::Origin>) -> (Option<u64>, Option<RequestId>) {
     (session, id)
 }
 
-fn mode(kind: i32, sequential: bool) -> CreateMode {
+/// A create's mode; an error naming the field and value for a node kind this member does
+/// not know (taking it as persistent would keep a node the caller meant to go away).
+fn mode(kind: i32, sequential: bool, path: &str) -> Result<CreateMode, String> {
     let kind = match pb::NodeKind::try_from(kind) {
+        Ok(pb::NodeKind::Persistent) => NodeKind::Persistent,
         Ok(pb::NodeKind::Ephemeral) => NodeKind::Ephemeral,
         Ok(pb::NodeKind::Container) => NodeKind::Container,
-        // Unknown values (from a newer client) fall back to the default, as proto3 does.
-        _ => NodeKind::Persistent,
+        Err(_) => {
+            return Err(format!(
+                "unknown node kind {kind} in field `kind` of the create of {path:?}; use NODE_KIND_PERSISTENT (0), NODE_KIND_EPHEMERAL (1) or NODE_KIND_CONTAINER (2)"
+            ));
+        }
     };
-    CreateMode { kind, sequential }
+    Ok(CreateMode { kind, sequential })
 }
 
-/// A create request as a command.
-pub fn create(r: pb::CreateRequest) -> Command {
-    Command::Create { path: r.path, data: r.data, mode: mode(r.kind, r.sequential) }
+/// A create request as a command; an error naming the field of an unknown node kind.
+pub fn create(r: pb::CreateRequest) -> Result<Command, String> {
+    let mode = mode(r.kind, r.sequential, &r.path)?;
+    Ok(Command::Create { path: r.path, data: r.data, mode })
 }
 
 /// A set request as a command.
@@ -64,13 +71,20 @@ pub fn delete(r: pb::DeleteRequest) -> Command {
     }
 }
 
-/// A compare as the core's; an error naming its index if it has no target.
+/// A compare as the core's; an error naming its index if it has no target or an unknown
+/// operator (taking it as `Equal` would decide the transaction on a test never asked for).
 fn compare(index: usize, c: pb::Compare) -> Result<Compare, String> {
     let op = match pb::CompareOp::try_from(c.op) {
+        Ok(pb::CompareOp::Equal) => CompareOp::Equal,
         Ok(pb::CompareOp::NotEqual) => CompareOp::NotEqual,
         Ok(pb::CompareOp::Less) => CompareOp::Less,
         Ok(pb::CompareOp::Greater) => CompareOp::Greater,
-        _ => CompareOp::Equal,
+        Err(_) => {
+            return Err(format!(
+                "transaction compare {index} (on {:?}) has unknown compare op {} in field `op`; use COMPARE_OP_EQUAL (0), COMPARE_OP_NOT_EQUAL (1), COMPARE_OP_LESS (2) or COMPARE_OP_GREATER (3)",
+                c.path, c.op
+            ));
+        }
     };
     let check = match c.target {
         Some(pb::compare::Target::Exists(e)) => Check::Exists(e),
@@ -104,16 +118,18 @@ pub fn txn(r: pb::TxnRequest) -> Result<Command, String> {
             None => Err(format!(
                 "transaction operation {i} has no operation set; set create, set or delete"
             )),
-            Some(op) => Ok(op),
+            Some(op) => Ok((i, op)),
         })
         .map(|op| match op? {
-            pb::txn_op::Op::Create(c) => {
-                Ok(TxnOp::Create { path: c.path, data: c.data, mode: mode(c.kind, c.sequential) })
+            (i, pb::txn_op::Op::Create(c)) => {
+                let mode = mode(c.kind, c.sequential, &c.path)
+                    .map_err(|e| format!("transaction operation {i}: {e}"))?;
+                Ok(TxnOp::Create { path: c.path, data: c.data, mode })
             }
-            pb::txn_op::Op::Set(s) => {
+            (_, pb::txn_op::Op::Set(s)) => {
                 Ok(TxnOp::Set { path: s.path, data: s.data, expected_version: s.expected_version })
             }
-            pb::txn_op::Op::Delete(d) => Ok(TxnOp::Delete {
+            (_, pb::txn_op::Op::Delete(d)) => Ok(TxnOp::Delete {
                 path: d.path,
                 expected_version: d.expected_version,
                 recursive: d.recursive,
@@ -124,12 +140,19 @@ pub fn txn(r: pb::TxnRequest) -> Result<Command, String> {
     Ok(Command::Txn { compares, ops })
 }
 
-/// A lock (or semaphore) acquire as a command; unknown lock types fall back to a mutex.
-pub fn acquire(r: &pb::AcquireRequest) -> Command {
+/// A lock (or semaphore) acquire as a command; INVALID_ARGUMENT for a lock type this
+/// member does not know (taking it as a mutex would grant what the caller did not ask for).
+pub fn acquire(r: &pb::AcquireRequest) -> Result<Command, tonic::Status> {
     let kind = match pb::LockType::try_from(r.r#type) {
+        Ok(pb::LockType::Mutex) => LockKind::Mutex,
         Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
         Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
-        _ => LockKind::Mutex,
+        Err(_) => {
+            return Err(crate::status::invalid(format!(
+                "unknown lock type {} in field `type` of the acquire of {:?}; use LOCK_TYPE_MUTEX (0), LOCK_TYPE_RWLOCK (1) or LOCK_TYPE_SEMAPHORE (2)",
+                r.r#type, r.path
+            )));
+        }
     };
     let mode = match kind {
         LockKind::Mutex => WaitMode::Exclusive,
@@ -137,7 +160,7 @@ pub fn acquire(r: &pb::AcquireRequest) -> Command {
         LockKind::ReadWrite => WaitMode::Exclusive,
         LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
     };
-    Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms }
+    Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms })
 }
 
 /// A semaphore acquire as the lock acquire the Semaphore service makes of it.
@@ -229,6 +252,63 @@ mod tests {
         };
         let error = txn(request).err().unwrap_or_default();
         assert!(error.contains("operation 2 has no operation set"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_compare_op_is_refused_by_field_and_value() {
+        let odd = pb::Compare {
+            path: "/b".into(),
+            op: 99,
+            target: Some(pb::compare::Target::Version(1)),
+        };
+        let request =
+            pb::TxnRequest { compares: vec![exists("/a"), odd], ops: vec![], origin: None };
+        let error = txn(request).err().unwrap_or_default();
+        assert!(
+            error.contains("compare 1 (on \"/b\") has unknown compare op 99 in field `op`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_node_kind_is_refused_by_field_and_value() {
+        let odd = pb::CreateRequest { path: "/n".into(), kind: 7, ..Default::default() };
+        let error = super::create(odd.clone()).err().unwrap_or_default();
+        assert!(
+            error.contains("unknown node kind 7 in field `kind` of the create of \"/n\""),
+            "{error}"
+        );
+        let request = pb::TxnRequest {
+            compares: vec![],
+            ops: vec![create("/c"), pb::TxnOp { op: Some(pb::txn_op::Op::Create(odd)) }],
+            origin: None,
+        };
+        let error = txn(request).err().unwrap_or_default();
+        assert!(error.contains("transaction operation 1: unknown node kind 7"), "{error}");
+    }
+
+    #[test]
+    fn every_known_compare_op_and_node_kind_converts() {
+        for (op, expected) in [
+            (pb::CompareOp::Equal, CompareOp::Equal),
+            (pb::CompareOp::NotEqual, CompareOp::NotEqual),
+            (pb::CompareOp::Less, CompareOp::Less),
+            (pb::CompareOp::Greater, CompareOp::Greater),
+        ] {
+            let c = pb::Compare {
+                path: "/a".into(),
+                op: op.into(),
+                target: Some(pb::compare::Target::Version(3)),
+            };
+            assert_eq!(compare(0, c).map(|c| c.check), Ok(Check::Version(expected, 3)));
+        }
+        for (kind, expected) in [
+            (pb::NodeKind::Persistent, NodeKind::Persistent),
+            (pb::NodeKind::Ephemeral, NodeKind::Ephemeral),
+            (pb::NodeKind::Container, NodeKind::Container),
+        ] {
+            assert_eq!(mode(kind.into(), false, "/a").map(|m| m.kind), Ok(expected));
+        }
     }
 
     #[test]

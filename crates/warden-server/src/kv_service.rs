@@ -110,7 +110,8 @@ impl Kv for KvService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let (session, id) = convert::origin(r.origin.as_ref());
-        match self.shared.write(session, id, convert::create(r)).await? {
+        let command = convert::create(r).map_err(status::invalid)?;
+        match self.shared.write(session, id, command).await? {
             (revision, Output::Created { path, stat }) => Ok(Response::new(pb::CreateResponse {
                 header: Some(self.shared.header(revision)),
                 path,
@@ -177,9 +178,7 @@ impl Kv for KvService {
                 _ => None,
             })
             .collect();
-        let command = convert::txn(r).map_err(|message| {
-            status::server(tonic::Code::InvalidArgument, "InvalidArgument", message)
-        })?;
+        let command = convert::txn(r).map_err(status::invalid)?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));
         match output {

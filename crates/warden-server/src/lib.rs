@@ -57,6 +57,5 @@ pub use identity::{IdentityError, identity};
 pub use limits::LimitsConfig;
 pub use network::Faults;
 pub use node::Node;
-pub use status::ERROR_METADATA;
 pub use tls::install_crypto_provider;
-pub use watch_service::COMPACT_REVISION_METADATA;
+pub use warden_proto::{COMPACT_REVISION_METADATA, ERROR_METADATA};

@@ -16,6 +16,7 @@ use tracing::debug;
 use warden_core::lock::{WaiterInfo, WaiterView};
 use warden_core::queue::{LockKind, WaitMode};
 use warden_core::{Command, EventKind, HoldRef, Output, WatchFilter};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -41,7 +42,7 @@ fn session(id: u64) -> Result<u64, Status> {
     if id == 0 {
         return Err(status::server(
             Code::InvalidArgument,
-            "SessionRequired",
+            ErrorKind::SessionRequired,
             "a lock needs a session_id",
         ));
     }
@@ -86,8 +87,9 @@ enum Withdrawn {
 impl LockService {
     /// Queues the session; returns the revision, the waiter and its token if granted.
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
+        let command = convert::acquire(r)?;
         let session = session(r.session_id)?;
-        match self.shared.write(Some(session), None, convert::acquire(r)).await? {
+        match self.shared.write(Some(session), None, command).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::unexpected(&other)),
         }
@@ -103,7 +105,7 @@ impl LockService {
             Ok((revision, Output::LockQueued { token: Some(token), .. })) => {
                 Ok(Withdrawn::Granted(revision, token))
             }
-            Err(e) if status::kind(&e) == "NotHeld" => Ok(Withdrawn::Removed),
+            Err(e) if status::kind(&e) == Some(ErrorKind::NotHeld) => Ok(Withdrawn::Removed),
             Err(e) => Err(e),
             Ok((_, other)) => Err(status::unexpected(&other)),
         }
@@ -139,7 +141,7 @@ impl LockService {
         if revoked {
             return status::server(
                 Code::Aborted,
-                "WaitRevoked",
+                ErrorKind::WaitRevoked,
                 format!(
                     "the wait for the lock ended: {waiter} was revoked by an operator (`warden lock revoke`, or a delete with --revoke-locks); the session lives on"
                 ),
@@ -149,7 +151,7 @@ impl LockService {
         if alive {
             return status::server(
                 Code::Aborted,
-                "WaitCancelled",
+                ErrorKind::WaitCancelled,
                 format!(
                     "the wait for the lock ended: {waiter} was cancelled (an earlier call of this acquire went away); acquire again"
                 ),
@@ -157,7 +159,7 @@ impl LockService {
         }
         status::server(
             Code::Aborted,
-            "WaitEnded",
+            ErrorKind::WaitEnded,
             format!("the wait for the lock ended: {waiter} went with its session {session}"),
         )
     }
@@ -279,7 +281,7 @@ impl Lock for LockService {
                     }
                     return Err(status::server(
                         Code::DeadlineExceeded,
-                        "Timeout",
+                        ErrorKind::Timeout,
                         format!(
                             "the lock {:?} was not granted within {} ms; the wait was removed",
                             r.path, r.timeout_ms
@@ -316,7 +318,7 @@ impl Lock for LockService {
         }
         Err(status::server(
             Code::FailedPrecondition,
-            "AlreadyLocked",
+            ErrorKind::AlreadyLocked,
             format!("the lock {:?} is held by another session; no wait was left behind", r.path),
         ))
     }
@@ -452,7 +454,7 @@ impl Semaphore for SemaphoreService {
         if status.get_ref().r#type != "semaphore" {
             return Err(status::server(
                 Code::FailedPrecondition,
-                "InvalidLockRequest",
+                ErrorKind::InvalidLockRequest,
                 format!(
                     "{path:?} is a {}, not a semaphore; ask the Lock service",
                     status.get_ref().r#type
@@ -460,5 +462,37 @@ impl Semaphore for SemaphoreService {
             ));
         }
         Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acquire(r#type: i32) -> pb::AcquireRequest {
+        pb::AcquireRequest { path: "/l".into(), session_id: 1, r#type, ..Default::default() }
+    }
+
+    #[test]
+    fn an_unknown_lock_type_is_refused_by_field_and_value() {
+        let refused = convert::acquire(&acquire(9)).err().unwrap_or_else(|| Status::ok(""));
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
+        assert!(refused.message().contains("unknown lock type 9 in field `type`"), "{refused:?}");
+        assert!(refused.message().contains("\"/l\""), "{refused:?}");
+    }
+
+    #[test]
+    fn every_known_lock_type_converts() {
+        for (r#type, expected) in [
+            (pb::LockType::Mutex, LockKind::Mutex),
+            (pb::LockType::Rwlock, LockKind::ReadWrite),
+            (pb::LockType::Semaphore, LockKind::Semaphore { permits: 0 }),
+        ] {
+            match convert::acquire(&acquire(r#type.into())) {
+                Ok(Command::Acquire { kind, .. }) => assert_eq!(kind, expected),
+                other => panic!("{type:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@ use openraft::{AnyError, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use warden_proto::FROM_METADATA;
 use warden_proto::raft::raft_client::RaftClient;
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, TypeConfig, WardenNode};
@@ -36,8 +37,6 @@ use crate::peer_health::PeerHealth;
 /// The largest raft message accepted or sent (a batch of entries, a snapshot chunk).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
-/// The metadata key carrying the sender's node id.
-pub const FROM_METADATA: &str = "warden-from";
 
 /// Links cut by a test: `(from, to)` pairs whose requests fail as unreachable.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,8 @@ use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, SnapshotMeta, TypeConfig};
 
 use crate::identity::identity;
-use crate::network::{FROM_METADATA, Faults};
+use crate::network::Faults;
+use warden_proto::FROM_METADATA;
 
 /// Serves openraft's RPCs to peers.
 pub(crate) struct RaftService {

@@ -15,6 +15,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tracing::warn;
+use warden_proto::ErrorKind;
 use warden_proto::LIMIT_METADATA;
 
 use crate::status;
@@ -29,7 +30,7 @@ pub(crate) fn rewrite(limit: usize, mut response: http::Response<Body>) -> http:
         return response;
     };
     if refusal.code() != Code::OutOfRange
-        || !status::kind(&refusal).is_empty()
+        || status::has_kind(&refusal)
         || !refusal.message().contains(TONIC_TOO_LARGE)
     {
         return response;
@@ -57,7 +58,7 @@ pub(crate) fn rewrite(limit: usize, mut response: http::Response<Body>) -> http:
 fn too_large(limit: usize, found: &str) -> Status {
     status::server(
         Code::ResourceExhausted,
-        "RequestTooLarge",
+        ErrorKind::RequestTooLarge,
         format!(
             "the request is {found} bytes, more than this member reads in one request ({limit} bytes, limits.max_request_bytes); nothing was applied: send less in one request (smaller values, fewer operations per transaction)"
         ),
@@ -82,7 +83,7 @@ mod tests {
         let response = rewrite(4_194_304, refusal(&tonic));
         let status = Status::from_header_map(response.headers()).unwrap();
         assert_eq!(status.code(), Code::ResourceExhausted);
-        assert_eq!(status::kind(&status), "RequestTooLarge");
+        assert_eq!(status::kind(&status), Some(ErrorKind::RequestTooLarge));
         assert!(status.message().contains("67108875 bytes"), "{}", status.message());
         assert!(status.message().contains("limits.max_request_bytes"), "{}", status.message());
         assert_eq!(
@@ -95,7 +96,11 @@ mod tests {
     fn leaves_every_other_answer_alone() {
         for other in [
             Status::out_of_range("the requested start revision is no longer in history"),
-            status::server(Code::OutOfRange, "Compacted", "decoded message length too large"),
+            status::server(
+                Code::OutOfRange,
+                ErrorKind::Compacted,
+                "decoded message length too large",
+            ),
             Status::invalid_argument("decoded message length too large"),
         ] {
             let response = rewrite(10, refusal(&other));

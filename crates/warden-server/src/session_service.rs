@@ -20,6 +20,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, warn};
 use warden_core::{Command, Output};
+use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
 
@@ -262,7 +263,7 @@ impl KeepAlive {
         if !leads_with_quorum(&self.shared, self.term, self.lease) {
             return Err(status::server(
                 tonic::Code::Unavailable,
-                "NotLeader",
+                ErrorKind::NotLeader,
                 "this member is no longer a leader with a quorum; reconnect to find the leader",
             ));
         }
@@ -273,7 +274,7 @@ impl KeepAlive {
                 Some((_, Renewal::NotLeading)) => {
                     return Err(status::server(
                         tonic::Code::Unavailable,
-                        "NotLeader",
+                        ErrorKind::NotLeader,
                         "this member stopped leading; reconnect to find the leader",
                     ));
                 }

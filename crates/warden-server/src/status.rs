@@ -12,62 +12,69 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, Raf
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 use warden_core::CoreError;
-use warden_proto::LEADER_METADATA;
+use warden_proto::{ERROR_METADATA, ErrorKind, LEADER_METADATA};
 use warden_storage::WardenNode;
 
-/// The metadata key of the error's kind.
-pub const ERROR_METADATA: &str = "warden-error";
-
-fn with_kind(mut status: Status, kind: &str) -> Status {
-    if let Ok(value) = MetadataValue::try_from(kind) {
-        status.metadata_mut().insert(ERROR_METADATA, value);
-    }
+fn with_kind(mut status: Status, kind: ErrorKind) -> Status {
+    status.metadata_mut().insert(ERROR_METADATA, MetadataValue::from_static(kind.as_str()));
     status
 }
 
-/// The error kind a status carries (`warden-error`), empty if none.
-pub(crate) fn kind(status: &Status) -> &str {
-    status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("")
+/// The error kind a status carries (`warden-error`), None if it has none (a status the
+/// transport made) or one this member does not know.
+pub(crate) fn kind(status: &Status) -> Option<ErrorKind> {
+    ErrorKind::parse(status.metadata().get(ERROR_METADATA)?.to_str().ok()?)
+}
+
+/// Whether a status carries a `warden-error` kind at all.
+pub(crate) fn has_kind(status: &Status) -> bool {
+    status.metadata().contains_key(ERROR_METADATA)
 }
 
 /// A core error as a status.
 pub(crate) fn core_error(error: &CoreError) -> Status {
     let (code, kind) = match error {
-        CoreError::InvalidPath { .. } => (Code::InvalidArgument, "InvalidPath"),
-        CoreError::InvalidGlob { .. } => (Code::InvalidArgument, "InvalidGlob"),
-        CoreError::InvalidLockRequest { .. } => (Code::InvalidArgument, "InvalidLockRequest"),
-        CoreError::NotHeld { .. } => (Code::FailedPrecondition, "NotHeld"),
-        CoreError::HoldEnded { .. } => (Code::FailedPrecondition, "HoldEnded"),
-        CoreError::LockInUse { .. } => (Code::FailedPrecondition, "LockInUse"),
-        CoreError::LockManaged { .. } => (Code::FailedPrecondition, "LockManaged"),
-        CoreError::StaleTerm { .. } => (Code::Aborted, "StaleTerm"),
-        CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, "ValueTooLarge"),
-        CoreError::InvalidCreateMode { .. } => (Code::InvalidArgument, "InvalidCreateMode"),
-        CoreError::InvalidTtl { .. } => (Code::InvalidArgument, "InvalidTtl"),
-        CoreError::InvalidRequestId { .. } => (Code::InvalidArgument, "InvalidRequestId"),
-        CoreError::TxnTooLarge { .. } => (Code::InvalidArgument, "TxnTooLarge"),
-        CoreError::RootNotDeletable => (Code::InvalidArgument, "RootNotDeletable"),
-        CoreError::NodeExists { .. } => (Code::AlreadyExists, "NodeExists"),
-        CoreError::NoNode { .. } => (Code::NotFound, "NoNode"),
-        CoreError::NoParent { .. } => (Code::FailedPrecondition, "NoParent"),
-        CoreError::EphemeralParent { .. } => (Code::FailedPrecondition, "EphemeralParent"),
-        CoreError::NotEmpty { .. } => (Code::FailedPrecondition, "NotEmpty"),
-        CoreError::SequenceOverflow { .. } => (Code::FailedPrecondition, "SequenceOverflow"),
-        CoreError::SessionRequired { .. } => (Code::FailedPrecondition, "SessionRequired"),
-        CoreError::SessionExpired { .. } => (Code::FailedPrecondition, "SessionExpired"),
-        CoreError::StaleRequest { .. } => (Code::FailedPrecondition, "StaleRequest"),
-        CoreError::BadVersion { .. } => (Code::Aborted, "BadVersion"),
+        CoreError::InvalidPath { .. } => (Code::InvalidArgument, ErrorKind::InvalidPath),
+        CoreError::InvalidGlob { .. } => (Code::InvalidArgument, ErrorKind::InvalidGlob),
+        CoreError::InvalidLockRequest { .. } => {
+            (Code::InvalidArgument, ErrorKind::InvalidLockRequest)
+        }
+        CoreError::NotHeld { .. } => (Code::FailedPrecondition, ErrorKind::NotHeld),
+        CoreError::HoldEnded { .. } => (Code::FailedPrecondition, ErrorKind::HoldEnded),
+        CoreError::LockInUse { .. } => (Code::FailedPrecondition, ErrorKind::LockInUse),
+        CoreError::LockManaged { .. } => (Code::FailedPrecondition, ErrorKind::LockManaged),
+        CoreError::StaleTerm { .. } => (Code::Aborted, ErrorKind::StaleTerm),
+        CoreError::ValueTooLarge { .. } => (Code::InvalidArgument, ErrorKind::ValueTooLarge),
+        CoreError::InvalidCreateMode { .. } => {
+            (Code::InvalidArgument, ErrorKind::InvalidCreateMode)
+        }
+        CoreError::InvalidTtl { .. } => (Code::InvalidArgument, ErrorKind::InvalidTtl),
+        CoreError::InvalidRequestId { .. } => (Code::InvalidArgument, ErrorKind::InvalidRequestId),
+        CoreError::TxnTooLarge { .. } => (Code::InvalidArgument, ErrorKind::TxnTooLarge),
+        CoreError::RootNotDeletable => (Code::InvalidArgument, ErrorKind::RootNotDeletable),
+        CoreError::NodeExists { .. } => (Code::AlreadyExists, ErrorKind::NodeExists),
+        CoreError::NoNode { .. } => (Code::NotFound, ErrorKind::NoNode),
+        CoreError::NoParent { .. } => (Code::FailedPrecondition, ErrorKind::NoParent),
+        CoreError::EphemeralParent { .. } => (Code::FailedPrecondition, ErrorKind::EphemeralParent),
+        CoreError::NotEmpty { .. } => (Code::FailedPrecondition, ErrorKind::NotEmpty),
+        CoreError::SequenceOverflow { .. } => {
+            (Code::FailedPrecondition, ErrorKind::SequenceOverflow)
+        }
+        CoreError::SessionRequired { .. } => (Code::FailedPrecondition, ErrorKind::SessionRequired),
+        CoreError::SessionExpired { .. } => (Code::FailedPrecondition, ErrorKind::SessionExpired),
+        CoreError::StaleRequest { .. } => (Code::FailedPrecondition, ErrorKind::StaleRequest),
+        CoreError::BadVersion { .. } => (Code::Aborted, ErrorKind::BadVersion),
         CoreError::TxnOpFailed { error: inner, .. } => {
             // The inner error's code; the message names the op's index.
             let code = core_error(inner).code();
-            return with_kind(Status::new(code, error.to_string()), "TxnOpFailed");
+            return with_kind(Status::new(code, error.to_string()), ErrorKind::TxnOpFailed);
         }
-        CoreError::Decode { .. } => (Code::Internal, "Decode"),
-        CoreError::Reserved { .. } => (Code::PermissionDenied, "Reserved"),
-        CoreError::InvalidPolicy { .. } => (Code::InvalidArgument, "InvalidPolicy"),
-        CoreError::TooManySessions { .. } => (Code::ResourceExhausted, "TooManySessions"),
-        CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, "TooManyWaiters"),
-        CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, "TxnBytesTooLarge"),
+        CoreError::Decode { .. } => (Code::Internal, ErrorKind::Decode),
+        CoreError::Reserved { .. } => (Code::PermissionDenied, ErrorKind::Reserved),
+        CoreError::InvalidPolicy { .. } => (Code::InvalidArgument, ErrorKind::InvalidPolicy),
+        CoreError::TooManySessions { .. } => (Code::ResourceExhausted, ErrorKind::TooManySessions),
+        CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, ErrorKind::TooManyWaiters),
+        CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, ErrorKind::TxnBytesTooLarge),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }
@@ -77,7 +84,7 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
 pub(crate) fn unexpected(output: &warden_core::Output) -> Status {
     server(
         Code::Internal,
-        "Internal",
+        ErrorKind::Internal,
         format!("the state machine answered with an unexpected output: {output:?}"),
     )
 }
@@ -90,7 +97,7 @@ pub(crate) fn not_leader(forward: &ForwardToLeader<u64, WardenNode>) -> Status {
         _ => "this member is not the leader and no leader is known (an election may be running); retry shortly"
             .to_owned(),
     };
-    let mut status = with_kind(Status::unavailable(message), "NotLeader");
+    let mut status = with_kind(Status::unavailable(message), ErrorKind::NotLeader);
     if let Ok(value) = MetadataValue::try_from(leader.unwrap_or_default()) {
         status.metadata_mut().insert(LEADER_METADATA, value);
     }
@@ -102,7 +109,7 @@ pub(crate) fn write_error(error: RaftError<u64, ClientWriteError<u64, WardenNode
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(&f),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            with_kind(Status::failed_precondition(e.to_string()), "Membership")
+            with_kind(Status::failed_precondition(e.to_string()), ErrorKind::Membership)
         }
         RaftError::Fatal(f) => stopped(&f.to_string()),
     }
@@ -116,7 +123,7 @@ pub(crate) fn read_error(error: RaftError<u64, CheckIsLeaderError<u64, WardenNod
             Status::unavailable(format!(
                 "the leader cannot reach a quorum to confirm a linearizable read ({e}); retry, or read with serializable"
             )),
-            "NoQuorum",
+            ErrorKind::NoQuorum,
         ),
         RaftError::Fatal(f) => stopped(&f.to_string()),
     }
@@ -129,14 +136,20 @@ pub(crate) fn no_quorum(silent_ms: u64) -> Status {
         Status::unavailable(format!(
             "the leader cannot reach a quorum (no answer from a majority for {silent_ms} ms); nothing was proposed; retry once the members are back (see warden cluster status)"
         )),
-        "NoQuorum",
+        ErrorKind::NoQuorum,
     )
 }
 
 /// A status the server made itself (not from the core), with its kind, so that clients can
 /// tell it from a transport failure.
-pub(crate) fn server(code: Code, kind: &str, message: impl Into<String>) -> Status {
+pub(crate) fn server(code: Code, kind: ErrorKind, message: impl Into<String>) -> Status {
     with_kind(Status::new(code, message.into()), kind)
+}
+
+/// INVALID_ARGUMENT for a request the server cannot read (a missing field, an unknown
+/// enum value): `message` names the field and what is wrong with it.
+pub(crate) fn invalid(message: impl Into<String>) -> Status {
+    server(Code::InvalidArgument, ErrorKind::InvalidArgument, message)
 }
 
 /// UNAVAILABLE from a member whose raft has stopped, before anything was proposed: safe
@@ -146,14 +159,14 @@ pub(crate) fn member_stopped() -> Status {
         Status::unavailable(
             "this member has stopped (shut down or failed); nothing was proposed; use another member",
         ),
-        "MemberStopped",
+        ErrorKind::MemberStopped,
     )
 }
 
 fn stopped(why: &str) -> Status {
     with_kind(
         Status::unavailable(format!("this member's raft has stopped ({why}); use another member")),
-        "Stopped",
+        ErrorKind::Stopped,
     )
 }
 
@@ -175,10 +188,7 @@ mod tests {
         assert_eq!(status.code(), Code::Aborted);
         assert!(status.message().contains("nothing was applied"));
         assert!(status.message().contains("operation 1 failed"), "{}", status.message());
-        assert_eq!(
-            status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()),
-            Some("TxnOpFailed")
-        );
+        assert_eq!(kind(&status), Some(ErrorKind::TxnOpFailed));
         // Limits: a request's size or shape is bad input, a quota used up is exhausted.
         let quota = CoreError::TooManySessions { identity: String::new(), count: 2, max: 2 };
         assert_eq!(core_error(&quota).code(), Code::ResourceExhausted);

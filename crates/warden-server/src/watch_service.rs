@@ -19,10 +19,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use warden_core::acl::Permission;
-use warden_core::{EventKind, WatchFilter};
+use warden_core::{EventKind, Limits, WatchFilter};
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
+use warden_proto::{COMPACT_REVISION_METADATA, ErrorKind};
 
 use crate::access::{Guarded, Need};
 use crate::caller::Caller;
@@ -31,9 +32,6 @@ use crate::convert;
 use crate::shared::Shared;
 use crate::status;
 use crate::watch_hub::{Refused, Registration, WatchHub, WatchMessage};
-
-/// The metadata key of the oldest revision a watch can start from.
-pub const COMPACT_REVISION_METADATA: &str = "warden-compact-revision";
 
 /// The events of one response at most, in encoded bytes: half the client port's message
 /// limit, which leaves room for the header and for a lone event larger than this (the
@@ -61,6 +59,23 @@ impl WatchService {
     }
 }
 
+/// A watch request's filter; INVALID_ARGUMENT naming the field for a scope this member
+/// does not know (taking it as a key watch would silently miss events).
+fn filter(r: &pb::WatchRequest, limits: &Limits) -> Result<WatchFilter, Status> {
+    match pb::WatchScope::try_from(r.scope) {
+        Ok(pb::WatchScope::Prefix) => WatchFilter::prefix(&r.path, limits),
+        Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, limits),
+        Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, limits),
+        Err(_) => {
+            return Err(status::invalid(format!(
+                "unknown watch scope {} in field `scope` of the watch of {:?}; use WATCH_SCOPE_KEY (0), WATCH_SCOPE_PREFIX (1) or WATCH_SCOPE_GLOB (2)",
+                r.scope, r.path
+            )));
+        }
+    }
+    .map_err(|e| status::core_error(&e))
+}
+
 fn refused(r: &Refused) -> Status {
     match r {
         Refused::Compacted { oldest } => compacted(*oldest),
@@ -69,11 +84,14 @@ fn refused(r: &Refused) -> Status {
 }
 
 fn compacted(oldest: u64) -> Status {
-    let mut status = Status::out_of_range(format!(
-        "the requested start revision is no longer in this member's history; the oldest available is {}: re-read the data, then watch from the read's revision + 1",
-        oldest
-    ));
-    status.metadata_mut().insert(status::ERROR_METADATA, MetadataValue::from_static("Compacted"));
+    let mut status = status::server(
+        tonic::Code::OutOfRange,
+        ErrorKind::Compacted,
+        format!(
+            "the requested start revision is no longer in this member's history; the oldest available is {}: re-read the data, then watch from the read's revision + 1",
+            oldest
+        ),
+    );
     if let Ok(v) = MetadataValue::try_from(oldest.to_string()) {
         status.metadata_mut().insert(COMPACT_REVISION_METADATA, v);
     }
@@ -262,19 +280,7 @@ impl Watch for WatchService {
         let slot = self.connections.admit(request.remote_addr())?;
         let r = request.into_inner();
         let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
-        let filter = match pb::WatchScope::try_from(r.scope) {
-            Ok(pb::WatchScope::Prefix) => WatchFilter::prefix(&r.path, &limits),
-            Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, &limits),
-            Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, &limits),
-            Err(_) => {
-                return Err(status::server(
-                    tonic::Code::InvalidArgument,
-                    "InvalidArgument",
-                    format!("unknown watch scope {}", r.scope),
-                ));
-            }
-        }
-        .map_err(|e| status::core_error(&e))?;
+        let filter = filter(&r, &limits)?;
         let registration = self
             .hub
             .register(filter, r.start_revision, r.progress_notify)
@@ -295,6 +301,20 @@ impl Watch for WatchService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_watch_scope_is_refused_by_field_and_value() {
+        let request = pb::WatchRequest { path: "/w".into(), scope: 5, ..Default::default() };
+        let refused = filter(&request, &Limits::default()).err().unwrap_or_else(|| Status::ok(""));
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
+        assert!(
+            refused.message().contains("unknown watch scope 5 in field `scope`"),
+            "{refused:?}"
+        );
+        let prefix = pb::WatchRequest { scope: pb::WatchScope::Prefix.into(), ..request };
+        assert!(filter(&prefix, &Limits::default()).is_ok());
+    }
 
     fn event(path: &str) -> pb::Event {
         pb::Event { path: path.into(), ..Default::default() }

@@ -4,7 +4,7 @@
 //! statuses of warden's own failures stay few and fixed.
 
 use tonic::Code;
-use warden_client::{ClientError, LockError};
+use warden_client::{ClientError, ErrorKind, LockError};
 
 /// Any error without a status of its own.
 pub(crate) const OTHER: u8 = 1;
@@ -76,11 +76,11 @@ fn client_code(error: &ClientError) -> u8 {
         ClientError::Server { code, kind, .. } => match code {
             Code::NotFound => NOT_FOUND,
             // The CLI meets it only naming a session (session info or close ID).
-            Code::FailedPrecondition if kind == "SessionExpired" => NOT_FOUND,
+            Code::FailedPrecondition if *kind == Some(ErrorKind::SessionExpired) => NOT_FOUND,
             Code::AlreadyExists => CONFLICT,
             // ABORTED is a version conflict (BadVersion, or a transaction op failing on
             // one), except a session's stale leader term.
-            Code::Aborted if kind != "StaleTerm" => CONFLICT,
+            Code::Aborted if *kind != Some(ErrorKind::StaleTerm) => CONFLICT,
             Code::Unavailable => UNAVAILABLE,
             Code::PermissionDenied | Code::Unauthenticated => PERMISSION_DENIED,
             Code::DeadlineExceeded => TIMEOUT,
@@ -99,23 +99,26 @@ fn client_code(error: &ClientError) -> u8 {
 mod tests {
     use super::*;
 
-    fn server(code: Code, kind: &str) -> anyhow::Error {
-        ClientError::Server { code, message: "m".into(), kind: kind.into() }.into()
+    fn server(code: Code, kind: Option<ErrorKind>) -> anyhow::Error {
+        ClientError::Server { code, message: "m".into(), kind }.into()
     }
 
     #[test]
     fn client_errors_map_to_their_status() {
-        assert_eq!(code(&server(Code::NotFound, "NoNode")), NOT_FOUND);
-        assert_eq!(code(&server(Code::AlreadyExists, "NodeExists")), CONFLICT);
-        assert_eq!(code(&server(Code::Aborted, "BadVersion")), CONFLICT);
-        assert_eq!(code(&server(Code::Aborted, "TxnOpFailed")), CONFLICT);
-        assert_eq!(code(&server(Code::Aborted, "StaleTerm")), OTHER);
-        assert_eq!(code(&server(Code::FailedPrecondition, "LockInUse")), OTHER);
-        assert_eq!(code(&server(Code::FailedPrecondition, "SessionExpired")), NOT_FOUND);
-        assert_eq!(code(&server(Code::Unavailable, "NoQuorum")), UNAVAILABLE);
-        assert_eq!(code(&server(Code::PermissionDenied, "")), PERMISSION_DENIED);
-        assert_eq!(code(&server(Code::DeadlineExceeded, "")), TIMEOUT);
-        assert_eq!(code(&server(Code::InvalidArgument, "InvalidPath")), OTHER);
+        assert_eq!(code(&server(Code::NotFound, Some(ErrorKind::NoNode))), NOT_FOUND);
+        assert_eq!(code(&server(Code::AlreadyExists, Some(ErrorKind::NodeExists))), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::BadVersion))), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::TxnOpFailed))), CONFLICT);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::StaleTerm))), OTHER);
+        assert_eq!(code(&server(Code::FailedPrecondition, Some(ErrorKind::LockInUse))), OTHER);
+        assert_eq!(
+            code(&server(Code::FailedPrecondition, Some(ErrorKind::SessionExpired))),
+            NOT_FOUND
+        );
+        assert_eq!(code(&server(Code::Unavailable, Some(ErrorKind::NoQuorum))), UNAVAILABLE);
+        assert_eq!(code(&server(Code::PermissionDenied, None)), PERMISSION_DENIED);
+        assert_eq!(code(&server(Code::DeadlineExceeded, None)), TIMEOUT);
+        assert_eq!(code(&server(Code::InvalidArgument, Some(ErrorKind::InvalidPath))), OTHER);
         let unavailable = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };
         assert_eq!(code(&anyhow::Error::from(unavailable)), UNAVAILABLE);
     }
@@ -129,10 +132,11 @@ mod tests {
         let backend = LockError::Backend(ClientError::Server {
             code: Code::NotFound,
             message: "m".into(),
-            kind: "NoNode".into(),
+            kind: Some(ErrorKind::NoNode),
         });
         assert_eq!(code(&anyhow::Error::from(backend)), NOT_FOUND);
-        let wrapped = server(Code::AlreadyExists, "NodeExists").context("creating /a");
+        let wrapped =
+            server(Code::AlreadyExists, Some(ErrorKind::NodeExists)).context("creating /a");
         assert_eq!(code(&wrapped), CONFLICT);
         assert_eq!(code(&anyhow::anyhow!("plain")), OTHER);
     }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::warn;
-use warden_client::{Client, LockError, Session};
+use warden_client::{Client, ErrorKind, LockError, Session};
 
 use crate::cli::Output;
 use crate::exit;
@@ -74,7 +74,10 @@ pub(crate) async fn run(
     match tokio::time::timeout(CLEANUP, session.close()).await {
         Ok(Ok(_)) => {}
         // Ended already (closed by an operator, expired): nothing left to close.
-        Ok(Err(warden_client::ClientError::Server { kind, .. })) if kind == "SessionExpired" => {}
+        Ok(Err(warden_client::ClientError::Server {
+            kind: Some(ErrorKind::SessionExpired),
+            ..
+        })) => {}
         Ok(Err(e)) => {
             warn!(session = id, error = %e, "cannot close the session; it ends after its ttl")
         }

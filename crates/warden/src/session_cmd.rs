@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use warden_client::{Client, ClientError};
+use warden_client::{Client, ClientError, ErrorKind};
+use warden_proto::ERROR_METADATA;
 use warden_proto::v1 as pb;
-use warden_server::ERROR_METADATA;
 
 use crate::cli::{Output, SessionCommand};
 use crate::output::emit;
@@ -56,7 +56,8 @@ async fn close(client: &Client, id: u64) -> Result<u64> {
         match close_on_leader(client, id).await? {
             Ok(deleted) => return Ok(deleted),
             Err(ClientError::Server { kind, .. })
-                if attempts < 3 && (kind == "NotLeader" || kind == "MemberStopped") =>
+                if attempts < 3
+                    && matches!(kind, Some(ErrorKind::NotLeader | ErrorKind::MemberStopped)) =>
             {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -85,11 +86,8 @@ async fn close_on_leader(client: &Client, id: u64) -> Result<Result<u64, ClientE
         .close(pb::CloseSessionRequest { session_id: id })
         .await;
     Ok(answer.map(|r| r.into_inner().deleted).map_err(|s| {
-        let kind = s.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("");
-        ClientError::Server {
-            code: s.code(),
-            message: s.message().to_owned(),
-            kind: kind.to_owned(),
-        }
+        let kind =
+            s.metadata().get(ERROR_METADATA).and_then(|v| ErrorKind::parse(v.to_str().ok()?));
+        ClientError::Server { code: s.code(), message: s.message().to_owned(), kind }
     }))
 }

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use warden_client::{Client, ClientError, Consistency};
+use warden_client::{Client, ClientError, Consistency, ErrorKind};
 use warden_core::{ApplyContext, Command, CoreError, CreateMode, Output, Request, Stat, State};
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
@@ -169,7 +169,9 @@ impl Kv for InProcess {
 
 fn remote(e: ClientError) -> Outcome {
     match e {
-        ClientError::Server { kind, .. } => Outcome::Error(kind),
+        ClientError::Server { kind, .. } => {
+            Outcome::Error(kind.map(ErrorKind::as_str).unwrap_or_default().to_owned())
+        }
         other => panic!("transport failure in the conformance suite: {other}"),
     }
 }
@@ -250,8 +252,8 @@ impl Kv for Remote {
     }
 }
 
-fn err(kind: &str) -> Outcome {
-    Outcome::Error(kind.into())
+fn err(kind: ErrorKind) -> Outcome {
+    Outcome::Error(kind.as_str().into())
 }
 
 /// The suite: every step's outcome, checked against what the rules say.
@@ -270,10 +272,10 @@ async fn suite(kv: &impl Kv) -> Vec<Outcome> {
         kv.create("/a", "1", p).await,
         |o| matches!(o, Outcome::Created(path, s) if path == "/a" && s.version == 0)
     );
-    step!(kv.create("/a", "1", p).await, |o| *o == err("NodeExists"));
-    step!(kv.create("/x/y", "", p).await, |o| *o == err("NoParent"));
-    step!(kv.create("a", "", p).await, |o| *o == err("InvalidPath"));
-    step!(kv.create("/a/", "", p).await, |o| *o == err("InvalidPath"));
+    step!(kv.create("/a", "1", p).await, |o| *o == err(ErrorKind::NodeExists));
+    step!(kv.create("/x/y", "", p).await, |o| *o == err(ErrorKind::NoParent));
+    step!(kv.create("a", "", p).await, |o| *o == err(ErrorKind::InvalidPath));
+    step!(kv.create("/a/", "", p).await, |o| *o == err(ErrorKind::InvalidPath));
     step!(
         kv.create("/a/q-", "", p.sequential()).await,
         |o| matches!(o, Outcome::Created(path, _) if path == "/a/q-0000000000")
@@ -283,27 +285,28 @@ async fn suite(kv: &impl Kv) -> Vec<Outcome> {
         |o| matches!(o, Outcome::Created(path, _) if path == "/a/q-0000000001")
     );
     step!(kv.create("/c", "", CreateMode::CONTAINER.sequential()).await, |o| *o
-        == err("InvalidCreateMode"));
-    step!(kv.create("/e", "", CreateMode::EPHEMERAL).await, |o| *o == err("SessionRequired"));
+        == err(ErrorKind::InvalidCreateMode));
+    step!(kv.create("/e", "", CreateMode::EPHEMERAL).await, |o| *o
+        == err(ErrorKind::SessionRequired));
     step!(kv.set("/a", "2", Some(0)).await, |o| matches!(o, Outcome::Stat(s) if s.version == 1));
-    step!(kv.set("/a", "3", Some(0)).await, |o| *o == err("BadVersion"));
-    step!(kv.set("/nope", "3", None).await, |o| *o == err("NoNode"));
+    step!(kv.set("/a", "3", Some(0)).await, |o| *o == err(ErrorKind::BadVersion));
+    step!(kv.set("/nope", "3", None).await, |o| *o == err(ErrorKind::NoNode));
     step!(
         kv.get("/a").await,
         |o| matches!(o, Outcome::Value(d, s) if d == "2" && s.num_children == 2 && s.cversion == 2)
     );
     step!(kv.children("/a").await, |o| *o
         == Outcome::Children(vec!["q-0000000000".into(), "q-0000000001".into()]));
-    step!(kv.delete("/a", None, false).await, |o| *o == err("NotEmpty"));
-    step!(kv.delete("/a", Some(7), true).await, |o| *o == err("BadVersion"));
-    step!(kv.delete("/", None, true).await, |o| *o == err("RootNotDeletable"));
+    step!(kv.delete("/a", None, false).await, |o| *o == err(ErrorKind::NotEmpty));
+    step!(kv.delete("/a", Some(7), true).await, |o| *o == err(ErrorKind::BadVersion));
+    step!(kv.delete("/", None, true).await, |o| *o == err(ErrorKind::RootNotDeletable));
     step!(kv.create("/locks", "", CreateMode::CONTAINER).await, |o| matches!(
         o,
         Outcome::Created(..)
     ));
     step!(kv.create("/locks/w", "", p).await, |o| matches!(o, Outcome::Created(..)));
     step!(kv.delete("/locks/w", None, false).await, |o| *o == Outcome::Deleted(2));
-    step!(kv.get("/locks").await, |o| *o == err("NoNode"));
+    step!(kv.get("/locks").await, |o| *o == err(ErrorKind::NoNode));
     step!(kv.delete("/a", Some(1), true).await, |o| *o == Outcome::Deleted(3));
     step!(kv.children("/").await, |o| *o == Outcome::Children(vec![]));
     step!(kv.get("/").await, |o| matches!(o, Outcome::Value(_, s) if s.cversion > 0));
@@ -315,15 +318,15 @@ async fn suite(kv: &impl Kv) -> Vec<Outcome> {
         kv.create_in(s, "/eph", "x", eph).await,
         |o| matches!(o, Outcome::Created(_, st) if st.ephemeral_owner == 1)
     );
-    step!(kv.create_in(s, "/eph/child", "", p).await, |o| *o == err("EphemeralParent"));
+    step!(kv.create_in(s, "/eph/child", "", p).await, |o| *o == err(ErrorKind::EphemeralParent));
     step!(kv.create("/c2", "", CreateMode::CONTAINER).await, |o| matches!(o, Outcome::Created(..)));
     step!(
         kv.create_in(s, "/c2/w-", "", eph.sequential()).await,
         |o| matches!(o, Outcome::Created(path, _) if path == "/c2/w-0000000000")
     );
     step!(kv.close_session(s).await, |o| *o == Outcome::Deleted(3));
-    step!(kv.get("/eph").await, |o| *o == err("NoNode"));
-    step!(kv.get("/c2").await, |o| *o == err("NoNode"));
+    step!(kv.get("/eph").await, |o| *o == err(ErrorKind::NoNode));
+    step!(kv.get("/c2").await, |o| *o == err(ErrorKind::NoNode));
     log
 }
 

@@ -10,8 +10,7 @@ use warden_core::{CreateMode, Limits};
 use warden_proto::v1 as pb;
 use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::watch_client::WatchClient;
-use warden_proto::{LIMIT_METADATA, MAX_CLIENT_MESSAGE_BYTES};
-use warden_server::ERROR_METADATA;
+use warden_proto::{ERROR_METADATA, ErrorKind, LIMIT_METADATA, MAX_CLIENT_MESSAGE_BYTES};
 
 use crate::cluster::{FAST_TIMING, TestCluster};
 
@@ -31,8 +30,8 @@ async fn wait_for_limits(cluster: &TestCluster, limits: &Limits) {
     }
 }
 
-fn kind(status: &tonic::Status) -> &str {
-    status.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok()).unwrap_or("")
+fn kind(status: &tonic::Status) -> Option<ErrorKind> {
+    ErrorKind::parse(status.metadata().get(ERROR_METADATA)?.to_str().ok()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +68,7 @@ async fn a_request_over_the_members_limit_is_resource_exhausted_naming_it() {
     };
     let status = kv.set(huge).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(kind(&status), "RequestTooLarge");
+    assert_eq!(kind(&status), Some(ErrorKind::RequestTooLarge));
     assert!(status.message().contains("limits.max_request_bytes"), "{status:?}");
     assert!(status.message().contains("67108875 bytes"), "{status:?}");
     let limit = status.metadata().get(LIMIT_METADATA).and_then(|v| v.to_str().ok());
@@ -134,7 +133,7 @@ async fn each_cluster_limit_is_refused_with_its_code_and_key() {
     let request = pb::TxnRequest { compares: vec![], ops: vec![op], origin: None };
     let status = kv.txn(request).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_eq!(kind(&status), "TxnBytesTooLarge");
+    assert_eq!(kind(&status), Some(ErrorKind::TxnBytesTooLarge));
     assert!(status.message().contains("limits.max_txn_bytes) of 100"), "{status:?}");
 
     guard.release().await.unwrap();
@@ -168,7 +167,7 @@ async fn watch_streams_per_connection_are_limited() {
     let _second = watch.watch(watch_request()).await.unwrap().into_inner();
     let status = watch.watch(watch_request()).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert_eq!(kind(&status), "TooManyWatchers");
+    assert_eq!(kind(&status), Some(ErrorKind::TooManyWatchers));
     assert!(status.message().contains("limits.max_watchers_per_connection = 2"), "{status:?}");
 
     // Another connection has its own count.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::timeout;
-use warden_client::{ClientError, Scope, WatchBatch, Watcher};
+use warden_client::{ClientError, ErrorKind, Scope, WatchBatch, Watcher};
 use warden_core::{CreateMode, EventKind, Limits, WatchFilter};
 use warden_proto::v1 as pb;
 
@@ -205,7 +205,7 @@ async fn a_watch_from_now_starts_when_watch_returns_not_at_the_first_next() {
     // Bad input fails at watch(), not at the first next().
     let bad = client.watch("/now/[", Scope::Glob, 0, false).await;
     assert!(
-        matches!(&bad, Err(ClientError::Server { kind, .. }) if kind == "InvalidGlob"),
+        matches!(&bad, Err(ClientError::Server { kind, .. }) if *kind == Some(ErrorKind::InvalidGlob)),
         "{:?}",
         bad.err()
     );
