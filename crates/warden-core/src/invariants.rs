@@ -5,19 +5,29 @@
 
 use std::collections::BTreeMap;
 
+use crate::limits::Limits;
 use crate::node::NodeKind;
 use crate::path;
 use crate::state::State;
 
 /// Returns a description of every invariant the state breaks (empty when sound):
 /// every ephemeral node's owner session is live; no ephemeral node has children;
-/// `num_children` matches the children; every non-root node has a parent; no container
+/// `num_children` matches the children; every non-root node has a parent and a well-formed
+/// path (not necessarily within limits lowered since it was made); no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
 /// the ephemeral and blocked-lock indexes match the nodes; the count of sessions per
 /// identity matches the sessions; every lock grants exactly what its rule allows.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
+    // Paths are well formed, but not necessarily within the limits in force: lowering the
+    // limits (`SetLimits`) keeps the nodes already there.
+    let well_formed = Limits {
+        max_path_bytes: usize::MAX,
+        max_segment_bytes: usize::MAX,
+        max_path_depth: usize::MAX,
+        ..state.limits().clone()
+    };
     let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
     for (p, node) in tree.iter() {
         if p == path::ROOT {
@@ -27,7 +37,7 @@ pub fn violations(state: &State) -> Vec<String> {
             Some(parent) if tree.contains(parent) => *counted.entry(parent).or_default() += 1,
             _ => found.push(format!("{p} has no parent")),
         }
-        if path::check(p, state.limits()).is_err() {
+        if path::check(p, &well_formed).is_err() {
             found.push(format!("{p} is not a valid path"));
         }
         let owner = node.stat.ephemeral_owner;

@@ -5,7 +5,9 @@
 //! [`Access::admit`], which identifies the caller (from the [`Caller`] the caller layer put
 //! into the request) and decides with the access policy in force. The policy is part of the
 //! replicated state (`warden-core`'s `acl`), so every member decides alike at the same
-//! revision; until one is applied, ACLs are off and everything is allowed, as before.
+//! revision. Until one is applied ACLs are off and everything is allowed, as before,
+//! except on a member configured for them (`acl.file` or `acl.admins`), which admits only
+//! its admins until then.
 //!
 //! Identities named in the member's `acl.admins` hold every permission whatever the policy
 //! says: they bootstrap a cluster and cannot lock themselves out. Every denial is refused
