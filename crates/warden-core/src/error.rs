@@ -290,6 +290,14 @@ pub struct PolicyProblem {
     pub reason: String,
 }
 
+impl From<crate::acl::PolicyError> for CoreError {
+    fn from(e: crate::acl::PolicyError) -> Self {
+        CoreError::InvalidPolicy {
+            error: PolicyProblem { line: e.line.map(|l| l as u64), reason: e.reason },
+        }
+    }
+}
+
 /// An identity as a message names it.
 fn identity_name(identity: &str) -> String {
     if identity.is_empty() {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::acl::{self, Policy};
 use crate::command::{Command, HoldRef, LogCommand, Request, TxnOp};
 use crate::delete;
-use crate::error::{CoreError, PolicyProblem};
+use crate::error::CoreError;
 use crate::event::Event;
 use crate::limits::Limits;
 use crate::lock::{self, Leaving};
@@ -409,9 +409,7 @@ fn reserved_path(command: &Command) -> Option<&str> {
 
 /// Puts the policy `text` in force: checked whole, then kept at [`acl::POLICY_PATH`].
 fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
-    let policy = Policy::parse(&text).map_err(|e| CoreError::InvalidPolicy {
-        error: PolicyProblem { line: e.line.map(|l| l as u64), reason: e.reason },
-    })?;
+    let policy = Policy::parse(&text)?;
     let len = text.len();
     if len > m.limits().max_value_bytes {
         return Err(CoreError::ValueTooLarge {

@@ -89,14 +89,8 @@ impl Cluster for ClusterService {
         // Checked here first for the caller's sake (the core checks again when it applies):
         // a bad file is refused with its line, and a policy that would take `admin` from
         // the one applying it (who then could not repair it) is refused too.
-        let policy = Policy::parse(&text).map_err(|e| {
-            status::core_error(&warden_core::CoreError::InvalidPolicy {
-                error: warden_core::PolicyProblem {
-                    line: e.line.map(|l| l as u64),
-                    reason: e.reason,
-                },
-            })
-        })?;
+        let policy = Policy::parse(&text)
+            .map_err(|e| status::core_error(&warden_core::CoreError::from(e)))?;
         if !self.shared.access.is_admin(&caller)
             && !policy.allows(&caller.identity, Permission::Admin, path::ROOT)
         {
