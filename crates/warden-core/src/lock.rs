@@ -129,6 +129,19 @@ impl WaiterInfo {
 /// session, and how a waiting acquire tells an operator's revoke from its own cancel.
 const REVOKED: &str = "revoked";
 
+/// What a waiter's name starts with; the server appends its 10-digit sequence number.
+const WAITER_PREFIX: &str = "w-";
+
+/// The lock that `path` would be a waiter of, going by its name alone (`LOCK/w-` and
+/// digits): whether the parent is still a lock is for the caller to check.
+pub fn lock_of_waiter(path: &str) -> Option<&str> {
+    let digits = path::name(path).strip_prefix(WAITER_PREFIX)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    path::parent(path)
+}
+
 /// Whether a waiter's value marks it revoked (the last value a revoked waiter gets, just
 /// before it is deleted).
 pub fn is_revoked(data: &[u8]) -> bool {
@@ -275,7 +288,7 @@ pub(crate) fn acquire(
             max,
         });
     }
-    let prefix = format!("{}w-", path::child_prefix(lock));
+    let prefix = format!("{}{WAITER_PREFIX}", path::child_prefix(lock));
     let waiter = m.create_internal(
         &prefix,
         WaiterInfo { mode, token: None }.encode(),
@@ -470,6 +483,15 @@ pub(crate) fn refuse_lock_kind(mode: &CreateMode) -> Result<(), CoreError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_waiter_names_its_lock_by_its_name() {
+        assert_eq!(super::lock_of_waiter("/locks/a/w-0000000007"), Some("/locks/a"));
+        assert_eq!(super::lock_of_waiter("/w-1"), Some("/"));
+        assert_eq!(super::lock_of_waiter("/locks/a/w-"), None);
+        assert_eq!(super::lock_of_waiter("/locks/a/w-12x"), None);
+        assert_eq!(super::lock_of_waiter("/locks/a/x-0000000001"), None);
+    }
     use super::*;
 
     #[test]

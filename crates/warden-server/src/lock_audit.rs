@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use warden_core::lock::{self, WaiterInfo};
-use warden_core::{Event, EventKind, NodeKind, Output, SessionId, State, path};
+use warden_core::{Event, EventKind, NodeKind, Output, SessionId, State};
 use warden_storage::{AppliedCommand, EventSink};
 
 use crate::audit::{Audit, Extra, Record};
@@ -155,12 +155,7 @@ fn waiter_lock<'e>(state: &State, event: &'e Event) -> Option<&'e str> {
     if event.stat.ephemeral_owner == 0 {
         return None;
     }
-    let name = path::name(&event.path);
-    let digits = name.strip_prefix("w-")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let parent = path::parent(&event.path)?;
+    let parent = lock::lock_of_waiter(&event.path)?;
     match state.tree().get(parent) {
         Some(node) if node.kind != NodeKind::Lock => None,
         _ => Some(parent),
