@@ -125,6 +125,14 @@ async fn securing_a_cluster_as_the_readme_says() {
     let refused = run("web", &["put", "/config/db", "postgres://evil"]);
     assert_eq!(refused.code, Some(8), "{}", refused.err);
     assert!(refused.err.contains("\"web\" may not write \"/config/db\""), "{}", refused.err);
+    // The member that refused it logged the refusal inside the request's span, which names
+    // the caller (the line is written before the answer is sent).
+    let logged = logs();
+    assert!(
+        logged.lines().any(|l| l.contains("request{rpc=\"/warden.v1.KV/Set\" identity=\"web\"}")
+            && l.contains("request denied")),
+        "no denial line naming web:\n{logged}"
+    );
     let read = run("web", &["get", "/config/db"]);
     assert_eq!((read.code, read.out.trim()), (Some(0), "postgres://db1"), "{}", read.err);
     let locked = run("billing", &["lock", "/locks/billing/invoices", "--", "true"]);
