@@ -628,6 +628,7 @@ impl Client {
     /// caller. Needs `admin`. Applying the same text twice is harmless, so it is retried.
     pub async fn apply_acl(&self, text: &str) -> Result<u64, ClientError> {
         let request = pb::ApplyAclRequest { text: text.to_owned() };
+        connection::within_limit(&request)?;
         self.connection
             .run(Retry::Idempotent, |c| {
                 let request = request.clone();

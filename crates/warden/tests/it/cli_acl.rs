@@ -157,6 +157,14 @@ async fn securing_a_cluster_as_the_readme_says() {
     assert_eq!(refused.code, Some(1), "{}", refused.err);
     assert!(refused.err.contains("line 3"), "{}", refused.err);
     assert_eq!(run("admin", &["acl", "get"]).out, policy);
+    // A file larger than a request may be (valid, all comments) is refused before it is
+    // sent, saying so, not taken for a cluster that cannot be reached.
+    let huge = root.join("huge.toml");
+    std::fs::write(&huge, "# a comment\n".repeat(500_000)).unwrap();
+    let refused = run("admin", &["acl", "apply", huge.to_str().unwrap()]);
+    assert_eq!(refused.code, Some(1), "{}", refused.err);
+    assert!(refused.err.contains("message limit"), "{}", refused.err);
+    assert_eq!(run("admin", &["acl", "get"]).out, policy);
     // Without a client certificate nothing gets in.
     let anonymous =
         run_warden(&["--endpoints", &endpoints, "--cacert", &ca, "get", "/config/db"], None, LIMIT);
