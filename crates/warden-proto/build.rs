@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "../../proto/warden/v1/watch.proto",
             "../../proto/warden/v1/session.proto",
             "../../proto/warden/v1/lock.proto",
+            "../../proto/warden/v1/election.proto",
+            "../../proto/warden/v1/barrier.proto",
             "../../proto/warden/raft/v1/raft.proto",
         ],
         &["../../proto"],

@@ -143,6 +143,10 @@ error_kinds! {
     WaitCancelled,
     /// ABORTED: the wait for a lock went with its session.
     WaitEnded,
+    /// NOT_FOUND: the election has no leader now.
+    NoLeader,
+    /// FAILED_PRECONDITION: the path holds another recipe (a lock, an election, a barrier).
+    WrongRecipe,
 }
 
 impl std::fmt::Display for ErrorKind {
