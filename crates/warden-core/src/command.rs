@@ -8,20 +8,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::ids::RequestId;
+use crate::ids::SessionId;
 use crate::limits::Limits;
 use crate::node::CreateMode;
 use crate::queue::{LockKind, WaitMode};
-use crate::session::SessionId;
-
-/// A client's id for one mutating request within its session (Raft thesis §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RequestId {
-    /// The request's sequence number in its session, from 1.
-    pub seq: u64,
-    /// The lowest sequence number the client has not yet seen a response for: everything
-    /// below it may be forgotten.
-    pub lowest_pending: u64,
-}
 
 /// One command with the session it is made in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +161,58 @@ pub enum Command {
     SetLimits {
         /// The new limits.
         limits: Limits,
+    },
+    /// Queues the request's session as a candidate in the election at `path` (creating
+    /// the election), or returns its place. The first candidate leads. Needs a session.
+    Campaign {
+        /// The election's path (missing ancestors are created as containers).
+        path: String,
+        /// The candidate's value, announced while it leads.
+        value: Bytes,
+    },
+    /// The leader (the request's session, with `token`) announces a new value.
+    Proclaim {
+        /// The election's path.
+        path: String,
+        /// The leader's token.
+        token: u64,
+        /// The new value.
+        value: Bytes,
+    },
+    /// The leader (the request's session, with `token`) gives up the election.
+    Resign {
+        /// The election's path.
+        path: String,
+        /// The leader's token.
+        token: u64,
+    },
+    /// Sets the barrier at `path`. Needs no session.
+    SetBarrier {
+        /// The barrier's path.
+        path: String,
+    },
+    /// Removes the barrier at `path`, letting its waiters through. Needs no session.
+    RemoveBarrier {
+        /// The barrier's path.
+        path: String,
+    },
+    /// Waits on the barrier at `path` in the request's session: passes at once if it is
+    /// not set, queues otherwise.
+    WaitBarrier {
+        /// The barrier's path.
+        path: String,
+    },
+    /// Enters the double barrier of `count` members at `path` in the request's session.
+    EnterBarrier {
+        /// The double barrier's path.
+        path: String,
+        /// Its number of members; must match an existing double barrier's.
+        count: u32,
+    },
+    /// Takes the request's session out of the double barrier at `path`.
+    LeaveBarrier {
+        /// The double barrier's path.
+        path: String,
     },
 }
 

@@ -15,12 +15,13 @@ use std::collections::BTreeSet;
 
 use crate::command::HoldRef;
 use crate::error::CoreError;
-use crate::lock::{self, Leaving};
+use crate::ids::SessionId;
 use crate::namespace::{Mutation, check_version};
 use crate::node::NodeKind;
 use crate::path;
+use crate::queue_data::{self, WaiterInfo};
+use crate::recipe::{self, Leaving};
 use crate::response::Output;
-use crate::session::SessionId;
 use crate::tree::Tree;
 
 /// A session's place in a lock that a delete reaches.
@@ -45,7 +46,7 @@ pub(crate) fn delete(
     }
     let node = m.tree().get(target).ok_or_else(|| CoreError::no_node(target))?;
     check_version(target, node, expected_version)?;
-    if !recursive && node.kind != NodeKind::Lock && node.stat.num_children > 0 {
+    if !recursive && node.kind != NodeKind::Queue && node.stat.num_children > 0 {
         return Err(CoreError::NotEmpty {
             path: target.to_owned(),
             children: node.stat.num_children,
@@ -59,7 +60,7 @@ pub(crate) fn delete(
     }
     let mark = m.mark();
     for r in &reached {
-        lock::release(m, r.session, &r.lock, &HoldRef::Any, Leaving::Revoked)?;
+        recipe::leave(m, r.session, &r.lock, &HoldRef::Any, Leaving::Revoked)?;
     }
     let revoked = reached.len() as u64;
     if !m.tree().contains(target) {
@@ -73,7 +74,7 @@ pub(crate) fn delete(
 }
 
 fn is_lock(tree: &Tree, p: &str) -> bool {
-    tree.get(p).is_some_and(|n| n.kind == NodeKind::Lock)
+    tree.get(p).is_some_and(|n| n.kind == NodeKind::Queue)
 }
 
 /// The nodes the delete removes: `target`, and its descendants if `recursive`.
@@ -93,7 +94,7 @@ fn reached(tree: &Tree, scope: &[String]) -> Vec<Reached> {
         .filter_map(|p| {
             let lock = path::parent(p).filter(|l| is_lock(tree, l))?;
             let node = tree.get(p)?;
-            let held = lock::WaiterInfo::decode(&node.data).is_some_and(|i| i.token.is_some());
+            let held = WaiterInfo::decode(&node.data).is_some_and(|i| i.token.is_some());
             Some(Reached { lock: lock.to_owned(), session: node.stat.ephemeral_owner, held })
         })
         .collect()
@@ -131,7 +132,7 @@ fn refuse_if_locked(
         });
     }
     let blocked = scope.iter().find_map(|p| {
-        let until = tree.get(p).and_then(lock::blocked_until)?;
+        let until = tree.get(p).and_then(queue_data::blocked_until)?;
         (until > now).then(|| (p.clone(), until))
     });
     if let Some((lock, until)) = blocked {
@@ -149,7 +150,8 @@ fn refuse_if_locked(
 fn kept(tree: &Tree, target: &str, recursive: bool, now: u64) -> BTreeSet<String> {
     let mut keep = BTreeSet::new();
     for p in scope(tree, target, recursive) {
-        let blocked = tree.get(&p).and_then(lock::blocked_until).is_some_and(|until| until > now);
+        let blocked =
+            tree.get(&p).and_then(queue_data::blocked_until).is_some_and(|until| until > now);
         if !blocked {
             continue;
         }

@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::path::PathRule;
-use crate::session::SessionId;
+use crate::ids::SessionId;
+use crate::path_rule::PathRule;
 
 /// Everything a command or a query can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -52,8 +52,10 @@ pub enum CoreError {
         /// Its holders and waiters, for people (e.g. "held by session 7, 1 waiting").
         what: String,
     },
-    /// A write to a node the lock recipe manages.
-    #[error("{path:?} is managed by a lock; acquire and release the lock instead of writing it")]
+    /// A write to a node a recipe manages (a lock, an election, a barrier, or a waiter).
+    #[error(
+        "{path:?} is managed by a recipe (a lock, an election or a barrier); use its calls (acquire and release, campaign and resign, barrier set and remove) instead of writing it"
+    )]
     LockManaged {
         /// The node.
         path: String,
@@ -276,6 +278,18 @@ pub enum CoreError {
         bytes: usize,
         /// The limit.
         max: usize,
+    },
+    /// A recipe call on a path that holds something else (a plain node, another recipe).
+    #[error(
+        "{path:?} is {is}, not a {asked}; use the {asked} calls on a path that is not in use, or the calls of what is there"
+    )]
+    WrongRecipe {
+        /// The path.
+        path: String,
+        /// What it is ("a plain node", "a lock", ...).
+        is: String,
+        /// The recipe the call is for.
+        asked: String,
     },
 }
 

@@ -63,34 +63,51 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!("container {p} lost its last child but was not deleted"));
         }
     }
-    // Locks: the granted waiters are the first ones, exactly as many as the queue rule
-    // allows (fewer only while a lock-delay blocks new grants), and tokens never decrease
-    // along the queue.
-    for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Lock) {
-        let Some((config, waiters)) = crate::lock::waiters(tree, p) else {
-            found.push(format!("lock {p} has unreadable data {:?}", node.data));
+    // Recipe queues: the granted waiters are the first ones, exactly as many as the queue
+    // rule allows (fewer only while a lock-delay blocks new grants), and tokens never
+    // decrease along the queue; an empty queue is one that persists or is blocked; an
+    // election's recorded leader is its first holder.
+    for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Queue) {
+        let Some((config, waiters)) = crate::recipe::waiters(tree, p) else {
+            found.push(format!("queue {p} has unreadable data {:?}", node.data));
             continue;
         };
         let modes: Vec<_> = waiters.iter().map(|w| w.info.mode).collect();
-        let allowed = crate::queue::holders(config.kind, &modes);
         let granted = waiters.iter().take_while(|w| w.info.token.is_some()).count();
+        let allowed = crate::queue::holders(config.kind, &modes, granted);
+        if waiters.is_empty() && !config.kind.persists() && config.blocked_until_ms == 0 {
+            found.push(format!("queue {p} has no waiters left but was not deleted"));
+        }
+        if config.kind.records_head() {
+            let head = crate::queue_data::Head::decode(&node.data);
+            let first = waiters.first().filter(|w| w.info.token.is_some());
+            let recorded = head
+                .as_ref()
+                .map(|h| (format!("{}{}", path::child_prefix(p), h.name), h.token, h.session));
+            let actual = first.map(|w| (w.path.clone(), w.info.token.unwrap_or(0), w.session));
+            if recorded != actual {
+                found.push(format!(
+                    "election {p} records leader {recorded:?}, its first holder is {actual:?}"
+                ));
+            }
+        }
         if waiters.iter().skip(granted).any(|w| w.info.token.is_some()) {
-            found.push(format!("lock {p}: a waiter holds while an earlier one waits"));
+            found.push(format!("queue {p}: a waiter holds while an earlier one waits"));
         }
         if granted > allowed || (granted < allowed && config.blocked_until_ms == 0) {
-            found.push(format!("lock {p}: {granted} granted, the rule allows {allowed}"));
+            found.push(format!("queue {p}: {granted} granted, the rule allows {allowed}"));
         }
         let tokens: Vec<u64> = waiters.iter().filter_map(|w| w.info.token).collect();
         if tokens.windows(2).any(|t| t[0] > t[1]) {
-            found.push(format!("lock {p}: tokens out of queue order {tokens:?}"));
+            found.push(format!("queue {p}: tokens out of queue order {tokens:?}"));
         }
     }
     let blocked: Vec<&str> = tree
         .iter()
-        .filter(|(_, n)| crate::lock::blocked_until(n).is_some())
+        .filter(|(_, n)| crate::queue_data::blocked_until(n).is_some())
         .map(|(p, _)| p)
         .collect();
-    let mut indexed: Vec<&str> = tree.blocked_locks().collect();
+    let mut indexed: Vec<&str> = tree.blocked_queues().collect();
     indexed.sort_unstable_by(|a, b| (path::depth(a), *a).cmp(&(path::depth(b), *b)));
     if blocked != indexed {
         found.push(format!("blocked locks are {blocked:?}, the index says {indexed:?}"));

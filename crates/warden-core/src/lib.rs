@@ -21,18 +21,25 @@
 //! ```
 
 pub mod acl;
+pub mod barrier;
 pub mod codec;
 mod command;
 mod delete;
+pub mod election;
 mod error;
 mod event;
+mod ids;
 pub mod invariants;
 mod limits;
 pub mod lock;
 mod namespace;
 mod node;
 pub mod path;
+mod path_rule;
 pub mod queue;
+pub mod queue_data;
+pub mod recipe;
+mod recipe_commands;
 mod response;
 mod session;
 mod snapshot;
@@ -41,15 +48,14 @@ mod tree;
 mod txn;
 mod watch;
 
-pub use command::{
-    Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, RequestId, TxnOp,
-};
+pub use command::{Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp};
 pub use error::{CoreError, PolicyProblem};
 pub use event::{Event, EventKind};
+pub use ids::{ApplyContext, RequestId, SessionId};
 pub use limits::Limits;
 pub use node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};
 pub use response::{Output, Response};
-pub use session::{Session, SessionId, SessionTable};
-pub use state::{Applied, ApplyContext, Changes, State, StateMeta};
+pub use session::{Session, SessionTable};
+pub use state::{Applied, Changes, State, StateMeta};
 pub use tree::Tree;
 pub use watch::WatchFilter;

@@ -6,13 +6,14 @@ use bytes::Bytes;
 use super::Limits;
 use crate::command::{Check, Command, Compare, Request, TxnOp};
 use crate::error::CoreError;
+use crate::ids::ApplyContext;
+use crate::ids::SessionId;
 use crate::invariants;
 use crate::node::CreateMode;
 use crate::path::PathRule;
 use crate::queue::{LockKind, WaitMode};
 use crate::response::Output;
-use crate::session::SessionId;
-use crate::state::{ApplyContext, State};
+use crate::state::State;
 
 struct Harness {
     state: State,

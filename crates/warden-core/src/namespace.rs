@@ -10,11 +10,11 @@ use bytes::Bytes;
 
 use crate::error::CoreError;
 use crate::event::{Event, EventKind};
+use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::lock;
 use crate::node::{CreateMode, MAX_SEQUENCE, Node, NodeKind, Stat};
 use crate::path;
-use crate::session::SessionId;
+use crate::queue_data::QueueConfig;
 use crate::tree::Tree;
 
 /// One command's changes to the tree.
@@ -79,7 +79,6 @@ impl<'a> Mutation<'a> {
         session: Option<SessionId>,
     ) -> Result<(String, Stat), CoreError> {
         mode.validate()?;
-        lock::refuse_lock_kind(&mode)?;
         let owner = match (mode.kind, session) {
             (NodeKind::Ephemeral, Some(s)) => s,
             (NodeKind::Ephemeral, None) => {
@@ -104,7 +103,7 @@ impl<'a> Mutation<'a> {
         if parent.stat.ephemeral_owner != 0 {
             return Err(CoreError::EphemeralParent { path: path.to_owned(), parent: parent_path });
         }
-        if parent.kind == NodeKind::Lock {
+        if parent.kind == NodeKind::Queue {
             return Err(CoreError::LockManaged { path: parent_path });
         }
         self.insert_node(path, &parent_path, data, mode.kind, owner, mode.sequential)
@@ -192,7 +191,7 @@ impl<'a> Mutation<'a> {
         self.check_value(path, &data)?;
         let node = self.tree.get(path).ok_or_else(|| CoreError::no_node(path))?;
         check_version(path, node, expected_version)?;
-        if lock::is_managed(self.tree, path) {
+        if is_managed(self.tree, path) {
             return Err(CoreError::LockManaged { path: path.to_owned() });
         }
         Ok(self.set_internal(path, data))
@@ -268,7 +267,7 @@ impl<'a> Mutation<'a> {
             return;
         }
         for kept in keep.iter().rev() {
-            if self.tree.get(kept).is_some_and(|n| n.kind != NodeKind::Lock) {
+            if self.tree.get(kept).is_some_and(|n| n.kind != NodeKind::Queue) {
                 self.tree.update(kept, |n| n.kind = NodeKind::Container);
                 self.emit_children(kept);
             }
@@ -297,12 +296,14 @@ impl<'a> Mutation<'a> {
                 Some(p) if p.kind == NodeKind::Container && p.stat.num_children == 0 => {
                     current = parent;
                 }
-                // A lock goes with its last waiter, unless a lock-delay holds it.
+                // A queue goes with its last waiter, unless its kind keeps it or a
+                // lock-delay holds it.
                 Some(p)
-                    if p.kind == NodeKind::Lock
+                    if p.kind == NodeKind::Queue
                         && p.stat.num_children == 0
-                        && lock::LockConfig::decode(&p.data)
-                            .is_none_or(|c| c.blocked_until_ms <= self.time_ms) =>
+                        && QueueConfig::decode(&p.data).is_none_or(|c| {
+                            !c.kind.persists() && c.blocked_until_ms <= self.time_ms
+                        }) =>
                 {
                     current = parent;
                 }
@@ -350,6 +351,13 @@ impl<'a> Mutation<'a> {
             data,
         });
     }
+}
+
+/// Whether `path` is managed by a recipe (a queue node or one of its waiters): clients may
+/// not set it or create under it.
+fn is_managed(tree: &Tree, path: &str) -> bool {
+    let is_queue = |p: &str| tree.get(p).is_some_and(|n| n.kind == NodeKind::Queue);
+    is_queue(path) || path::parent(path).is_some_and(is_queue)
 }
 
 pub(crate) fn check_version(

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
-use crate::session::SessionId;
+use crate::ids::SessionId;
 
 /// The metadata of a node, as ZooKeeper's `Stat` with etcd's revision names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +39,11 @@ pub enum NodeKind {
     Ephemeral,
     /// Deleted once its last child is deleted.
     Container,
-    /// A lock: made by acquiring it, its children are the waiters; deleted like a
-    /// container once the last waiter leaves (unless a lock-delay holds it).
-    Lock,
+    /// A recipe's queue (a lock, an election, a barrier): made by the recipe, its children
+    /// are the waiters, in order; deleted like a container once the last waiter leaves,
+    /// unless its kind keeps it (a set barrier) or a lock-delay holds it. Clients cannot
+    /// create one, write it, or create under it.
+    Queue,
 }
 
 /// How to create a node: its kind, and whether the server appends a sequence number.
@@ -71,6 +73,11 @@ impl CreateMode {
 
     /// Refuses the combinations ZooKeeper does not allow.
     pub fn validate(&self) -> Result<(), CoreError> {
+        if self.kind == NodeKind::Queue {
+            return Err(CoreError::InvalidCreateMode {
+                reason: "queue nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier), not by create".to_owned(),
+            });
+        }
         if self.kind == NodeKind::Container && self.sequential {
             return Err(CoreError::InvalidCreateMode {
                 reason: "a container node cannot be sequential; create a container parent and sequential children under it"

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::ids::SessionId;
 use crate::node::Stat;
-use crate::session::SessionId;
 
 /// The answer to one command: the revision after it, and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,4 +102,25 @@ pub enum Output {
     },
     /// The cluster's limits were set.
     LimitsSet,
+    /// An election's leader announced a new value.
+    Proclaimed,
+    /// A barrier is set.
+    BarrierSet {
+        /// False if it already was.
+        created: bool,
+    },
+    /// A barrier was removed.
+    BarrierRemoved {
+        /// False if it was not set.
+        removed: bool,
+        /// How many waiters it let through.
+        released: u64,
+    },
+    /// A wait on a barrier that is not set: it passes at once.
+    BarrierPassed,
+    /// A member left a double barrier.
+    BarrierLeft {
+        /// How many members are still in.
+        remaining: u64,
+    },
 }

@@ -15,14 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::RequestId;
 use crate::error::CoreError;
+use crate::ids::{ApplyContext, RequestId, SessionId};
 use crate::limits::Limits;
 use crate::response::{Output, Response};
-use crate::state::ApplyContext;
-
-/// A session's id: the log index of the entry that opened it. Never 0.
-pub type SessionId = u64;
 
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,30 +10,22 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{self, Policy};
-use crate::command::{Command, HoldRef, LogCommand, Request, TxnOp};
+use crate::command::{Command, LogCommand, Request, TxnOp};
 use crate::delete;
 use crate::error::CoreError;
 use crate::event::Event;
+use crate::ids::ApplyContext;
+use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::lock::{self, Leaving};
 use crate::namespace::Mutation;
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
+use crate::queue_data::QueueConfig;
 use crate::response::{Output, Response};
-use crate::session::{Session, SessionId, SessionTable};
+use crate::session::{Session, SessionTable};
 use crate::tree::Tree;
 use crate::txn;
-
-/// What a command is applied with, from its log entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApplyContext {
-    /// The entry's log index (from 1); becomes the id of a session it opens.
-    pub index: u64,
-    /// The leader's clock when it proposed the entry, in ms since the Unix epoch.
-    pub time_ms: u64,
-    /// The raft term the entry was appended in.
-    pub term: u64,
-}
+use crate::{barrier, election, recipe, recipe_commands};
 
 /// The result of applying one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,15 +156,29 @@ impl State {
         self.sessions.count_of(identity)
     }
 
-    /// The lock at `path`: its settings and waiters in queue order (holders first).
-    pub fn lock(&self, path: &str) -> Result<(lock::LockConfig, Vec<lock::WaiterView>), CoreError> {
+    /// The queue at `path` (a lock, an election, a barrier): its settings and waiters in
+    /// queue order (holders first).
+    pub fn lock(&self, path: &str) -> Result<(QueueConfig, Vec<recipe::WaiterView>), CoreError> {
         path::validate(path, &self.limits)?;
-        lock::waiters(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
+        recipe::waiters(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
     }
 
-    /// Whether `token` is held now on the lock at `path` (Chubby's sequencer check).
+    /// Whether `token` is held now on the queue at `path` (Chubby's sequencer check): a
+    /// lock's holder, an election's leader.
     pub fn check_sequencer(&self, path: &str, token: u64) -> bool {
-        lock::check_sequencer(&self.tree, path, token)
+        recipe::check_sequencer(&self.tree, path, token)
+    }
+
+    /// The leader of the election at `path`; `Ok(None)` when it has none.
+    pub fn leader(&self, path: &str) -> Result<Option<election::Leader>, CoreError> {
+        path::validate(path, &self.limits)?;
+        Ok(election::leader(&self.tree, path))
+    }
+
+    /// The barrier or double barrier at `path`: its settings and members in order.
+    pub fn barrier(&self, path: &str) -> Result<(QueueConfig, Vec<recipe::WaiterView>), CoreError> {
+        path::validate(path, &self.limits)?;
+        barrier::status(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
     }
 
     /// The ephemeral nodes of a session, sorted.
@@ -265,7 +271,7 @@ impl State {
                 for id in ids {
                     if self.sessions.remove(id).is_some() {
                         // Expiry, unlike a release or a close, is a holder failure.
-                        lock::block_on_holder_failure(&mut m, id);
+                        recipe::block_on_holder_failure(&mut m, id);
                         deleted += m.delete_ephemerals(id);
                         expired.push(id);
                     }
@@ -282,24 +288,18 @@ impl State {
                 }
                 Ok(Output::SessionsCheckpointed { count })
             }
-            Command::Acquire { path, kind, mode, delay_ms } => {
-                match session {
-                    Some(session) => lock::acquire(&mut m, session, &path, kind, mode, delay_ms)
-                        .map(|a| Output::LockQueued {
-                            waiter: a.waiter,
-                            token: a.token,
-                            position: a.position,
-                        }),
-                    None => Err(CoreError::SessionRequired { path }),
-                }
-            }
-            Command::Release { path, hold } => match session {
-                Some(session) => lock::release(&mut m, session, &path, &hold, Leaving::Released),
-                None => Err(CoreError::SessionRequired { path }),
-            },
-            Command::Revoke { path, session } => {
-                lock::release(&mut m, session, &path, &HoldRef::Any, Leaving::Revoked)
-            }
+            command @ (Command::Acquire { .. }
+            | Command::Release { .. }
+            | Command::Revoke { .. }
+            | Command::WakeLocks
+            | Command::Campaign { .. }
+            | Command::Proclaim { .. }
+            | Command::Resign { .. }
+            | Command::SetBarrier { .. }
+            | Command::RemoveBarrier { .. }
+            | Command::WaitBarrier { .. }
+            | Command::EnterBarrier { .. }
+            | Command::LeaveBarrier { .. }) => recipe_commands::apply(&mut m, command, session),
             Command::SetLimits { limits } => {
                 // The namespace does not change (no events, no new revision); the mutation
                 // borrows the old limits, so it ends before they are replaced.
@@ -307,7 +307,6 @@ impl State {
                 self.limits = limits;
                 return (Ok(Output::LimitsSet), Vec::new());
             }
-            Command::WakeLocks => Ok(Output::LocksWoken { count: lock::wake(&mut m) }),
             Command::Create { path, data, mode } => m
                 .create(&path, data, mode, session)
                 .map(|(path, stat)| Output::Created { path, stat }),
@@ -326,12 +325,20 @@ impl State {
                         .map(|results| Output::TxnCommitted { results }),
                 }),
         };
+        Self::finish(m, outcome)
+    }
+
+    /// Ends a command's mutation: what left a queue (a release, a deletion, an ended
+    /// session) or changed a waiter may let the next waiters hold, then the changes stay or
+    /// go with the outcome.
+    fn finish(
+        mut m: Mutation<'_>,
+        outcome: Result<Output, CoreError>,
+    ) -> (Result<Output, CoreError>, Vec<Event>) {
         if outcome.is_ok() {
-            // Whatever left a lock's queue (a release, a deletion, an ended session) may let
-            // the next waiters hold.
             let changed = m.changed_paths();
-            for touched in lock::locks_touched(m.tree(), changed.iter().map(String::as_str)) {
-                lock::grant(&mut m, &touched);
+            for touched in recipe::queues_touched(m.tree(), changed.iter().map(String::as_str)) {
+                recipe::grant(&mut m, &touched);
             }
         }
         let events = m.finish(outcome.is_ok());
@@ -400,7 +407,11 @@ fn reserved_path(command: &Command) -> Option<&str> {
         Command::Create { path, .. }
         | Command::Set { path, .. }
         | Command::Delete { path, .. }
-        | Command::Acquire { path, .. } => Some(path.as_str()),
+        | Command::Acquire { path, .. }
+        | Command::Campaign { path, .. }
+        | Command::SetBarrier { path }
+        | Command::WaitBarrier { path }
+        | Command::EnterBarrier { path, .. } => Some(path.as_str()),
         Command::Txn { ops, .. } => ops.iter().map(op_path).find(|p| acl::is_reserved(p)),
         _ => None,
     }

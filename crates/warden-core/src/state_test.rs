@@ -5,12 +5,12 @@ use bytes::Bytes;
 use crate::command::{Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp};
 use crate::error::CoreError;
 use crate::event::EventKind;
+use crate::ids::SessionId;
 use crate::invariants;
 use crate::limits::Limits;
 use crate::node::{CreateMode, MAX_SEQUENCE, NodeKind};
 use crate::path::PathRule;
 use crate::response::Output;
-use crate::session::SessionId;
 use crate::state::{Applied, ApplyContext, State};
 
 struct Harness {
@@ -838,34 +838,34 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     let marked: Vec<_> = revoked
         .events
         .iter()
-        .filter_map(|e| e.data.as_deref().filter(|d| crate::lock::is_revoked(d)))
+        .filter_map(|e| e.data.as_deref().filter(|d| crate::queue_data::mark_of(d).is_some()))
         .collect();
     assert_eq!(marked.len(), 1);
-    assert_eq!(crate::lock::WaiterInfo::decode(marked[0]).and_then(|i| i.token), None);
+    assert_eq!(crate::queue_data::WaiterInfo::decode(marked[0]).and_then(|i| i.token), None);
     assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s1]);
     // The holder revoked: it did not let go, so nobody holds until the delay ends.
     let token1 = h.holders("/l")[0].1;
-    assert!(crate::lock::still_holds(h.state.tree(), "/l", s1, token1));
-    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s1, token1 + 1), "another hold");
-    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s3, token1), "another session");
+    assert!(crate::recipe::still_holds(h.state.tree(), "/l", s1, token1));
+    assert!(!crate::recipe::still_holds(h.state.tree(), "/l", s1, token1 + 1), "another hold");
+    assert!(!crate::recipe::still_holds(h.state.tree(), "/l", s3, token1), "another session");
     let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s1 }), 20);
-    assert!(!crate::lock::still_holds(h.state.tree(), "/l", s1, token1), "revoked");
+    assert!(!crate::recipe::still_holds(h.state.tree(), "/l", s1, token1), "revoked");
     // Its waiter's last value is marked, so a leader can tell its session.
     let marked: Vec<_> = revoked
         .events
         .iter()
         .filter(|e| e.kind == EventKind::Data && e.stat.ephemeral_owner == s1)
-        .filter(|e| e.data.as_deref().is_some_and(crate::lock::is_revoked))
+        .filter(|e| e.data.as_deref().is_some_and(|d| crate::queue_data::mark_of(d).is_some()))
         .collect();
     assert_eq!(marked.len(), 1, "{:?}", revoked.events);
-    let info = crate::lock::WaiterInfo::decode(marked[0].data.as_deref().unwrap_or_default());
+    let info = crate::queue_data::WaiterInfo::decode(marked[0].data.as_deref().unwrap_or_default());
     assert_eq!(info.and_then(|i| i.token), Some(token1));
     assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: true }));
     assert!(h.holders("/l").is_empty(), "blocked by the lock-delay");
-    assert_eq!(crate::lock::next_wake(h.state.tree()), Some(2_020));
+    assert_eq!(crate::recipe::next_wake(h.state.tree()), Some(2_020));
     h.run_at(Request::new(Command::WakeLocks), 2_020);
     assert_eq!(h.holders("/l").iter().map(|(s, _)| *s).collect::<Vec<_>>(), [s3]);
-    assert_eq!(crate::lock::next_wake(h.state.tree()), None);
+    assert_eq!(crate::recipe::next_wake(h.state.tree()), None);
     // Revoking a session that is not there says so.
     assert_eq!(
         h.run(Request::new(Command::Revoke { path: "/l".into(), session: s1 })).response.outcome,
@@ -890,7 +890,7 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
         h.create("/m/x", CreateMode::PERSISTENT),
         Err(CoreError::LockManaged { path: "/m".into() })
     );
-    let lock_mode = CreateMode { kind: NodeKind::Lock, sequential: false };
+    let lock_mode = CreateMode { kind: NodeKind::Queue, sequential: false };
     assert!(matches!(h.create("/n", lock_mode), Err(CoreError::InvalidCreateMode { .. })));
     let other = h.open();
     let wrong =
@@ -904,7 +904,7 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
         Command::Acquire { path: "/plain".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
     assert!(matches!(
         h.run(Request::in_session(other, plain)).response.outcome,
-        Err(CoreError::InvalidLockRequest { .. })
+        Err(CoreError::WrongRecipe { .. })
     ));
     let long =
         Command::Acquire { path: "/d".into(), kind: LockKind::Mutex, mode: X, delay_ms: 60_001 };
@@ -937,10 +937,8 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
     let applied = h.run(Request::new(revoke));
     assert_eq!(applied.response.outcome, Ok(Output::Deleted { count: 1, revoked: 1, kept: 0 }));
     assert!(
-        applied
-            .events
-            .iter()
-            .any(|e| e.path == waiter && e.data.as_deref().is_some_and(crate::lock::is_revoked)),
+        applied.events.iter().any(|e| e.path == waiter
+            && e.data.as_deref().is_some_and(|d| crate::queue_data::mark_of(d).is_some())),
         "the holder's waiter is marked revoked, so its session is told"
     );
     let holders = h.holders("/m");
@@ -999,8 +997,8 @@ fn a_delete_never_ends_a_lock_unless_it_asks_to_revoke() {
     assert!(!h.exists("/jobs"));
     assert!(
         !applied.events.iter().any(|e| e.data.as_deref().is_some_and(|d| {
-            crate::lock::WaiterInfo::decode(d).is_some_and(|i| i.token.is_some())
-                && !crate::lock::is_revoked(d)
+            crate::queue_data::WaiterInfo::decode(d).is_some_and(|i| i.token.is_some())
+                && !crate::queue_data::mark_of(d).is_some()
         })),
         "no grant on the way out"
     );

@@ -6,8 +6,8 @@
 //! snapshot bytes, is deterministic.
 //!
 //! Every change goes through [`Tree::insert`], [`Tree::update`] or [`Tree::remove`], which
-//! keep the derived indexes right (session → ephemeral nodes, and the locks blocked by a
-//! lock-delay, so the leader's twice-a-second check does not scan a million locks) and
+//! keep the derived indexes right (session → ephemeral nodes, and the recipe queues blocked
+//! by a lock-delay, so the leader's twice-a-second check does not scan a million locks) and
 //! record the previous value in an undo journal, so a command that fails halfway (a transaction's third operation) is rolled back
 //! exactly.
 
@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lock;
+use crate::ids::SessionId;
 use crate::node::{Node, NodeKind};
 use crate::path;
-use crate::session::SessionId;
+use crate::queue_data;
 
 type NodeKey = (u32, String);
 
@@ -33,9 +33,9 @@ pub struct Tree {
     /// Derived from `nodes`: the ephemeral nodes of each session.
     #[serde(skip)]
     ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
-    /// Derived from `nodes`: the lock nodes under a lock-delay.
+    /// Derived from `nodes`: the queue nodes under a lock-delay.
     #[serde(skip)]
-    blocked_locks: BTreeSet<String>,
+    blocked_queues: BTreeSet<String>,
     /// Previous values of the nodes changed by the command being applied.
     #[serde(skip)]
     journal: Vec<(NodeKey, Option<Node>)>,
@@ -58,7 +58,7 @@ impl Tree {
         Tree {
             nodes,
             ephemerals: BTreeMap::new(),
-            blocked_locks: BTreeSet::new(),
+            blocked_queues: BTreeSet::new(),
             journal: Vec::new(),
             dirty: BTreeSet::new(),
         }
@@ -155,9 +155,9 @@ impl Tree {
         self.ephemerals.keys().copied()
     }
 
-    /// The lock nodes under a lock-delay, sorted by path.
-    pub fn blocked_locks(&self) -> impl Iterator<Item = &str> {
-        self.blocked_locks.iter().map(String::as_str)
+    /// The queue nodes under a lock-delay, sorted by path.
+    pub fn blocked_queues(&self) -> impl Iterator<Item = &str> {
+        self.blocked_queues.iter().map(String::as_str)
     }
 
     /// Inserts or replaces the node at `path`.
@@ -181,8 +181,8 @@ impl Tree {
         let old = node.clone();
         change(node);
         let reindex = old.stat.ephemeral_owner != node.stat.ephemeral_owner
-            || old.kind == NodeKind::Lock
-            || node.kind == NodeKind::Lock;
+            || old.kind == NodeKind::Queue
+            || node.kind == NodeKind::Queue;
         if reindex {
             let new = node.clone();
             self.index_remove(path, &old);
@@ -230,7 +230,7 @@ impl Tree {
     /// Rebuilds the derived index after deserialization.
     pub fn rebuild_index(&mut self) {
         self.ephemerals.clear();
-        self.blocked_locks.clear();
+        self.blocked_queues.clear();
         self.journal.clear();
         let nodes = std::mem::take(&mut self.nodes);
         for ((_, p), n) in &nodes {
@@ -243,14 +243,14 @@ impl Tree {
         if node.stat.ephemeral_owner != 0 {
             self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
         }
-        if lock::blocked_until(node).is_some() {
-            self.blocked_locks.insert(path.to_owned());
+        if queue_data::blocked_until(node).is_some() {
+            self.blocked_queues.insert(path.to_owned());
         }
     }
 
     fn index_remove(&mut self, path: &str, node: &Node) {
-        if node.kind == NodeKind::Lock {
-            self.blocked_locks.remove(path);
+        if node.kind == NodeKind::Queue {
+            self.blocked_queues.remove(path);
         }
         let owner = node.stat.ephemeral_owner;
         if owner == 0 {

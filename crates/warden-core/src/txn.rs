@@ -3,11 +3,11 @@
 use crate::command::{Check, Compare, TxnOp};
 use crate::delete;
 use crate::error::CoreError;
+use crate::ids::SessionId;
 use crate::limits::Limits;
 use crate::namespace::Mutation;
 use crate::path;
 use crate::response::Output;
-use crate::session::SessionId;
 use crate::tree::Tree;
 
 /// Checks a transaction's size against the limits.

@@ -96,8 +96,19 @@ proptest! {
                 }
             }
 
-            // Fencing: a mutex's new holder has a higher token than every earlier one.
-            for (lock, _) in crate::steps::LOCKS.iter().filter(|(_, k)| *k == warden_core::queue::LockKind::Mutex) {
+            // Fencing: a mutex's new holder, and an election's new leader, has a higher token
+            // than every earlier one; there is at most one at any revision; the leader an
+            // election reports is its holder.
+            let exclusive = |k: &warden_core::queue::QueueKind| {
+                matches!(k, warden_core::queue::QueueKind::Mutex | warden_core::queue::QueueKind::Election)
+            };
+            if let Ok(leader) = runner.state.leader(crate::steps::ELECTION) {
+                let holder = runner.state.lock(crate::steps::ELECTION).ok().and_then(|(_, ws)| {
+                    ws.into_iter().find(|w| w.info.token.is_some()).map(|w| (w.path, w.session, w.info.token))
+                });
+                prop_assert_eq!(leader.map(|l| (l.candidate, l.session, Some(l.token))), holder);
+            }
+            for (lock, _) in crate::steps::LOCKS.iter().filter(|(_, k)| exclusive(k)) {
                 if let (Ok(node), Ok((_, waiters))) = (runner.state.get(lock), runner.state.lock(lock)) {
                     let key = (lock.to_string(), node.stat.create_revision);
                     for token in waiters.iter().filter_map(|w| w.info.token) {

@@ -1,12 +1,13 @@
-//! (d) Only a release, a revoke and the end of a session take a session out of a lock: no
-//! other command (a plain delete, a recursive delete of a parent, a transaction) removes a
-//! waiter node or a lock that has waiters, and an empty lock (under its lock-delay) goes
+//! (d) Only a release, a revoke and the end of a session take a session out of a recipe's
+//! queue (and a resign, a barrier member leaving, a barrier's removal, each for its own):
+//! no other command (a plain delete, a recursive delete of a parent, a transaction) removes
+//! a waiter node or a queue that has waiters, and an empty lock (under its lock-delay) goes
 //! only when the delay is woken. A delete that asks to revoke is a revoke.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use warden_core::lock::{LockConfig, WaiterInfo};
+use warden_core::queue_data::{QueueConfig, WaiterInfo};
 use warden_core::{Command, HoldRef, NodeKind, Request, State, TxnOp};
 
 use crate::steps::{Runner, cases, steps};
@@ -27,11 +28,11 @@ struct Seen {
 /// Every lock node and every waiter.
 fn lock_nodes(state: &State) -> BTreeMap<String, Seen> {
     let tree = state.tree();
-    let is_lock = |p: &str| tree.get(p).is_some_and(|n| n.kind == NodeKind::Lock);
+    let is_lock = |p: &str| tree.get(p).is_some_and(|n| n.kind == NodeKind::Queue);
     tree.iter()
         .filter_map(|(p, n)| {
-            let seen = if n.kind == NodeKind::Lock {
-                let blocked_until = LockConfig::decode(&n.data).map_or(0, |c| c.blocked_until_ms);
+            let seen = if n.kind == NodeKind::Queue {
+                let blocked_until = QueueConfig::decode(&n.data).map_or(0, |c| c.blocked_until_ms);
                 Seen { busy: n.stat.num_children > 0, owner: 0, token: None, blocked_until }
             } else if warden_core::path::parent(p).is_some_and(is_lock) {
                 let token = WaiterInfo::decode(&n.data).and_then(|i| i.token);
@@ -67,6 +68,14 @@ fn may_remove(request: &Request, path: &str, seen: Seen) -> bool {
         Command::CloseSession { id } => session == 0 || *id == session,
         Command::ExpireSessions { ids, .. } => session == 0 || ids.contains(&session),
         Command::Delete { revoke_locks, .. } => *revoke_locks,
+        Command::Resign { token, .. } => {
+            session == 0 || (request.session == Some(session) && seen.token == Some(*token))
+        }
+        Command::LeaveBarrier { .. } => session == 0 || request.session == Some(session),
+        // Removing a barrier lets its waiters through: they go with it.
+        Command::RemoveBarrier { path: barrier } => {
+            path == barrier || warden_core::path::parent(path) == Some(barrier.as_str())
+        }
         Command::Txn { ops, .. } => revokes(ops),
         _ => false,
     }

@@ -1,9 +1,11 @@
 //! The who-holds rule over random arrivals and departures: at most one exclusive holder,
 //! never more permits than the semaphore has, holders always the earliest waiters (FIFO),
-//! someone always holds when anyone waits, and a grant is never taken back by the queue.
+//! someone always holds when anyone waits (an election is led whenever it has candidates; a
+//! double barrier lets nobody through before all its members are in, then everybody), a
+//! set barrier lets nobody through, and a grant is never taken back by the queue.
 
 use proptest::prelude::*;
-use warden_core::queue::{LockKind, WaitMode, holders, validate};
+use warden_core::queue::{LockKind, QueueKind, WaitMode, holders, validate};
 
 use crate::steps::cases;
 
@@ -19,6 +21,9 @@ fn kind() -> impl Strategy<Value = LockKind> {
         Just(LockKind::Mutex),
         Just(LockKind::ReadWrite),
         (1u32..5).prop_map(|permits| LockKind::Semaphore { permits }),
+        Just(QueueKind::Election),
+        Just(QueueKind::Barrier),
+        (1u32..5).prop_map(|count| QueueKind::DoubleBarrier { count }),
     ]
 }
 
@@ -28,6 +33,7 @@ fn op() -> impl Strategy<Value = Op> {
             Just(WaitMode::Exclusive),
             Just(WaitMode::Shared),
             (0u32..6).prop_map(WaitMode::Permits),
+            Just(WaitMode::Member),
         ]
         .prop_map(Op::Arrive),
         2 => any::<usize>().prop_map(Op::Leave),
@@ -59,12 +65,20 @@ proptest! {
                 Op::Leave(_) => {}
             }
             let modes: Vec<WaitMode> = queue.iter().map(|(_, m)| *m).collect();
-            let h = holders(kind, &modes);
+            let granted = queue.iter().take_while(|(id, _)| held.contains(id)).count();
+            let h = holders(kind, &modes, granted);
             let holding: Vec<u32> = queue[..h].iter().map(|(id, _)| *id).collect();
             prop_assert!(h <= queue.len());
-            prop_assert_eq!(h > 0, !queue.is_empty(), "someone holds whenever anyone waits");
             match kind {
-                LockKind::Mutex => prop_assert!(h <= 1),
+                QueueKind::Barrier => prop_assert_eq!(h, 0, "a set barrier lets nobody through"),
+                QueueKind::DoubleBarrier { count } => {
+                    let open = granted > 0 || queue.len() >= count as usize;
+                    prop_assert_eq!(h, if open { queue.len() } else { 0 }, "all or none of the members");
+                }
+                _ => prop_assert_eq!(h > 0, !queue.is_empty(), "someone holds whenever anyone waits"),
+            }
+            match kind {
+                LockKind::Mutex | QueueKind::Election => prop_assert!(h <= 1),
                 LockKind::ReadWrite => {
                     let exclusive = modes[..h].contains(&WaitMode::Exclusive);
                     prop_assert!(!exclusive || h == 1, "a writer holds alone");
@@ -73,6 +87,7 @@ proptest! {
                     let used: u32 = modes[..h].iter().map(|m| match m { WaitMode::Permits(n) => *n, _ => permits }).sum();
                     prop_assert!(used <= permits, "{} permits of {} used", used, permits);
                 }
+                QueueKind::Barrier | QueueKind::DoubleBarrier { .. } => {}
             }
             // A grant is taken back only by its holder leaving.
             for id in &held {

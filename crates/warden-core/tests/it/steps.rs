@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use warden_core::queue::{LockKind, WaitMode};
+use warden_core::queue::{LockKind, QueueKind, WaitMode};
 use warden_core::{
     Applied, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, HoldRef, Output,
     Request, State, TxnOp,
@@ -67,6 +67,28 @@ pub enum AbstractCommand {
         session: SessionRef,
     },
     Wake,
+    /// Campaign in the election [`ELECTION`].
+    Campaign {
+        value: Bytes,
+    },
+    /// Proclaim in the election with the token `hold` names.
+    Proclaim {
+        hold: AbstractHold,
+        value: Bytes,
+    },
+    /// Resign from the election with the token `hold` names.
+    Resign {
+        hold: AbstractHold,
+    },
+    /// Set, remove or wait on the barrier [`BARRIER`].
+    SetBarrier,
+    RemoveBarrier,
+    WaitBarrier,
+    /// Enter or leave the double barrier [`DOUBLE`].
+    Enter {
+        count: u32,
+    },
+    Leave,
 }
 
 /// Which hold a release names.
@@ -81,13 +103,21 @@ pub enum AbstractHold {
     Wait,
 }
 
-/// The lock paths of the model, and their kinds: under the model's plain paths, so that
-/// deletes and recursive deletes reach them.
-pub const LOCKS: [(&str, warden_core::queue::LockKind); 3] = [
-    ("/a/m", warden_core::queue::LockKind::Mutex),
-    ("/b/rw", warden_core::queue::LockKind::ReadWrite),
-    ("/a/b/s", warden_core::queue::LockKind::Semaphore { permits: 2 }),
+/// The recipe paths of the model, and their kinds: under the model's plain paths, so that
+/// deletes and recursive deletes reach them. The first three are locks.
+pub const LOCKS: [(&str, QueueKind); 6] = [
+    ("/a/m", QueueKind::Mutex),
+    ("/b/rw", QueueKind::ReadWrite),
+    ("/a/b/s", QueueKind::Semaphore { permits: 2 }),
+    (ELECTION, QueueKind::Election),
+    (BARRIER, QueueKind::Barrier),
+    (DOUBLE, QueueKind::DoubleBarrier { count: 2 }),
 ];
+
+/// The model's election, barrier and double barrier (of 2, mostly).
+pub const ELECTION: &str = "/a/e";
+pub const BARRIER: &str = "/c/bar";
+pub const DOUBLE: &str = "/b/dbl";
 
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -101,7 +131,7 @@ fn path() -> impl Strategy<Value = String> {
         20 => prop::collection::vec(prop::sample::select(vec!["a", "b", "c"]), 1..=3)
             .prop_map(|segments| format!("/{}", segments.join("/"))),
         // A lock, or one of its first waiters.
-        4 => (0usize..3, prop::option::of(0u64..3))
+        4 => (0usize..LOCKS.len(), prop::option::of(0u64..3))
             .prop_map(|(lock, waiter)| match waiter {
                 Some(n) => format!("{}/w-{n:010}", LOCKS[lock].0),
                 None => LOCKS[lock].0.to_owned(),
@@ -193,10 +223,18 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
             .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
         4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
             .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
-        3 => (0u8..3, hold(), prop::option::weighted(0.7, 0u8..3))
+        3 => (0u8..6, hold(), prop::option::weighted(0.7, 0u8..3))
             .prop_map(|(lock, hold, waiter)| AbstractCommand::Release { lock, hold, waiter }),
-        1 => (0u8..3, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
+        1 => (0u8..6, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
         1 => Just(AbstractCommand::Wake),
+        3 => data().prop_map(|value| AbstractCommand::Campaign { value }),
+        1 => (hold(), data()).prop_map(|(hold, value)| AbstractCommand::Proclaim { hold, value }),
+        1 => hold().prop_map(|hold| AbstractCommand::Resign { hold }),
+        1 => Just(AbstractCommand::SetBarrier),
+        1 => Just(AbstractCommand::RemoveBarrier),
+        2 => Just(AbstractCommand::WaitBarrier),
+        3 => prop::sample::select(vec![2u32, 2, 2, 1, 3]).prop_map(|count| AbstractCommand::Enter { count }),
+        2 => Just(AbstractCommand::Leave),
     ]
 }
 
@@ -292,6 +330,7 @@ impl Runner {
                     LockKind::ReadWrite if *shared => WaitMode::Shared,
                     LockKind::ReadWrite => WaitMode::Exclusive,
                     LockKind::Semaphore { .. } => WaitMode::Permits(*permits),
+                    _ => WaitMode::Member,
                 };
                 Command::Acquire { path: path.into(), kind, mode, delay_ms: *delay_ms }
             }
@@ -304,10 +343,41 @@ impl Runner {
                 session: self.resolve(*session),
             },
             AbstractCommand::Wake => Command::WakeLocks,
+            AbstractCommand::Campaign { value } => {
+                Command::Campaign { path: ELECTION.into(), value: value.clone() }
+            }
+            AbstractCommand::Proclaim { hold, value } => Command::Proclaim {
+                path: ELECTION.into(),
+                token: self.token(ELECTION, session, *hold),
+                value: value.clone(),
+            },
+            AbstractCommand::Resign { hold } => Command::Resign {
+                path: ELECTION.into(),
+                token: self.token(ELECTION, session, *hold),
+            },
+            AbstractCommand::SetBarrier => Command::SetBarrier { path: BARRIER.into() },
+            AbstractCommand::RemoveBarrier => Command::RemoveBarrier { path: BARRIER.into() },
+            AbstractCommand::WaitBarrier => Command::WaitBarrier { path: BARRIER.into() },
+            AbstractCommand::Enter { count } => {
+                Command::EnterBarrier { path: DOUBLE.into(), count: *count }
+            }
+            AbstractCommand::Leave => Command::LeaveBarrier { path: DOUBLE.into() },
         };
         let id =
             step.id.map(|(seq, lowest)| warden_core::RequestId { seq, lowest_pending: lowest });
         Request { session, id, command }
+    }
+
+    /// The token a proclaim or resign names: the session's current one, or another.
+    fn token(&self, queue: &str, session: Option<u64>, hold: AbstractHold) -> u64 {
+        let hold = match hold {
+            AbstractHold::Stale(_) => hold,
+            _ => AbstractHold::Current,
+        };
+        match self.hold(queue, session, hold) {
+            HoldRef::Token(t) => t,
+            _ => u64::MAX,
+        }
     }
 
     /// The hold a release names, from what `session` has at `lock` now.
