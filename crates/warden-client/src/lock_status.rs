@@ -56,6 +56,9 @@ impl LockStatus {
             LockKind::Mutex => "mutex",
             LockKind::ReadWrite => "rwlock",
             LockKind::Semaphore { .. } => "semaphore",
+            LockKind::Election => "election",
+            LockKind::Barrier => "barrier",
+            LockKind::DoubleBarrier { .. } => "double",
         }
     }
 }
@@ -67,6 +70,7 @@ impl LockEntry {
             WaitMode::Exclusive => "exclusive".to_owned(),
             WaitMode::Shared => "shared".to_owned(),
             WaitMode::Permits(n) => format!("permits:{n}"),
+            WaitMode::Member => "member".to_owned(),
         }
     }
 }
@@ -82,6 +86,9 @@ fn kind(name: &str, permits: u32) -> Result<LockKind, ClientError> {
         "mutex" => Ok(LockKind::Mutex),
         "rwlock" => Ok(LockKind::ReadWrite),
         "semaphore" => Ok(LockKind::Semaphore { permits }),
+        "election" => Ok(LockKind::Election),
+        "barrier" => Ok(LockKind::Barrier),
+        "double" => Ok(LockKind::DoubleBarrier { count: permits }),
         other => Err(unreadable("lock type", other)),
     }
 }
@@ -90,6 +97,7 @@ fn mode(name: &str) -> Result<WaitMode, ClientError> {
     match name {
         "exclusive" => Ok(WaitMode::Exclusive),
         "shared" => Ok(WaitMode::Shared),
+        "member" => Ok(WaitMode::Member),
         other => other
             .strip_prefix("permits:")
             .and_then(|n| n.parse().ok())

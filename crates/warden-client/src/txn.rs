@@ -52,9 +52,9 @@ pub(crate) fn node_kind(mode: CreateMode) -> Result<pb::NodeKind, ClientError> {
         NodeKind::Persistent => Ok(pb::NodeKind::Persistent),
         NodeKind::Ephemeral => Ok(pb::NodeKind::Ephemeral),
         NodeKind::Container => Ok(pb::NodeKind::Container),
-        NodeKind::Lock => Err(ClientError::Server {
+        NodeKind::Queue => Err(ClientError::Server {
             code: Code::InvalidArgument,
-            message: "lock nodes are made by acquiring a lock, not by create".into(),
+            message: "queue nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier), not by create".into(),
             kind: Some(ErrorKind::InvalidCreateMode),
         }),
     }

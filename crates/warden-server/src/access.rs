@@ -165,7 +165,7 @@ impl Access {
                 // A lock's waiters (its holders among them) are what deleting it would end.
                 let waiters: Vec<String> = nodes
                     .iter()
-                    .filter(|n| tree.get(n).is_some_and(|node| node.kind == NodeKind::Lock))
+                    .filter(|n| tree.get(n).is_some_and(|node| node.kind == NodeKind::Queue))
                     .flat_map(|n| tree.children(n).map(|(p, _)| p.to_owned()))
                     .collect();
                 nodes.extend(waiters);
@@ -396,6 +396,83 @@ impl Guarded for pb::CheckSequencerRequest {
     const RPC: &'static str = "Lock.CheckSequencer";
     fn needs(&self) -> Vec<Need> {
         on(Permission::Read, &self.path)
+    }
+}
+
+impl Guarded for pb::CampaignRequest {
+    const RPC: &'static str = "Election.Campaign";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::ProclaimRequest {
+    const RPC: &'static str = "Election.Proclaim";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::ResignRequest {
+    const RPC: &'static str = "Election.Resign";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::LeaderRequest {
+    const RPC: &'static str = "Election.Leader";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Read, &self.name)
+    }
+}
+
+impl Guarded for pb::ObserveRequest {
+    const RPC: &'static str = "Election.Observe";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Watch, &self.name)
+    }
+}
+
+impl Guarded for pb::BarrierSetRequest {
+    const RPC: &'static str = "Barrier.Set";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Lock, &self.name)
+    }
+}
+
+impl Guarded for pb::BarrierRemoveRequest {
+    const RPC: &'static str = "Barrier.Remove";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Lock, &self.name)
+    }
+}
+
+impl Guarded for pb::BarrierWaitRequest {
+    const RPC: &'static str = "Barrier.Wait";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::BarrierEnterRequest {
+    const RPC: &'static str = "Barrier.Enter";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::BarrierLeaveRequest {
+    const RPC: &'static str = "Barrier.Leave";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.name.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::BarrierStatusRequest {
+    const RPC: &'static str = "Barrier.Status";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Read, &self.name)
     }
 }
 

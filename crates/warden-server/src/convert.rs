@@ -143,22 +143,19 @@ pub fn txn(r: pb::TxnRequest) -> Result<Command, String> {
 /// A lock (or semaphore) acquire as a command; INVALID_ARGUMENT for a lock type this
 /// member does not know (taking it as a mutex would grant what the caller did not ask for).
 pub fn acquire(r: &pb::AcquireRequest) -> Result<Command, tonic::Status> {
-    let kind = match pb::LockType::try_from(r.r#type) {
-        Ok(pb::LockType::Mutex) => LockKind::Mutex,
-        Ok(pb::LockType::Rwlock) => LockKind::ReadWrite,
-        Ok(pb::LockType::Semaphore) => LockKind::Semaphore { permits: r.permits },
+    let (kind, mode) = match pb::LockType::try_from(r.r#type) {
+        Ok(pb::LockType::Mutex) => (LockKind::Mutex, WaitMode::Exclusive),
+        Ok(pb::LockType::Rwlock) if r.shared => (LockKind::ReadWrite, WaitMode::Shared),
+        Ok(pb::LockType::Rwlock) => (LockKind::ReadWrite, WaitMode::Exclusive),
+        Ok(pb::LockType::Semaphore) => {
+            (LockKind::Semaphore { permits: r.permits }, WaitMode::Permits(r.weight.max(1)))
+        }
         Err(_) => {
             return Err(crate::status::invalid(format!(
                 "unknown lock type {} in field `type` of the acquire of {:?}; use LOCK_TYPE_MUTEX (0), LOCK_TYPE_RWLOCK (1) or LOCK_TYPE_SEMAPHORE (2)",
                 r.r#type, r.path
             )));
         }
-    };
-    let mode = match kind {
-        LockKind::Mutex => WaitMode::Exclusive,
-        LockKind::ReadWrite if r.shared => WaitMode::Shared,
-        LockKind::ReadWrite => WaitMode::Exclusive,
-        LockKind::Semaphore { .. } => WaitMode::Permits(r.weight.max(1)),
     };
     Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms })
 }

@@ -20,12 +20,14 @@
 
 mod access;
 pub mod audit;
+mod barrier_service;
 mod batch;
 mod caller;
 mod cluster_service;
 pub mod config;
 mod connection_watches;
 pub mod convert;
+mod election_service;
 mod error;
 pub mod identity;
 mod kv_service;
@@ -37,6 +39,7 @@ pub mod network;
 mod node;
 mod peer_health;
 mod raft_service;
+mod recipe_wait;
 mod request_size;
 mod session_service;
 mod session_tracker;

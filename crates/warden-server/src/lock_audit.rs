@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use warden_core::lock::{self, WaiterInfo};
+use warden_core::queue_data::{self, Mark, WaiterInfo};
 use warden_core::{Event, EventKind, NodeKind, Output, SessionId, State};
 use warden_storage::{AppliedCommand, EventSink};
 
@@ -124,7 +124,12 @@ pub(crate) fn lock_records(
         let Some(lock_path) = waiter_lock(state, event) else { continue };
         let (action, token) = match (event.kind, event.data.as_deref()) {
             (EventKind::Data, Some(data)) => match WaiterInfo::decode(data) {
-                Some(info) if lock::is_revoked(data) => ("revoke", info.token),
+                Some(info) if queue_data::mark_of(data) == Some(Mark::Revoked) => {
+                    ("revoke", info.token)
+                }
+                Some(info) if queue_data::mark_of(data) == Some(Mark::Resigned) => {
+                    ("resign", info.token)
+                }
                 Some(WaiterInfo { token: Some(token), .. }) => ("grant", Some(token)),
                 _ => continue,
             },
@@ -155,9 +160,9 @@ fn waiter_lock<'e>(state: &State, event: &'e Event) -> Option<&'e str> {
     if event.stat.ephemeral_owner == 0 {
         return None;
     }
-    let parent = lock::lock_of_waiter(&event.path)?;
+    let parent = warden_core::recipe::queue_of_waiter(&event.path)?;
     match state.tree().get(parent) {
-        Some(node) if node.kind != NodeKind::Lock => None,
+        Some(node) if node.kind != NodeKind::Queue => None,
         _ => Some(parent),
     }
 }

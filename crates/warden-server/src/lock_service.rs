@@ -1,87 +1,44 @@
-//! The Lock service: a thin adapter from the lock RPCs to the core's Acquire and Release,
-//! plus the server-side wait for a grant.
-//!
-//! An Acquire that is not granted at once waits on the node's watch hub for its waiter's
-//! grant (the token written into the waiter). A timeout, or the caller going away, removes
-//! the wait with one Release entry that names the wait (`HoldRef::Wait`): if the grant
-//! raced it, the grant is kept and the timed-out caller is answered with it, so a grant is
-//! never lost between the server and the client, and a late cancel can never end a hold
-//! the session got since (another guard of the same hold, a re-attached acquire).
+//! The Lock and Semaphore services: thin adapters from the lock RPCs to the core's Acquire
+//! and Release; an Acquire that is not granted at once waits with the recipe framework's
+//! [`Waits`] (a timeout or a dropped call removes the wait, never leaking a grant).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tonic::{Code, Request, Response, Status};
-use tracing::debug;
-use warden_core::lock::{WaiterInfo, WaiterView};
 use warden_core::queue::{LockKind, WaitMode};
-use warden_core::{Command, EventKind, HoldRef, Output, WatchFilter};
+use warden_core::recipe::WaiterView;
+use warden_core::{Command, Output};
 use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
 
 use crate::convert;
+use crate::recipe_wait::{Granted, Waits, Withdrawn};
 use crate::shared::Shared;
 use crate::status;
-use crate::watch_hub::{WatchHub, WatchMessage};
 
 /// Serves locks.
 pub(crate) struct LockService {
     shared: Shared,
-    hub: Arc<WatchHub>,
+    waits: Waits,
 }
 
 impl LockService {
-    pub(crate) fn new(shared: Shared, hub: Arc<WatchHub>) -> LockService {
-        LockService { shared, hub }
+    pub(crate) fn new(shared: Shared, waits: Waits) -> LockService {
+        LockService { shared, waits }
     }
 }
 
-fn session(id: u64) -> Result<u64, Status> {
+pub(crate) fn session(id: u64) -> Result<u64, Status> {
     if id == 0 {
         return Err(status::server(
             Code::InvalidArgument,
             ErrorKind::SessionRequired,
-            "a lock needs a session_id",
+            "this call needs a session_id: open a session first (Session.Open)",
         ));
     }
     Ok(id)
-}
-
-/// Removes the wait if the acquire's caller goes away before a grant. A grant that raced
-/// the cancel stays with the session (the client re-attaches to it, or it goes with the
-/// session): the cancel cannot know whether another call of the session holds it.
-struct CancelOnDrop {
-    shared: Shared,
-    path: String,
-    waiter: String,
-    session: u64,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            let (shared, session) = (self.shared.clone(), self.session);
-            let command = Command::Release {
-                path: self.path.clone(),
-                hold: HoldRef::Wait(self.waiter.clone()),
-            };
-            tokio::spawn(async move {
-                let released = shared.write(Some(session), None, command).await;
-                debug!(?released, "abandoned lock wait removed");
-            });
-        }
-    }
-}
-
-/// What withdrawing a wait did.
-enum Withdrawn {
-    /// The wait is gone.
-    Removed,
-    /// It was granted first: the revision and the token.
-    Granted(u64, u64),
 }
 
 impl LockService {
@@ -89,25 +46,9 @@ impl LockService {
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
         let command = convert::acquire(r)?;
         let session = session(r.session_id)?;
-        match self.shared.write(Some(session), None, command).await? {
+        match self.waits.join(session, command).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::unexpected(&other)),
-        }
-    }
-
-    /// Withdraws the wait of `waiter` (a timed-out or try acquire), unless it was granted
-    /// meanwhile. A wait that is already gone (its session ended) counts as removed.
-    async fn withdraw(&self, r: &pb::AcquireRequest, waiter: &str) -> Result<Withdrawn, Status> {
-        let command =
-            Command::Release { path: r.path.clone(), hold: HoldRef::Wait(waiter.to_owned()) };
-        match self.shared.write(Some(r.session_id), None, command).await {
-            Ok((_, Output::LockReleased { .. })) => Ok(Withdrawn::Removed),
-            Ok((revision, Output::LockQueued { token: Some(token), .. })) => {
-                Ok(Withdrawn::Granted(revision, token))
-            }
-            Err(e) if status::kind(&e) == Some(ErrorKind::NotHeld) => Ok(Withdrawn::Removed),
-            Err(e) => Err(e),
-            Ok((_, other)) => Err(status::unexpected(&other)),
         }
     }
 
@@ -125,102 +66,12 @@ impl LockService {
     }
 
     /// The answer to an acquire that holds.
-    fn granted(&self, revision: u64, waiter: String, token: u64) -> Response<pb::AcquireResponse> {
+    fn granted(&self, g: Granted) -> Response<pb::AcquireResponse> {
         Response::new(pb::AcquireResponse {
-            header: Some(self.shared.header(revision)),
-            waiter,
-            token,
+            header: Some(self.shared.header(g.revision)),
+            waiter: g.waiter,
+            token: g.token,
         })
-    }
-
-    /// Why the wait of `waiter` ended without a grant: an operator revoked it, its session
-    /// ended, or (the session lives on) the wait was cancelled, most likely by an earlier
-    /// call of the same acquire that broke (its cancel landed after this call re-attached
-    /// to the wait): the client asks again.
-    fn wait_ended(&self, waiter: &str, session: u64, revoked: bool) -> Status {
-        if revoked {
-            return status::server(
-                Code::Aborted,
-                ErrorKind::WaitRevoked,
-                format!(
-                    "the wait for the lock ended: {waiter} was revoked by an operator (`warden lock revoke`, or a delete with --revoke-locks); the session lives on"
-                ),
-            );
-        }
-        let alive = self.shared.state_machine.read(|a| a.core.session(session).is_some());
-        if alive {
-            return status::server(
-                Code::Aborted,
-                ErrorKind::WaitCancelled,
-                format!(
-                    "the wait for the lock ended: {waiter} was cancelled (an earlier call of this acquire went away); acquire again"
-                ),
-            );
-        }
-        status::server(
-            Code::Aborted,
-            ErrorKind::WaitEnded,
-            format!("the wait for the lock ended: {waiter} went with its session {session}"),
-        )
-    }
-
-    /// Waits until `waiter` (of `session`) is granted (its token) or deleted (an error).
-    async fn wait_for_grant(&self, waiter: &str, session: u64, from: u64) -> Result<u64, Status> {
-        let limits = self.shared.state_machine.read(|a| a.core.limits().clone());
-        let mut start = from;
-        loop {
-            let filter = WatchFilter::key(waiter, &limits).map_err(|e| status::core_error(&e))?;
-            let mut registration = match self.hub.register(filter, start, false) {
-                Ok(r) => r,
-                Err(_) => return Err(status::member_stopped()),
-            };
-            // An operator's revoke marks the waiter before deleting it.
-            let mut revoked = false;
-            loop {
-                match registration.recv().await {
-                    Some(WatchMessage::Events(_, events)) => {
-                        for event in events {
-                            match event.kind {
-                                EventKind::Data => {
-                                    let data = event.data.as_deref().unwrap_or_default();
-                                    if warden_core::lock::is_revoked(data) {
-                                        revoked = true;
-                                        continue;
-                                    }
-                                    let info = WaiterInfo::decode(data);
-                                    if let Some(token) = info.and_then(|i| i.token) {
-                                        self.hub.unregister(registration.id);
-                                        return Ok(token);
-                                    }
-                                }
-                                EventKind::Deleted => {
-                                    self.hub.unregister(registration.id);
-                                    return Err(self.wait_ended(waiter, session, revoked));
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    Some(WatchMessage::Progress(_)) => {}
-                    None => break,
-                }
-            }
-            // The hub cancelled the watcher (slow, snapshot, shutdown): look at the state,
-            // then watch again from where it is.
-            let (revision, found) = self.shared.state_machine.read(|a| {
-                let found = a
-                    .core
-                    .tree()
-                    .get(waiter)
-                    .map(|n| WaiterInfo::decode(&n.data).and_then(|i| i.token));
-                (a.core.revision(), found)
-            });
-            match found {
-                Some(Some(token)) => return Ok(token),
-                Some(None) => start = revision + 1,
-                None => return Err(self.wait_ended(waiter, session, false)),
-            }
-        }
     }
 }
 
@@ -229,10 +80,12 @@ fn mode_name(mode: WaitMode) -> String {
         WaitMode::Exclusive => "exclusive".into(),
         WaitMode::Shared => "shared".into(),
         WaitMode::Permits(n) => format!("permits:{n}"),
+        WaitMode::Member => "member".into(),
     }
 }
 
-fn waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
+/// A waiter of any recipe as the wire shows it, with its session's identity.
+pub(crate) fn waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
     pb::LockWaiter {
         waiter: w.path.clone(),
         session_id: w.session,
@@ -253,54 +106,14 @@ impl Lock for LockService {
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
-            return Ok(self.granted(revision, waiter, token));
+            return Ok(self.granted(Granted { revision, waiter, token }));
         }
-        let mut guard = CancelOnDrop {
-            shared: self.shared.clone(),
-            path: r.path.clone(),
-            waiter: waiter.clone(),
-            session: r.session_id,
-            armed: true,
-        };
-        let waited = if r.timeout_ms == 0 {
-            self.wait_for_grant(&waiter, r.session_id, revision + 1).await
-        } else {
-            match tokio::time::timeout(
-                Duration::from_millis(r.timeout_ms),
-                self.wait_for_grant(&waiter, r.session_id, revision + 1),
-            )
-            .await
-            {
-                Ok(result) => result,
-                Err(_) => {
-                    guard.armed = false;
-                    // One entry removes the wait; a grant that raced the timeout is kept
-                    // and answered, never leaked and never released behind a guard.
-                    if let Withdrawn::Granted(revision, token) = self.withdraw(&r, &waiter).await? {
-                        return Ok(self.granted(revision, waiter, token));
-                    }
-                    return Err(status::server(
-                        Code::DeadlineExceeded,
-                        ErrorKind::Timeout,
-                        format!(
-                            "the lock {:?} was not granted within {} ms; the wait was removed",
-                            r.path, r.timeout_ms
-                        ),
-                    ));
-                }
-            }
-        };
-        match waited {
-            Ok(token) => {
-                guard.armed = false;
-                let revision = self.shared.state_machine.read(|a| a.core.revision());
-                Ok(self.granted(revision, waiter, token))
-            }
-            Err(e) => {
-                guard.armed = e.code() != Code::Aborted;
-                Err(e)
-            }
-        }
+        let what = format!("the lock {:?}", r.path);
+        let granted = self
+            .waits
+            .until_granted(&r.path, r.session_id, waiter, revision + 1, r.timeout_ms, &what)
+            .await?;
+        Ok(self.granted(granted))
     }
 
     async fn try_acquire(
@@ -311,10 +124,12 @@ impl Lock for LockService {
         let r = request.into_inner();
         let (revision, waiter, token) = self.queue(&r).await?;
         if let Some(token) = token {
-            return Ok(self.granted(revision, waiter, token));
+            return Ok(self.granted(Granted { revision, waiter, token }));
         }
-        if let Withdrawn::Granted(revision, token) = self.withdraw(&r, &waiter).await? {
-            return Ok(self.granted(revision, waiter, token));
+        if let Withdrawn::Granted(granted) =
+            self.waits.withdraw(&r.path, r.session_id, &waiter).await?
+        {
+            return Ok(self.granted(granted));
         }
         Err(status::server(
             Code::FailedPrecondition,
@@ -375,6 +190,10 @@ impl Lock for LockService {
             LockKind::Mutex => ("mutex", 1),
             LockKind::ReadWrite => ("rwlock", 0),
             LockKind::Semaphore { permits } => ("semaphore", permits),
+            // The queue of another recipe, shown the same way (its candidates, members).
+            LockKind::Election => ("election", 1),
+            LockKind::Barrier => ("barrier", 0),
+            LockKind::DoubleBarrier { count } => ("double", count),
         };
         Ok(Response::new(pb::LockStatusResponse {
             header: Some(self.shared.header(revision)),

@@ -29,22 +29,27 @@ use warden_storage::{EventSink, LogStore, StateMachineStore, TypeConfig, WardenN
 
 use crate::access::Access;
 use crate::audit::Audit;
+use crate::barrier_service::BarrierService;
 use crate::batch::{Proposer, ReadGate};
 use crate::caller::CallerLayer;
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
+use crate::election_service::ElectionService;
 use crate::error::ServerError;
 use crate::kv_service::KvService;
 use crate::lock_audit::AuditingSink;
 use crate::lock_service::{LockService, SemaphoreService};
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
+use crate::recipe_wait::Waits;
 use crate::session_service::{SessionService, track_sessions};
 use crate::session_tracker::SessionTracker;
 use crate::shared::Shared;
 use crate::tls::TlsSettings;
 use crate::watch_hub::WatchHub;
 use crate::watch_service::WatchService;
+use warden_proto::v1::barrier_server::BarrierServer;
+use warden_proto::v1::election_server::ElectionServer;
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
@@ -277,11 +282,22 @@ impl Node {
         ))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let locks = Arc::new(LockService::new(node.shared.clone(), Arc::clone(&hub)));
+        let waits = Waits::new(node.shared.clone(), Arc::clone(&hub));
+        let locks = Arc::new(LockService::new(node.shared.clone(), waits.clone()));
         let lock = LockServer::from_arc(Arc::clone(&locks))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let election = ElectionServer::new(ElectionService::new(
+            node.shared.clone(),
+            waits.clone(),
+            Arc::clone(&hub),
+        ))
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let barrier = BarrierServer::new(BarrierService::new(node.shared.clone(), waits))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         // Each request runs in a `request{rpc, identity}` span under the member's, so what
@@ -312,6 +328,8 @@ impl Node {
                 .add_service(sessions)
                 .add_service(lock)
                 .add_service(semaphore)
+                .add_service(election)
+                .add_service(barrier)
                 .serve_with_incoming_shutdown(incoming(client_listener), stopped),
         );
         node.tasks

@@ -113,21 +113,8 @@ pub(crate) async fn track_sessions(shared: Shared, tracker: Arc<SessionTracker>)
             continue;
         }
         ticks += 1;
-        if ticks.is_multiple_of(WAKE_EVERY_TICKS) && !waking.load(Ordering::Acquire) {
-            let due = shared.state_machine.read(|a| warden_core::lock::next_wake(a.core.tree()));
-            if due.is_some_and(|until| until <= crate::shared::now_ms()) {
-                waking.store(true, Ordering::Release);
-                let (shared, waking) = (shared.clone(), Arc::clone(&waking));
-                tokio::spawn(
-                    async move {
-                        if let Err(e) = shared.write(None, None, Command::WakeLocks).await {
-                            debug!(error = %e, "lock wake-up not applied");
-                        }
-                        waking.store(false, Ordering::Release);
-                    }
-                    .in_current_span(),
-                );
-            }
+        if ticks.is_multiple_of(WAKE_EVERY_TICKS) {
+            crate::recipe_wait::wake_due(&shared, &waking);
         }
         if !expiring.load(Ordering::Acquire) {
             let (term, due) = tracker.due(now);
@@ -185,7 +172,7 @@ impl KeepAlive {
                     let lost: Vec<pb::LockLost> = notice
                         .take()
                         .into_iter()
-                        .map(|(path, token)| pb::LockLost { path, token, reason: "revoked".into() })
+                        .map(|(path, token, reason)| pb::LockLost { path, token, reason: reason.into() })
                         .collect();
                     if lost.is_empty() && !ended {
                         continue;
@@ -246,7 +233,7 @@ impl KeepAlive {
         self.shared.state_machine.read(|a| {
             let live = a.core.session(id).is_some();
             held.iter()
-                .filter(|h| !warden_core::lock::still_holds(a.core.tree(), &h.path, id, h.token))
+                .filter(|h| !warden_core::recipe::still_holds(a.core.tree(), &h.path, id, h.token))
                 .map(|h| pb::LockLost {
                     path: h.path.clone(),
                     token: h.token,

@@ -75,6 +75,7 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::TooManySessions { .. } => (Code::ResourceExhausted, ErrorKind::TooManySessions),
         CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, ErrorKind::TooManyWaiters),
         CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, ErrorKind::TxnBytesTooLarge),
+        CoreError::WrongRecipe { .. } => (Code::FailedPrecondition, ErrorKind::WrongRecipe),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }

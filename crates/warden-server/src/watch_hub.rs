@@ -14,15 +14,15 @@
 //! queued for it at once, which is what frees the memory. A watcher that has only the
 //! latest message waiting is keeping up and is never the one cancelled.
 //!
-//! The hub also hands each session's keepalive streams the lock holds revoked from it (a
-//! revoked holder's waiter gets a marked last value), so the holder is told at once.
+//! The hub also hands each session's keepalive streams the holds taken from it (the events
+//! the core's `recipe::lost_hold` names: a revoked or resigned holder's waiter gets a
+//! marked last value), so the holder is told at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
-use warden_core::lock::WaiterInfo;
 use warden_core::{Event, EventKind, WatchFilter};
 use warden_storage::EventSink;
 
@@ -55,16 +55,16 @@ pub enum Refused {
 pub struct SessionNotice {
     /// Wakes the stream.
     pub notify: Notify,
-    /// Revoked holds not yet reported.
-    pub revoked: Mutex<Vec<(String, u64)>>,
+    /// Holds taken away (revoked, resigned) not yet reported: queue, token, why.
+    pub revoked: Mutex<Vec<(String, u64, &'static str)>>,
     /// An ephemeral node of the session was deleted: the session may have ended (closed
     /// by an operator, expired), which the stream checks and reports at once.
     pub maybe_ended: AtomicBool,
 }
 
 impl SessionNotice {
-    /// Takes the revoked holds not yet reported.
-    pub fn take(&self) -> Vec<(String, u64)> {
+    /// Takes the holds taken away and not yet reported.
+    pub fn take(&self) -> Vec<(String, u64, &'static str)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -250,18 +250,12 @@ impl WatchHub {
                 notice.notify.notify_one();
             }
         }
-        for e in events.iter().filter(|e| e.kind == EventKind::Data) {
+        for e in events {
             let Some(notices) = owners.get(&e.stat.ephemeral_owner) else { continue };
-            let Some(data) = e.data.as_deref().filter(|d| warden_core::lock::is_revoked(d)) else {
-                continue;
-            };
-            let token = WaiterInfo::decode(data).and_then(|i| i.token);
-            let (Some(token), Some(lock)) = (token, warden_core::path::parent(&e.path)) else {
-                continue;
-            };
+            let Some((queue, token, mark)) = warden_core::recipe::lost_hold(e) else { continue };
             for notice in notices.iter().filter_map(Weak::upgrade) {
                 let mut revoked = notice.revoked.lock().unwrap_or_else(PoisonError::into_inner);
-                revoked.push((lock.to_owned(), token));
+                revoked.push((queue.to_owned(), token, mark.word()));
                 notice.notify.notify_one();
             }
         }

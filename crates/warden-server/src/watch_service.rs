@@ -76,7 +76,7 @@ fn filter(r: &pb::WatchRequest, limits: &Limits) -> Result<WatchFilter, Status> 
     .map_err(|e| status::core_error(&e))
 }
 
-fn refused(r: &Refused) -> Status {
+pub(crate) fn refused(r: &Refused) -> Status {
     match r {
         Refused::Compacted { oldest } => compacted(*oldest),
         Refused::Closed => status::member_stopped(),

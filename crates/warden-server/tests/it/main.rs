@@ -15,6 +15,7 @@ mod limits;
 mod listing;
 mod locks;
 mod partition;
+mod recipes;
 mod replication;
 mod sessions;
 mod tls;
