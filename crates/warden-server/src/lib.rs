@@ -25,7 +25,6 @@ mod caller;
 mod cluster_service;
 pub mod config;
 mod connection_watches;
-pub mod convert;
 mod error;
 pub mod identity;
 mod kv_service;

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, warn};
 use warden_core::{Command, Output};
 use warden_proto::ErrorKind;
+use warden_proto::convert::session::{LOST_REVOKED, LOST_SESSION_ENDED, lock_lost};
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
 
@@ -185,7 +186,7 @@ impl KeepAlive {
                     let lost: Vec<pb::LockLost> = notice
                         .take()
                         .into_iter()
-                        .map(|(path, token)| pb::LockLost { path, token, reason: "revoked".into() })
+                        .map(|(path, token)| lock_lost(path, token, LOST_REVOKED))
                         .collect();
                     if lost.is_empty() && !ended {
                         continue;
@@ -247,10 +248,9 @@ impl KeepAlive {
             let live = a.core.session(id).is_some();
             held.iter()
                 .filter(|h| !warden_core::lock::still_holds(a.core.tree(), &h.path, id, h.token))
-                .map(|h| pb::LockLost {
-                    path: h.path.clone(),
-                    token: h.token,
-                    reason: if live { "revoked" } else { "session ended" }.to_owned(),
+                .map(|h| {
+                    let reason = if live { LOST_REVOKED } else { LOST_SESSION_ENDED };
+                    lock_lost(h.path.clone(), h.token, reason)
                 })
                 .collect()
         })

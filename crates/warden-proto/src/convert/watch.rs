@@ -1,6 +1,6 @@
 //! Watch scopes and events.
 
-use warden_core::{Event, EventKind};
+use warden_core::{CoreError, Event, EventKind, Limits, WatchFilter};
 
 use super::ConvertError;
 use super::kv::{core_stat, stat};
@@ -18,6 +18,19 @@ pub const EVENT_KINDS: &str = "this side knows EVENT_KIND_CREATED (0), EVENT_KIN
 pub fn watch_scope(r: &pb::WatchRequest) -> Result<pb::WatchScope, ConvertError> {
     pb::WatchScope::try_from(r.scope).map_err(|_| {
         ConvertError::unknown("scope", r.scope, format!("the watch of {:?}", r.path), WATCH_SCOPES)
+    })
+}
+
+/// A watch request's filter, as the core makes it from the scope and path: an error for
+/// an unknown scope, and inside, the core's refusal of a path or pattern over `limits`.
+pub fn watch_filter(
+    r: &pb::WatchRequest,
+    limits: &Limits,
+) -> Result<Result<WatchFilter, CoreError>, ConvertError> {
+    Ok(match watch_scope(r)? {
+        pb::WatchScope::Key => WatchFilter::key(&r.path, limits),
+        pb::WatchScope::Prefix => WatchFilter::prefix(&r.path, limits),
+        pb::WatchScope::Glob => WatchFilter::glob(&r.path, limits),
     })
 }
 
@@ -103,6 +116,26 @@ mod tests {
         assert_eq!(e.as_ref().map(|e| (e.field, e.value.as_deref())), Some(("kind", Some("9"))));
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("9 in field `kind` of an event on \"/e\" at revision 4"), "{text}");
+    }
+
+    #[test]
+    fn each_scope_makes_its_filter() {
+        let limits = Limits::default();
+        let matches = |scope: pb::WatchScope, path: &str, other: &str| {
+            let scope = scope.into();
+            let r = pb::WatchRequest { path: path.into(), scope, ..Default::default() };
+            match watch_filter(&r, &limits) {
+                Ok(Ok(filter)) => filter.matches(other),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(matches(pb::WatchScope::Key, "/a", "/a"));
+        assert!(!matches(pb::WatchScope::Key, "/a", "/a/b"));
+        assert!(matches(pb::WatchScope::Prefix, "/a", "/a/b"));
+        assert!(!matches(pb::WatchScope::Glob, "/a/*", "/a"));
+        assert!(matches(pb::WatchScope::Glob, "/a/*", "/a/x"));
+        let odd = pb::WatchRequest { path: "/a".into(), scope: 7, ..Default::default() };
+        assert_eq!(watch_filter(&odd, &limits).err().map(|e| e.field), Some("scope"));
     }
 
     #[test]
