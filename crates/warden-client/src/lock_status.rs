@@ -7,6 +7,7 @@
 //! an error, not a guess).
 
 use warden_core::queue::{LockKind, WaitMode};
+use warden_proto::convert::lock;
 use warden_proto::v1 as pb;
 
 use crate::Client;
@@ -52,56 +53,21 @@ pub struct LockEntry {
 impl LockStatus {
     /// The kind as the CLI and the wire name it: "mutex", "rwlock" or "semaphore".
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            LockKind::Mutex => "mutex",
-            LockKind::ReadWrite => "rwlock",
-            LockKind::Semaphore { .. } => "semaphore",
-        }
+        lock::lock_kind_name(self.kind).0
     }
 }
 
 impl LockEntry {
     /// The mode as the CLI and the wire name it: "exclusive", "shared" or "permits:N".
     pub fn mode_name(&self) -> String {
-        match self.mode {
-            WaitMode::Exclusive => "exclusive".to_owned(),
-            WaitMode::Shared => "shared".to_owned(),
-            WaitMode::Permits(n) => format!("permits:{n}"),
-        }
-    }
-}
-
-fn unreadable(what: &str, value: &str) -> ClientError {
-    ClientError::UnexpectedResponse {
-        message: format!("a lock status with the unknown {what} {value:?}"),
-    }
-}
-
-fn kind(name: &str, permits: u32) -> Result<LockKind, ClientError> {
-    match name {
-        "mutex" => Ok(LockKind::Mutex),
-        "rwlock" => Ok(LockKind::ReadWrite),
-        "semaphore" => Ok(LockKind::Semaphore { permits }),
-        other => Err(unreadable("lock type", other)),
-    }
-}
-
-fn mode(name: &str) -> Result<WaitMode, ClientError> {
-    match name {
-        "exclusive" => Ok(WaitMode::Exclusive),
-        "shared" => Ok(WaitMode::Shared),
-        other => other
-            .strip_prefix("permits:")
-            .and_then(|n| n.parse().ok())
-            .map(WaitMode::Permits)
-            .ok_or_else(|| unreadable("wait mode", other)),
+        lock::wait_mode_name(self.mode)
     }
 }
 
 /// The wire answer as a [`LockStatus`].
 pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, ClientError> {
     let mut status = LockStatus {
-        kind: kind(&r.r#type, r.permits)?,
+        kind: lock::lock_kind_named(&r.r#type, r.permits).map_err(ClientError::unreadable)?,
         delay_ms: r.delay_ms,
         blocked_until_ms: r.blocked_until_ms,
         holders: Vec::new(),
@@ -110,7 +76,7 @@ pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, Clien
     };
     for w in r.waiters {
         let entry = LockEntry {
-            mode: mode(&w.mode)?,
+            mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
             waiter: w.waiter,
             session_id: w.session_id,
             token: w.token,
