@@ -159,6 +159,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(lock::lock_kind_named("mutex", 1).ok(), Some(LockKind::Mutex));
+        assert_eq!(lock::lock_kind_named(lock::MUTEX_NAME, 1).ok(), Some(LockKind::Mutex));
     }
 }

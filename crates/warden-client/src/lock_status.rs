@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn holders_are_told_from_waiters_and_unknown_names_are_errors() {
         let response = pb::LockStatusResponse {
-            r#type: "semaphore".into(),
+            r#type: lock::SEMAPHORE_NAME.into(),
             permits: 3,
             waiters: vec![
                 entry("/s/w-1", "permits:2", Some(4)),
@@ -152,7 +152,7 @@ mod tests {
         };
         let status = lock_status(response.clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(status.kind, LockKind::Semaphore { permits: 3 });
-        assert_eq!(status.kind_name(), "semaphore");
+        assert_eq!(status.kind_name(), lock::SEMAPHORE_NAME);
         let holders: Vec<_> = status.holders.iter().map(|h| (h.waiter.as_str(), h.token)).collect();
         assert_eq!(holders, [("/s/w-1", Some(4)), ("/s/w-2", Some(5))]);
         assert_eq!(status.waiters.len(), 1);

@@ -427,7 +427,7 @@ impl Semaphore for SemaphoreService {
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
         let path = request.get_ref().path.clone();
         let status = Lock::status(&*self.locks, request).await?;
-        if status.get_ref().r#type != "semaphore" {
+        if status.get_ref().r#type != lock::SEMAPHORE_NAME {
             return Err(status::server(
                 Code::FailedPrecondition,
                 ErrorKind::InvalidLockRequest,

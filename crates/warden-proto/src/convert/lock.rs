@@ -10,6 +10,19 @@ use warden_core::{Command, HoldRef};
 use super::ConvertError;
 use crate::v1 as pb;
 
+/// A mutex's name in a status answer.
+pub const MUTEX_NAME: &str = "mutex";
+/// A read-write lock's name in a status answer.
+pub const RWLOCK_NAME: &str = "rwlock";
+/// A semaphore's name in a status answer.
+pub const SEMAPHORE_NAME: &str = "semaphore";
+/// An exclusive wait's name in a status answer.
+pub const EXCLUSIVE_NAME: &str = "exclusive";
+/// A shared wait's name in a status answer.
+pub const SHARED_NAME: &str = "shared";
+/// What a wait for permits is named with, before its count (`permits:3`).
+pub const PERMITS_PREFIX: &str = "permits:";
+
 /// What a lock type field accepts.
 pub const LOCK_TYPES: &str =
     "use LOCK_TYPE_MUTEX (0), LOCK_TYPE_RWLOCK (1) or LOCK_TYPE_SEMAPHORE (2)";
@@ -76,9 +89,9 @@ pub fn release(r: pb::ReleaseRequest) -> Command {
 /// (1 for a mutex, 0 for a read-write lock).
 pub fn lock_kind_name(kind: LockKind) -> (&'static str, u32) {
     match kind {
-        LockKind::Mutex => ("mutex", 1),
-        LockKind::ReadWrite => ("rwlock", 0),
-        LockKind::Semaphore { permits } => ("semaphore", permits),
+        LockKind::Mutex => (MUTEX_NAME, 1),
+        LockKind::ReadWrite => (RWLOCK_NAME, 0),
+        LockKind::Semaphore { permits } => (SEMAPHORE_NAME, permits),
     }
 }
 
@@ -86,9 +99,9 @@ pub fn lock_kind_name(kind: LockKind) -> (&'static str, u32) {
 /// not know.
 pub fn lock_kind_named(name: &str, permits: u32) -> Result<LockKind, ConvertError> {
     match name {
-        "mutex" => Ok(LockKind::Mutex),
-        "rwlock" => Ok(LockKind::ReadWrite),
-        "semaphore" => Ok(LockKind::Semaphore { permits }),
+        MUTEX_NAME => Ok(LockKind::Mutex),
+        RWLOCK_NAME => Ok(LockKind::ReadWrite),
+        SEMAPHORE_NAME => Ok(LockKind::Semaphore { permits }),
         other => Err(ConvertError::unknown(
             "type",
             format!("{other:?}"),
@@ -101,9 +114,9 @@ pub fn lock_kind_named(name: &str, permits: u32) -> Result<LockKind, ConvertErro
 /// A wait mode's name in a status answer: "exclusive", "shared" or "permits:N".
 pub fn wait_mode_name(mode: WaitMode) -> String {
     match mode {
-        WaitMode::Exclusive => "exclusive".to_owned(),
-        WaitMode::Shared => "shared".to_owned(),
-        WaitMode::Permits(n) => format!("permits:{n}"),
+        WaitMode::Exclusive => EXCLUSIVE_NAME.to_owned(),
+        WaitMode::Shared => SHARED_NAME.to_owned(),
+        WaitMode::Permits(n) => format!("{PERMITS_PREFIX}{n}"),
     }
 }
 
