@@ -299,7 +299,7 @@ mod tests {
         match convert::event(odd).map_err(ClientError::unreadable) {
             Err(e @ ClientError::UnexpectedResponse { .. }) => {
                 let text = e.to_string();
-                assert!(text.contains("unknown value 9 in field `kind`"), "{text}");
+                assert!(text.contains("unknown event kind 9 in field `kind`"), "{text}");
                 assert!(text.contains("upgrade the client"), "{text}");
             }
             other => panic!("{other:?}"),

@@ -460,7 +460,7 @@ mod tests {
         assert_eq!(refused.code(), Code::InvalidArgument);
         assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
         assert!(
-            refused.message().contains("unknown value 9 in field `type` of the acquire"),
+            refused.message().contains("unknown lock type 9 in field `type` of the acquire"),
             "{refused:?}"
         );
         assert!(refused.message().contains("\"/l\""), "{refused:?}");

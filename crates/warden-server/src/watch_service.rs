@@ -283,7 +283,9 @@ mod tests {
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
         assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
         assert!(
-            refused.message().contains("unknown value 5 in field `scope` of the watch of \"/w\""),
+            refused
+                .message()
+                .contains("unknown watch scope 5 in field `scope` of the watch of \"/w\""),
             "{refused:?}"
         );
         let prefix = pb::WatchRequest { scope: pb::WatchScope::Prefix.into(), ..request };

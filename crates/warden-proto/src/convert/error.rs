@@ -10,6 +10,8 @@ use std::fmt;
 pub struct ConvertError {
     /// The field, as the `.proto` names it (`op`, `kind`, `target`...).
     pub field: &'static str,
+    /// What the field holds, in words (`compare op`, `node kind`).
+    pub what: &'static str,
     /// The value found, as text (`"99"`, `"\"barrier\""`); `None` when nothing was set.
     pub value: Option<String>,
     /// What is accepted instead (`use COMPARE_OP_EQUAL (0), ...`).
@@ -19,15 +21,17 @@ pub struct ConvertError {
 }
 
 impl ConvertError {
-    /// `field` of `within` has `value`, which is not among those `hint` names.
+    /// `field` (a `what`) of `within` has `value`, which is not among those `hint` names.
     pub(crate) fn unknown(
         field: &'static str,
+        what: &'static str,
         value: impl fmt::Display,
         within: impl Into<String>,
         hint: impl Into<String>,
     ) -> ConvertError {
         ConvertError {
             field,
+            what,
             value: Some(value.to_string()),
             hint: hint.into(),
             within: within.into(),
@@ -40,7 +44,7 @@ impl ConvertError {
         within: impl Into<String>,
         hint: impl Into<String>,
     ) -> ConvertError {
-        ConvertError { field, value: None, hint: hint.into(), within: within.into() }
+        ConvertError { field, what: "value", value: None, hint: hint.into(), within: within.into() }
     }
 
     /// The same error, placed inside `outer` (e.g. the transaction operation it is in).
@@ -55,8 +59,8 @@ impl fmt::Display for ConvertError {
         match &self.value {
             Some(value) => write!(
                 f,
-                "unknown value {value} in field `{}` of {}; {}",
-                self.field, self.within, self.hint
+                "unknown {} {value} in field `{}` of {}; {}",
+                self.what, self.field, self.within, self.hint
             ),
             None => {
                 write!(f, "field `{}` of {} is not set; {}", self.field, self.within, self.hint)
@@ -73,10 +77,16 @@ mod tests {
 
     #[test]
     fn the_text_names_the_field_the_value_where_and_what_is_accepted() {
-        let e = ConvertError::unknown("op", 99, "transaction compare 1 (on \"/b\")", "use A (0)");
+        let e = ConvertError::unknown(
+            "op",
+            "compare op",
+            99,
+            "transaction compare 1 (on \"/b\")",
+            "use A (0)",
+        );
         assert_eq!(
             e.to_string(),
-            "unknown value 99 in field `op` of transaction compare 1 (on \"/b\"); use A (0)"
+            "unknown compare op 99 in field `op` of transaction compare 1 (on \"/b\"); use A (0)"
         );
         let e = ConvertError::unset("target", "transaction compare 0 (on \"/a\")", "set exists");
         assert_eq!(
@@ -87,7 +97,7 @@ mod tests {
 
     #[test]
     fn inside_adds_the_outer_place() {
-        let e = ConvertError::unknown("kind", 7, "the create of \"/n\"", "use B")
+        let e = ConvertError::unknown("kind", "node kind", 7, "the create of \"/n\"", "use B")
             .inside("transaction operation 2");
         assert_eq!(e.within, "the create of \"/n\", transaction operation 2");
         assert_eq!(e.value.as_deref(), Some("7"));

@@ -57,7 +57,7 @@ pub fn node_kind(kind: i32, within: impl FnOnce() -> String) -> Result<NodeKind,
         Ok(pb::NodeKind::Persistent) => Ok(NodeKind::Persistent),
         Ok(pb::NodeKind::Ephemeral) => Ok(NodeKind::Ephemeral),
         Ok(pb::NodeKind::Container) => Ok(NodeKind::Container),
-        Err(_) => Err(ConvertError::unknown("kind", kind, within(), NODE_KINDS)),
+        Err(_) => Err(ConvertError::unknown("kind", "node kind", kind, within(), NODE_KINDS)),
     }
 }
 
@@ -70,6 +70,7 @@ pub fn pb_node_kind(kind: NodeKind) -> Result<pb::NodeKind, ConvertError> {
         NodeKind::Container => Ok(pb::NodeKind::Container),
         NodeKind::Lock => Err(ConvertError::unknown(
             "kind",
+            "node kind",
             "lock",
             "a create",
             "lock nodes are made by acquiring a lock, not by create",
@@ -179,7 +180,10 @@ mod tests {
         let e = create(odd).err();
         assert_eq!(e.as_ref().map(|e| (e.field, e.value.as_deref())), Some(("kind", Some("7"))));
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("unknown value 7 in field `kind` of the create of \"/n\""), "{text}");
+        assert!(
+            text.contains("unknown node kind 7 in field `kind` of the create of \"/n\""),
+            "{text}"
+        );
         assert!(text.contains("NODE_KIND_CONTAINER (2)"), "{text}");
     }
 

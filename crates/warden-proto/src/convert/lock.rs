@@ -39,7 +39,7 @@ pub fn lock_kind(
         Ok(pb::LockType::Mutex) => Ok(LockKind::Mutex),
         Ok(pb::LockType::Rwlock) => Ok(LockKind::ReadWrite),
         Ok(pb::LockType::Semaphore) => Ok(LockKind::Semaphore { permits }),
-        Err(_) => Err(ConvertError::unknown("type", r#type, within(), LOCK_TYPES)),
+        Err(_) => Err(ConvertError::unknown("type", "lock type", r#type, within(), LOCK_TYPES)),
     }
 }
 
@@ -104,6 +104,7 @@ pub fn lock_kind_named(name: &str, permits: u32) -> Result<LockKind, ConvertErro
         SEMAPHORE_NAME => Ok(LockKind::Semaphore { permits }),
         other => Err(ConvertError::unknown(
             "type",
+            "lock type",
             format!("{other:?}"),
             "a lock status",
             "this side knows \"mutex\", \"rwlock\" and \"semaphore\"",
@@ -132,6 +133,7 @@ pub fn wait_mode_named(name: &str) -> Result<WaitMode, ConvertError> {
             .ok_or_else(|| {
                 ConvertError::unknown(
                     "mode",
+                    "wait mode",
                     format!("{other:?}"),
                     "a lock status's waiter",
                     "this side knows \"exclusive\", \"shared\" and \"permits:N\"",

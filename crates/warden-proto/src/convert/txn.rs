@@ -17,7 +17,7 @@ pub fn compare_op(op: i32, within: impl FnOnce() -> String) -> Result<CompareOp,
         Ok(pb::CompareOp::NotEqual) => Ok(CompareOp::NotEqual),
         Ok(pb::CompareOp::Less) => Ok(CompareOp::Less),
         Ok(pb::CompareOp::Greater) => Ok(CompareOp::Greater),
-        Err(_) => Err(ConvertError::unknown("op", op, within(), COMPARE_OPS)),
+        Err(_) => Err(ConvertError::unknown("op", "compare op", op, within(), COMPARE_OPS)),
     }
 }
 

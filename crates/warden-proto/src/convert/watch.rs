@@ -17,7 +17,13 @@ pub const EVENT_KINDS: &str = "this side knows EVENT_KIND_CREATED (0), EVENT_KIN
 /// watch would silently miss events).
 pub fn watch_scope(r: &pb::WatchRequest) -> Result<pb::WatchScope, ConvertError> {
     pb::WatchScope::try_from(r.scope).map_err(|_| {
-        ConvertError::unknown("scope", r.scope, format!("the watch of {:?}", r.path), WATCH_SCOPES)
+        ConvertError::unknown(
+            "scope",
+            "watch scope",
+            r.scope,
+            format!("the watch of {:?}", r.path),
+            WATCH_SCOPES,
+        )
     })
 }
 
@@ -41,7 +47,7 @@ pub fn event_kind(kind: i32, within: impl FnOnce() -> String) -> Result<EventKin
         Ok(pb::EventKind::Data) => Ok(EventKind::Data),
         Ok(pb::EventKind::Deleted) => Ok(EventKind::Deleted),
         Ok(pb::EventKind::Children) => Ok(EventKind::Children),
-        Err(_) => Err(ConvertError::unknown("kind", kind, within(), EVENT_KINDS)),
+        Err(_) => Err(ConvertError::unknown("kind", "event kind", kind, within(), EVENT_KINDS)),
     }
 }
 
