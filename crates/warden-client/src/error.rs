@@ -2,6 +2,7 @@
 
 use tonic::Code;
 use warden_proto::ErrorKind;
+use warden_proto::convert::ConvertError;
 
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,22 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A request this client cannot put on the wire (a create of a lock node): refused
+    /// before it is sent, as a member would refuse it.
+    pub(crate) fn unsendable(e: ConvertError) -> ClientError {
+        ClientError::Server {
+            code: Code::InvalidArgument,
+            message: e.to_string(),
+            kind: Some(ErrorKind::InvalidCreateMode),
+        }
+    }
+
+    /// An answer with a value this client does not know (an event kind, a lock type from
+    /// a newer member): an error naming the field and value, never a default in its place.
+    pub(crate) fn unreadable(e: ConvertError) -> ClientError {
+        ClientError::UnexpectedResponse { message: e.to_string() }
+    }
+
     /// The gRPC code of a server error, if this is one.
     pub fn code(&self) -> Option<Code> {
         match self {
@@ -105,5 +122,43 @@ impl ClientError {
             ClientError::Server { kind, .. } => *kind,
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_core::queue::LockKind;
+    use warden_core::{CreateMode, NodeKind};
+    use warden_proto::convert::{kv, lock};
+
+    use super::*;
+
+    #[test]
+    fn a_lock_node_create_is_refused_before_sending_as_a_member_would() {
+        let mode = CreateMode { kind: NodeKind::Queue, sequential: false };
+        let refused = kv::create_request("/l".into(), Default::default(), mode, None)
+            .map_err(ClientError::unsendable);
+        match refused {
+            Err(e) => {
+                assert_eq!(e.code(), Some(Code::InvalidArgument));
+                assert_eq!(e.kind(), Some(ErrorKind::InvalidCreateMode));
+                assert!(e.to_string().contains("field `kind` of the create of \"/l\""), "{e}");
+            }
+            Ok(r) => panic!("sent: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_from_a_member_is_unreadable_and_says_so() {
+        let e = lock::lock_kind_named("turnstile", 0).map_err(ClientError::unreadable);
+        match e {
+            Err(e @ ClientError::UnexpectedResponse { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("\"turnstile\" in field `type`"), "{text}");
+                assert!(text.contains("upgrade the client"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(lock::lock_kind_named(lock::MUTEX_NAME, 1).ok(), Some(LockKind::Mutex));
     }
 }

@@ -55,6 +55,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use warden_proto::convert::kv;
 use warden_proto::v1 as pb;
 
 use crate::connection::{Connection, Retry};
@@ -134,21 +135,6 @@ pub struct Client {
     connection: Arc<Connection>,
 }
 
-pub(crate) fn stat(s: Option<pb::Stat>) -> Stat {
-    let s = s.unwrap_or_default();
-    Stat {
-        create_revision: s.create_revision,
-        mod_revision: s.mod_revision,
-        version: s.version,
-        cversion: s.cversion,
-        ephemeral_owner: s.ephemeral_owner,
-        num_children: s.num_children,
-        ctime_ms: s.ctime_ms,
-        mtime_ms: s.mtime_ms,
-        data_length: s.data_length,
-    }
-}
-
 fn revision(header: Option<&pb::ResponseHeader>) -> u64 {
     header.map(|h| h.revision).unwrap_or(0)
 }
@@ -219,7 +205,11 @@ impl Client {
                 async move { connection::kv(c).get(request).await.map(|r| r.into_inner()) }
             })
             .await?;
-        Ok(NodeData { data: r.data, stat: stat(r.stat), revision: revision(r.header.as_ref()) })
+        Ok(NodeData {
+            data: r.data,
+            stat: kv::core_stat(r.stat),
+            revision: revision(r.header.as_ref()),
+        })
     }
 
     /// The children of a node: names and stats, sorted by name, read page by page (see
@@ -265,7 +255,7 @@ impl Client {
             })
             .await?;
         Ok(ChildrenPage {
-            children: r.children.into_iter().map(|c| (c.name, stat(c.stat))).collect(),
+            children: r.children.into_iter().map(|c| (c.name, kv::core_stat(c.stat))).collect(),
             more: r.more,
             revision: revision(r.header.as_ref()),
         })
@@ -296,14 +286,8 @@ impl Client {
         data: Bytes,
         mode: CreateMode,
     ) -> Result<(String, Stat), ClientError> {
-        let kind = txn::node_kind(mode)?;
-        let request = pb::CreateRequest {
-            path: path.to_owned(),
-            data,
-            kind: kind.into(),
-            sequential: mode.sequential,
-            origin,
-        };
+        let request = kv::create_request(path.to_owned(), data, mode, origin)
+            .map_err(ClientError::unsendable)?;
         connection::within_limit(&request)?;
         let r = self
             .connection
@@ -312,7 +296,7 @@ impl Client {
                 async move { connection::kv(c).create(request).await.map(|r| r.into_inner()) }
             })
             .await?;
-        Ok((r.path, stat(r.stat)))
+        Ok((r.path, kv::core_stat(r.stat)))
     }
 
     /// Sets a node's value, if it is at `expected_version` (when given).
@@ -341,7 +325,7 @@ impl Client {
                 async move { connection::kv(c).set(request).await.map(|r| r.into_inner()) }
             })
             .await?;
-        Ok(stat(r.stat))
+        Ok(kv::core_stat(r.stat))
     }
 
     /// Creates a persistent node, or sets it if it exists.

@@ -7,6 +7,7 @@
 //! an error, not a guess).
 
 use warden_core::queue::{LockKind, WaitMode};
+use warden_proto::convert::lock;
 use warden_proto::v1 as pb;
 
 use crate::Client;
@@ -52,64 +53,21 @@ pub struct LockEntry {
 impl LockStatus {
     /// The kind as the CLI and the wire name it: "mutex", "rwlock" or "semaphore".
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            LockKind::Mutex => "mutex",
-            LockKind::ReadWrite => "rwlock",
-            LockKind::Semaphore { .. } => "semaphore",
-            LockKind::Election => "election",
-            LockKind::Barrier => "barrier",
-            LockKind::DoubleBarrier { .. } => "double",
-        }
+        lock::lock_kind_name(self.kind).0
     }
 }
 
 impl LockEntry {
     /// The mode as the CLI and the wire name it: "exclusive", "shared" or "permits:N".
     pub fn mode_name(&self) -> String {
-        match self.mode {
-            WaitMode::Exclusive => "exclusive".to_owned(),
-            WaitMode::Shared => "shared".to_owned(),
-            WaitMode::Permits(n) => format!("permits:{n}"),
-            WaitMode::Member => "member".to_owned(),
-        }
-    }
-}
-
-fn unreadable(what: &str, value: &str) -> ClientError {
-    ClientError::UnexpectedResponse {
-        message: format!("a lock status with the unknown {what} {value:?}"),
-    }
-}
-
-fn kind(name: &str, permits: u32) -> Result<LockKind, ClientError> {
-    match name {
-        "mutex" => Ok(LockKind::Mutex),
-        "rwlock" => Ok(LockKind::ReadWrite),
-        "semaphore" => Ok(LockKind::Semaphore { permits }),
-        "election" => Ok(LockKind::Election),
-        "barrier" => Ok(LockKind::Barrier),
-        "double" => Ok(LockKind::DoubleBarrier { count: permits }),
-        other => Err(unreadable("lock type", other)),
-    }
-}
-
-fn mode(name: &str) -> Result<WaitMode, ClientError> {
-    match name {
-        "exclusive" => Ok(WaitMode::Exclusive),
-        "shared" => Ok(WaitMode::Shared),
-        "member" => Ok(WaitMode::Member),
-        other => other
-            .strip_prefix("permits:")
-            .and_then(|n| n.parse().ok())
-            .map(WaitMode::Permits)
-            .ok_or_else(|| unreadable("wait mode", other)),
+        lock::wait_mode_name(self.mode)
     }
 }
 
 /// The wire answer as a [`LockStatus`].
 pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, ClientError> {
     let mut status = LockStatus {
-        kind: kind(&r.r#type, r.permits)?,
+        kind: lock::lock_kind_named(&r.r#type, r.permits).map_err(ClientError::unreadable)?,
         delay_ms: r.delay_ms,
         blocked_until_ms: r.blocked_until_ms,
         holders: Vec::new(),
@@ -118,7 +76,7 @@ pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, Clien
     };
     for w in r.waiters {
         let entry = LockEntry {
-            mode: mode(&w.mode)?,
+            mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
             waiter: w.waiter,
             session_id: w.session_id,
             token: w.token,
@@ -183,7 +141,7 @@ mod tests {
     #[test]
     fn holders_are_told_from_waiters_and_unknown_names_are_errors() {
         let response = pb::LockStatusResponse {
-            r#type: "semaphore".into(),
+            r#type: lock::SEMAPHORE_NAME.into(),
             permits: 3,
             waiters: vec![
                 entry("/s/w-1", "permits:2", Some(4)),
@@ -194,7 +152,7 @@ mod tests {
         };
         let status = lock_status(response.clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(status.kind, LockKind::Semaphore { permits: 3 });
-        assert_eq!(status.kind_name(), "semaphore");
+        assert_eq!(status.kind_name(), lock::SEMAPHORE_NAME);
         let holders: Vec<_> = status.holders.iter().map(|h| (h.waiter.as_str(), h.token)).collect();
         assert_eq!(holders, [("/s/w-1", Some(4)), ("/s/w-2", Some(5))]);
         assert_eq!(status.waiters.len(), 1);

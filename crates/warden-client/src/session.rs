@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_stream::wrappers::ReceiverStream;
+use warden_proto::convert::session::{LOST_SESSION_ENDED, hold};
 use warden_proto::v1 as pb;
 
 use crate::connection::{self, Connection, Retry};
@@ -108,10 +109,7 @@ impl Holds {
     }
 
     fn list(&self) -> Vec<pb::Hold> {
-        self.map()
-            .keys()
-            .map(|(path, token)| pb::Hold { path: path.clone(), token: *token })
-            .collect()
+        self.map().keys().map(|(path, token)| hold(path.clone(), *token)).collect()
     }
 
     /// Reports every hold lost for `reason`: the session they belong to ended.
@@ -398,7 +396,7 @@ async fn keep_alive(
                     holds.mark_lost(&response.lost);
                     if response.ended {
                         // Closed by an operator, or expired: pushed as it happened.
-                        holds.mark_all_lost("session ended");
+                        holds.mark_all_lost(LOST_SESSION_ENDED);
                         state.send_replace(SessionState::Lost);
                         return;
                     }

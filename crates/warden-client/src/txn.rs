@@ -1,13 +1,12 @@
 //! Transactions: compares on the state before, then operations, all or nothing.
 //!
-//! A transaction is written with the core's own types ([`Compare`], [`Check`],
-//! [`CompareOp`], [`TxnOp`], re-exported at the crate root), the ones the state machine
+//! A transaction is written with the core's own types ([`Compare`], [`Check`](crate::Check),
+//! [`CompareOp`](crate::CompareOp), [`TxnOp`], re-exported at the crate root), the ones the state machine
 //! applies, so a program needs no other crate and no wire types; its answer is a
 //! [`TxnResult`].
 
-use tonic::Code;
-use warden_core::{Check, Compare, CompareOp, CreateMode, NodeKind, Stat, TxnOp};
-use warden_proto::ErrorKind;
+use warden_core::{Compare, Stat, TxnOp};
+use warden_proto::convert::{kv, txn};
 use warden_proto::v1 as pb;
 
 use crate::connection;
@@ -46,68 +45,13 @@ pub enum TxnOpResult {
     Deleted(Deleted),
 }
 
-/// The wire kind of a node to create; a lock node is made by acquiring a lock.
-pub(crate) fn node_kind(mode: CreateMode) -> Result<pb::NodeKind, ClientError> {
-    match mode.kind {
-        NodeKind::Persistent => Ok(pb::NodeKind::Persistent),
-        NodeKind::Ephemeral => Ok(pb::NodeKind::Ephemeral),
-        NodeKind::Container => Ok(pb::NodeKind::Container),
-        NodeKind::Queue => Err(ClientError::Server {
-            code: Code::InvalidArgument,
-            message: "queue nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier), not by create".into(),
-            kind: Some(ErrorKind::InvalidCreateMode),
-        }),
-    }
-}
-
-fn compare(c: Compare) -> pb::Compare {
-    use pb::compare::Target;
-    let (target, op) = match c.check {
-        Check::Exists(exists) => (Target::Exists(exists), CompareOp::Equal),
-        Check::Version(op, v) => (Target::Version(v), op),
-        Check::ModRevision(op, v) => (Target::ModRevision(v), op),
-        Check::CreateRevision(op, v) => (Target::CreateRevision(v), op),
-    };
-    let op = match op {
-        CompareOp::Equal => pb::CompareOp::Equal,
-        CompareOp::NotEqual => pb::CompareOp::NotEqual,
-        CompareOp::Less => pb::CompareOp::Less,
-        CompareOp::Greater => pb::CompareOp::Greater,
-    };
-    pb::Compare { path: c.path, target: Some(target), op: op.into() }
-}
-
-fn op(op: TxnOp) -> Result<pb::TxnOp, ClientError> {
-    use pb::txn_op::Op;
-    let op = match op {
-        TxnOp::Create { path, data, mode } => Op::Create(pb::CreateRequest {
-            path,
-            data,
-            kind: node_kind(mode)?.into(),
-            sequential: mode.sequential,
-            origin: None,
-        }),
-        TxnOp::Set { path, data, expected_version } => {
-            Op::Set(pb::SetRequest { path, data, expected_version, origin: None })
-        }
-        TxnOp::Delete { path, expected_version, recursive, revoke_locks } => {
-            Op::Delete(pb::DeleteRequest {
-                path,
-                expected_version,
-                recursive,
-                origin: None,
-                revoke_locks,
-            })
-        }
-    };
-    Ok(pb::TxnOp { op: Some(op) })
-}
-
 fn result(r: pb::TxnOpResult) -> Result<TxnOpResult, ClientError> {
     use pb::txn_op_result::Result as R;
     match r.result {
-        Some(R::Create(c)) => Ok(TxnOpResult::Created { path: c.path, stat: crate::stat(c.stat) }),
-        Some(R::Set(s)) => Ok(TxnOpResult::Set { stat: crate::stat(s.stat) }),
+        Some(R::Create(c)) => {
+            Ok(TxnOpResult::Created { path: c.path, stat: kv::core_stat(c.stat) })
+        }
+        Some(R::Set(s)) => Ok(TxnOpResult::Set { stat: kv::core_stat(s.stat) }),
         Some(R::Delete(d)) => Ok(TxnOpResult::Deleted(Deleted {
             deleted: d.deleted,
             revoked: d.revoked,
@@ -163,11 +107,7 @@ impl Client {
         compares: Vec<Compare>,
         ops: Vec<TxnOp>,
     ) -> Result<TxnResult, ClientError> {
-        let request = pb::TxnRequest {
-            compares: compares.into_iter().map(compare).collect(),
-            ops: ops.into_iter().map(op).collect::<Result<_, _>>()?,
-            origin,
-        };
+        let request = txn::txn_request(compares, ops, origin).map_err(ClientError::unsendable)?;
         connection::within_limit(&request)?;
         let response = self
             .connection

@@ -17,7 +17,8 @@ use tokio::time::Instant;
 use tonic::Streaming;
 use warden_proto::v1 as pb;
 
-use warden_core::{Event, EventKind};
+use warden_core::Event;
+use warden_proto::convert::watch as convert;
 
 use crate::connection::{self, Connection, Retry, server_error};
 use crate::error::ClientError;
@@ -41,26 +42,6 @@ pub struct WatchBatch {
     pub revision: u64,
     /// The events of `revision` (empty for a progress notice).
     pub events: Vec<Event>,
-}
-
-/// An event as the core's; an event kind this client does not know (from a newer member)
-/// is an error, not a made-up `Created`.
-fn event(e: pb::Event) -> Result<Event, ClientError> {
-    let kind = match pb::EventKind::try_from(e.kind) {
-        Ok(pb::EventKind::Created) => EventKind::Created,
-        Ok(pb::EventKind::Data) => EventKind::Data,
-        Ok(pb::EventKind::Deleted) => EventKind::Deleted,
-        Ok(pb::EventKind::Children) => EventKind::Children,
-        Err(_) => {
-            return Err(ClientError::UnexpectedResponse {
-                message: format!(
-                    "unknown event kind {} in field `kind` of an event on {:?} at revision {}",
-                    e.kind, e.path, e.revision
-                ),
-            });
-        }
-    };
-    Ok(Event { revision: e.revision, kind, path: e.path, stat: crate::stat(e.stat), data: e.data })
 }
 
 /// A running watch. Call [`Watcher::next`] in a loop, or use it as a [`Stream`] of
@@ -268,8 +249,11 @@ impl WatchState {
                         Some((r, parts)) if r == revision => parts,
                         _ => Vec::new(),
                     };
-                    let read =
-                        response.events.into_iter().map(event).collect::<Result<Vec<_>, _>>();
+                    let read = response
+                        .events
+                        .into_iter()
+                        .map(|e| convert::event(e).map_err(ClientError::unreadable))
+                        .collect::<Result<Vec<_>, _>>();
                     match read {
                         Ok(read) => events.extend(read),
                         Err(e) => {
@@ -310,15 +294,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_unknown_event_kind_is_an_error_not_a_create() {
+    fn an_unknown_event_kind_is_an_unreadable_answer_not_a_create() {
         let odd = pb::Event { path: "/e".into(), revision: 4, kind: 9, ..Default::default() };
-        match event(odd) {
-            Err(ClientError::UnexpectedResponse { message }) => {
-                assert!(message.contains("unknown event kind 9 in field `kind`"), "{message}");
+        match convert::event(odd).map_err(ClientError::unreadable) {
+            Err(e @ ClientError::UnexpectedResponse { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("unknown event kind 9 in field `kind`"), "{text}");
+                assert!(text.contains("upgrade the client"), "{text}");
             }
             other => panic!("{other:?}"),
         }
-        let data = pb::Event { kind: pb::EventKind::Data.into(), ..Default::default() };
-        assert_eq!(event(data).map(|e| e.kind).ok(), Some(EventKind::Data));
     }
 }

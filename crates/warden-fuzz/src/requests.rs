@@ -1,5 +1,5 @@
 //! Client requests as a member receives them: protobuf bytes decoded with prost, run
-//! through the server's own conversion ([`warden_server::convert`]) and applied to a
+//! through the server's own conversion ([`warden_proto::convert`], which the client uses too) and applied to a
 //! replica, or answered from it for reads.
 //!
 //! One target per service; the first byte of an input picks the RPC, the rest is its
@@ -7,8 +7,8 @@
 
 use prost::Message;
 use warden_core::{Command, Limits, Request, WatchFilter};
+use warden_proto::convert::{kv, lock, txn, watch};
 use warden_proto::v1 as pb;
-use warden_server::convert;
 
 use crate::replica::{self, apply_checked};
 
@@ -29,7 +29,7 @@ fn split(data: &[u8], rpcs: u8) -> Option<(u8, &[u8])> {
 
 /// The request the KV service makes of a write, with the request's origin.
 fn with_origin(origin: Option<&pb::Origin>, command: Command) -> Request {
-    let (session, id) = convert::origin(origin);
+    let (session, id) = kv::origin(origin);
     Request { session, id, command }
 }
 
@@ -54,7 +54,7 @@ pub fn kv_request(data: &[u8]) {
         2 => {
             if let Some(r) = decode::<pb::CreateRequest>(bytes) {
                 let origin = r.origin;
-                if let Ok(command) = convert::create(r) {
+                if let Ok(command) = kv::create(r) {
                     apply_checked(vec![with_origin(origin.as_ref(), command)]);
                 }
             }
@@ -62,19 +62,19 @@ pub fn kv_request(data: &[u8]) {
         3 => {
             if let Some(r) = decode::<pb::SetRequest>(bytes) {
                 let origin = r.origin;
-                apply_checked(vec![with_origin(origin.as_ref(), convert::set(r))]);
+                apply_checked(vec![with_origin(origin.as_ref(), kv::set(r))]);
             }
         }
         4 => {
             if let Some(r) = decode::<pb::DeleteRequest>(bytes) {
                 let origin = r.origin;
-                apply_checked(vec![with_origin(origin.as_ref(), convert::delete(r))]);
+                apply_checked(vec![with_origin(origin.as_ref(), kv::delete(r))]);
             }
         }
         _ => {
             if let Some(r) = decode::<pb::TxnRequest>(bytes) {
                 let origin = r.origin;
-                if let Ok(command) = convert::txn(r) {
+                if let Ok(command) = txn::txn(r) {
                     apply_checked(vec![with_origin(origin.as_ref(), command)]);
                 }
             }
@@ -84,7 +84,7 @@ pub fn kv_request(data: &[u8]) {
 
 /// A lock acquire as the Lock service proposes it: refused without a session.
 fn acquire(r: &pb::AcquireRequest) {
-    if let (true, Ok(command)) = (r.session_id != 0, convert::acquire(r)) {
+    if let (true, Ok(command)) = (r.session_id != 0, lock::acquire(r)) {
         apply_checked(vec![Request::in_session(r.session_id, command)]);
     }
 }
@@ -102,7 +102,7 @@ pub fn lock_request(data: &[u8]) {
             if let Some(r) = decode::<pb::ReleaseRequest>(bytes)
                 && r.session_id != 0
             {
-                apply_checked(vec![Request::in_session(r.session_id, convert::release(r))]);
+                apply_checked(vec![Request::in_session(r.session_id, lock::release(r))]);
             }
         }
         2 => {
@@ -130,7 +130,7 @@ pub fn lock_request(data: &[u8]) {
 /// Lock service's (fuzzed by [`lock_request`]).
 pub fn semaphore_request(data: &[u8]) {
     if let Some(r) = decode::<pb::SemaphoreAcquireRequest>(data) {
-        acquire(&convert::semaphore(r));
+        acquire(&lock::semaphore(r));
     }
 }
 
@@ -166,12 +166,7 @@ pub fn session_request(data: &[u8]) {
 pub fn watch_request(data: &[u8]) {
     let Some(r) = decode::<pb::WatchRequest>(data) else { return };
     let limits = Limits::default();
-    let filter = match pb::WatchScope::try_from(r.scope) {
-        Ok(pb::WatchScope::Prefix) => WatchFilter::prefix(&r.path, &limits),
-        Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, &limits),
-        Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, &limits),
-        Err(_) => return,
-    };
+    let Ok(filter) = watch::watch_filter(&r, &limits) else { return };
     if let Ok(filter) = filter
         && !matches!(filter, WatchFilter::Glob { .. })
     {

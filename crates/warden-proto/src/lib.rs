@@ -1,10 +1,12 @@
 //! # warden-proto
 //!
 //! The gRPC code generated from `proto/`: the public API (`warden.v1`: KV, Cluster) and the
-//! peer API (`warden.raft.v1`: openraft's RPCs). It holds no logic; conversions to and from
-//! the core's types live in the server and client crates. It also holds what both sides
-//! of the wire must spell the same way: the error kinds and the metadata keys.
+//! peer API (`warden.raft.v1`: openraft's RPCs), and what both sides of the wire must
+//! spell the same way: the error kinds, the metadata keys, and the conversions between
+//! the wire's messages and the core's types ([`convert`]), which the server and the
+//! client both call instead of each writing their own.
 
+pub mod convert;
 mod error_kind;
 mod metadata;
 

@@ -1,14 +1,28 @@
 //! Checks that the server, the client and the CLI spell error kinds and metadata keys only
 //! through [`ErrorKind`] and the `*_METADATA` constants: a string literal for either, left
-//! anywhere in their sources, is a typo waiting to happen.
+//! anywhere in their sources, is a typo waiting to happen. The same holds in their `src`
+//! for the names the wire carries as text (lock types and wait modes in a lock status, the
+//! reason a hold was lost), which [`crate::convert`] spells once; tests that check what a
+//! member sends may write them out.
 
 use std::path::{Path, PathBuf};
 
+use crate::convert::lock::{EXCLUSIVE_NAME, MUTEX_NAME, RWLOCK_NAME, SEMAPHORE_NAME};
+use crate::convert::session::LOST_SESSION_ENDED;
 use crate::{ALL_METADATA, ErrorKind};
 
 /// The sources checked, relative to this crate's directory.
 const CHECKED: &[&str] =
     &["../warden-server/src", "../warden-server/tests", "../warden-client/src", "../warden/src"];
+
+/// The sources checked for wire names: the crates' code, not their black-box tests.
+const CHECKED_FOR_NAMES: &[&str] =
+    &["../warden-server/src", "../warden-client/src", "../warden/src"];
+
+/// Wire names spelt only in [`crate::convert`]. ("shared", "revoked" and "permits:" are
+/// left out: they are also ordinary words of the CLI's output and JSON keys.)
+const WIRE_NAMES: &[&str] =
+    &[MUTEX_NAME, RWLOCK_NAME, SEMAPHORE_NAME, EXCLUSIVE_NAME, LOST_SESSION_ENDED];
 
 /// `"warden-` literals that are not metadata keys (a thread name, directory prefixes).
 const NOT_METADATA: &[&str] = &["\"warden-{what}\"", "\"warden-dev-certs\"", "\"warden-dev-\""];
@@ -89,6 +103,35 @@ fn kinds_and_metadata_keys_are_spelt_only_here() {
     assert!(
         offences.is_empty(),
         "use warden_proto::ErrorKind and the *_METADATA constants instead of these literals:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn wire_names_are_spelt_only_in_convert() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in CHECKED_FOR_NAMES {
+        rust_files(&root.join(dir), &mut files);
+    }
+    assert!(files.iter().any(|f| f.ends_with("warden-server/src/lock_service.rs")));
+    assert!(files.iter().any(|f| f.ends_with("warden-client/src/lock_status.rs")));
+    let needles: Vec<String> = WIRE_NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+    let mut offences = Vec::new();
+    for file in &files {
+        let source = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        // Comments may name them: docs say what the CLI shows.
+        let code = source.lines().enumerate().filter(|(_, l)| !l.trim_start().starts_with("//"));
+        for (n, line) in code {
+            for needle in needles.iter().filter(|needle| line.contains(needle.as_str())) {
+                offences.push(format!("{}:{}: {needle}", file.display(), n + 1));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "use the names of warden_proto::convert instead of these literals:\n{}",
         offences.join("\n")
     );
 }

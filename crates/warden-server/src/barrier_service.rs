@@ -13,10 +13,11 @@ use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 use warden_proto::v1::barrier_server::Barrier;
 
-use crate::lock_service::{session, waiter};
+use crate::lock_service::session;
 use crate::recipe_wait::Waits;
 use crate::shared::Shared;
 use crate::status;
+use warden_proto::convert::lock::lock_waiter as waiter;
 
 /// Serves barriers.
 pub(crate) struct BarrierService {

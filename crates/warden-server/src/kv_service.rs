@@ -3,10 +3,10 @@
 use prost::Message;
 use tonic::{Request, Response, Status};
 use warden_core::Output;
+use warden_proto::convert::{kv, txn};
 use warden_proto::v1 as pb;
 use warden_proto::v1::kv_server::Kv;
 
-use crate::convert;
 use crate::shared::Shared;
 use crate::status;
 
@@ -64,7 +64,7 @@ impl Kv for KvService {
         Ok(Response::new(pb::GetResponse {
             header: Some(self.shared.header(revision)),
             data,
-            stat: Some(convert::stat(&stat)),
+            stat: Some(kv::stat(&stat)),
         }))
     }
 
@@ -85,7 +85,7 @@ impl Kv for KvService {
                 let mut bytes = 0;
                 let mut rest = a.core.children_after(&r.path, &r.start_after)?.peekable();
                 while let Some((name, s)) = rest.next_if(|_| page.len() < limit) {
-                    let child = pb::Child { name: name.to_owned(), stat: Some(convert::stat(s)) };
+                    let child = pb::Child { name: name.to_owned(), stat: Some(kv::stat(s)) };
                     // Field tag and length prefix: a few bytes on top of the child itself.
                     bytes += child.encoded_len() + 8;
                     page.push(child);
@@ -109,13 +109,13 @@ impl Kv for KvService {
     ) -> Result<Response<pb::CreateResponse>, Status> {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
-        let (session, id) = convert::origin(r.origin.as_ref());
-        let command = convert::create(r).map_err(status::invalid)?;
+        let (session, id) = kv::origin(r.origin.as_ref());
+        let command = kv::create(r).map_err(status::unconvertible)?;
         match self.shared.write(session, id, command).await? {
             (revision, Output::Created { path, stat }) => Ok(Response::new(pb::CreateResponse {
                 header: Some(self.shared.header(revision)),
                 path,
-                stat: Some(convert::stat(&stat)),
+                stat: Some(kv::stat(&stat)),
             })),
             (_, other) => Err(status::unexpected(&other)),
         }
@@ -127,11 +127,11 @@ impl Kv for KvService {
     ) -> Result<Response<pb::SetResponse>, Status> {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
-        let (session, id) = convert::origin(r.origin.as_ref());
-        match self.shared.write(session, id, convert::set(r)).await? {
+        let (session, id) = kv::origin(r.origin.as_ref());
+        match self.shared.write(session, id, kv::set(r)).await? {
             (revision, Output::Set { stat }) => Ok(Response::new(pb::SetResponse {
                 header: Some(self.shared.header(revision)),
-                stat: Some(convert::stat(&stat)),
+                stat: Some(kv::stat(&stat)),
             })),
             (_, other) => Err(status::unexpected(&other)),
         }
@@ -143,9 +143,9 @@ impl Kv for KvService {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let identity = self.shared.access.admit(&request)?.identity;
         let r = request.into_inner();
-        let (session, id) = convert::origin(r.origin.as_ref());
+        let (session, id) = kv::origin(r.origin.as_ref());
         let (path, revoking) = (r.path.clone(), r.revoke_locks);
-        match self.shared.write(session, id, convert::delete(r)).await? {
+        match self.shared.write(session, id, kv::delete(r)).await? {
             (revision, Output::Deleted { count, revoked, kept }) => {
                 if revoking {
                     self.audit_revoking_delete(&identity, &path, revision, count, revoked, kept);
@@ -167,7 +167,7 @@ impl Kv for KvService {
     ) -> Result<Response<pb::TxnResponse>, Status> {
         let identity = self.shared.access.admit(&request)?.identity;
         let r = request.into_inner();
-        let (session, id) = convert::origin(r.origin.as_ref());
+        let (session, id) = kv::origin(r.origin.as_ref());
         // The deletes that revoke locks, by their index among the operations.
         let revoking: Vec<(usize, String)> = r
             .ops
@@ -178,7 +178,7 @@ impl Kv for KvService {
                 _ => None,
             })
             .collect();
-        let command = convert::txn(r).map_err(status::invalid)?;
+        let command = txn::txn(r).map_err(status::unconvertible)?;
         let (revision, output) = self.shared.write(session, id, command).await?;
         let header = Some(self.shared.header(revision));
         match output {
@@ -194,7 +194,7 @@ impl Kv for KvService {
                     header,
                     succeeded: true,
                     failed_compare: 0,
-                    results: results.into_iter().map(convert::txn_result).collect(),
+                    results: results.into_iter().map(txn::txn_result).collect(),
                 }))
             }
             Output::TxnCompareFailed { index } => Ok(Response::new(pb::TxnResponse {

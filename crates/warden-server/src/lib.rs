@@ -26,7 +26,6 @@ mod caller;
 mod cluster_service;
 pub mod config;
 mod connection_watches;
-pub mod convert;
 mod election_service;
 mod error;
 pub mod identity;

@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use tonic::{Code, Request, Response, Status};
-use warden_core::queue::{LockKind, WaitMode};
-use warden_core::recipe::WaiterView;
 use warden_core::{Command, Output};
 use warden_proto::ErrorKind;
+use warden_proto::convert::lock;
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
 
-use crate::convert;
 use crate::recipe_wait::{Granted, Waits, Withdrawn};
 use crate::shared::Shared;
 use crate::status;
@@ -44,7 +42,7 @@ pub(crate) fn session(id: u64) -> Result<u64, Status> {
 impl LockService {
     /// Queues the session; returns the revision, the waiter and its token if granted.
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
-        let command = convert::acquire(r)?;
+        let command = lock::acquire(r).map_err(status::unconvertible)?;
         let session = session(r.session_id)?;
         match self.waits.join(session, command).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
@@ -72,27 +70,6 @@ impl LockService {
             waiter: g.waiter,
             token: g.token,
         })
-    }
-}
-
-fn mode_name(mode: WaitMode) -> String {
-    match mode {
-        WaitMode::Exclusive => "exclusive".into(),
-        WaitMode::Shared => "shared".into(),
-        WaitMode::Permits(n) => format!("permits:{n}"),
-        WaitMode::Member => "member".into(),
-    }
-}
-
-/// A waiter of any recipe as the wire shows it, with its session's identity.
-pub(crate) fn waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
-    pb::LockWaiter {
-        waiter: w.path.clone(),
-        session_id: w.session,
-        mode: mode_name(w.info.mode),
-        token: w.info.token,
-        since_ms: w.since_ms,
-        identity,
     }
 }
 
@@ -145,7 +122,7 @@ impl Lock for LockService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let session = session(r.session_id)?;
-        let (header, held) = self.leave(Some(session), convert::release(r)).await?;
+        let (header, held) = self.leave(Some(session), lock::release(r)).await?;
         Ok(Response::new(pb::ReleaseResponse { header: Some(header), held }))
     }
 
@@ -182,19 +159,11 @@ impl Lock for LockService {
                 let identity =
                     |id| a.core.session(id).map(|s| s.identity.clone()).unwrap_or_default();
                 let waiters: Vec<pb::LockWaiter> =
-                    waiters.iter().map(|w| waiter(w, identity(w.session))).collect();
+                    waiters.iter().map(|w| lock::lock_waiter(w, identity(w.session))).collect();
                 Ok((config, waiters))
             })
             .await?;
-        let (r#type, permits) = match config.kind {
-            LockKind::Mutex => ("mutex", 1),
-            LockKind::ReadWrite => ("rwlock", 0),
-            LockKind::Semaphore { permits } => ("semaphore", permits),
-            // The queue of another recipe, shown the same way (its candidates, members).
-            LockKind::Election => ("election", 1),
-            LockKind::Barrier => ("barrier", 0),
-            LockKind::DoubleBarrier { count } => ("double", count),
-        };
+        let (r#type, permits) = lock::lock_kind_name(config.kind);
         Ok(Response::new(pb::LockStatusResponse {
             header: Some(self.shared.header(revision)),
             r#type: r#type.into(),
@@ -236,7 +205,7 @@ impl SemaphoreService {
 /// extensions (the caller) for the Lock service's own checks.
 fn semaphore_request(request: Request<pb::SemaphoreAcquireRequest>) -> Request<pb::AcquireRequest> {
     let (metadata, extensions, r) = request.into_parts();
-    Request::from_parts(metadata, extensions, convert::semaphore(r))
+    Request::from_parts(metadata, extensions, lock::semaphore(r))
 }
 
 #[tonic::async_trait]
@@ -270,7 +239,7 @@ impl Semaphore for SemaphoreService {
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
         let path = request.get_ref().path.clone();
         let status = Lock::status(&*self.locks, request).await?;
-        if status.get_ref().r#type != "semaphore" {
+        if status.get_ref().r#type != lock::SEMAPHORE_NAME {
             return Err(status::server(
                 Code::FailedPrecondition,
                 ErrorKind::InvalidLockRequest,
@@ -286,6 +255,8 @@ impl Semaphore for SemaphoreService {
 
 #[cfg(test)]
 mod tests {
+    use warden_core::queue::LockKind;
+
     use super::*;
 
     fn acquire(r#type: i32) -> pb::AcquireRequest {
@@ -294,10 +265,16 @@ mod tests {
 
     #[test]
     fn an_unknown_lock_type_is_refused_by_field_and_value() {
-        let refused = convert::acquire(&acquire(9)).err().unwrap_or_else(|| Status::ok(""));
+        let refused = lock::acquire(&acquire(9))
+            .map_err(status::unconvertible)
+            .err()
+            .unwrap_or_else(|| Status::ok(""));
         assert_eq!(refused.code(), Code::InvalidArgument);
         assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
-        assert!(refused.message().contains("unknown lock type 9 in field `type`"), "{refused:?}");
+        assert!(
+            refused.message().contains("unknown lock type 9 in field `type` of the acquire"),
+            "{refused:?}"
+        );
         assert!(refused.message().contains("\"/l\""), "{refused:?}");
     }
 
@@ -308,7 +285,7 @@ mod tests {
             (pb::LockType::Rwlock, LockKind::ReadWrite),
             (pb::LockType::Semaphore, LockKind::Semaphore { permits: 0 }),
         ] {
-            match convert::acquire(&acquire(r#type.into())) {
+            match lock::acquire(&acquire(r#type.into())) {
                 Ok(Command::Acquire { kind, .. }) => assert_eq!(kind, expected),
                 other => panic!("{type:?}: {other:?}"),
             }

@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, warn};
 use warden_core::{Command, Output};
 use warden_proto::ErrorKind;
+use warden_proto::convert::session::{LOST_REVOKED, LOST_SESSION_ENDED, lock_lost, lost_reason};
 use warden_proto::v1 as pb;
 use warden_proto::v1::session_server::Session;
 
@@ -172,7 +173,7 @@ impl KeepAlive {
                     let lost: Vec<pb::LockLost> = notice
                         .take()
                         .into_iter()
-                        .map(|(path, token, reason)| pb::LockLost { path, token, reason: reason.into() })
+                        .map(|(path, token, mark)| lock_lost(path, token, lost_reason(mark)))
                         .collect();
                     if lost.is_empty() && !ended {
                         continue;
@@ -234,10 +235,9 @@ impl KeepAlive {
             let live = a.core.session(id).is_some();
             held.iter()
                 .filter(|h| !warden_core::recipe::still_holds(a.core.tree(), &h.path, id, h.token))
-                .map(|h| pb::LockLost {
-                    path: h.path.clone(),
-                    token: h.token,
-                    reason: if live { "revoked" } else { "session ended" }.to_owned(),
+                .map(|h| {
+                    let reason = if live { LOST_REVOKED } else { LOST_SESSION_ENDED };
+                    lock_lost(h.path.clone(), h.token, reason)
                 })
                 .collect()
         })

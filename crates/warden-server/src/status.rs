@@ -12,6 +12,7 @@ use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, Raf
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 use warden_core::CoreError;
+use warden_proto::convert::ConvertError;
 use warden_proto::{ERROR_METADATA, ErrorKind, LEADER_METADATA};
 use warden_storage::WardenNode;
 
@@ -151,6 +152,13 @@ pub(crate) fn server(code: Code, kind: ErrorKind, message: impl Into<String>) ->
 /// enum value): `message` names the field and what is wrong with it.
 pub(crate) fn invalid(message: impl Into<String>) -> Status {
     server(Code::InvalidArgument, ErrorKind::InvalidArgument, message)
+}
+
+/// INVALID_ARGUMENT for a request with a field this member cannot convert (an unknown
+/// enum value, a oneof left unset): its text names the field, the value and what is
+/// accepted.
+pub(crate) fn unconvertible(e: ConvertError) -> Status {
+    invalid(e.to_string())
 }
 
 /// UNAVAILABLE from a member whose raft has stopped, before anything was proposed: safe

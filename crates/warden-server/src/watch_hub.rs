@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use tokio::sync::{Notify, mpsc};
+use warden_core::queue_data::Mark;
 use warden_core::{Event, EventKind, WatchFilter};
 use warden_storage::EventSink;
 
@@ -56,7 +57,7 @@ pub struct SessionNotice {
     /// Wakes the stream.
     pub notify: Notify,
     /// Holds taken away (revoked, resigned) not yet reported: queue, token, why.
-    pub revoked: Mutex<Vec<(String, u64, &'static str)>>,
+    pub revoked: Mutex<Vec<(String, u64, Mark)>>,
     /// An ephemeral node of the session was deleted: the session may have ended (closed
     /// by an operator, expired), which the stream checks and reports at once.
     pub maybe_ended: AtomicBool,
@@ -64,7 +65,7 @@ pub struct SessionNotice {
 
 impl SessionNotice {
     /// Takes the holds taken away and not yet reported.
-    pub fn take(&self) -> Vec<(String, u64, &'static str)> {
+    pub fn take(&self) -> Vec<(String, u64, Mark)> {
         std::mem::take(&mut *self.revoked.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -255,7 +256,7 @@ impl WatchHub {
             let Some((queue, token, mark)) = warden_core::recipe::lost_hold(e) else { continue };
             for notice in notices.iter().filter_map(Weak::upgrade) {
                 let mut revoked = notice.revoked.lock().unwrap_or_else(PoisonError::into_inner);
-                revoked.push((queue.to_owned(), token, mark.word()));
+                revoked.push((queue.to_owned(), token, mark));
                 notice.notify.notify_one();
             }
         }

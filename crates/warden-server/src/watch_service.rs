@@ -19,8 +19,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
 use warden_core::acl::Permission;
-use warden_core::{EventKind, Limits, WatchFilter};
+use warden_core::{Limits, WatchFilter};
 use warden_proto::MAX_CLIENT_MESSAGE_BYTES;
+use warden_proto::convert::watch;
 use warden_proto::v1 as pb;
 use warden_proto::v1::watch_server::Watch;
 use warden_proto::{COMPACT_REVISION_METADATA, ErrorKind};
@@ -28,7 +29,6 @@ use warden_proto::{COMPACT_REVISION_METADATA, ErrorKind};
 use crate::access::{Guarded, Need};
 use crate::caller::Caller;
 use crate::connection_watches::{ConnectionWatches, WatchSlot};
-use crate::convert;
 use crate::shared::Shared;
 use crate::status;
 use crate::watch_hub::{Refused, Registration, WatchHub, WatchMessage};
@@ -62,18 +62,9 @@ impl WatchService {
 /// A watch request's filter; INVALID_ARGUMENT naming the field for a scope this member
 /// does not know (taking it as a key watch would silently miss events).
 fn filter(r: &pb::WatchRequest, limits: &Limits) -> Result<WatchFilter, Status> {
-    match pb::WatchScope::try_from(r.scope) {
-        Ok(pb::WatchScope::Prefix) => WatchFilter::prefix(&r.path, limits),
-        Ok(pb::WatchScope::Glob) => WatchFilter::glob(&r.path, limits),
-        Ok(pb::WatchScope::Key) => WatchFilter::key(&r.path, limits),
-        Err(_) => {
-            return Err(status::invalid(format!(
-                "unknown watch scope {} in field `scope` of the watch of {:?}; use WATCH_SCOPE_KEY (0), WATCH_SCOPE_PREFIX (1) or WATCH_SCOPE_GLOB (2)",
-                r.scope, r.path
-            )));
-        }
-    }
-    .map_err(|e| status::core_error(&e))
+    watch::watch_filter(r, limits)
+        .map_err(status::unconvertible)?
+        .map_err(|e| status::core_error(&e))
 }
 
 pub(crate) fn refused(r: &Refused) -> Status {
@@ -96,23 +87,6 @@ fn compacted(oldest: u64) -> Status {
         status.metadata_mut().insert(COMPACT_REVISION_METADATA, v);
     }
     status
-}
-
-fn event(e: warden_core::Event, owner: String) -> pb::Event {
-    let kind = match e.kind {
-        EventKind::Created => pb::EventKind::Created,
-        EventKind::Data => pb::EventKind::Data,
-        EventKind::Deleted => pb::EventKind::Deleted,
-        EventKind::Children => pb::EventKind::Children,
-    };
-    pb::Event {
-        revision: e.revision,
-        kind: kind.into(),
-        path: e.path,
-        stat: Some(convert::stat(&e.stat)),
-        data: e.data,
-        owner,
-    }
 }
 
 /// Splits one revision's events, in order, into parts of at most `budget` encoded bytes
@@ -163,7 +137,7 @@ fn responses(
                                 a.core.session(id).map(|s| s.identity.clone()).unwrap_or_default()
                             }
                         };
-                        event(e, owner)
+                        watch::pb_event(e, owner)
                     })
                     .collect()
             });
@@ -309,7 +283,9 @@ mod tests {
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
         assert_eq!(status::kind(&refused), Some(ErrorKind::InvalidArgument));
         assert!(
-            refused.message().contains("unknown watch scope 5 in field `scope`"),
+            refused
+                .message()
+                .contains("unknown watch scope 5 in field `scope` of the watch of \"/w\""),
             "{refused:?}"
         );
         let prefix = pb::WatchRequest { scope: pb::WatchScope::Prefix.into(), ..request };
