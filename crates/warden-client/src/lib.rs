@@ -45,6 +45,7 @@ mod background;
 mod connection;
 mod endpoint;
 mod error;
+mod hold;
 mod lock;
 mod lock_status;
 mod session;
