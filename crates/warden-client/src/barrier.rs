@@ -5,29 +5,6 @@
 //! Waiting calls (wait, enter, leave) are made in a session, as a lock's acquire is, and
 //! retried the same way when the member serving them fails (see `hold.rs`): the waiting
 //! member is a node its session owns, so a member whose session ends leaves.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), warden_client::ClientError> {
-//! use std::time::Duration;
-//!
-//! use warden_client::Client;
-//!
-//! let client = Client::new(vec!["127.0.0.1:7400".into()])?;
-//! let session = client.open_session(Duration::from_secs(10)).await?;
-//!
-//! // A barrier: workers wait until the coordinator removes it.
-//! let gate = client.barrier(&session, "/jobs/gate");
-//! gate.set().await?;
-//! // ... elsewhere: gate.wait(Some(Duration::from_secs(60))).await?;
-//! gate.remove().await?;
-//!
-//! // A double barrier of 3: start together, finish together.
-//! let round = client.double_barrier(&session, "/jobs/round-1", 3);
-//! let entered = round.enter(Some(Duration::from_secs(60))).await?;
-//! // ... all 3 are in: work ...
-//! entered.leave(Some(Duration::from_secs(60))).await?;
-//! # Ok(()) }
-//! ```
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +78,23 @@ pub struct BarrierRemoved {
 }
 
 /// A barrier a session can wait on ([`Client::barrier`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), warden_client::ClientError> {
+/// use std::time::Duration;
+///
+/// use warden_client::Client;
+///
+/// let client = Client::new(vec!["127.0.0.1:7400".into()])?;
+/// // The coordinator sets the gate (no session needed) ...
+/// client.set_barrier("/jobs/gate").await?;
+/// // ... workers wait at it, each in its session ...
+/// let session = client.open_session(Duration::from_secs(10)).await?;
+/// let gate = client.barrier(&session, "/jobs/gate");
+/// gate.wait(Some(Duration::from_secs(60))).await?;
+/// // ... and go once the coordinator removes it: client.remove_barrier("/jobs/gate").
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Barrier {
     connection: Arc<Connection>,
@@ -109,6 +103,22 @@ pub struct Barrier {
 }
 
 /// A double barrier a session can enter ([`Client::double_barrier`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), warden_client::ClientError> {
+/// use std::time::Duration;
+///
+/// use warden_client::Client;
+///
+/// let client = Client::new(vec!["127.0.0.1:7400".into()])?;
+/// let session = client.open_session(Duration::from_secs(10)).await?;
+/// // Three workers start together and finish together.
+/// let round = client.double_barrier(&session, "/jobs/round-1", 3);
+/// let entered = round.enter(Some(Duration::from_secs(60))).await?;
+/// // ... all 3 are in: work ...
+/// entered.leave(Some(Duration::from_secs(60))).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct DoubleBarrier {
     connection: Arc<Connection>,

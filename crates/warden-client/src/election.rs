@@ -7,26 +7,6 @@
 //! operator, or gone with its session), resigned in the background when its guard is
 //! dropped, and a campaign whose member fails is asked again on another member, which
 //! re-attaches to the same candidate (see `hold.rs`).
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), warden_client::ClientError> {
-//! use std::time::Duration;
-//!
-//! use warden_client::Client;
-//!
-//! let client = Client::new(vec!["127.0.0.1:7400".into()])?;
-//! let session = client.open_session(Duration::from_secs(10)).await?;
-//! let election = client.election(&session, "/services/db-primary");
-//!
-//! // Waits (up to a minute) until this session leads.
-//! let leadership = election.campaign("10.0.0.7:5432", Some(Duration::from_secs(60))).await?;
-//! println!("leading with token {}", leadership.token());
-//! tokio::select! {
-//!     () = leadership.lost() => eprintln!("deposed: stop acting as primary"),
-//!     () = tokio::time::sleep(Duration::from_secs(30)) => leadership.resign().await?,
-//! }
-//! # Ok(()) }
-//! ```
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,6 +68,26 @@ pub struct LeaderChange {
 }
 
 /// An election a session can campaign in ([`Client::election`]).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), warden_client::ClientError> {
+/// use std::time::Duration;
+///
+/// use warden_client::Client;
+///
+/// let client = Client::new(vec!["127.0.0.1:7400".into()])?;
+/// let session = client.open_session(Duration::from_secs(10)).await?;
+/// let election = client.election(&session, "/services/db-primary");
+///
+/// // Waits (up to a minute) until this session leads.
+/// let leadership = election.campaign("10.0.0.7:5432", Some(Duration::from_secs(60))).await?;
+/// println!("leading with token {}", leadership.token());
+/// tokio::select! {
+///     () = leadership.lost() => eprintln!("deposed: stop acting as primary"),
+///     () = tokio::time::sleep(Duration::from_secs(30)) => leadership.resign().await?,
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Election {
     connection: Arc<Connection>,

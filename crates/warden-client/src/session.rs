@@ -7,9 +7,9 @@
 //! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
 //!
 //! The leader pushes a lost hold (a lock's, or an election's leadership) on the stream as
-//! it happens, and the first renewal
-//! of each stream lists the holds the client believes it has (the leader answers with the
-//! ones that are gone), so a guard learns of a lost hold even across a change of leader.
+//! it happens, and the first renewal of each stream lists the holds the client believes it
+//! has (the leader answers with the ones that are gone), so a guard learns of a lost hold
+//! even across a change of leader.
 //!
 //! A session ends when its owner says so: [`Session::close`], or dropping it, which closes
 //! it in the background (as a dropped guard releases) so that its locks and ephemeral nodes
