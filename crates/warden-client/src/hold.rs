@@ -36,6 +36,19 @@ impl SessionLink {
         SessionLink { id: session.id(), state: session.watch_state(), holds: session.holds() }
     }
 
+    /// A link to a session `id` that is not opened on a cluster, for unit tests of the
+    /// recipes against a fake service; its state is what `state` says.
+    #[cfg(test)]
+    pub(crate) fn detached(id: u64, state: watch::Receiver<SessionState>) -> SessionLink {
+        SessionLink { id, state, holds: Arc::new(Holds::default()) }
+    }
+
+    /// The holds the session's keepalive would list now.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Vec<(String, u64)> {
+        self.holds.list().into_iter().map(|h| (h.path, h.token)).collect()
+    }
+
     /// The session is gone, as far as this client can tell.
     pub(crate) fn is_lost(&self) -> bool {
         *self.state.borrow() == SessionState::Lost

@@ -109,7 +109,7 @@ impl Holds {
         true
     }
 
-    fn list(&self) -> Vec<pb::Hold> {
+    pub(crate) fn list(&self) -> Vec<pb::Hold> {
         self.map()
             .keys()
             .map(|(path, token)| pb::Hold { path: path.clone(), token: *token })
