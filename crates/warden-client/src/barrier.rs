@@ -401,42 +401,5 @@ impl std::fmt::Debug for DoubleBarrierGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn member(waiter: &str, token: Option<u64>) -> pb::LockWaiter {
-        pb::LockWaiter {
-            waiter: waiter.into(),
-            session_id: 9,
-            mode: "exclusive".into(),
-            token,
-            since_ms: 2,
-            identity: "bob".into(),
-        }
-    }
-
-    #[test]
-    fn a_status_keeps_its_members_in_order_and_an_unknown_type_is_an_error() {
-        let response = pb::BarrierStatusResponse {
-            header: Some(pb::ResponseHeader { revision: 12, ..Default::default() }),
-            r#type: "double".into(),
-            set: true,
-            count: 2,
-            members: vec![member("/b/w-0000000002", Some(11)), member("/b/w-0000000003", None)],
-        };
-        let status = barrier_status(response.clone()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(status.kind, BarrierKind::Double);
-        assert_eq!(status.kind.name(), "double");
-        assert!(status.set);
-        assert_eq!(status.count, 2);
-        assert_eq!(status.revision, 12);
-        let members: Vec<_> = status.members.iter().map(|m| (m.member.as_str(), m.token)).collect();
-        assert_eq!(members, [("/b/w-0000000002", Some(11)), ("/b/w-0000000003", None)]);
-        assert_eq!(status.members[0].identity, "bob");
-
-        let plain = pb::BarrierStatusResponse { r#type: "barrier".into(), ..response.clone() };
-        assert_eq!(barrier_status(plain).map(|s| s.kind).ok(), Some(BarrierKind::Barrier));
-        let newer = pb::BarrierStatusResponse { r#type: "triple".into(), ..response };
-        assert!(matches!(barrier_status(newer), Err(ClientError::UnexpectedResponse { .. })));
-    }
-}
+#[path = "barrier_test.rs"]
+mod tests;

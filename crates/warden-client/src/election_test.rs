@@ -57,19 +57,11 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tokio::sync::watch;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status};
-use warden_proto::ERROR_METADATA;
 use warden_proto::v1::election_server::{Election as ElectionService, ElectionServer};
 
 use crate::session::SessionState;
-
-/// A status as a member makes it, with its kind.
-fn refusal(code: tonic::Code, kind: ErrorKind) -> Status {
-    let mut status = Status::new(code, format!("scripted {}", kind.as_str()));
-    status.metadata_mut().insert(ERROR_METADATA, MetadataValue::from_static(kind.as_str()));
-    status
-}
+use crate::test_support::{eventually, loopback, refusal};
 
 /// One Observe call's answer: its messages, then an end (`hang`: stays open).
 struct ObserveScript {
@@ -172,20 +164,9 @@ impl ElectionService for Fake {
     }
 }
 
-/// Serves `fake` on a loopback port; a connection to it, with a short deadline.
 async fn serve(fake: &Fake) -> Arc<Connection> {
-    let incoming = tonic::transport::server::TcpIncoming::bind(
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
-    .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
-    let addr = incoming.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let service = ElectionServer::new(fake.clone());
-    tokio::spawn(
-        tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming),
-    );
-    let connection = Connection::new(vec![addr.to_string()], Duration::from_secs(2), None)
-        .unwrap_or_else(|e| panic!("{e}"));
-    Arc::new(connection)
+    loopback(tonic::transport::Server::builder().add_service(ElectionServer::new(fake.clone())))
+        .await
 }
 
 fn election(connection: &Arc<Connection>, state: watch::Receiver<SessionState>) -> super::Election {
@@ -194,17 +175,6 @@ fn election(connection: &Arc<Connection>, state: watch::Receiver<SessionState>) 
         session: SessionLink::detached(11, state),
         name: "/e".into(),
     }
-}
-
-/// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("not within 2 s: {what}");
 }
 
 #[tokio::test]

@@ -53,6 +53,8 @@ mod hold;
 mod lock;
 mod lock_status;
 mod session;
+#[cfg(test)]
+mod test_support;
 mod tls;
 mod txn;
 mod watch;
