@@ -12,7 +12,7 @@ use warden_client::{BarrierRemoved, BarrierStatus, Client, ErrorKind, Session};
 
 use crate::cli::Output;
 use crate::exit;
-use crate::lock_cmd::{Held, Interrupt, Opening, in_session, not_granted, revoked, within};
+use crate::lock_cmd::{Held, Interrupt, Opening, in_session, not_granted, wait_lost, within};
 use crate::output::emit;
 
 /// What `warden barrier` was asked to do.
@@ -198,8 +198,10 @@ async fn wait(
         Some(Ok(())) => Ok(ExitCode::SUCCESS),
         None => Ok(still_set(&what, timeout)),
         Some(Err(e)) if e.kind() == Some(ErrorKind::Timeout) => Ok(still_set(&what, timeout)),
-        Some(Err(e)) if e.kind() == Some(ErrorKind::WaitRevoked) => Ok(revoked(&what)),
-        Some(Err(e)) => Err(e).with_context(|| format!("cannot wait at {what}")),
+        Some(Err(e)) => match wait_lost(&what, &e) {
+            Some(code) => Ok(code),
+            None => Err(e).with_context(|| format!("cannot wait at {what}")),
+        },
     }
 }
 
@@ -243,8 +245,10 @@ async fn double(
         Some(Err(e)) if e.kind() == Some(ErrorKind::Timeout) => {
             return Ok(not_granted(&what, how.timeout, " (not all members were in)"));
         }
-        Some(Err(e)) if e.kind() == Some(ErrorKind::WaitRevoked) => return Ok(revoked(&what)),
-        Some(Err(e)) => return Err(e).with_context(|| format!("cannot enter {what}")),
+        Some(Err(e)) => match wait_lost(&what, &e) {
+            Some(code) => return Ok(code),
+            None => return Err(e).with_context(|| format!("cannot enter {what}")),
+        },
     };
     let held = Held {
         what: &what,

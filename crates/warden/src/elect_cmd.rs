@@ -13,7 +13,7 @@ use warden_client::{Client, Consistency, ErrorKind, Leader, LeaderChange, Sessio
 
 use crate::cli::Output;
 use crate::exit;
-use crate::lock_cmd::{Held, Interrupt, Opening, in_session, not_granted, revoked, within};
+use crate::lock_cmd::{Held, Interrupt, Opening, in_session, not_granted, wait_lost, within};
 use crate::output::{emit, value};
 
 /// How long resigning may take on the way out; past it closing the session ends the
@@ -128,8 +128,10 @@ async fn lead(
         Some(Err(e)) if e.kind() == Some(ErrorKind::Timeout) => {
             return Ok(not_granted(&what, how.timeout, ""));
         }
-        Some(Err(e)) if e.kind() == Some(ErrorKind::WaitRevoked) => return Ok(revoked(&what)),
-        Some(Err(e)) => return Err(e).with_context(|| format!("cannot campaign in {name:?}")),
+        Some(Err(e)) => match wait_lost(&what, &e) {
+            Some(code) => return Ok(code),
+            None => return Err(e).with_context(|| format!("cannot campaign in {name:?}")),
+        },
     };
     let held = Held {
         what: &what,

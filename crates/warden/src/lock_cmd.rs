@@ -59,8 +59,8 @@ pub(crate) async fn run(
         );
     }
     let what = format!("the lock {path:?}");
-    let opened = Opening { ttl: how.ttl, timeout: how.timeout, what: &what };
-    in_session(client, opened, async |session, deadline, interrupted| {
+    let opening = Opening { ttl: how.ttl, timeout: how.timeout, what: &what };
+    in_session(client, opening, async |session, deadline, interrupted| {
         hold(client, session, path, &how, deadline, command, interrupted).await
     })
     .await
@@ -162,6 +162,24 @@ pub(crate) fn revoked(what: &str) -> ExitCode {
         eprintln!("error: the wait for {what} was revoked by an operator; the command was not run");
     }
     ExitCode::from(exit::LOST)
+}
+
+/// What a waiting call's refusal means for a command not yet run: 4 after a revoke (said
+/// so) or the end of the session (`WaitEnded`, `SessionExpired`); `None` for any other.
+pub(crate) fn wait_lost(what: &str, error: &warden_client::ClientError) -> Option<ExitCode> {
+    match error.kind() {
+        Some(ErrorKind::WaitRevoked) => Some(revoked(what)),
+        Some(ErrorKind::WaitEnded | ErrorKind::SessionExpired) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "error: the session waiting for {what} was lost ({error}); the command was not run"
+                );
+            }
+            Some(ExitCode::from(exit::LOST))
+        }
+        _ => None,
+    }
 }
 
 /// Takes the lock in `session`, runs the command holding it, and releases it.
@@ -349,4 +367,27 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
     emit(out, &lines.join("\n"), &object)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+    use warden_client::ClientError;
+
+    use super::*;
+
+    #[test]
+    fn a_wait_revoked_or_gone_with_its_session_is_lost_and_nothing_else_is() {
+        let refused =
+            |code, kind| ClientError::Server { code, message: "m".into(), kind: Some(kind) };
+        let lost = Some(ExitCode::from(exit::LOST));
+        assert_eq!(wait_lost("x", &refused(Code::Aborted, ErrorKind::WaitRevoked)), lost);
+        assert_eq!(wait_lost("x", &refused(Code::Aborted, ErrorKind::WaitEnded)), lost);
+        let expired = refused(Code::FailedPrecondition, ErrorKind::SessionExpired);
+        assert_eq!(wait_lost("x", &expired), lost);
+        let wrong = refused(Code::FailedPrecondition, ErrorKind::WrongRecipe);
+        assert_eq!(wait_lost("x", &wrong), None);
+        let timeout = refused(Code::DeadlineExceeded, ErrorKind::Timeout);
+        assert_eq!(wait_lost("x", &timeout), None);
+    }
 }
