@@ -52,6 +52,7 @@ mod error;
 mod hold;
 mod lock;
 mod lock_status;
+mod observe;
 mod session;
 #[cfg(test)]
 mod test_support;
