@@ -14,6 +14,9 @@
 //! of one hold (the session acquired a lock it held: the same hold comes back) are
 //! counted: the hold is released with the last of them, so one guard's release or drop
 //! never ends the hold another still relies on.
+//!
+//! The waiting call and the hold are written once for every recipe (`hold.rs`): an
+//! election's leadership is held, counted and reported lost the same way.
 
 use std::future::Future;
 use std::sync::Arc;
