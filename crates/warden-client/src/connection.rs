@@ -32,7 +32,9 @@ use tokio::time::{Instant, sleep};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tracing::debug;
+use warden_proto::v1::barrier_client::BarrierClient;
 use warden_proto::v1::cluster_client::ClusterClient;
+use warden_proto::v1::election_client::ElectionClient;
 use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
 use warden_proto::v1::session_client::SessionClient;
@@ -529,6 +531,20 @@ pub(crate) fn session(channel: Channel) -> SessionClient<Channel> {
 /// See [`kv`].
 pub(crate) fn lock(channel: Channel) -> LockClient<Channel> {
     LockClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn election(channel: Channel) -> ElectionClient<Channel> {
+    ElectionClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}
+
+/// See [`kv`].
+pub(crate) fn barrier(channel: Channel) -> BarrierClient<Channel> {
+    BarrierClient::new(channel)
         .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
 }

@@ -3,7 +3,9 @@
 //! An async client for warden: give it the members' client addresses; it finds the leader,
 //! follows redirects, retries reads on another member when one fails, keeps sessions alive
 //! in the background, resumes watches on another member without missing or repeating a
-//! revision, and holds locks, read-write locks and semaphores with fencing tokens.
+//! revision, holds locks, read-write locks and semaphores with fencing tokens, campaigns
+//! in elections ([`Election`]: the leader's token fences its writes) and waits at barriers
+//! ([`Barrier`], [`DoubleBarrier`]).
 //!
 //! It is enough on its own: every type its calls take or return is its own or re-exported
 //! here (the core's node and transaction types, `Bytes`, tonic's `Code`, and in [`proto`]
@@ -42,12 +44,18 @@
 //! ```
 
 mod background;
+mod barrier;
 mod connection;
+mod election;
 mod endpoint;
 mod error;
+mod hold;
 mod lock;
 mod lock_status;
+mod observe;
 mod session;
+#[cfg(test)]
+mod test_support;
 mod tls;
 mod txn;
 mod watch;
@@ -58,7 +66,12 @@ use std::time::Duration;
 use warden_proto::convert::kv;
 use warden_proto::v1 as pb;
 
+pub use crate::barrier::{
+    Barrier, BarrierKind, BarrierMember, BarrierRemoved, BarrierStatus, DoubleBarrier,
+    DoubleBarrierGuard,
+};
 use crate::connection::{Connection, Retry};
+pub use crate::election::{Election, Leader, LeaderChange, LeaderObserver, Leadership};
 pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::lock_status::{LockEntry, LockStatus};

@@ -14,19 +14,21 @@
 //! of one hold (the session acquired a lock it held: the same hold comes back) are
 //! counted: the hold is released with the last of them, so one guard's release or drop
 //! never ends the hold another still relies on.
+//!
+//! The waiting call and the hold are written once for every recipe (`hold.rs`): an
+//! election's leadership is held, counted and reported lost the same way.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::sync::watch;
 use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 
-use crate::connection::{self, Connection, Retry};
+use crate::connection::{self, Connection};
 use crate::error::ClientError;
-use crate::session::{Holds, Session, SessionState};
+use crate::hold::{Hold, SessionLink, Wait, end_hold, wait_for_grant};
+use crate::session::Session;
 
 /// Why a lock was not obtained.
 #[derive(Debug, thiserror::Error)]
@@ -113,9 +115,7 @@ impl Default for LockConfig {
 #[derive(Clone)]
 pub struct Lock {
     connection: Arc<Connection>,
-    session_id: u64,
-    session_state: watch::Receiver<SessionState>,
-    holds: Arc<Holds>,
+    session: SessionLink,
     request: pb::AcquireRequest,
     retry_interval: Duration,
     max_retries: u32,
@@ -123,15 +123,7 @@ pub struct Lock {
 
 /// A held lock. Released by [`LockGuard::release`], or in the background when dropped.
 pub struct LockGuard {
-    connection: Arc<Connection>,
-    path: String,
-    session_id: u64,
-    token: u64,
-    session_state: watch::Receiver<SessionState>,
-    holds: Arc<Holds>,
-    /// `Some(reason)` once the cluster reports this hold lost.
-    hold_lost: watch::Receiver<Option<String>>,
-    released: bool,
+    hold: Hold,
 }
 
 impl Lock {
@@ -142,9 +134,7 @@ impl Lock {
     ) -> Lock {
         Lock {
             connection,
-            session_id: session.id(),
-            session_state: session.watch_state(),
-            holds: session.holds(),
+            session: SessionLink::new(session),
             request: pb::AcquireRequest { session_id: session.id(), ..request },
             retry_interval: LockConfig::default().retry_interval,
             max_retries: LockConfig::default().max_retries,
@@ -165,101 +155,58 @@ impl Lock {
         self
     }
 
-    fn lost(&self) -> bool {
-        *self.session_state.borrow() == SessionState::Lost
-    }
-
     fn guard(&self, response: pb::AcquireResponse) -> LockGuard {
-        LockGuard {
-            connection: Arc::clone(&self.connection),
-            path: self.request.path.clone(),
-            session_id: self.session_id,
-            token: response.token,
-            session_state: self.session_state.clone(),
-            holds: Arc::clone(&self.holds),
-            hold_lost: self.holds.track(&self.request.path, response.token),
-            released: false,
-        }
+        LockGuard { hold: self.session.track(&self.connection, &self.request.path, response.token) }
     }
 
-    async fn call(&self, timeout_ms: u64, try_only: bool) -> Result<LockGuard, LockError> {
+    async fn call(&self, wait: Wait) -> Result<LockGuard, LockError> {
         let path = self.request.path.clone();
-        let request = pb::AcquireRequest { timeout_ms, ..self.request.clone() };
-        loop {
-            if self.lost() {
-                return Err(LockError::SessionLost { path });
+        let request = pb::AcquireRequest { timeout_ms: wait.timeout_ms(), ..self.request.clone() };
+        let result = wait_for_grant(&self.connection, &self.session, wait, |c| {
+            let request = request.clone();
+            async move {
+                let mut client = connection::lock(c);
+                let response = if wait == Wait::No {
+                    client.try_acquire(request).await
+                } else {
+                    client.acquire(request).await
+                };
+                response.map(|r| r.into_inner())
             }
-            // A waiting acquire is not cut client-side: that would drop the call and the
-            // server would remove the wait. A timed one gets its timeout plus a margin.
-            let attempt = match (try_only, timeout_ms) {
-                (false, 0) => None,
-                (false, ms) => Some(Duration::from_millis(ms) + Duration::from_secs(10)),
-                (true, _) => Some(Duration::from_secs(10)),
-            };
-            let result = self
-                .connection
-                .run_within(Retry::Idempotent, attempt, |c| {
-                    let request = request.clone();
-                    async move {
-                        let mut client = connection::lock(c);
-                        let response = if try_only {
-                            client.try_acquire(request).await
-                        } else {
-                            client.acquire(request).await
-                        };
-                        response.map(|r| r.into_inner())
-                    }
-                })
-                .await;
-            match result {
-                Ok(response) => return Ok(self.guard(response)),
-                Err(ClientError::Server { kind: Some(ErrorKind::AlreadyLocked), .. }) => {
-                    return Err(LockError::AlreadyLocked { path });
-                }
-                Err(ClientError::Server { kind: Some(ErrorKind::Timeout), .. }) => {
-                    return Err(LockError::Timeout {
-                        path,
-                        waited: Duration::from_millis(timeout_ms),
-                    });
-                }
-                Err(ClientError::Server {
-                    kind: Some(ErrorKind::WaitEnded | ErrorKind::SessionExpired),
-                    ..
-                }) => {
-                    return Err(LockError::SessionLost { path });
-                }
-                Err(ClientError::Server { kind: Some(ErrorKind::WaitRevoked), .. }) => {
-                    return Err(LockError::Revoked { path });
-                }
-                // The cancel of an earlier, broken call of this acquire removed the wait
-                // this call re-attached to: queue again.
-                Err(ClientError::Server { kind: Some(ErrorKind::WaitCancelled), .. })
-                    if !try_only =>
-                {
-                    continue;
-                }
-                // A wait longer than one call's time limit, or a member that failed: the
-                // acquire is idempotent, so ask again and re-attach to the same wait.
-                Err(ClientError::Unavailable { .. }) if !try_only && timeout_ms == 0 => continue,
-                Err(e) => return Err(LockError::Backend(e)),
+        })
+        .await;
+        match result {
+            Ok(response) => Ok(self.guard(response)),
+            Err(ClientError::Server { kind: Some(ErrorKind::AlreadyLocked), .. }) => {
+                Err(LockError::AlreadyLocked { path })
             }
+            Err(ClientError::Server { kind: Some(ErrorKind::Timeout), .. }) => {
+                Err(LockError::Timeout { path, waited: Duration::from_millis(wait.timeout_ms()) })
+            }
+            Err(ClientError::Server {
+                kind: Some(ErrorKind::WaitEnded | ErrorKind::SessionExpired),
+                ..
+            }) => Err(LockError::SessionLost { path }),
+            Err(ClientError::Server { kind: Some(ErrorKind::WaitRevoked), .. }) => {
+                Err(LockError::Revoked { path })
+            }
+            Err(e) => Err(LockError::Backend(e)),
         }
     }
 
     /// Waits until the lock is held (or the session is lost).
     pub async fn acquire(&self) -> Result<LockGuard, LockError> {
-        self.call(0, false).await
+        self.call(Wait::Forever).await
     }
 
     /// Takes the lock only if it is free now.
     pub async fn try_acquire(&self) -> Result<LockGuard, LockError> {
-        self.call(0, true).await
+        self.call(Wait::No).await
     }
 
     /// Waits at most `timeout`; the wait is removed on the server if it runs out.
     pub async fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard, LockError> {
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.call(ms, false).await
+        self.call(Wait::For(timeout)).await
     }
 
     /// Tries, then tries again every retry interval, up to the retry count (the loop of
@@ -305,22 +252,13 @@ async fn release(
     token: u64,
 ) -> Result<(), LockError> {
     let request = pb::ReleaseRequest { path: path.clone(), session_id, token: Some(token) };
-    let attempts = AtomicU32::new(0);
-    let result = connection
-        .run(Retry::Idempotent, |c| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let request = request.clone();
-            async move { connection::lock(c).release(request).await.map(|r| r.into_inner()) }
-        })
-        .await;
+    let result = end_hold(connection, |c| {
+        let request = request.clone();
+        async move { connection::lock(c).release(request).await.map(|r| r.into_inner()) }
+    })
+    .await;
     match result {
-        Ok(_) => Ok(()),
-        // A retry of a release whose answer was lost finds the hold ended by itself.
-        Err(ClientError::Server { kind: Some(ErrorKind::HoldEnded), .. })
-            if attempts.load(Ordering::Relaxed) > 1 =>
-        {
-            Ok(())
-        }
+        Ok(()) => Ok(()),
         Err(ClientError::Server {
             kind: Some(ErrorKind::HoldEnded | ErrorKind::SessionExpired),
             message,
@@ -334,84 +272,70 @@ impl LockGuard {
     /// The fencing token of this hold: pass it to the resources the lock protects, which
     /// should refuse any token lower than the highest they have seen.
     pub fn token(&self) -> u64 {
-        self.token
+        self.hold.token
     }
 
     /// The lock's path.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.hold.path
     }
 
     /// Whether the hold is gone: its session ended, or the cluster reported it revoked.
     pub fn is_lost(&self) -> bool {
-        *self.session_state.borrow() == SessionState::Lost || self.hold_lost.borrow().is_some()
+        self.hold.is_lost()
     }
 
     /// Why the hold is gone, if it is.
     pub fn lost_reason(&self) -> Option<String> {
-        if let Some(reason) = self.hold_lost.borrow().clone() {
-            return Some(reason);
-        }
-        (*self.session_state.borrow() == SessionState::Lost).then(|| "session lost".to_owned())
+        self.hold.lost_reason()
     }
 
     /// Resolves when the hold is lost: with its session, or revoked.
     pub async fn lost(&self) {
-        let (mut state, mut hold) = (self.session_state.clone(), self.hold_lost.clone());
-        loop {
-            if *state.borrow_and_update() == SessionState::Lost
-                || hold.borrow_and_update().is_some()
-            {
-                return;
-            }
-            tokio::select! {
-                changed = state.changed() => if changed.is_err() { return },
-                // The flag's sender goes once the hold is reported or released: from then
-                // on only the session can end it.
-                changed = hold.changed() => if changed.is_err() && hold.borrow().is_none() {
-                    state.wait_for(|s| *s == SessionState::Lost).await.ok();
-                    return;
-                },
-            }
-        }
+        self.hold.lost().await
     }
 
     /// Releases the lock now; if another guard of the same hold is alive, the hold stays
     /// until that one is released. Fails with [`LockError::HoldEnded`] if the hold had
     /// already ended (nothing is released then, not even a later hold of the session).
     pub async fn release(mut self) -> Result<(), LockError> {
-        self.released = true;
-        if !self.holds.untrack(&self.path, self.token) {
+        if !self.hold.let_go() {
             return Ok(());
         }
-        release(&self.connection, self.path.clone(), self.session_id, self.token).await
+        let hold = &self.hold;
+        release(&hold.connection, hold.path.clone(), hold.session_id, hold.token).await
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
-        if self.released || !self.holds.untrack(&self.path, self.token) {
-            return;
-        }
         // A hold reported lost (revoked, or its session closed) has nothing to release.
-        if self.hold_lost.borrow().is_some() {
+        if !self.hold.let_go_on_drop() {
             return;
         }
-        let (path, session, token) = (self.path.clone(), self.session_id, self.token);
-        crate::background::spawn("lock-release", &self.connection, move |connection| async move {
-            match release(&connection, path, session, token).await {
-                Ok(()) | Err(LockError::HoldEnded { .. }) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+        let (path, session, token) =
+            (self.hold.path.clone(), self.hold.session_id, self.hold.token);
+        crate::background::spawn(
+            "lock-release",
+            &self.hold.connection,
+            move |connection| async move {
+                match release(&connection, path, session, token).await {
+                    Ok(()) | Err(LockError::HoldEnded { .. }) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "background release failed; the lock goes with the session");
+                    }
                 }
-            }
-        });
+            },
+        );
     }
 }
 
 impl std::fmt::Debug for LockGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockGuard").field("path", &self.path).field("token", &self.token).finish()
+        f.debug_struct("LockGuard")
+            .field("path", &self.hold.path)
+            .field("token", &self.hold.token)
+            .finish()
     }
 }
 

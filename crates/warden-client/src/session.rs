@@ -6,9 +6,10 @@
 //! until a renewal succeeds (alive again) or the ttl since the last successful renewal has
 //! passed (lost: the cluster has expired it, or will, and its ephemeral nodes go with it).
 //!
-//! The leader pushes a revoked lock hold on the stream as it happens, and the first renewal
-//! of each stream lists the holds the client believes it has (the leader answers with the
-//! ones that are gone), so a guard learns of a lost hold even across a change of leader.
+//! The leader pushes a lost hold (a lock's, or an election's leadership) on the stream as
+//! it happens, and the first renewal of each stream lists the holds the client believes it
+//! has (the leader answers with the ones that are gone), so a guard learns of a lost hold
+//! even across a change of leader.
 //!
 //! A session ends when its owner says so: [`Session::close`], or dropping it, which closes
 //! it in the background (as a dropped guard releases) so that its locks and ephemeral nodes
@@ -60,10 +61,11 @@ pub struct Session {
     holds: Arc<Holds>,
 }
 
-/// The lock holds the client believes its session has, each with a flag the keepalive
-/// sets (to the reason) when the cluster reports the hold lost, and the number of guards
-/// that share it (acquiring a lock the session holds returns the same hold): the hold is
-/// released when the last of them is.
+/// The holds the client believes its session has (a lock's hold or an election's
+/// leadership: a path and a token, whatever recipe made it), each with a flag the
+/// keepalive sets (to the reason) when the cluster reports the hold lost, and the number
+/// of guards that share it (acquiring a lock the session holds, or campaigning again while
+/// leading, returns the same hold): the hold is ended when the last of them lets go.
 #[derive(Default)]
 pub(crate) struct Holds {
     held: Mutex<HoldFlags>,
@@ -75,7 +77,7 @@ struct HoldEntry {
     guards: usize,
 }
 
-/// Each hold, by lock path and token.
+/// Each hold, by path (the lock's, the election's) and token.
 type HoldFlags = BTreeMap<(String, u64), HoldEntry>;
 
 impl Holds {
@@ -108,7 +110,7 @@ impl Holds {
         true
     }
 
-    fn list(&self) -> Vec<pb::Hold> {
+    pub(crate) fn list(&self) -> Vec<pb::Hold> {
         self.map().keys().map(|(path, token)| hold(path.clone(), *token)).collect()
     }
 
@@ -123,7 +125,7 @@ impl Holds {
         let mut map = self.map();
         for l in lost {
             if let Some(entry) = map.remove(&(l.path.clone(), l.token)) {
-                tracing::debug!(path = %l.path, token = l.token, reason = %l.reason, "lock hold lost; its guards say so");
+                tracing::debug!(path = %l.path, token = l.token, reason = %l.reason, "hold lost; its guards say so");
                 entry.lost.send_replace(Some(l.reason.clone()));
             }
         }

@@ -306,6 +306,68 @@ pub(crate) enum ClientCommand {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Runs a command while leading an election; `elect leader NAME` shows the leader,
+    /// `elect observe NAME` every change of leader.
+    ///
+    /// `warden elect NAME [--value V] [--timeout 10s] -- COMMAND [ARGS...]` campaigns in
+    /// the election NAME (a path) and runs COMMAND once leading, with WARDEN_FENCING_TOKEN
+    /// and WARDEN_ELECTION_NAME; warden exits with its status (3 if it did not lead in
+    /// time, 4 if the leadership was lost while the command ran: the command is killed,
+    /// 130 on Ctrl-C). `warden elect leader NAME` prints the leader (exit 5 if none).
+    /// `warden elect observe NAME` prints the leader, then every change ("no leader"
+    /// included), until Ctrl-C.
+    Elect {
+        #[command(flatten)]
+        client: ClientFlags,
+        /// The election's name (a path), or `leader` or `observe`.
+        target: String,
+        /// With `leader` or `observe`: the election's name.
+        name: Option<String>,
+        /// What the leader announces (`elect leader` and `elect observe` show it).
+        #[arg(long)]
+        value: Option<String>,
+        /// Give up (exit 3) if not leading within this, opening the session included;
+        /// until then an unavailable cluster is asked again (500ms, 1.5s, 2m, 1h).
+        #[arg(long, value_parser = crate::duration::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// The ttl of the candidate's session: how long a crashed warden keeps leading.
+        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
+        ttl: std::time::Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Barriers: `barrier set|remove|wait|status NAME`, and `barrier NAME --count N --
+    /// COMMAND`, a double barrier around a command.
+    ///
+    /// `warden barrier set NAME` sets a barrier; `warden barrier wait NAME [--timeout D]`
+    /// returns once it is not set (exit 3 at the timeout); `warden barrier remove NAME`
+    /// lets its waiters through; `warden barrier status NAME` prints its state and
+    /// members. `warden barrier NAME --count N [--timeout D] -- COMMAND [ARGS...]` enters
+    /// the double barrier NAME of N members, runs COMMAND once all N are in (with
+    /// WARDEN_BARRIER_NAME and WARDEN_BARRIER_MEMBER), leaves, and exits with COMMAND's
+    /// status once all N have left (3 if entering or leaving took longer than D).
+    Barrier {
+        #[command(flatten)]
+        client: ClientFlags,
+        /// `set`, `remove`, `wait` or `status`, or a double barrier's name (a path).
+        target: String,
+        /// With `set`, `remove`, `wait` or `status`: the barrier's name.
+        name: Option<String>,
+        /// A double barrier's number of members (every member gives the same).
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
+        /// Give up (exit 3) waiting at a barrier, or entering or leaving a double
+        /// barrier, after this long.
+        #[arg(long, value_parser = crate::duration::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// The ttl of the waiting session: how long a crashed warden stays a member.
+        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
+        ttl: std::time::Duration,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Sessions: list them, or inspect one.
     Session {
         #[command(flatten)]
@@ -348,6 +410,8 @@ impl ClientCommand {
             | ClientCommand::Rm { client, .. }
             | ClientCommand::Watch { client, .. }
             | ClientCommand::Lock { client, .. }
+            | ClientCommand::Elect { client, .. }
+            | ClientCommand::Barrier { client, .. }
             | ClientCommand::Session { client, .. }
             | ClientCommand::Cluster { client, .. }
             | ClientCommand::Acl { client, .. }
@@ -393,4 +457,75 @@ pub(crate) enum AclCommand {
 pub(crate) enum ClusterCommand {
     /// Leader, term, and every member's role and applied index.
     Status,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn client_command(args: &[&str]) -> ClientCommand {
+        match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Command::Client(command)) => command,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn elect_takes_a_name_and_a_command_or_a_subcommand() {
+        let run =
+            ["warden", "elect", "/e", "--value", "v", "--timeout", "2s", "--", "sh", "-c", "x"];
+        match client_command(&run) {
+            ClientCommand::Elect { target, name, value, timeout, ttl, command, .. } => {
+                assert_eq!(target, "/e");
+                assert_eq!(name, None);
+                assert_eq!(value.as_deref(), Some("v"));
+                assert_eq!(timeout, Some(Duration::from_secs(2)));
+                assert_eq!(ttl, Duration::from_secs(10));
+                assert_eq!(command, ["sh", "-c", "x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let leader = ["warden", "elect", "leader", "/e", "-o", "json"];
+        match client_command(&leader) {
+            ClientCommand::Elect { client, target, name, command, .. } => {
+                assert_eq!((target.as_str(), name.as_deref()), ("leader", Some("/e")));
+                assert!(command.is_empty());
+                assert_eq!(client.output, Some(Output::Json));
+            }
+            other => panic!("{other:?}"),
+        }
+        match client_command(&["warden", "elect", "observe", "/e"]) {
+            ClientCommand::Elect { target, name, .. } => {
+                assert_eq!((target.as_str(), name.as_deref()), ("observe", Some("/e")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn barrier_takes_a_subcommand_or_a_double_barrier_with_a_command() {
+        match client_command(&["warden", "barrier", "wait", "/b", "--timeout", "1s"]) {
+            ClientCommand::Barrier { target, name, timeout, count, .. } => {
+                assert_eq!((target.as_str(), name.as_deref()), ("wait", Some("/b")));
+                assert_eq!(timeout, Some(Duration::from_secs(1)));
+                assert_eq!(count, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match client_command(&["warden", "barrier", "/b", "--count", "8", "--", "./step.sh"]) {
+            ClientCommand::Barrier { target, name, count, command, ttl, .. } => {
+                assert_eq!((target.as_str(), name), ("/b", None));
+                assert_eq!(count, Some(8));
+                assert_eq!(command, ["./step.sh"]);
+                assert_eq!(ttl, Duration::from_secs(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["warden", "barrier", "/b", "--count", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["warden", "elect", "/e", "--timeout", "soon"]).is_err());
+    }
 }

@@ -157,6 +157,20 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
                 return crate::lock_cmd::run(&client, &target, how, &command).await;
             }
         }
+        Command::Elect { target, name, value, timeout, ttl, command, .. } => {
+            let how = crate::elect_cmd::How {
+                value: value.unwrap_or_default().into_bytes(),
+                timeout,
+                ttl,
+            };
+            let action = crate::elect_cmd::action(target, name, how, command)?;
+            return crate::elect_cmd::run_action(&client, out, action).await;
+        }
+        Command::Barrier { target, name, count, timeout, ttl, command, .. } => {
+            let action =
+                crate::barrier_cmd::action(target, name, count, timeout.is_some(), command)?;
+            return crate::barrier_cmd::run(&client, out, action, timeout, ttl).await;
+        }
         Command::Session { command, .. } => crate::session_cmd::run(&client, out, command).await?,
         Command::Acl { command, .. } => crate::acl_cmd::run(&client, out, command).await?,
         Command::Watch { path, prefix, glob, from_revision, .. } => {

@@ -8,9 +8,11 @@ use warden_client::{ClientError, ErrorKind, LockError};
 
 /// Any error without a status of its own.
 pub(crate) const OTHER: u8 = 1;
-/// Not granted or not done in time (`warden lock --timeout`, a server deadline).
+/// Not granted or not done in time (`warden lock|elect|barrier --timeout`, a server
+/// deadline).
 pub(crate) const TIMEOUT: u8 = 3;
-/// The lock was lost (revoked, or its session gone) while `warden lock` waited or ran.
+/// The lock or leadership was lost (revoked, or its session gone) while `warden lock` or
+/// `warden elect` waited or ran.
 pub(crate) const LOST: u8 = 4;
 /// No such node or session.
 pub(crate) const NOT_FOUND: u8 = 5;
@@ -35,16 +37,18 @@ Exit status:
   0    success
   1    any other error (the message says what)
   2    usage error: a bad flag or argument
-  3    timeout: warden lock --timeout ran out (opening the session included), or a deadline
-  4    lock lost: revoked by an operator, or its session gone, while warden lock waited or ran
-  5    not found: no such node, or session
+  3    timeout: warden lock, elect or barrier --timeout ran out (opening the session
+       included), or a deadline
+  4    lock lost or leadership lost: revoked by an operator, or its session gone, while
+       warden lock or warden elect waited or ran
+  5    not found: no such node, or session; no leader (warden elect leader)
   6    already exists, or version mismatch (put/rm --version N)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
   8    permission denied
   130  interrupted by Ctrl-C
   141  standard output closed by its reader (warden ls / | head -1)
-warden lock exits with its command's own status once the command ran (126 if it cannot be
-run, 127 if it is not found).";
+warden lock, warden elect and warden barrier NAME exit with their command's own status
+once the command ran (126 if it cannot be run, 127 if it is not found).";
 
 /// The exit status for `error`: that of the first client or lock error in its chain.
 pub(crate) fn code(error: &anyhow::Error) -> u8 {
@@ -74,6 +78,16 @@ fn client_code(error: &ClientError) -> u8 {
     match error {
         ClientError::Unavailable { .. } => UNAVAILABLE,
         ClientError::Server { code, kind, .. } => match code {
+            // A wait or a hold (a lock's, a leadership) that ended: revoked, or gone with
+            // its session.
+            Code::Aborted | Code::FailedPrecondition
+                if matches!(
+                    kind,
+                    Some(ErrorKind::WaitRevoked | ErrorKind::WaitEnded | ErrorKind::HoldEnded)
+                ) =>
+            {
+                LOST
+            }
             Code::NotFound => NOT_FOUND,
             // The CLI meets it only naming a session (session info or close ID).
             Code::FailedPrecondition if *kind == Some(ErrorKind::SessionExpired) => NOT_FOUND,
@@ -117,6 +131,11 @@ mod tests {
         );
         assert_eq!(code(&server(Code::Unavailable, Some(ErrorKind::NoQuorum))), UNAVAILABLE);
         assert_eq!(code(&server(Code::PermissionDenied, None)), PERMISSION_DENIED);
+        assert_eq!(code(&server(Code::NotFound, Some(ErrorKind::NoLeader))), NOT_FOUND);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::WaitEnded))), LOST);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::WaitRevoked))), LOST);
+        assert_eq!(code(&server(Code::FailedPrecondition, Some(ErrorKind::HoldEnded))), LOST);
+        assert_eq!(code(&server(Code::FailedPrecondition, Some(ErrorKind::WrongRecipe))), OTHER);
         assert_eq!(code(&server(Code::DeadlineExceeded, None)), TIMEOUT);
         assert_eq!(code(&server(Code::InvalidArgument, Some(ErrorKind::InvalidPath))), OTHER);
         let unavailable = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };

@@ -4,6 +4,9 @@
 //!
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
+//!
+//! Running a command in a session of its own ([`in_session`]) while something is held
+//! ([`run_command`]) is shared with `warden elect` and `warden barrier`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,7 +41,7 @@ pub(crate) struct How {
 
 /// Resolves on Ctrl-C (its first poll installs the handler; it never resolves if that
 /// fails).
-type Interrupt<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
+pub(crate) type Interrupt<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 
 /// Runs `command` holding the lock at `path`; returns the command's exit status. Whatever
 /// happens once the session is open (a timeout, a refused request, a command that cannot
@@ -55,21 +58,47 @@ pub(crate) async fn run(
             "nothing to run: give a command after --, as in: warden lock /jobs/nightly -- ./run.sh"
         );
     }
-    let deadline = how.timeout.map(|t| Instant::now() + t);
+    let what = format!("the lock {path:?}");
+    let opening = Opening { ttl: how.ttl, timeout: how.timeout, what: &what };
+    in_session(client, opening, async |session, deadline, interrupted| {
+        hold(client, session, path, &how, deadline, command, interrupted).await
+    })
+    .await
+}
+
+/// The session a command runs in, and what it is for.
+pub(crate) struct Opening<'a> {
+    /// The session's ttl.
+    pub(crate) ttl: Duration,
+    /// Give up after this long, opening the session included.
+    pub(crate) timeout: Option<Duration>,
+    /// What the session is for, in messages: `the lock "/x"`.
+    pub(crate) what: &'a str,
+}
+
+/// Opens a session (within the timeout, asking an unavailable cluster again until then),
+/// runs `body` in it with the deadline and the Ctrl-C future, and closes the session on
+/// every way out. A session not opened in time exits 3; Ctrl-C, 130.
+pub(crate) async fn in_session(
+    client: &Client,
+    opening: Opening<'_>,
+    body: impl for<'s> AsyncFnOnce(&'s Session, Option<Instant>, Interrupt<'s>) -> Result<ExitCode>,
+) -> Result<ExitCode> {
+    let deadline = opening.timeout.map(|t| Instant::now() + t);
     let mut interrupted = std::pin::pin!(async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
     });
-    let opening = within(deadline, open_session(client, how.ttl, deadline.is_some()));
+    let opened = within(deadline, open_session(client, opening.ttl, deadline.is_some()));
     let session = tokio::select! {
-        opened = opening => match opened {
-            Some(session) => session.context("cannot open a session for the lock")?,
-            None => return Ok(not_granted(path, how.timeout, " (no session could be opened: is a quorum of members up? see warden cluster status)")),
+        opened = opened => match opened {
+            Some(session) => session.with_context(|| format!("cannot open a session for {}", opening.what))?,
+            None => return Ok(not_granted(opening.what, opening.timeout, " (no session could be opened: is a quorum of members up? see warden cluster status)")),
         },
         () = &mut interrupted => return Ok(ExitCode::from(exit::INTERRUPTED)),
     };
-    let outcome = hold(client, &session, path, &how, deadline, command, interrupted).await;
+    let outcome = body(&session, deadline, interrupted).await;
     let id = session.id();
     match tokio::time::timeout(CLEANUP, session.close()).await {
         Ok(Ok(_)) => {}
@@ -105,20 +134,52 @@ async fn open_session(
 }
 
 /// `future`, given up at `deadline` (if any): `None` then.
-async fn within<T>(deadline: Option<Instant>, future: impl Future<Output = T>) -> Option<T> {
+pub(crate) async fn within<T>(
+    deadline: Option<Instant>,
+    future: impl Future<Output = T>,
+) -> Option<T> {
     match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
         None => Some(future.await),
     }
 }
 
-fn not_granted(path: &str, timeout: Option<Duration>, why: &str) -> ExitCode {
+/// Says that `what` (`the lock "/x"`) was not granted in time; exit 3.
+pub(crate) fn not_granted(what: &str, timeout: Option<Duration>, why: &str) -> ExitCode {
     let waited = timeout.unwrap_or_default();
     #[allow(clippy::print_stderr)]
     {
-        eprintln!("error: the lock {path:?} was not granted within {waited:?}{why}");
+        eprintln!("error: {what} was not granted within {waited:?}{why}");
     }
     ExitCode::from(exit::TIMEOUT)
+}
+
+/// Says that an operator took the session out of `what`'s queue before it was granted;
+/// exit 4.
+pub(crate) fn revoked(what: &str) -> ExitCode {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("error: the wait for {what} was revoked by an operator; the command was not run");
+    }
+    ExitCode::from(exit::LOST)
+}
+
+/// What a waiting call's refusal means for a command not yet run: 4 after a revoke (said
+/// so) or the end of the session (`WaitEnded`, `SessionExpired`); `None` for any other.
+pub(crate) fn wait_lost(what: &str, error: &warden_client::ClientError) -> Option<ExitCode> {
+    match error.kind() {
+        Some(ErrorKind::WaitRevoked) => Some(revoked(what)),
+        Some(ErrorKind::WaitEnded | ErrorKind::SessionExpired) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "error: the session waiting for {what} was lost ({error}); the command was not run"
+                );
+            }
+            Some(ExitCode::from(exit::LOST))
+        }
+        _ => None,
+    }
 }
 
 /// Takes the lock in `session`, runs the command holding it, and releases it.
@@ -147,23 +208,26 @@ async fn hold(
         acquired = acquiring => acquired,
         () = &mut interrupted => return Ok(ExitCode::from(exit::INTERRUPTED)),
     };
+    let what = format!("the lock {path:?}");
     let guard = match acquired {
         Some(Ok(guard)) => guard,
         None | Some(Err(LockError::Timeout { .. })) => {
-            return Ok(not_granted(path, how.timeout, ""));
+            return Ok(not_granted(&what, how.timeout, ""));
         }
-        Some(Err(LockError::Revoked { .. })) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!(
-                    "error: the wait for the lock {path:?} was revoked by an operator; the command was not run"
-                );
-            }
-            return Ok(ExitCode::from(exit::LOST));
-        }
+        Some(Err(LockError::Revoked { .. })) => return Ok(revoked(&what)),
         Some(Err(e)) => return Err(e).with_context(|| format!("cannot take the lock {path:?}")),
     };
-    let code = run_holding(&guard, path, command, interrupted).await;
+    let held = Held {
+        what: &what,
+        unused: "the lock was released unused",
+        env: vec![
+            ("WARDEN_FENCING_TOKEN", guard.token().to_string()),
+            ("WARDEN_LOCK_PATH", path.to_owned()),
+        ],
+        lost: Box::pin(guard.lost()),
+        lost_reason: &|| guard.lost_reason(),
+    };
+    let code = run_command(held, command, interrupted).await;
     match tokio::time::timeout(CLEANUP, guard.release()).await {
         // Ended already (lost, and said so): nothing to release.
         Ok(Ok(()) | Err(LockError::HoldEnded { .. })) => {}
@@ -175,11 +239,24 @@ async fn hold(
     code
 }
 
-/// Runs the command while `guard` holds; its exit status, or 4 if the lock is lost first,
-/// or 130 on Ctrl-C.
-async fn run_holding(
-    guard: &warden_client::LockGuard,
-    path: &str,
+/// What a command runs holding: a lock, a leadership, a place in a barrier.
+pub(crate) struct Held<'a> {
+    /// What is held, in messages: `the lock "/x"`.
+    pub(crate) what: &'a str,
+    /// What becomes of it if the command cannot run: `the lock was released unused`.
+    pub(crate) unused: &'a str,
+    /// The command's environment, added to warden's.
+    pub(crate) env: Vec<(&'static str, String)>,
+    /// Resolves when it is lost (never, for what cannot be).
+    pub(crate) lost: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    /// Why it was lost.
+    pub(crate) lost_reason: &'a (dyn Fn() -> Option<String> + Sync),
+}
+
+/// Runs the command while `held` holds; its exit status, or 4 if what it holds is lost
+/// first (the command is killed), or 130 on Ctrl-C.
+pub(crate) async fn run_command(
+    held: Held<'_>,
     command: &[String],
     mut interrupted: Interrupt<'_>,
 ) -> Result<ExitCode> {
@@ -188,8 +265,7 @@ async fn run_holding(
     };
     let spawned = tokio::process::Command::new(program)
         .args(args)
-        .env("WARDEN_FENCING_TOKEN", guard.token().to_string())
-        .env("WARDEN_LOCK_PATH", path)
+        .envs(held.env.iter().map(|(k, v)| (*k, v.as_str())))
         .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
@@ -201,14 +277,14 @@ async fn run_holding(
             };
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {what}: {program:?} ({e}); the lock was released unused");
+                eprintln!("error: {what}: {program:?} ({e}); {}", held.unused);
             }
             return Ok(ExitCode::from(code));
         }
     };
     let outcome = tokio::select! {
         status = child.wait() => Ok(status.context("waiting for the command")?),
-        () = guard.lost() => Err(exit::LOST),
+        () = held.lost => Err(exit::LOST),
         () = &mut interrupted => Err(exit::INTERRUPTED),
     };
     let code = match outcome {
@@ -223,12 +299,10 @@ async fn run_holding(
         Err(code) => {
             child.kill().await.ok();
             if code == exit::LOST {
-                let reason = guard.lost_reason().unwrap_or_else(|| "session lost".to_owned());
+                let reason = (held.lost_reason)().unwrap_or_else(|| "session lost".to_owned());
                 #[allow(clippy::print_stderr)]
                 {
-                    eprintln!(
-                        "error: the lock {path:?} was lost ({reason}); the command was stopped"
-                    );
+                    eprintln!("error: {} was lost ({reason}); the command was stopped", held.what);
                 }
             }
             code
@@ -293,4 +367,27 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
     emit(out, &lines.join("\n"), &object)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+    use warden_client::ClientError;
+
+    use super::*;
+
+    #[test]
+    fn a_wait_revoked_or_gone_with_its_session_is_lost_and_nothing_else_is() {
+        let refused =
+            |code, kind| ClientError::Server { code, message: "m".into(), kind: Some(kind) };
+        let lost = Some(ExitCode::from(exit::LOST));
+        assert_eq!(wait_lost("x", &refused(Code::Aborted, ErrorKind::WaitRevoked)), lost);
+        assert_eq!(wait_lost("x", &refused(Code::Aborted, ErrorKind::WaitEnded)), lost);
+        let expired = refused(Code::FailedPrecondition, ErrorKind::SessionExpired);
+        assert_eq!(wait_lost("x", &expired), lost);
+        let wrong = refused(Code::FailedPrecondition, ErrorKind::WrongRecipe);
+        assert_eq!(wait_lost("x", &wrong), None);
+        let timeout = refused(Code::DeadlineExceeded, ErrorKind::Timeout);
+        assert_eq!(wait_lost("x", &timeout), None);
+    }
 }

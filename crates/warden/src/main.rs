@@ -8,10 +8,12 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod acl_cmd;
+mod barrier_cmd;
 mod certs;
 mod cli;
 mod commands;
 mod duration;
+mod elect_cmd;
 mod exit;
 mod lock_cmd;
 mod logs;
