@@ -44,7 +44,8 @@ pub enum Permission {
     Delete,
     /// Watch a path and receive its events.
     Watch,
-    /// Acquire and release locks and semaphores.
+    /// Acquire and release locks and semaphores; campaign, proclaim and resign in
+    /// elections; set, remove, wait on, enter and leave barriers.
     Lock,
     /// Operate the cluster: revoke locks, apply policies, list sessions, cluster status.
     Admin,

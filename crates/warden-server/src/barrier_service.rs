@@ -17,7 +17,7 @@ use crate::lock_service::session;
 use crate::recipe_wait::Waits;
 use crate::shared::Shared;
 use crate::status;
-use warden_proto::convert::lock::lock_waiter as waiter;
+use warden_proto::convert::lock::{self, lock_waiter as waiter};
 
 /// Serves barriers.
 pub(crate) struct BarrierService {
@@ -186,9 +186,10 @@ impl Barrier for BarrierService {
             .await?;
         let (r#type, set, count) = match config.kind {
             QueueKind::DoubleBarrier { count } => {
-                ("double", members.first().is_some_and(|m| m.token.is_some()), count)
+                let open = members.first().is_some_and(|m| m.token.is_some());
+                (lock::DOUBLE_BARRIER_NAME, open, count)
             }
-            _ => ("barrier", true, 0),
+            _ => (lock::BARRIER_NAME, true, 0),
         };
         Ok(Response::new(pb::BarrierStatusResponse {
             header: Some(self.shared.header(revision)),

@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use warden_core::election::{self, Leader};
 use warden_core::{Command, Output, State, WatchFilter};
 use warden_proto::ErrorKind;
+use warden_proto::convert::election::leader_info;
 use warden_proto::v1 as pb;
 use warden_proto::v1::election_server::Election;
 
@@ -48,14 +49,7 @@ impl ElectionService {
 /// gone, for a change replayed from history).
 fn info(state: &State, name: &str, leader: Leader) -> pb::LeaderInfo {
     let identity = state.session(leader.session).map(|s| s.identity.clone()).unwrap_or_default();
-    pb::LeaderInfo {
-        name: name.to_owned(),
-        value: leader.value,
-        token: leader.token,
-        session_id: leader.session,
-        identity,
-        candidate: leader.candidate,
-    }
+    leader_info(name, leader, identity)
 }
 
 fn no_leader(name: &str) -> Status {

@@ -14,8 +14,10 @@
 //!
 //! One file per area of the API: [`kv`] (stats, origins, create/set/delete), [`txn`]
 //! (compares, transaction ops and results), [`lock`] (lock types, acquires, releases,
-//! lock status), [`watch`] (events and scopes), [`session`] (lost holds).
+//! lock status, and the names of every recipe's queue), [`election`] (leaders), [`watch`]
+//! (events and scopes), [`session`] (lost holds).
 
+pub mod election;
 mod error;
 pub mod kv;
 pub mod lock;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use warden_proto::v1 as pb;
+use warden_proto::v1::barrier_client::BarrierClient;
 use warden_proto::v1::cluster_client::ClusterClient;
+use warden_proto::v1::election_client::ElectionClient;
 use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
 use warden_proto::v1::semaphore_client::SemaphoreClient;
@@ -335,6 +337,63 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
         pb::ReleaseRequest { path: path("/a/sem"), session_id: alice_session, token: None };
     case!("Semaphore.Release", SemaphoreClient, release, sem_release.clone(), alice);
 
+    // Elections: campaign, proclaim and resign need `lock`, leader `read`, observe `watch`.
+    let campaign = pb::CampaignRequest {
+        name: path("/a/e"),
+        session_id: alice_session,
+        value: "a".into(),
+        timeout_ms: 0,
+    };
+    case!("Election.Campaign", ElectionClient, campaign, campaign.clone(), alice);
+    let led = ElectionClient::new(alice.clone()).campaign(campaign.clone()).await.unwrap();
+    let token = led.into_inner().leader.map(|l| l.token).unwrap_or(0);
+    let proclaim = pb::ProclaimRequest {
+        name: path("/a/e"),
+        session_id: alice_session,
+        token,
+        value: "b".into(),
+    };
+    case!("Election.Proclaim", ElectionClient, proclaim, proclaim.clone(), alice);
+    let leader = pb::LeaderRequest { name: path("/a/e"), serializable: true };
+    case!("Election.Leader", ElectionClient, leader, leader.clone(), alice);
+    let observe = pb::ObserveRequest { name: path("/a/e"), start_revision: 0 };
+    case!("Election.Observe", ElectionClient, observe, observe.clone(), alice);
+    let resign = pb::ResignRequest { name: path("/a/e"), session_id: alice_session, token };
+    case!("Election.Resign", ElectionClient, resign, resign.clone(), alice);
+
+    // Barriers: every call but status needs `lock`; status needs `read`.
+    let name = || path("/a/bar");
+    case!("Barrier.Set", BarrierClient, set, pb::BarrierSetRequest { name: name() }, alice);
+    case!(
+        "Barrier.Status",
+        BarrierClient,
+        status,
+        pb::BarrierStatusRequest { name: name() },
+        alice
+    );
+    case!(
+        "Barrier.Remove",
+        BarrierClient,
+        remove,
+        pb::BarrierRemoveRequest { name: name() },
+        alice
+    );
+    let wait = pb::BarrierWaitRequest { name: name(), session_id: alice_session, timeout_ms: 0 };
+    case!("Barrier.Wait", BarrierClient, wait, wait.clone(), alice);
+    let enter = pb::BarrierEnterRequest {
+        name: path("/a/round"),
+        session_id: alice_session,
+        count: 1,
+        timeout_ms: 0,
+    };
+    case!("Barrier.Enter", BarrierClient, enter, enter.clone(), alice);
+    let leave = pb::BarrierLeaveRequest {
+        name: path("/a/round"),
+        session_id: alice_session,
+        timeout_ms: 0,
+    };
+    case!("Barrier.Leave", BarrierClient, leave, leave.clone(), alice);
+
     // Cluster: status and whoami for anyone admitted; the policy for admins only.
     not_denied(
         "Cluster.Status",
@@ -354,7 +413,7 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     // Revoke needs admin: alice may lock under /a, not revoke there.
     denied("Lock.Revoke (alice)", LockClient::new(alice.clone()).revoke(revoke.clone()).await);
     case!("Lock.Revoke", LockClient, revoke, revoke.clone(), admin);
-    assert!(DENIED.with(std::cell::Cell::get) >= 25, "every RPC was denied once at least");
+    assert!(DENIED.with(std::cell::Cell::get) >= 36, "every RPC was denied once at least");
     s.assert_every_denial_audited().await;
     s.cluster.stop().await;
 }
