@@ -998,7 +998,7 @@ fn a_delete_never_ends_a_lock_unless_it_asks_to_revoke() {
     assert!(
         !applied.events.iter().any(|e| e.data.as_deref().is_some_and(|d| {
             crate::queue_data::WaiterInfo::decode(d).is_some_and(|i| i.token.is_some())
-                && !crate::queue_data::mark_of(d).is_some()
+                && crate::queue_data::mark_of(d).is_none()
         })),
         "no grant on the way out"
     );

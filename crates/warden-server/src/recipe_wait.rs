@@ -327,7 +327,7 @@ pub(crate) fn wake_due(shared: &Shared, waking: &Arc<AtomicBool>) {
         return;
     }
     let due = shared.state_machine.read(|a| warden_core::recipe::next_wake(a.core.tree()));
-    if !due.is_some_and(|until| until <= crate::shared::now_ms()) {
+    if due.is_none_or(|until| until > crate::shared::now_ms()) {
         return;
     }
     waking.store(true, Ordering::Release);
