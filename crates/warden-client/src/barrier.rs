@@ -7,8 +7,11 @@
 //! member is a node its session owns, so a member whose session ends leaves.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+use tonic::Code;
 use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
 
@@ -190,16 +193,20 @@ impl Client {
 
     /// The state and members of the barrier (or double barrier) at `name`.
     pub async fn barrier_status(&self, name: &str) -> Result<BarrierStatus, ClientError> {
-        let request = pb::BarrierStatusRequest { name: name.to_owned() };
-        let response = self
-            .connection
-            .run(Retry::Idempotent, |c| {
-                let request = request.clone();
-                async move { connection::barrier(c).status(request).await.map(|r| r.into_inner()) }
-            })
-            .await?;
-        barrier_status(response)
+        status_of(&self.connection, name).await
     }
+}
+
+/// The state and members of the barrier (or double barrier) at `name`.
+async fn status_of(connection: &Connection, name: &str) -> Result<BarrierStatus, ClientError> {
+    let request = pb::BarrierStatusRequest { name: name.to_owned() };
+    let response = connection
+        .run(Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { connection::barrier(c).status(request).await.map(|r| r.into_inner()) }
+        })
+        .await?;
+    barrier_status(response)
 }
 
 /// The wire answer as a [`BarrierStatus`]; a kind this client does not know is an error.
@@ -280,6 +287,11 @@ impl Barrier {
 }
 
 /// Leaves the double barrier `name` in session `link`, waiting as `wait` says.
+///
+/// A leave asked again after its answer was lost (its member failed) finds the member out
+/// already: the server says `NotHeld`, as it does to a session that never entered. On a
+/// retry that means the first try left, and what is left to do is the wait for the others
+/// ([`others_left`]); on a first try it is an error.
 async fn leave(
     connection: &Connection,
     link: &SessionLink,
@@ -291,13 +303,58 @@ async fn leave(
         session_id: link.id,
         timeout_ms: wait.timeout_ms(),
     };
-    wait_for_grant(connection, link, wait, |c| {
+    let asked = Instant::now();
+    let attempts = AtomicU32::new(0);
+    let left = wait_for_grant(connection, link, wait, |c| {
+        attempts.fetch_add(1, Ordering::Relaxed);
         let request = request.clone();
         async move { connection::barrier(c).leave(request).await.map(|r| r.into_inner()) }
     })
-    .await
-    .map(|_| ())
+    .await;
+    match left {
+        Err(ClientError::Server { kind: Some(ErrorKind::NotHeld), .. })
+            if attempts.load(Ordering::Relaxed) > 1 =>
+        {
+            let deadline = match wait {
+                Wait::For(t) => Some(asked + t),
+                Wait::No | Wait::Forever => None,
+            };
+            others_left(connection, name, deadline).await
+        }
+        other => other.map(|_| ()),
+    }
 }
+
+/// Waits until every member of the double barrier `name` has left (its node is gone, or a
+/// new round that is not full yet is there), reading its status every [`POLL`] until
+/// `deadline` (then the error kind `Timeout`, as the server's wait says it).
+async fn others_left(
+    connection: &Connection,
+    name: &str,
+    deadline: Option<Instant>,
+) -> Result<(), ClientError> {
+    loop {
+        match status_of(connection, name).await {
+            Err(ClientError::Server { code: Code::NotFound, .. }) => return Ok(()),
+            Ok(status) if !status.set => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(ClientError::Server {
+                code: Code::DeadlineExceeded,
+                message: format!(
+                    "not every member had left the double barrier {name:?} in time (this one has left)"
+                ),
+                kind: Some(ErrorKind::Timeout),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// How often a leave asked again reads the barrier's status while the others leave.
+const POLL: Duration = Duration::from_millis(100);
 
 impl DoubleBarrier {
     /// The barrier's path.

@@ -53,6 +53,7 @@ struct Script {
     waits: VecDeque<Result<(), Status>>,
     enters: VecDeque<Result<String, Status>>,
     leaves: VecDeque<Result<(), Status>>,
+    statuses: VecDeque<Result<pb::BarrierStatusResponse, Status>>,
 }
 
 #[derive(Default)]
@@ -129,7 +130,7 @@ impl BarrierService for Fake {
         &self,
         _: Request<pb::BarrierStatusRequest>,
     ) -> Result<Response<pb::BarrierStatusResponse>, Status> {
-        unscripted()
+        self.script().statuses.pop_front().unwrap_or_else(unscripted).map(Response::new)
     }
 }
 
@@ -205,4 +206,58 @@ async fn a_member_that_leaves_waits_for_the_others_and_is_not_left_again_on_drop
     tokio::time::sleep(Duration::from_millis(100)).await;
     let leaves: Vec<_> = fake.asked().leaves.iter().map(|l| l.timeout_ms).collect();
     assert_eq!(leaves, [0], "one leave, waiting for the others");
+}
+
+/// A double barrier's status whose members are all in (`set`), or a new round's (not).
+fn round(set: bool) -> pb::BarrierStatusResponse {
+    pb::BarrierStatusResponse {
+        header: None,
+        r#type: "double".into(),
+        set,
+        count: 3,
+        members: vec![member("/b/w-0000000002", set.then_some(11))],
+    }
+}
+
+#[tokio::test]
+async fn a_leave_asked_again_after_a_lost_answer_waits_for_the_others_and_succeeds() {
+    let fake = Fake::default();
+    fake.script().enters.extend([Ok("/b/w-0000000001".to_owned()), Ok("/b/w-0000000005".into())]);
+    // The first try's answer is lost; the retry finds the member out (NotHeld); the
+    // others are still in once, then gone (no node), then a new round is there.
+    let not_held = || Err(refusal(tonic::Code::FailedPrecondition, ErrorKind::NotHeld));
+    fake.script().leaves.extend([Err(Status::unavailable("connection reset")), not_held()]);
+    let gone = refusal(tonic::Code::NotFound, ErrorKind::NoNode);
+    fake.script().statuses.extend([Ok(round(true)), Err(gone)]);
+    let connection = serve(&fake).await;
+    let (_state, rx) = watch::channel(SessionState::Alive);
+    let barrier = double(&connection, rx);
+    let entered = barrier.enter(None).await.unwrap_or_else(|e| panic!("{e}"));
+    entered.leave(None).await.unwrap_or_else(|e| panic!("a retried leave failed: {e}"));
+    assert_eq!(fake.asked().leaves.len(), 2);
+    assert!(fake.script().statuses.is_empty(), "it did not wait for the others");
+
+    fake.script().leaves.extend([Err(Status::unavailable("connection reset")), not_held()]);
+    fake.script().statuses.extend([Ok(round(false))]);
+    let entered = barrier.enter(None).await.unwrap_or_else(|e| panic!("{e}"));
+    entered.leave(None).await.unwrap_or_else(|e| panic!("a new round's status: {e}"));
+
+    // Still in at the timeout: a timeout, as the server's wait would say.
+    fake.script().leaves.extend([Err(Status::unavailable("connection reset")), not_held()]);
+    fake.script().statuses.extend((0..100).map(|_| Ok(round(true))));
+    let error = barrier.leave(Some(Duration::from_millis(300))).await.err();
+    assert_eq!(error.and_then(|e| e.kind()), Some(ErrorKind::Timeout));
+}
+
+#[tokio::test]
+async fn a_first_leave_of_a_session_that_is_not_in_is_refused() {
+    let fake = Fake::default();
+    fake.script()
+        .leaves
+        .push_back(Err(refusal(tonic::Code::FailedPrecondition, ErrorKind::NotHeld)));
+    let connection = serve(&fake).await;
+    let (_state, rx) = watch::channel(SessionState::Alive);
+    let error = double(&connection, rx).leave(None).await.err();
+    assert_eq!(error.and_then(|e| e.kind()), Some(ErrorKind::NotHeld));
+    assert!(fake.script().statuses.is_empty() && fake.asked().leaves.len() == 1);
 }

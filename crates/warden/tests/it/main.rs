@@ -5,6 +5,8 @@
 mod certs;
 mod cli;
 mod cli_acl;
+mod cli_barrier;
+mod cli_elect;
 mod cli_exit;
 mod cli_lock;
 mod cli_tls;
