@@ -315,7 +315,7 @@ pub(crate) enum ClientCommand {
     /// time, 4 if the leadership was lost while the command ran: the command is killed,
     /// 130 on Ctrl-C). `warden elect leader NAME` prints the leader (exit 5 if none).
     /// `warden elect observe NAME` prints the leader, then every change ("no leader"
-    /// included), until Ctrl-C.
+    /// included), until Ctrl-C or until its reader closes standard output.
     Elect {
         #[command(flatten)]
         client: ClientFlags,

@@ -14,7 +14,7 @@ use warden_client::{Client, Consistency, ErrorKind, Leader, LeaderChange, Sessio
 use crate::cli::Output;
 use crate::exit;
 use crate::lock_cmd::{Held, Interrupt, Opening, in_session, not_granted, wait_lost, within};
-use crate::output::{emit, value};
+use crate::output::{StdoutClosed, emit, value};
 
 /// How long resigning may take on the way out; past it closing the session ends the
 /// leadership.
@@ -216,17 +216,49 @@ fn change_text(name: &str, change: &LeaderChange) -> String {
     }
 }
 
-/// Prints every change of leader of `name`, from the current one, until Ctrl-C (or a
-/// closed standard output, which `emit` reports).
+/// Prints every change of leader of `name`, from the current one, until Ctrl-C, or until
+/// the reader of standard output is gone (`warden elect observe NAME | head -1` ends at
+/// once, not at the next change).
 pub(crate) async fn observe(client: &Client, out: Output, name: &str) -> Result<ExitCode> {
     let mut observer = client.observe_election(name, 0).await?;
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut closed = std::pin::pin!(stdout_closed());
     loop {
         let change = tokio::select! {
             change = observer.next() => change?,
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = &mut interrupted => return Ok(ExitCode::SUCCESS),
+            () = &mut closed => return Err(StdoutClosed.into()),
         };
         emit(out, &change_text(name, &change), &change_json(&change))?;
     }
+}
+
+/// Resolves once standard output is a pipe whose reader has closed it (epoll reports an
+/// error on a pipe's write end then); never for a file, or where that cannot be watched.
+async fn stdout_closed() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use tokio::io::Interest;
+        use tokio::io::unix::AsyncFd;
+
+        // A duplicate, so that watching it changes nothing about standard output itself.
+        // `with_interest` is deprecated for types whose descriptor could change or close
+        // under it; an `OwnedFd` owned by the `AsyncFd` cannot, and its successor is
+        // `unsafe`, which the workspace denies.
+        #[allow(deprecated)]
+        let watched = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .and_then(|fd| AsyncFd::with_interest(fd, Interest::ERROR).ok());
+        if let Some(fd) = watched
+            && fd.ready(Interest::ERROR).await.is_ok()
+        {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ async fn next_change(lines: &mpsc::Receiver<String>) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn elect_observe_prints_every_change_and_stops_quietly_on_a_closed_pipe() {
+async fn elect_observe_prints_every_change_and_stops_quietly_once_its_reader_is_gone() {
     let cluster = ProcessCluster::start_tls_if_asked(1);
     cluster.leader().await;
     let connect = cluster.cli_args();
@@ -267,16 +267,14 @@ async fn elect_observe_prints_every_change_and_stops_quietly_on_a_closed_pipe() 
     leadership.resign().await.unwrap();
     expect(None).await;
 
-    // The reader is gone (it read its 4 lines): the next change ends the observer quietly.
+    // The reader is gone (it read its 4 lines): the observer ends quietly, without
+    // waiting for another change to fail writing.
     wait_until(Duration::from_secs(20), "the reader never closed the pipe", async || {
         matches!(lines.try_recv(), Err(mpsc::TryRecvError::Disconnected))
     })
     .await;
-    let again = client.election(&session, "/obs").campaign("c", Some(LIMIT)).await.unwrap();
-    assert!(again.token() > token);
     let (code, err) = exit_within(&mut observer, LIMIT).await;
     assert_eq!(code, Some(141), "a closed pipe is 128 + SIGPIPE: {err}");
     assert_eq!(err, "", "a closed pipe is not an error to report");
-    again.resign().await.unwrap();
     session.close().await.unwrap();
 }
