@@ -78,6 +78,37 @@ async fn barrier_holds_waiters_until_removed() {
     assert_eq!(sessions(&client).await, Vec::<u64>::new(), "warden barrier left a session");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_barrier_not_full_in_time_exits_3_and_a_count_must_agree() {
+    let cluster = ProcessCluster::start_tls_if_asked(1);
+    cluster.leader().await;
+    let connect = cluster.cli_args();
+    let client = cluster.client();
+
+    let pair = ["barrier", "/pair", "--count", "2", "--timeout", "300ms", "--", "true"];
+    let r = warden(&connect, &pair);
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    assert!(r.err.contains("not all members were in"), "{}", r.err);
+    assert_eq!(members(&client, "/pair").await, 0, "a timed-out member stayed");
+
+    // One member waits in a barrier of 2; another that says 3 is refused, not queued.
+    let mut waiting = spawn_warden(&connect, &["barrier", "/pair", "--count", "2", "--", "true"]);
+    wait_until(Duration::from_secs(20), "the member never waited", async || {
+        members(&client, "/pair").await == 1
+    })
+    .await;
+    let r =
+        warden(&connect, &["barrier", "/pair", "--count", "3", "--timeout", "5s", "--", "true"]);
+    assert_eq!(r.code, Some(1), "a member with another count: {}", r.err);
+    assert!(r.err.contains("cannot enter the double barrier \"/pair\""), "{}", r.err);
+    assert_eq!(members(&client, "/pair").await, 1, "a member with another count queued");
+    let r = warden(&connect, &["barrier", "/pair", "--count", "2", "--", "true"]);
+    assert_eq!(r.code, Some(0), "{}", r.err);
+    let (code, err) = exit_within(&mut waiting, LIMIT).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(sessions(&client).await, Vec::<u64>::new(), "warden barrier left a session");
+}
+
 /// Processes started for a test, killed (each with its process group) when it ends.
 struct Members(Vec<Child>);
 
