@@ -3,7 +3,8 @@
 //! order of the events they append to one file: nobody runs COMMAND before all 8 have
 //! arrived, and no `warden barrier` returns before all 8 COMMANDs are done; a member killed
 //! while waiting to enter leaves (at once, its call dropped; its session after its ttl),
-//! and a replacement completes the round.
+//! and a replacement completes the round; on 3 members, the round completes the same
+//! through the loss of the raft leader while members leave (their Leave asked again).
 //! With `WARDEN_TEST_TLS=1` all of it over mutual TLS.
 
 use std::os::unix::process::CommandExt;
@@ -123,20 +124,25 @@ impl Drop for Members {
     }
 }
 
-/// Starts member `i` of the double barrier `/round` of 8: a shell that appends `arrive i`
-/// to `events`, runs `warden barrier` (whose command appends `start i`, pauses `i` tenths
-/// of a second, and appends `end i`), then appends `returned i STATUS`.
+/// Starts member `i` of the double barrier `/round` of 8 (session ttl 2s): a shell that
+/// appends `arrive i` to `events`, runs `warden barrier` (whose command appends `start i`,
+/// pauses `i` tenths of a second, and appends `end i`), then appends `returned i STATUS`.
 fn member(connect: &[String], events: &Path, i: usize) -> Child {
+    member_with(connect, events, i, "2s", &format!("0.{i}"))
+}
+
+/// As [`member`], with the session's `ttl` and the command's `pause` (seconds).
+fn member_with(connect: &[String], events: &Path, i: usize, ttl: &str, pause: &str) -> Child {
     let wrapper = "echo \"arrive $MEMBER\" >> \"$EVENTS\"; \"$0\" \"$@\"; code=$?; echo \"returned $MEMBER $code\" >> \"$EVENTS\"; exit $code";
     let command = "echo \"start $MEMBER\" >> \"$EVENTS\"; sleep \"$PAUSE\"; echo \"end $MEMBER\" >> \"$EVENTS\"";
     Command::new("sh")
         .args(["-c", wrapper, env!("CARGO_BIN_EXE_warden")])
         .args(connect)
-        .args(["barrier", "/round", "--count", "8", "--ttl", "2s", "--timeout", "60s"])
+        .args(["barrier", "/round", "--count", "8", "--ttl", ttl, "--timeout", "60s"])
         .args(["--", "sh", "-c", command])
         .env("EVENTS", events)
         .env("MEMBER", i.to_string())
-        .env("PAUSE", format!("0.{i}"))
+        .env("PAUSE", pause)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -285,4 +291,30 @@ async fn a_member_killed_while_waiting_leaves_and_a_replacement_completes_the_ro
     round.0.push(member(&connect, &log, 7));
     check_round(&mut round, &log, &(0..8).collect::<Vec<_>>()).await;
     assert_eq!(sessions(&client).await, Vec::<u64>::new(), "a member's session stayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_finish_together_through_the_loss_of_the_raft_leader() {
+    let mut cluster = ProcessCluster::start_tls_if_asked(3);
+    let leader = cluster.leader().await;
+    let connect = cluster.cli_args();
+    let client = cluster.client();
+    let work = tempfile::TempDir::new().unwrap();
+    let log = work.path().join("events");
+
+    // Commands of 1 to 2.4 s, so that the first members leave, and wait for the others,
+    // while the raft leader is killed: their calls are asked again on the other members.
+    let pause = |i: usize| format!("{}.{}", 1 + i / 5, (i % 5) * 2);
+    let mut round =
+        Members((0..8).map(|i| member_with(&connect, &log, i, "10s", &pause(i))).collect());
+    wait_until(Duration::from_secs(60), "no command ended", async || {
+        events(&log).iter().any(|(what, _)| what == "end")
+    })
+    .await;
+    cluster.kill9(usize::try_from(leader).unwrap());
+    check_round(&mut round, &log, &(0..8).collect::<Vec<_>>()).await;
+    wait_until(Duration::from_secs(30), "a member's session stayed", async || {
+        sessions(&client).await.is_empty()
+    })
+    .await;
 }
