@@ -2,7 +2,8 @@
 //! election's name; the next candidate leads once it exits, with a higher token;
 //! `--timeout` exits 3 and an operator's revoke 4 (the command killed); `elect leader`
 //! and `elect observe` print the leader and every change, and the session of every
-//! `warden elect` is gone once it exits. With `WARDEN_TEST_TLS=1` all of it over mutual
+//! `warden elect` is gone once it exits; on 3 members, a leader and a waiting candidate
+//! ride out the loss of the raft leader. With `WARDEN_TEST_TLS=1` all of it over mutual
 //! TLS.
 
 use std::io::BufRead;
@@ -277,4 +278,53 @@ async fn elect_observe_prints_every_change_and_stops_quietly_once_its_reader_is_
     assert_eq!(code, Some(141), "a closed pipe is 128 + SIGPIPE: {err}");
     assert_eq!(err, "", "a closed pipe is not an error to report");
     session.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_and_a_candidate_ride_out_the_loss_of_the_raft_leader() {
+    let mut cluster = ProcessCluster::start_tls_if_asked(3);
+    let raft_leader = cluster.leader().await;
+    let connect = cluster.cli_args();
+    let client = cluster.client();
+    let work = tempfile::TempDir::new().unwrap();
+    let dir = work.path();
+
+    let first_script = format!(
+        "echo \"$WARDEN_FENCING_TOKEN\" > '{d}/first'; {wait}",
+        d = dir.display(),
+        wait = until_released(dir),
+    );
+    let mut first =
+        spawn_warden(&connect, &["elect", "/ha", "--ttl", "10s", "--", "sh", "-c", &first_script]);
+    let first_token: u64 = read_when_written(&dir.join("first")).await.trim().parse().unwrap();
+    let second_script = format!("echo \"$WARDEN_FENCING_TOKEN\" > '{}/second'", dir.display());
+    let mut second =
+        spawn_warden(&connect, &["elect", "/ha", "--ttl", "10s", "--", "sh", "-c", &second_script]);
+    wait_until(Duration::from_secs(20), "the second candidate never queued", async || {
+        candidates(&client, "/ha").await == 2
+    })
+    .await;
+
+    // The member the calls went to goes; the leadership and the candidacy stay.
+    cluster.kill9(usize::try_from(raft_leader).unwrap());
+    cluster.leader().await;
+    wait_until(Duration::from_secs(20), "the election changed with the raft leader", async || {
+        let leader = client.election_leader("/ha", Consistency::Linearizable).await;
+        leader.ok().flatten().is_some_and(|l| l.token == first_token)
+    })
+    .await;
+    assert!(!dir.join("second").exists(), "the second led while the first did");
+    assert_eq!(first.try_wait().unwrap(), None, "the leader's warden elect exited");
+
+    std::fs::write(dir.join("release"), "").unwrap();
+    let (code, err) = exit_within(&mut first, LIMIT).await;
+    assert_eq!(code, Some(0), "the leadership was not lost: {err}");
+    let (code, err) = exit_within(&mut second, LIMIT).await;
+    assert_eq!(code, Some(0), "{err}");
+    let second_token: u64 = read_when_written(&dir.join("second")).await.trim().parse().unwrap();
+    assert!(second_token > first_token, "token {second_token} after {first_token}");
+    wait_until(Duration::from_secs(30), "a candidate's session stayed", async || {
+        sessions(&client).await.is_empty()
+    })
+    .await;
 }
