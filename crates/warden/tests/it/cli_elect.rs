@@ -2,7 +2,8 @@
 //! election's name; the next candidate leads once it exits, with a higher token;
 //! `--timeout` exits 3 and an operator's revoke 4 (the command killed); `elect leader`
 //! and `elect observe` print the leader and every change, and the session of every
-//! `warden elect` is gone once it exits; on 3 members, a leader and a waiting candidate
+//! `warden elect` is gone once it exits; a `warden elect` killed with SIGKILL is followed
+//! only once its session has ended; on 3 members, a leader and a waiting candidate
 //! ride out the loss of the raft leader. With `WARDEN_TEST_TLS=1` all of it over mutual
 //! TLS.
 
@@ -327,4 +328,47 @@ async fn a_leader_and_a_candidate_ride_out_the_loss_of_the_raft_leader() {
         sessions(&client).await.is_empty()
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_9_is_followed_only_once_its_session_has_ended() {
+    let cluster = ProcessCluster::start_tls_if_asked(1);
+    cluster.leader().await;
+    let connect = cluster.cli_args();
+    let client = cluster.client();
+    let work = tempfile::TempDir::new().unwrap();
+    let dir = work.path();
+
+    let first_script = format!("echo $$ > '{}/first'; exec sleep 60", dir.display());
+    let mut first =
+        spawn_warden(&connect, &["elect", "/k", "--ttl", "2s", "--", "sh", "-c", &first_script]);
+    let command_pid = read_when_written(&dir.join("first")).await.trim().to_owned();
+    let leader = client.election_leader("/k", Consistency::Linearizable).await.unwrap();
+    let leader = leader.expect("the first warden elect leads");
+    // The second's command asks whether the first's session is still there when it runs
+    // (`warden session info` exits 5 once it is gone).
+    let second_script = format!(
+        "echo \"$WARDEN_FENCING_TOKEN\" > '{d}/second'; \"$0\" \"$@\"; echo $? > '{d}/first-session'",
+        d = dir.display()
+    );
+    let session = leader.session_id.to_string();
+    let mut args = vec!["elect", "/k", "--", "sh", "-c", &second_script];
+    args.push(env!("CARGO_BIN_EXE_warden"));
+    args.extend(connect.iter().map(String::as_str));
+    args.extend(["session", "info", &session]);
+    let mut second = spawn_warden(&connect, &args);
+    wait_until(Duration::from_secs(20), "the second candidate never queued", async || {
+        candidates(&client, "/k").await == 2
+    })
+    .await;
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (code, err) = exit_within(&mut second, LIMIT).await;
+    Command::new("kill").arg(&command_pid).status().ok();
+    assert_eq!(code, Some(0), "{err}");
+    let second_token: u64 = read_when_written(&dir.join("second")).await.trim().parse().unwrap();
+    assert!(second_token > leader.token, "token {second_token} after {}", leader.token);
+    let seen = read_when_written(&dir.join("first-session")).await;
+    assert_eq!(seen.trim(), "5", "the next leader ran while the killed one's session lived");
 }
