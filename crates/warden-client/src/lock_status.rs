@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(status.waiters[0].mode, WaitMode::Permits(3));
         assert_eq!(status.waiters[0].mode_name(), "permits:3");
 
-        let newer = pb::LockStatusResponse { r#type: "barrier".into(), ..response.clone() };
+        let newer = pb::LockStatusResponse { r#type: "turnstile".into(), ..response.clone() };
         assert!(matches!(lock_status(newer), Err(ClientError::UnexpectedResponse { .. })));
         let mut odd = response;
         odd.waiters[0].mode = "permits:lots".into();

@@ -51,6 +51,21 @@ pub enum QueueKind {
     },
 }
 
+impl std::fmt::Display for QueueKind {
+    /// For people: "mutex", "read-write lock", "semaphore of 3 permits", "election",
+    /// "barrier", "double barrier of 8 members".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueKind::Mutex => f.write_str("mutex"),
+            QueueKind::ReadWrite => f.write_str("read-write lock"),
+            QueueKind::Semaphore { permits } => write!(f, "semaphore of {permits} permits"),
+            QueueKind::Election => f.write_str("election"),
+            QueueKind::Barrier => f.write_str("barrier"),
+            QueueKind::DoubleBarrier { count } => write!(f, "double barrier of {count} members"),
+        }
+    }
+}
+
 /// The kinds of queue a lock may be: [`QueueKind::Mutex`], [`QueueKind::ReadWrite`] and
 /// [`QueueKind::Semaphore`] (an acquire of any other kind is refused).
 pub type LockKind = QueueKind;

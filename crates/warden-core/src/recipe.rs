@@ -192,10 +192,8 @@ pub(crate) fn join(
         Some(found) if found.kind != config.kind => {
             return Err(CoreError::InvalidLockRequest {
                 reason: format!(
-                    "{path:?} is a {:?} {}, not a {:?}",
-                    found.kind,
-                    found.kind.recipe(),
-                    config.kind
+                    "{path:?} is a {}, not a {}; ask for what it is, or use another path",
+                    found.kind, config.kind
                 ),
             });
         }

@@ -334,7 +334,7 @@ async fn the_semaphore_service_grants_permits_in_order() {
     bad.path = "/m".into();
     let bad = sem.acquire(bad).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{bad:?}");
-    assert!(bad.message().contains("not a Semaphore"), "{bad:?}");
+    assert!(bad.message().contains("is a mutex, not a semaphore of 3 permits"), "{bad:?}");
     cluster.stop().await;
 }
 
