@@ -8,7 +8,7 @@
 //!
 //! Run it against `cargo run --release -- dev`: `cargo run --example config_watch`, then
 //! change the config from another shell, e.g. `warden put /examples/config "level=debug"`,
-//! or `warden delete /examples/config`. Ctrl-C stops it. (WARDEN_ENDPOINTS,
+//! or `warden rm /examples/config`. Ctrl-C stops it. (WARDEN_ENDPOINTS,
 //! comma-separated, names the members; default 127.0.0.1:7400.)
 
 #![allow(clippy::print_stdout)]

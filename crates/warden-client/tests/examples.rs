@@ -86,8 +86,18 @@ async fn leader_fenced_store_refuses_the_deposed_leader() {
     // The fence keeps the highest token: A is refused however often it tries.
     let again = leader::fenced_write(&client, a, "from A, once more").await.unwrap();
     assert_eq!(again, leader::Write::Refused(b));
-    // And it is the election's token: the leader's, in force until it resigned.
+    // The tokens are the election's: CheckSequencer takes a leader's, and not B's once
+    // B resigned.
+    let session = client.open_session(Duration::from_secs(10)).await.unwrap();
+    let c = client
+        .election(&session, "/examples/leader/election")
+        .campaign("C", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(c.token() > b);
+    assert!(client.check_sequencer("/examples/leader/election", c.token()).await.unwrap());
     assert!(!client.check_sequencer("/examples/leader/election", b).await.unwrap());
+    session.close().await.unwrap();
     member.node.shutdown().await;
 }
 
