@@ -53,6 +53,7 @@ mod hold;
 mod lock;
 mod lock_status;
 mod observe;
+mod resume;
 mod session;
 #[cfg(test)]
 mod test_support;

@@ -13,9 +13,10 @@ use tokio::time::Instant;
 use tonic::Streaming;
 use warden_proto::v1 as pb;
 
-use crate::connection::{self, Connection, Retry, server_error};
+use crate::connection::{self, Connection, server_error};
 use crate::election::{Leader, LeaderChange};
 use crate::error::ClientError;
+use crate::resume;
 
 /// A running observation of an election. Call [`LeaderObserver::next`] in a loop, or use
 /// it as a [`Stream`] of `Result<LeaderChange, ClientError>`.
@@ -102,22 +103,6 @@ impl Stream for LeaderObserver {
 }
 
 impl ObserveState {
-    /// Opens the stream on any member whose history still covers the start.
-    async fn open_elsewhere(
-        &self,
-        request: &pb::ObserveRequest,
-    ) -> Result<Streaming<pb::ObserveResponse>, ClientError> {
-        let mut last = ClientError::Compacted { oldest: 0, message: "no member asked".into() };
-        for endpoint in self.connection.endpoints() {
-            let Ok(channel) = self.connection.channel(endpoint).await else { continue };
-            match connection::election(channel).observe(request.clone()).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) => last = server_error(&status),
-            }
-        }
-        Err(last)
-    }
-
     /// The next change from the members, opening or reopening the stream as needed.
     async fn receive(&mut self) -> Result<LeaderChange, ClientError> {
         let mut unreachable_since: Option<Instant> = None;
@@ -127,9 +112,11 @@ impl ObserveState {
                 None => {
                     let request =
                         pb::ObserveRequest { name: self.name.clone(), start_revision: self.next };
-                    let opened = self
-                        .connection
-                        .run(Retry::Idempotent, |c| {
+                    let opened = resume::open(
+                        &self.connection,
+                        self.next > 0,
+                        &mut unreachable_since,
+                        |c| {
                             let request = request.clone();
                             async move {
                                 connection::election(c)
@@ -137,23 +124,11 @@ impl ObserveState {
                                     .await
                                     .map(|r| r.into_inner())
                             }
-                        })
-                        .await;
-                    let opened = match opened {
-                        Err(ClientError::Compacted { .. }) => self.open_elsewhere(&request).await,
-                        // Once running, wait out a restart of the members within the
-                        // deadline before reporting them gone.
-                        Err(ClientError::Unavailable { .. })
-                            if self.next > 0
-                                && unreachable_since.get_or_insert_with(Instant::now).elapsed()
-                                    < self.connection.deadline() =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                        other => other,
-                    };
-                    self.stream.insert(opened?)
+                        },
+                    )
+                    .await;
+                    let Some(opened) = opened? else { continue };
+                    self.stream.insert(opened)
                 }
             };
             match stream.message().await {

@@ -20,8 +20,9 @@ use warden_proto::v1 as pb;
 use warden_core::Event;
 use warden_proto::convert::watch as convert;
 
-use crate::connection::{self, Connection, Retry, server_error};
+use crate::connection::{self, Connection, server_error};
 use crate::error::ClientError;
+use crate::resume;
 
 /// What to watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -166,23 +167,6 @@ impl Stream for Watcher {
 }
 
 impl WatchState {
-    /// Opens the watch on any member whose history still covers the start, asking each
-    /// in turn; the last refusal if none does.
-    async fn open_elsewhere(
-        &self,
-        request: &pb::WatchRequest,
-    ) -> Result<Streaming<pb::WatchResponse>, ClientError> {
-        let mut last = ClientError::Compacted { oldest: 0, message: "no member asked".into() };
-        for endpoint in self.connection.endpoints() {
-            let Ok(channel) = self.connection.channel(endpoint).await else { continue };
-            match connection::watch(channel).watch(request.clone()).await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) => last = server_error(&status),
-            }
-        }
-        Err(last)
-    }
-
     /// See [`Watcher::next`].
     async fn next(&mut self) -> Result<WatchBatch, ClientError> {
         match self.first.take() {
@@ -201,32 +185,20 @@ impl WatchState {
                 None => {
                     let request =
                         pb::WatchRequest { start_revision: self.next, ..self.request.clone() };
-                    let opened = self
-                        .connection
-                        .run(Retry::Idempotent, |c| {
+                    let opened = resume::open(
+                        &self.connection,
+                        self.established,
+                        &mut unreachable_since,
+                        |c| {
                             let request = request.clone();
                             async move {
                                 connection::watch(c).watch(request).await.map(|r| r.into_inner())
                             }
-                        })
-                        .await;
-                    let opened = match opened {
-                        // This member's history is too short; another may still have it.
-                        Err(ClientError::Compacted { .. }) => self.open_elsewhere(&request).await,
-                        // A call gives up soon when no member accepts a connection; a
-                        // running watch waits out a restart of the members, within the
-                        // deadline, before it reports them gone.
-                        Err(ClientError::Unavailable { .. })
-                            if self.established
-                                && unreachable_since.get_or_insert_with(Instant::now).elapsed()
-                                    < self.connection.deadline() =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                        other => other,
-                    };
-                    self.stream.insert(opened?)
+                        },
+                    )
+                    .await;
+                    let Some(opened) = opened? else { continue };
+                    self.stream.insert(opened)
                 }
             };
             let message = stream.message().await;
