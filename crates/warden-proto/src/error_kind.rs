@@ -147,6 +147,13 @@ error_kinds! {
     NoLeader,
     /// FAILED_PRECONDITION: the path holds another recipe (a lock, an election, a barrier).
     WrongRecipe,
+    /// INVALID_ARGUMENT (FAILED_PRECONDITION for a rotation that cannot be made now): a
+    /// resource kind's call that cannot be made.
+    InvalidResourceRequest,
+    /// NOT_FOUND: no resource kind at the path.
+    NoResource,
+    /// FAILED_PRECONDITION: the resource kind is rotating and the acquire asked not to wait.
+    Draining,
 }
 
 impl std::fmt::Display for ErrorKind {
