@@ -4,8 +4,9 @@
 //! follows redirects, retries reads on another member when one fails, keeps sessions alive
 //! in the background, resumes watches on another member without missing or repeating a
 //! revision, holds locks, read-write locks and semaphores with fencing tokens, campaigns
-//! in elections ([`Election`]: the leader's token fences its writes) and waits at barriers
-//! ([`Barrier`], [`DoubleBarrier`]).
+//! in elections ([`Election`]: the leader's token fences its writes), waits at barriers
+//! ([`Barrier`], [`DoubleBarrier`]) and locks the ids of resource kinds whose versions
+//! rotate ([`Resource`]).
 //!
 //! It is enough on its own: every type its calls take or return is its own or re-exported
 //! here (the core's node and transaction types, `Bytes`, tonic's `Code`, and in [`proto`]
@@ -53,6 +54,7 @@ mod hold;
 mod lock;
 mod lock_status;
 mod observe;
+mod resource;
 mod resume;
 mod session;
 #[cfg(test)]
@@ -76,6 +78,9 @@ pub use crate::election::{Election, Leader, LeaderChange, LeaderObserver, Leader
 pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::lock_status::{LockEntry, LockStatus};
+pub use crate::resource::{
+    Resource, ResourceGuard, ResourceHolder, ResourceInit, ResourceKind, ResourceStatus, Rotation,
+};
 pub use crate::session::{Session, SessionState};
 pub use crate::tls::TlsFiles;
 pub use crate::txn::{TxnOpResult, TxnResult};
