@@ -133,8 +133,9 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    // Boxed: the client commands' flags outweigh the other commands'.
     #[command(flatten)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,15 +274,17 @@ pub(crate) enum ClientCommand {
     /// `warden lock PATH [--timeout 10s] [--shared] -- COMMAND [ARGS...]` runs COMMAND
     /// holding the lock at PATH (a read-write lock: exclusive, or shared with --shared).
     /// `warden lock status PATH` prints its holders and waiters (or that it is free).
-    /// `warden lock revoke PATH --session ID` takes a session out of it. The command gets
-    /// WARDEN_FENCING_TOKEN and
-    /// WARDEN_LOCK_PATH; warden exits with its status (3 if the lock timed out, 4 if it was
-    /// lost while the command ran, 130 on Ctrl-C). On every way out the lock's session is
-    /// closed, so nothing it held or waited for is left behind.
+    /// `warden lock revoke PATH --session ID` takes a session out of it. `warden lock
+    /// --resource KIND ID [--no-wait-while-draining] -- COMMAND` locks the id ID of a
+    /// resource kind, in the version the cluster picks. The command gets
+    /// WARDEN_FENCING_TOKEN and WARDEN_LOCK_PATH (for a resource id, KIND/<version>/<id>);
+    /// warden exits with its status (3 if the lock timed out, 4 if it was lost while the
+    /// command ran, as when a forced rotation revokes it, 130 on Ctrl-C). On every way out
+    /// the lock's session is closed, so nothing it held or waited for is left behind.
     Lock {
         #[command(flatten)]
         client: ClientFlags,
-        /// The lock's path, or `status` or `revoke`.
+        /// The lock's path, or `status` or `revoke`; with --resource, the id.
         target: String,
         /// With `status` or `revoke`: the lock's path.
         status_path: Option<String>,
@@ -302,9 +305,40 @@ pub(crate) enum ClientCommand {
         /// (at most 60s).
         #[arg(long, default_value = "0s", value_parser = crate::duration::parse_duration)]
         delay: std::time::Duration,
+        /// Lock the id TARGET of this resource kind (see `warden resource`): the cluster
+        /// picks the version, and WARDEN_LOCK_PATH is KIND/<version>/<id>.
+        #[arg(long, value_name = "KIND")]
+        resource: Option<String>,
+        /// With --resource: while the kind rotates, fail at once (exit 1) instead of
+        /// waiting for the new version.
+        #[arg(long, requires = "resource")]
+        no_wait_while_draining: bool,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
         command: Vec<String>,
+    },
+    /// Resource kinds, whose ids are locked in versions: `resource init KIND [--version
+    /// V]`, `resource status KIND`; `warden rotate` moves one to a new version.
+    Resource {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: ResourceCommand,
+    },
+    /// Rotates a resource kind to a new version: new acquisitions queue for it while the
+    /// old version drains; the switch comes when the last old holder leaves.
+    ///
+    /// `warden rotate KIND --to V` begins the rotation (or picks up one under way) and
+    /// shows the holders left on the old version and the acquisitions waiting, until the
+    /// switch (exit 0). --dry-run prints the plan and changes nothing; --timeout D gives up
+    /// (exit 3; the rotation stays begun, a re-run picks it up); --force-after D revokes
+    /// what is left after D (needs admin; the holders' `warden lock` exits 4). The same
+    /// code as the `warden-rotate` tool (tools/rotate).
+    Rotate {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(flatten)]
+        args: warden_rotate::RotateArgs,
     },
     /// Runs a command while leading an election; `elect leader NAME` shows the leader,
     /// `elect observe NAME` every change of leader.
@@ -410,6 +444,8 @@ impl ClientCommand {
             | ClientCommand::Rm { client, .. }
             | ClientCommand::Watch { client, .. }
             | ClientCommand::Lock { client, .. }
+            | ClientCommand::Resource { client, .. }
+            | ClientCommand::Rotate { client, .. }
             | ClientCommand::Elect { client, .. }
             | ClientCommand::Barrier { client, .. }
             | ClientCommand::Session { client, .. }
@@ -437,6 +473,25 @@ pub(crate) enum SessionCommand {
     Close {
         /// The session id (see `warden session list`).
         id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ResourceCommand {
+    /// Makes a resource kind at KIND (a path) whose ids lock at KIND/<version>/<id>; a
+    /// kind already there is left as it is (and its version printed).
+    Init {
+        /// The kind's path.
+        kind: String,
+        /// Its first version (one path segment).
+        #[arg(long, default_value = "v1")]
+        version: String,
+    },
+    /// The kind's version, the rotation under way (if any), the holders and waiters of the
+    /// current version and the acquisitions queued for the next.
+    Status {
+        /// The kind's path.
+        kind: String,
     },
 }
 
@@ -469,7 +524,7 @@ mod tests {
 
     fn client_command(args: &[&str]) -> ClientCommand {
         match Cli::try_parse_from(args).map(|cli| cli.command) {
-            Ok(Command::Client(command)) => command,
+            Ok(Command::Client(command)) => *command,
             other => panic!("{args:?}: {other:?}"),
         }
     }
@@ -504,6 +559,42 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn lock_takes_a_resource_id_and_rotate_and_resource_take_their_kind() {
+        let run = ["warden", "lock", "--resource", "/orders", "42", "--no-wait-while-draining"];
+        let run: Vec<&str> = run.into_iter().chain(["--", "sh", "-c", "x"]).collect();
+        match client_command(&run) {
+            ClientCommand::Lock { target, resource, no_wait_while_draining, command, .. } => {
+                assert_eq!((target.as_str(), resource.as_deref()), ("42", Some("/orders")));
+                assert!(no_wait_while_draining);
+                assert_eq!(command, ["sh", "-c", "x"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = ["warden", "lock", "/job", "--no-wait-while-draining", "--", "true"];
+        assert!(Cli::try_parse_from(plain).is_err(), "--no-wait-while-draining needs --resource");
+        match client_command(&["warden", "resource", "init", "/orders"]) {
+            ClientCommand::Resource {
+                command: ResourceCommand::Init { kind, version }, ..
+            } => {
+                assert_eq!((kind.as_str(), version.as_str()), ("/orders", "v1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let rotate =
+            ["warden", "rotate", "/orders", "--to", "v2", "--force-after", "5s", "-o", "json"];
+        match client_command(&rotate) {
+            ClientCommand::Rotate { client, args } => {
+                assert_eq!((args.kind.as_str(), args.to.as_str()), ("/orders", "v2"));
+                assert_eq!(args.force_after, Some(Duration::from_secs(5)));
+                assert_eq!((args.timeout, args.dry_run), (None, false));
+                assert_eq!(client.output, Some(Output::Json));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["warden", "rotate", "/orders"]).is_err(), "--to is required");
     }
 
     #[test]

@@ -125,9 +125,28 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
             shared,
             ttl,
             delay,
+            resource,
+            no_wait_while_draining,
             command,
             ..
         } => {
+            if let Some(kind) = resource {
+                if session.is_some() {
+                    bail!("--session goes with revoke, not with --resource");
+                }
+                if let Some(extra) = status_path {
+                    bail!(
+                        "unexpected {extra:?}: with --resource give the id, then the command after --, as in: warden lock --resource {kind} {target} -- ./run.sh"
+                    );
+                }
+                let how = crate::lock_cmd::How { timeout, shared, ttl, delay };
+                let target = crate::lock_cmd::Target::Resource {
+                    kind: &kind,
+                    id: &target,
+                    no_wait_while_draining,
+                };
+                return crate::lock_cmd::run(&client, target, how, &command).await;
+            }
             if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
@@ -154,7 +173,8 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
                     );
                 }
                 let how = crate::lock_cmd::How { timeout, shared, ttl, delay };
-                return crate::lock_cmd::run(&client, &target, how, &command).await;
+                let target = crate::lock_cmd::Target::Path(&target);
+                return crate::lock_cmd::run(&client, target, how, &command).await;
             }
         }
         Command::Elect { target, name, value, timeout, ttl, command, .. } => {
@@ -170,6 +190,12 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
             let action =
                 crate::barrier_cmd::action(target, name, count, timeout.is_some(), command)?;
             return crate::barrier_cmd::run(&client, out, action, timeout, ttl).await;
+        }
+        Command::Resource { command, .. } => {
+            crate::resource_cmd::run(&client, out, command).await?
+        }
+        Command::Rotate { args, .. } => {
+            return crate::resource_cmd::rotate(&client, out, &args).await;
         }
         Command::Session { command, .. } => crate::session_cmd::run(&client, out, command).await?,
         Command::Acl { command, .. } => crate::acl_cmd::run(&client, out, command).await?,

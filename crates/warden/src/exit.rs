@@ -1,7 +1,8 @@
 //! Exit statuses an operator can script on, and the one mapping from errors to them.
 //!
 //! 2 is clap's usage error; `warden lock` passes its command's status through, so the
-//! statuses of warden's own failures stay few and fixed.
+//! statuses of warden's own failures stay few and fixed. The rotate tool (`warden-rotate`,
+//! whose code `warden rotate` runs) gives the same statuses; a test here checks it.
 
 use tonic::Code;
 use warden_client::{ClientError, ErrorKind, LockError};
@@ -38,13 +39,14 @@ Exit status:
   1    any other error (the message says what)
   2    usage error: a bad flag or argument
   3    timeout: warden lock, elect or barrier --timeout ran out (opening the session
-       included), or a deadline
-  4    lock lost or leadership lost: revoked by an operator, or its session gone, while
-       warden lock or warden elect waited or ran
-  5    not found: no such node, or session; no leader (warden elect leader)
+       included), or a deadline; warden rotate --timeout ran out with holders left on
+       the old version (the rotation stays begun: run it again to pick it up)
+  4    lock lost or leadership lost: revoked by an operator (or by a forced rotation),
+       or its session gone, while warden lock or warden elect waited or ran
+  5    not found: no such node, session or resource kind; no leader (warden elect leader)
   6    already exists, or version mismatch (put/rm --version N)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
-  8    permission denied
+  8    permission denied (warden rotate --force-after needs admin)
   130  interrupted by Ctrl-C
   141  standard output closed by its reader (warden ls / | head -1)
 warden lock, warden elect and warden barrier NAME exit with their command's own status
@@ -140,6 +142,36 @@ mod tests {
         assert_eq!(code(&server(Code::InvalidArgument, Some(ErrorKind::InvalidPath))), OTHER);
         let unavailable = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };
         assert_eq!(code(&anyhow::Error::from(unavailable)), UNAVAILABLE);
+    }
+
+    #[test]
+    fn the_rotate_tool_gives_the_same_statuses() {
+        use warden_rotate::exit as tool;
+        assert_eq!(
+            [tool::OTHER, tool::TIMEOUT, tool::NOT_FOUND, tool::UNAVAILABLE],
+            [OTHER, TIMEOUT, NOT_FOUND, UNAVAILABLE]
+        );
+        assert_eq!(
+            [tool::PERMISSION_DENIED, tool::INTERRUPTED, tool::CLOSED_PIPE],
+            [PERMISSION_DENIED, INTERRUPTED, CLOSED_PIPE]
+        );
+        // The errors a rotation meets, mapped the same way by both.
+        let errors = [
+            (Code::NotFound, Some(ErrorKind::NoResource)),
+            (Code::FailedPrecondition, Some(ErrorKind::InvalidResourceRequest)),
+            (Code::InvalidArgument, Some(ErrorKind::InvalidResourceRequest)),
+            (Code::PermissionDenied, Some(ErrorKind::PermissionDenied)),
+            (Code::Unauthenticated, Some(ErrorKind::Unauthenticated)),
+            (Code::Unavailable, Some(ErrorKind::NoQuorum)),
+            (Code::DeadlineExceeded, None),
+            (Code::Internal, Some(ErrorKind::Internal)),
+        ];
+        for (c, kind) in errors {
+            let e = ClientError::Server { code: c, message: "m".into(), kind };
+            assert_eq!(tool::of_client_error(&e), client_code(&e), "{c:?} {kind:?}");
+        }
+        let gone = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };
+        assert_eq!(tool::of_client_error(&gone), client_code(&gone));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
 //!
+//! `warden lock --resource KIND ID -- COMMAND` locks an id of a resource kind the same way:
+//! the cluster picks the version, and the command learns it from `WARDEN_LOCK_PATH`.
+//!
 //! Running a command in a session of its own ([`in_session`]) while something is held
 //! ([`run_command`]) is shared with `warden elect` and `warden barrier`.
 
@@ -17,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::warn;
-use warden_client::{Client, ErrorKind, LockError, Session};
+use warden_client::{Client, ErrorKind, LockError, LockGuard, ResourceGuard, Session};
 
 use crate::cli::Output;
 use crate::exit;
@@ -39,6 +42,112 @@ pub(crate) struct How {
     pub(crate) delay: Duration,
 }
 
+/// What `warden lock` locks.
+pub(crate) enum Target<'a> {
+    /// The lock at a path.
+    Path(&'a str),
+    /// An id of a resource kind.
+    Resource {
+        /// The kind's path.
+        kind: &'a str,
+        /// The id.
+        id: &'a str,
+        /// While the kind rotates, fail at once rather than wait for the new version.
+        no_wait_while_draining: bool,
+    },
+}
+
+impl Target<'_> {
+    /// What is locked, in messages.
+    fn what(&self) -> String {
+        match self {
+            Target::Path(path) => format!("the lock {path:?}"),
+            Target::Resource { kind, id, .. } => format!("id {id:?} of the resource kind {kind:?}"),
+        }
+    }
+}
+
+/// A hold of either target.
+enum Guard {
+    Lock(LockGuard),
+    Resource(ResourceGuard),
+}
+
+impl Guard {
+    fn token(&self) -> u64 {
+        match self {
+            Guard::Lock(g) => g.token(),
+            Guard::Resource(g) => g.token(),
+        }
+    }
+
+    /// The lock's path (for a resource id, KIND/<version>/<id>).
+    fn path(&self) -> &str {
+        match self {
+            Guard::Lock(g) => g.path(),
+            Guard::Resource(g) => g.lock_path(),
+        }
+    }
+
+    async fn lost(&self) {
+        match self {
+            Guard::Lock(g) => g.lost().await,
+            Guard::Resource(g) => g.lost().await,
+        }
+    }
+
+    fn lost_reason(&self) -> Option<String> {
+        match self {
+            Guard::Lock(g) => g.lost_reason(),
+            Guard::Resource(g) => g.lost_reason(),
+        }
+    }
+
+    async fn release(self) -> Result<(), LockError> {
+        match self {
+            Guard::Lock(g) => g.release().await,
+            Guard::Resource(g) => g.release().await,
+        }
+    }
+}
+
+/// Takes `target` in `session`, waiting at most `wait` (for ever without one).
+async fn acquire(
+    client: &Client,
+    session: &Session,
+    target: &Target<'_>,
+    how: &How,
+    wait: Option<Duration>,
+) -> Result<Guard, LockError> {
+    match *target {
+        Target::Path(path) => {
+            let lock = if how.shared {
+                client.read_lock(session, path)
+            } else {
+                client.write_lock(session, path)
+            };
+            let lock = lock.with_delay(how.delay);
+            match wait {
+                Some(wait) => lock.acquire_timeout(wait).await.map(Guard::Lock),
+                None => lock.acquire().await.map(Guard::Lock),
+            }
+        }
+        Target::Resource { kind, id, no_wait_while_draining } => {
+            let mut resource = client.resource(session, kind).with_delay(how.delay);
+            if how.shared {
+                resource = resource.shared();
+            }
+            if no_wait_while_draining {
+                resource = resource.fail_while_draining();
+            }
+            match wait {
+                Some(wait) => resource.acquire_timeout(id, wait).await.map(Guard::Resource),
+                None => resource.acquire(id).await.map(Guard::Resource),
+            }
+        }
+    }
+}
+
 /// Resolves on Ctrl-C (its first poll installs the handler; it never resolves if that
 /// fails).
 pub(crate) type Interrupt<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
@@ -49,7 +158,7 @@ pub(crate) type Interrupt<'a> = Pin<&'a mut (dyn Future<Output = ()> + Send)>;
 /// for outlives it.
 pub(crate) async fn run(
     client: &Client,
-    path: &str,
+    target: Target<'_>,
     how: How,
     command: &[String],
 ) -> Result<ExitCode> {
@@ -58,10 +167,10 @@ pub(crate) async fn run(
             "nothing to run: give a command after --, as in: warden lock /jobs/nightly -- ./run.sh"
         );
     }
-    let what = format!("the lock {path:?}");
+    let what = target.what();
     let opening = Opening { ttl: how.ttl, timeout: how.timeout, what: &what };
     in_session(client, opening, async |session, deadline, interrupted| {
-        hold(client, session, path, &how, deadline, command, interrupted).await
+        hold(client, session, &target, &how, deadline, command, interrupted).await
     })
     .await
 }
@@ -186,43 +295,41 @@ pub(crate) fn wait_lost(what: &str, error: &warden_client::ClientError) -> Optio
 async fn hold(
     client: &Client,
     session: &Session,
-    path: &str,
+    target: &Target<'_>,
     how: &How,
     deadline: Option<Instant>,
     command: &[String],
     mut interrupted: Interrupt<'_>,
 ) -> Result<ExitCode> {
-    let lock =
-        if how.shared { client.read_lock(session, path) } else { client.write_lock(session, path) };
-    let lock = lock.with_delay(how.delay);
     let acquiring = async {
         match deadline {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                within(Some(deadline), lock.acquire_timeout(left)).await
+                within(Some(deadline), acquire(client, session, target, how, Some(left))).await
             }
-            None => Some(lock.acquire().await),
+            None => Some(acquire(client, session, target, how, None).await),
         }
     };
     let acquired = tokio::select! {
         acquired = acquiring => acquired,
         () = &mut interrupted => return Ok(ExitCode::from(exit::INTERRUPTED)),
     };
-    let what = format!("the lock {path:?}");
+    let what = target.what();
     let guard = match acquired {
         Some(Ok(guard)) => guard,
         None | Some(Err(LockError::Timeout { .. })) => {
             return Ok(not_granted(&what, how.timeout, ""));
         }
         Some(Err(LockError::Revoked { .. })) => return Ok(revoked(&what)),
-        Some(Err(e)) => return Err(e).with_context(|| format!("cannot take the lock {path:?}")),
+        Some(Err(e)) => return Err(e).with_context(|| format!("cannot take {what}")),
     };
+    let path = guard.path().to_owned();
     let held = Held {
         what: &what,
         unused: "the lock was released unused",
         env: vec![
             ("WARDEN_FENCING_TOKEN", guard.token().to_string()),
-            ("WARDEN_LOCK_PATH", path.to_owned()),
+            ("WARDEN_LOCK_PATH", path.clone()),
         ],
         lost: Box::pin(guard.lost()),
         lost_reason: &|| guard.lost_reason(),

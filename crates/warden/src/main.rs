@@ -18,6 +18,7 @@ mod exit;
 mod lock_cmd;
 mod logs;
 mod output;
+mod resource_cmd;
 mod run;
 mod session_cmd;
 
@@ -87,7 +88,7 @@ async fn main() -> ExitCode {
         Command::Certs { command: cli::CertsCommand::Dev { out, nodes, clients, force } } => {
             certs::dev(&out, nodes, &clients, force)
         }
-        Command::Client(command) => match commands::run(&cli.client, command).await {
+        Command::Client(command) => match commands::run(&cli.client, *command).await {
             Ok(code) => return code,
             Err(e) => Err(e),
         },
