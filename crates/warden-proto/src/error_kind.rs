@@ -147,8 +147,8 @@ error_kinds! {
     NoLeader,
     /// FAILED_PRECONDITION: the path holds another recipe (a lock, an election, a barrier).
     WrongRecipe,
-    /// INVALID_ARGUMENT (FAILED_PRECONDITION for a rotation that cannot be made now): a
-    /// resource kind's call that cannot be made.
+    /// FAILED_PRECONDITION: a resource kind's call that cannot be made now (a rotation to
+    /// another version under way; a recipe under a kind, whose locks only the kind makes).
     InvalidResourceRequest,
     /// NOT_FOUND: no resource kind at the path.
     NoResource,

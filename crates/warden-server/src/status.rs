@@ -77,6 +77,11 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, ErrorKind::TooManyWaiters),
         CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, ErrorKind::TxnBytesTooLarge),
         CoreError::WrongRecipe { .. } => (Code::FailedPrecondition, ErrorKind::WrongRecipe),
+        CoreError::InvalidResourceRequest { .. } => {
+            (Code::FailedPrecondition, ErrorKind::InvalidResourceRequest)
+        }
+        CoreError::NoResource { .. } => (Code::NotFound, ErrorKind::NoResource),
+        CoreError::Draining { .. } => (Code::FailedPrecondition, ErrorKind::Draining),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }
