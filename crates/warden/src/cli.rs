@@ -332,7 +332,7 @@ pub(crate) enum ClientCommand {
     /// shows the holders left on the old version and the acquisitions waiting, until the
     /// switch (exit 0). --dry-run prints the plan and changes nothing; --timeout D gives up
     /// (exit 3; the rotation stays begun, a re-run picks it up); --force-after D revokes
-    /// what is left after D (needs admin; the holders' `warden lock` exits 4). The same
+    /// what is left after D (the holders' `warden lock` exits 4). Needs admin. The same
     /// code as the `warden-rotate` tool (tools/rotate).
     Rotate {
         #[command(flatten)]

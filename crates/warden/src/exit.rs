@@ -46,7 +46,7 @@ Exit status:
   5    not found: no such node, session or resource kind; no leader (warden elect leader)
   6    already exists, or version mismatch (put/rm --version N)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
-  8    permission denied (warden rotate --force-after needs admin)
+  8    permission denied (warden rotate and resource init need admin on the kind)
   130  interrupted by Ctrl-C
   141  standard output closed by its reader (warden ls / | head -1)
 warden lock, warden elect and warden barrier NAME exit with their command's own status

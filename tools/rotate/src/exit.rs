@@ -10,7 +10,7 @@
 //! | 3 | timed out: holders remain in the old version; the rotation stays begun |
 //! | 5 | no such resource kind |
 //! | 7 | unavailable: no member reachable, or no quorum |
-//! | 8 | permission denied (`--force-after` needs admin) |
+//! | 8 | permission denied (a rotation needs `admin` on the kind) |
 //! | 130 | interrupted by Ctrl-C (the rotation stays begun) |
 //! | 141 | standard output closed by its reader |
 

@@ -40,7 +40,7 @@ Exit status:
   3    --timeout ran out with holders left; the rotation stays begun: run again to pick up
   5    no such resource kind (see warden resource init)
   7    unavailable: no member reachable, or no quorum
-  8    permission denied (--force-after needs admin)
+  8    permission denied (a rotation needs admin on the kind)
   130  interrupted by Ctrl-C (the rotation stays begun)
   141  standard output closed by its reader";
 
