@@ -12,6 +12,7 @@ mod cli_lock;
 mod cli_tls;
 mod cli_values;
 mod crash;
+mod elections;
 mod faults;
 mod lock_deletes;
 mod lock_holders;
