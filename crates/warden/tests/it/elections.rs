@@ -17,6 +17,8 @@ use warden_client::{
 };
 use warden_testkit::elections::{self, Change, FencedTxn, Seen, Term};
 
+use warden_testkit::proxy::Proxy;
+
 use crate::processes::ProcessCluster;
 
 const ELECTION: &str = "/elect/e";
@@ -44,6 +46,11 @@ fn client_from(cluster: &ProcessCluster, first: usize) -> Client {
     let mut endpoints = cluster.clients.clone();
     let n = endpoints.len();
     endpoints.rotate_left(first % n);
+    client_to(cluster, endpoints)
+}
+
+/// A client of `endpoints` (members, or proxies to them).
+fn client_to(cluster: &ProcessCluster, endpoints: Vec<String>) -> Client {
     if !warden_testkit::tls::requested() {
         return Client::new(endpoints).unwrap();
     }
@@ -56,13 +63,15 @@ fn client_from(cluster: &ProcessCluster, first: usize) -> Client {
     Client::with_tls(endpoints, &files).unwrap()
 }
 
-/// One candidate: campaign, lead a little while writing with the token (a transaction
-/// that applies only while the candidate node exists), then resign, or be deposed by an
-/// operator's revoke and check that a proclaim is refused; again, until `stop`.
+/// One candidate: campaign, lead for `hold` writing with the token (a transaction that
+/// applies only while the candidate node exists) and acting as leader every 20 ms for as
+/// long as it is not told of a loss, then resign, or be deposed by an operator's revoke
+/// and check that a proclaim and a fenced write are refused; again, until `stop`.
 async fn candidate(
     client: Client,
     operator: Client,
     id: u64,
+    hold: Duration,
     start: Instant,
     stop: Arc<AtomicBool>,
     recorded: Arc<Recorded>,
@@ -90,7 +99,8 @@ async fn candidate(
             let token = leadership.token();
             let candidate = leadership.leader().candidate.clone();
             let mut last_believed_at = granted_at;
-            for n in 0..3 {
+            let until = Instant::now() + hold;
+            for n in 0..1_000 {
                 // The moment is taken before asking: if no loss was known by then, the
                 // candidate believed it led at that moment.
                 let now = since(start);
@@ -98,22 +108,31 @@ async fn candidate(
                     break;
                 }
                 last_believed_at = now;
-                let fence = Compare { path: candidate.clone(), check: Check::Exists(true) };
-                let write = TxnOp::Set {
-                    path: "/elect/fenced".into(),
-                    data: format!("{token} c{id}").into(),
-                    expected_version: None,
-                };
-                if let Ok(r) = client.txn_in(&session, vec![fence], vec![write]).await {
-                    let w =
-                        FencedTxn { client: id, token, applied: r.succeeded, revision: r.revision };
-                    recorded.writes.lock().unwrap().push(w);
+                if n < 2 {
+                    let fence = Compare { path: candidate.clone(), check: Check::Exists(true) };
+                    let write = TxnOp::Set {
+                        path: "/elect/fenced".into(),
+                        data: format!("{token} c{id}").into(),
+                        expected_version: None,
+                    };
+                    if let Ok(r) = client.txn_in(&session, vec![fence], vec![write]).await {
+                        let w = FencedTxn {
+                            client: id,
+                            token,
+                            applied: r.succeeded,
+                            revision: r.revision,
+                        };
+                        recorded.writes.lock().unwrap().push(w);
+                    }
                 }
                 if n == 1 {
                     // A new value: a change every observer must show alike.
                     leadership.proclaim(format!("c{id}-r{round}-p")).await.ok();
                 }
-                tokio::time::sleep(Duration::from_millis(60)).await;
+                if Instant::now() >= until {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
             let mut resigned_at = None;
             if round.is_multiple_of(4) && !leadership.is_lost() {
@@ -167,6 +186,25 @@ async fn candidate(
         session.close().await.ok();
         return;
     }
+}
+
+/// Waits (at most 10 s) until candidate 5 leads, then cuts it off from every member for
+/// twice its ttl and a second; returns whether it did.
+async fn partition_the_leader(admin: &Client, proxies: &[Proxy]) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(l)) = admin.election_leader(ELECTION, Consistency::Linearizable).await
+            && l.value.starts_with(b"c5-")
+        {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            proxies.iter().for_each(Proxy::cut);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            proxies.iter().for_each(Proxy::heal);
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 fn change(c: LeaderChange) -> Change {
@@ -245,17 +283,34 @@ async fn candidates_under_kills(kills: usize) {
         let client = client_from(&cluster, i);
         observers.push(tokio::spawn(observer(client, from, Arc::clone(&observers_stop))));
     }
+    // Candidate 5 reaches the members through proxies, which are cut while it leads: it
+    // holds for longer than its ttl, acting as leader until its client gives the session up.
+    let mut proxies = Vec::new();
+    for member in &cluster.clients {
+        proxies.push(Proxy::start(member.parse().unwrap()).await.unwrap());
+    }
     let mut candidates = Vec::new();
     for id in 1..=5u64 {
-        let client = client_from(&cluster, id as usize);
+        let (client, hold) = if id == 5 {
+            let through = proxies.iter().map(|p| p.addr().to_string()).collect();
+            (client_to(&cluster, through), Duration::from_secs(3))
+        } else {
+            (client_from(&cluster, id as usize), Duration::from_millis(150))
+        };
         let operator = cluster.client();
-        let task = candidate(client, operator, id, start, Arc::clone(&stop), Arc::clone(&recorded));
+        let recorded = Arc::clone(&recorded);
+        let task = candidate(client, operator, id, hold, start, Arc::clone(&stop), recorded);
         candidates.push(tokio::spawn(task));
     }
 
-    // Kill the raft leader and a follower in turn, each back after a second and a half.
+    // Kill the raft leader and a follower in turn, each back after a second and a half;
+    // every fourth round, cut candidate 5 off while it leads.
     let mut killed = Vec::new();
+    let mut partitions = 0;
     for k in 0..kills {
+        if k % 4 == 1 && partition_the_leader(&admin, &proxies).await {
+            partitions += 1;
+        }
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let leader = cluster.leader().await as usize;
         let victim = if k % 2 == 0 { leader } else { leader % 3 + 1 };
@@ -299,11 +354,33 @@ async fn candidates_under_kills(kills: usize) {
     let deposed = recorded.deposed_proclaims.lock().unwrap().clone();
     let applied = writes.iter().filter(|w| w.applied).count();
     eprintln!(
-        "elections under kills of members {killed:?}: {} leaderships, {} fenced writes ({applied} applied), {} deposed proclaims, observed {:?} changes",
+        "elections under kills of members {killed:?} and {partitions} partitions of a leader: {} leaderships, {} fenced writes ({applied} applied), {} deposed proclaims, observed {:?} changes",
         terms.len(),
         writes.len(),
         deposed.len(),
         streams.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    // How long, at worst, a deposed leader still acted after its successor was granted
+    // (reported; the checker allows a margin for the client to notice the loss).
+    let worst = terms
+        .iter()
+        .flat_map(|a| terms.iter().filter(move |b| b.token > a.token).map(move |b| (a, b)))
+        .map(|(a, b)| a.last_believed_at.saturating_sub(b.granted_at))
+        .max()
+        .unwrap_or(0);
+    // For candidate 5's leaderships that it did not resign (cut off): from its last act as
+    // leader to its successor's grant. Small, and never negative beyond the margin.
+    let cut_off: Vec<i128> = terms
+        .iter()
+        .filter(|a| a.client == 5 && a.resigned_at.is_none())
+        .filter_map(|a| {
+            let next = terms.iter().filter(|b| b.token > a.token).min_by_key(|b| b.token)?;
+            Some((i128::from(next.granted_at) - i128::from(a.last_believed_at)) / 1_000_000)
+        })
+        .collect();
+    eprintln!(
+        "worst overlap of a deposed leader with its successor: {} ms; cut-off leader's last act to its successor's grant: {cut_off:?} ms",
+        worst / 1_000_000
     );
     let logs = cluster.dir.path().display().to_string();
     let margin = Duration::from_secs(1).as_nanos() as u64;
@@ -326,6 +403,7 @@ async fn candidates_under_kills(kills: usize) {
     assert!(terms.len() >= 10, "only {} leaderships", terms.len());
     assert!(applied >= 10, "only {applied} fenced writes applied");
     assert!(!deposed.is_empty(), "no leader was deposed");
+    assert!(partitions > 0, "candidate 5 never led to be cut off");
     for (n, s) in streams.iter().enumerate() {
         let last = s.last().map(|c| c.leader.is_none());
         assert_eq!(last, Some(true), "stream {n} does not end with \"no leader\": {:?}", s.last());
