@@ -291,6 +291,18 @@ pub enum CoreError {
         /// The recipe the call is for.
         asked: String,
     },
+    /// An acquire whose wait would close a cycle of sessions waiting for each other (see
+    /// [`crate::deadlock`]); it was refused, and nothing changed.
+    #[error(
+        "acquiring {:?} would deadlock, so it was refused and nothing was changed: {}; release a lock this session holds or waits for and try again, or take locks in one order everywhere",
+        cycle.first().map_or("", |s| s.path.as_str()),
+        crate::deadlock::describe(cycle)
+    )]
+    Deadlock {
+        /// The cycle, starting with the refused session and the lock it asked for: each
+        /// session waits on its lock for the next one (the last for the first).
+        cycle: Vec<crate::deadlock::CycleStep>,
+    },
 }
 
 /// Why a policy was refused, kept serializable for the replicated state (a retry returns

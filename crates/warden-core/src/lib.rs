@@ -24,6 +24,7 @@ pub mod acl;
 pub mod barrier;
 pub mod codec;
 mod command;
+pub mod deadlock;
 mod delete;
 pub mod election;
 mod error;

@@ -1,0 +1,174 @@
+//! Deadlock detection over locks (DESIGN §5): the wait-for graph between sessions, and the
+//! check that refuses the acquire that would close a cycle in it.
+//!
+//! A session whose waiter in lock `L` is not granted waits for every session with a waiter
+//! ahead of it in `L`, holders and earlier waiters alike: the queue is FIFO and nobody
+//! overtakes, so it cannot pass any of them. Only locks count (mutexes, read-write locks,
+//! semaphores); an election's candidates and a barrier's members wait for something other
+//! than a session letting go, and are not part of the graph.
+//!
+//! The graph is not kept beside the tree, it is read from it: a session's waiters are
+//! among its ephemeral nodes, which the tree indexes by session. Only an acquire adds
+//! edges (its new waiter joins the end of the queue, so the new edges all leave the
+//! acquiring session); a release, a revoke, a grant and the end of a session only remove
+//! them. So the graph never holds a cycle if every acquire that would close one is
+//! refused, and that is the one check, [`check`], run for an acquire that made a new
+//! waiter that is not granted at once. The refused acquire fails with
+//! [`CoreError::Deadlock`], and like every failed command it changes nothing.
+//!
+//! Cost: a breadth-first search from the sessions ahead of the new waiter, looking for the
+//! acquiring session. For each session it reaches it reads that session's ephemeral nodes,
+//! and for each one that is a waiting waiter of a lock, the waiters ahead of it in that
+//! lock. So it walks only the part of the graph reachable from the new wait, never every
+//! lock. It finds a shortest cycle, the same one on every replica (every order is the
+//! tree's, sorted).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+use crate::ids::SessionId;
+use crate::node::NodeKind;
+use crate::queue_data::{QueueConfig, WaiterInfo};
+use crate::recipe;
+use crate::session::SessionTable;
+use crate::tree::Tree;
+
+/// One session of a deadlock cycle and the lock it waits on: it waits there for the next
+/// step's session (the last step's, for the first's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleStep {
+    /// The session.
+    pub session: SessionId,
+    /// The client identity that opened it ("" for clients without a certificate).
+    pub identity: String,
+    /// The lock it waits on.
+    pub path: String,
+}
+
+/// The locks `session` waits on (its waiters there not granted), each with the sessions
+/// ahead of it there, in queue order; by lock path.
+pub fn waits_of(tree: &Tree, session: SessionId) -> Vec<(String, Vec<SessionId>)> {
+    tree.ephemerals_of(session)
+        .filter_map(|waiter| {
+            let lock = recipe::queue_of_waiter(waiter)?;
+            let node = tree.get(lock).filter(|n| n.kind == NodeKind::Queue)?;
+            if !QueueConfig::decode(&node.data)?.kind.is_lock() {
+                return None;
+            }
+            if WaiterInfo::decode(&tree.get(waiter)?.data)?.token.is_some() {
+                return None;
+            }
+            Some((lock.to_owned(), ahead(tree, lock, waiter)))
+        })
+        .collect()
+}
+
+/// The sessions of the waiters ahead of `waiter` in the queue at `lock`, in order.
+fn ahead(tree: &Tree, lock: &str, waiter: &str) -> Vec<SessionId> {
+    tree.children(lock)
+        .take_while(|(p, _)| *p != waiter)
+        .map(|(_, n)| n.stat.ephemeral_owner)
+        .collect()
+}
+
+/// The cycle that `session`'s new wait at `waiter` (not granted) of the lock at `lock`
+/// closes, if any: a shortest one, starting with `session` waiting on `lock`. Identities
+/// are left empty (the tree does not know them; see [`name_sessions`]).
+pub fn cycle_closed_by(
+    tree: &Tree,
+    session: SessionId,
+    lock: &str,
+    waiter: &str,
+) -> Option<Vec<CycleStep>> {
+    // Each session reached, with the session that waits for it and the lock it waits on.
+    let mut reached: BTreeMap<SessionId, (SessionId, String)> = BTreeMap::new();
+    let mut frontier = VecDeque::new();
+    let mut visit =
+        |from: SessionId, path: &str, to: Vec<SessionId>, frontier: &mut VecDeque<_>| {
+            for next in to {
+                if !reached.contains_key(&next) {
+                    reached.insert(next, (from, path.to_owned()));
+                    frontier.push_back(next);
+                }
+            }
+            reached.contains_key(&session)
+        };
+    let mut closed = visit(session, lock, ahead(tree, lock, waiter), &mut frontier);
+    while !closed && let Some(current) = frontier.pop_front() {
+        for (path, to) in waits_of(tree, current) {
+            closed = visit(current, &path, to, &mut frontier);
+            if closed {
+                break;
+            }
+        }
+    }
+    if !closed {
+        return None;
+    }
+    // Walk back from `session` to itself: every step was reached from one reached before.
+    let mut steps = Vec::new();
+    let mut current = session;
+    for _ in 0..reached.len() {
+        let (from, path) = reached.get(&current)?;
+        steps.push(CycleStep { session: *from, identity: String::new(), path: path.clone() });
+        if *from == session {
+            steps.reverse();
+            return Some(steps);
+        }
+        current = *from;
+    }
+    None
+}
+
+/// Refuses `session`'s new wait at `waiter` of the lock at `lock` if it closes a cycle.
+pub(crate) fn check(
+    tree: &Tree,
+    session: SessionId,
+    lock: &str,
+    waiter: &str,
+) -> Result<(), CoreError> {
+    match cycle_closed_by(tree, session, lock, waiter) {
+        Some(cycle) => Err(CoreError::Deadlock { cycle }),
+        None => Ok(()),
+    }
+}
+
+/// Fills in the identities of a deadlock's sessions from the session table (the check
+/// runs where only the tree is at hand); any other error is returned as it is.
+pub(crate) fn name_sessions(error: CoreError, sessions: &SessionTable) -> CoreError {
+    match error {
+        CoreError::Deadlock { mut cycle } => {
+            for step in &mut cycle {
+                if let Some(s) = sessions.get(step.session) {
+                    step.identity.clone_from(&s.identity);
+                }
+            }
+            CoreError::Deadlock { cycle }
+        }
+        other => other,
+    }
+}
+
+/// A cycle for people: `session 3 ("alice") waits for "/a" behind session 4 (anonymous);
+/// session 4 (anonymous) waits for "/b" behind session 3 ("alice")`.
+pub(crate) fn describe(cycle: &[CycleStep]) -> String {
+    let who = |s: &CycleStep| {
+        if s.identity.is_empty() {
+            format!("session {} (anonymous)", s.session)
+        } else {
+            format!("session {} ({:?})", s.session, s.identity)
+        }
+    };
+    let mut text = Vec::with_capacity(cycle.len());
+    for (i, step) in cycle.iter().enumerate() {
+        let next = cycle.get(i + 1).or(cycle.first()).unwrap_or(step);
+        text.push(format!("{} waits for {:?} behind {}", who(step), step.path, who(next)));
+    }
+    text.join("; ")
+}
+
+#[cfg(test)]
+#[path = "deadlock_test.rs"]
+mod tests;
