@@ -23,6 +23,7 @@
 //! lock. It finds a shortest cycle, the same one on every replica (every order is the
 //! tree's, sorted).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
@@ -88,8 +89,8 @@ pub fn cycle_closed_by(
     let mut visit =
         |from: SessionId, path: &str, to: Vec<SessionId>, frontier: &mut VecDeque<_>| {
             for next in to {
-                if !reached.contains_key(&next) {
-                    reached.insert(next, (from, path.to_owned()));
+                if let Entry::Vacant(e) = reached.entry(next) {
+                    e.insert((from, path.to_owned()));
                     frontier.push_back(next);
                 }
             }
