@@ -19,9 +19,11 @@
 //! Cost: a breadth-first search from the sessions ahead of the new waiter, looking for the
 //! acquiring session. For each session it reaches it reads that session's ephemeral nodes,
 //! and for each one that is a waiting waiter of a lock, the waiters ahead of it in that
-//! lock. So it walks only the part of the graph reachable from the new wait, never every
-//! lock. It finds a shortest cycle, the same one on every replica (every order is the
-//! tree's, sorted).
+//! lock that were not read yet (those ahead of a waiter are a prefix of its queue, so each
+//! queue is read at most once in a search, up to its last waiting waiter reached). So it
+//! walks only the part of the graph reachable from the new wait, never every lock, in time
+//! linear in it (times the tree's lookups). It finds a shortest cycle, the same one on
+//! every replica (every order is the tree's, sorted).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
@@ -51,27 +53,115 @@ pub struct CycleStep {
 /// The locks `session` waits on (its waiters there not granted), each with the sessions
 /// ahead of it there, in queue order; by lock path.
 pub fn waits_of(tree: &Tree, session: SessionId) -> Vec<(String, Vec<SessionId>)> {
-    tree.ephemerals_of(session)
-        .filter_map(|waiter| {
-            let lock = recipe::queue_of_waiter(waiter)?;
-            let node = tree.get(lock).filter(|n| n.kind == NodeKind::Queue)?;
-            if !QueueConfig::decode(&node.data)?.kind.is_lock() {
-                return None;
-            }
-            if WaiterInfo::decode(&tree.get(waiter)?.data)?.token.is_some() {
-                return None;
-            }
-            Some((lock.to_owned(), ahead(tree, lock, waiter)))
+    waiting(tree, session)
+        .map(|(lock, waiter)| {
+            let ahead = tree.children(lock).take_while(|(p, _)| *p != waiter);
+            (lock.to_owned(), ahead.map(|(_, n)| n.stat.ephemeral_owner).collect())
         })
         .collect()
 }
 
-/// The sessions of the waiters ahead of `waiter` in the queue at `lock`, in order.
-fn ahead(tree: &Tree, lock: &str, waiter: &str) -> Vec<SessionId> {
-    tree.children(lock)
-        .take_while(|(p, _)| *p != waiter)
-        .map(|(_, n)| n.stat.ephemeral_owner)
-        .collect()
+/// The waiters of `session` that wait (not granted) in a lock, with their lock.
+fn waiting(tree: &Tree, session: SessionId) -> impl Iterator<Item = (&str, &str)> {
+    tree.ephemerals_of(session).filter_map(move |waiter| {
+        let lock = recipe::queue_of_waiter(waiter)?;
+        let node = tree.get(lock).filter(|n| n.kind == NodeKind::Queue)?;
+        if !QueueConfig::decode(&node.data)?.kind.is_lock() {
+            return None;
+        }
+        if WaiterInfo::decode(&tree.get(waiter)?.data)?.token.is_some() {
+            return None;
+        }
+        Some((lock, waiter))
+    })
+}
+
+/// A breadth-first search of the wait-for graph for one session.
+struct Search<'t> {
+    tree: &'t Tree,
+    /// The session looked for.
+    target: SessionId,
+    /// Each session reached, with the session that waits for it and the lock it waits on.
+    reached: BTreeMap<SessionId, (SessionId, String)>,
+    frontier: VecDeque<SessionId>,
+    /// How far each lock's queue was read: the last waiter read. The sessions ahead of a
+    /// waiter are a prefix of its queue, and every session of a prefix read is reached
+    /// already, so each queue is read at most once, however many of its waiters wait.
+    read: BTreeMap<&'t str, &'t str>,
+    /// How many waiters were read, for the tests of the cost.
+    #[cfg_attr(not(test), allow(dead_code))]
+    waiters_read: usize,
+}
+
+impl<'t> Search<'t> {
+    /// Follows the wait of `from` at `waiter` of the lock at `lock`: reaches the sessions
+    /// ahead of it not reached yet. Returns whether the target is reached.
+    fn follow(&mut self, from: SessionId, lock: &'t str, waiter: &str) -> bool {
+        let start = self.read.get(lock).copied();
+        if start.is_some_and(|last| last >= waiter) {
+            // Waiter names are fixed-width sequence numbers: their order is the queue's.
+            return false;
+        }
+        let after = start.map_or("", crate::path::name);
+        for (p, n) in self.tree.children_after(lock, after).take_while(|(p, _)| *p != waiter) {
+            self.waiters_read += 1;
+            self.read.insert(lock, p);
+            if let Entry::Vacant(e) = self.reached.entry(n.stat.ephemeral_owner) {
+                e.insert((from, lock.to_owned()));
+                self.frontier.push_back(n.stat.ephemeral_owner);
+            }
+        }
+        self.reached.contains_key(&self.target)
+    }
+
+    /// Searches on from the sessions reached until the target is, or nothing is left.
+    fn run(&mut self) -> bool {
+        if self.reached.contains_key(&self.target) {
+            return true;
+        }
+        while let Some(current) = self.frontier.pop_front() {
+            let tree = self.tree;
+            for (lock, waiter) in waiting(tree, current) {
+                if self.follow(current, lock, waiter) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The cycle found: from the target back to itself, every step reached from one
+    /// reached before.
+    fn cycle(&self) -> Option<Vec<CycleStep>> {
+        let mut steps = Vec::new();
+        let mut current = self.target;
+        for _ in 0..self.reached.len() {
+            let (from, path) = self.reached.get(&current)?;
+            steps.push(CycleStep { session: *from, identity: String::new(), path: path.clone() });
+            if *from == self.target {
+                steps.reverse();
+                return Some(steps);
+            }
+            current = *from;
+        }
+        None
+    }
+}
+
+/// Searches from `session`'s new wait at `waiter` of the lock at `lock`.
+fn search<'t>(tree: &'t Tree, session: SessionId, lock: &'t str, waiter: &str) -> Search<'t> {
+    let mut s = Search {
+        tree,
+        target: session,
+        reached: BTreeMap::new(),
+        frontier: VecDeque::new(),
+        read: BTreeMap::new(),
+        waiters_read: 0,
+    };
+    if !s.follow(session, lock, waiter) {
+        s.run();
+    }
+    s
 }
 
 /// The cycle that `session`'s new wait at `waiter` (not granted) of the lock at `lock`
@@ -83,44 +173,8 @@ pub fn cycle_closed_by(
     lock: &str,
     waiter: &str,
 ) -> Option<Vec<CycleStep>> {
-    // Each session reached, with the session that waits for it and the lock it waits on.
-    let mut reached: BTreeMap<SessionId, (SessionId, String)> = BTreeMap::new();
-    let mut frontier = VecDeque::new();
-    let mut visit =
-        |from: SessionId, path: &str, to: Vec<SessionId>, frontier: &mut VecDeque<_>| {
-            for next in to {
-                if let Entry::Vacant(e) = reached.entry(next) {
-                    e.insert((from, path.to_owned()));
-                    frontier.push_back(next);
-                }
-            }
-            reached.contains_key(&session)
-        };
-    let mut closed = visit(session, lock, ahead(tree, lock, waiter), &mut frontier);
-    while !closed && let Some(current) = frontier.pop_front() {
-        for (path, to) in waits_of(tree, current) {
-            closed = visit(current, &path, to, &mut frontier);
-            if closed {
-                break;
-            }
-        }
-    }
-    if !closed {
-        return None;
-    }
-    // Walk back from `session` to itself: every step was reached from one reached before.
-    let mut steps = Vec::new();
-    let mut current = session;
-    for _ in 0..reached.len() {
-        let (from, path) = reached.get(&current)?;
-        steps.push(CycleStep { session: *from, identity: String::new(), path: path.clone() });
-        if *from == session {
-            steps.reverse();
-            return Some(steps);
-        }
-        current = *from;
-    }
-    None
+    let s = search(tree, session, lock, waiter);
+    if s.reached.contains_key(&session) { s.cycle() } else { None }
 }
 
 /// Refuses `session`'s new wait at `waiter` of the lock at `lock` if it closes a cycle.

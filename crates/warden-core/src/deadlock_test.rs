@@ -222,3 +222,30 @@ fn a_refused_acquire_makes_no_event() {
     assert!(matches!(applied.response.outcome, Err(CoreError::Deadlock { .. })));
     assert!(applied.events.is_empty());
 }
+
+#[test]
+fn a_search_reads_each_queue_once() {
+    // 200 sessions wait in one lock, behind its holder, and each also holds a lock of its
+    // own that nobody waits for: a new waiter reaches all of them.
+    let mut l = Locks::new();
+    let holder = l.open("h");
+    assert_eq!(l.acquire(holder, "/q"), Ok(true));
+    let mut waiting = Vec::new();
+    for i in 0..200 {
+        let s = l.open("w");
+        assert_eq!(l.acquire(s, &format!("/own/{i}")), Ok(true));
+        assert_eq!(l.acquire(s, "/q"), Ok(false));
+        waiting.push(s);
+    }
+    let last = l.open("z");
+    assert_eq!(l.acquire(last, "/q"), Ok(false));
+    let (_, ws) = l.state.lock("/q").unwrap_or_else(|e| panic!("{e}"));
+    let waiter = ws.last().map(|w| w.path.clone()).unwrap_or_default();
+    let tree = l.state.tree();
+    let s = super::search(tree, last, "/q", &waiter);
+    assert!(s.cycle().is_none() && !s.reached.contains_key(&last));
+    assert_eq!(s.reached.len(), 201, "the holder and every waiter ahead");
+    // Each waiter of /q read once: not once more for every waiter ahead (that would be
+    // about 200 * 200 / 2).
+    assert_eq!(s.waiters_read, 201);
+}
