@@ -15,6 +15,10 @@ use warden_proto::v1::lock_client::LockClient;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
+/// How long a call that should be refused at once, or a grant that should follow a
+/// release, may take at most.
+const BOUND: Duration = Duration::from_secs(10);
+
 /// The sessions (in order) of the waiters of `path`, holders first.
 async fn queue(cluster: &TestCluster, path: &str) -> Vec<u64> {
     let leader = cluster.leader(Duration::from_secs(5)).await;
@@ -75,7 +79,8 @@ async fn two_sessions_crossing_locks_the_closing_acquire_is_aborted() {
     let mut locks = LockClient::new(cluster.channel(leader).await);
     let request =
         pb::AcquireRequest { path: "/dl/x".into(), session_id: b.id(), ..Default::default() };
-    let refused = locks.acquire(request).await.unwrap_err();
+    // Bounded: were the cycle not seen, the acquire would wait for ever.
+    let refused = tokio::time::timeout(BOUND, locks.acquire(request)).await.unwrap().unwrap_err();
     assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
     let kind = refused.metadata().get(ERROR_METADATA).and_then(|v| v.to_str().ok());
     assert_eq!(kind, Some(ErrorKind::Deadlock.as_str()));
@@ -84,7 +89,7 @@ async fn two_sessions_crossing_locks_the_closing_acquire_is_aborted() {
     assert!(names(message, a.id(), "/dl/y", b.id()), "{message}");
 
     // Through the client library: a lock error of its own, with the same cycle.
-    match two.mutex(&b, "/dl/x").acquire().await {
+    match tokio::time::timeout(BOUND, two.mutex(&b, "/dl/x").acquire()).await.unwrap() {
         Err(LockError::Deadlock { path, message }) => {
             assert_eq!(path, "/dl/x");
             assert!(names(&message, b.id(), "/dl/x", a.id()), "{message}");
@@ -96,7 +101,7 @@ async fn two_sessions_crossing_locks_the_closing_acquire_is_aborted() {
     assert_eq!(queue(&cluster, "/dl/x").await, [a.id()]);
     assert!(!a_waits.is_finished(), "a still waits");
     y.release().await.unwrap();
-    let granted = tokio::time::timeout(Duration::from_secs(10), a_waits).await.unwrap().unwrap();
+    let granted = tokio::time::timeout(BOUND, a_waits).await.unwrap().unwrap();
     let granted = granted.unwrap();
     assert_eq!(queue(&cluster, "/dl/y").await, [a.id()]);
     granted.release().await.unwrap();
@@ -125,7 +130,8 @@ async fn three_sessions_crossing_locks_the_closing_acquire_is_aborted() {
     until_queue(&cluster, paths[2], &[ids[2], ids[1]]).await;
 
     // 2 asking for 0's lock closes 2 -> 0 -> 1 -> 2.
-    let refused = clients[2].mutex(&sessions[2], paths[0]).acquire().await;
+    let closing = clients[2].mutex(&sessions[2], paths[0]);
+    let refused = tokio::time::timeout(BOUND, closing.acquire()).await.unwrap();
     let Err(LockError::Deadlock { message, .. }) = refused else {
         panic!("not a deadlock: {:?}", refused.err());
     };
@@ -138,11 +144,11 @@ async fn three_sessions_crossing_locks_the_closing_acquire_is_aborted() {
     let mut held = held.into_iter();
     let (h0, h1, h2) = (held.next().unwrap(), held.next().unwrap(), held.next().unwrap());
     h2.release().await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), second).await.unwrap().unwrap();
+    let got = tokio::time::timeout(BOUND, second).await.unwrap().unwrap();
     got.unwrap().release().await.unwrap();
     assert!(!first.is_finished(), "0 still waits for 1's lock");
     h1.release().await.unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(10), first).await.unwrap().unwrap();
+    let got = tokio::time::timeout(BOUND, first).await.unwrap().unwrap();
     got.unwrap().release().await.unwrap();
     h0.release().await.unwrap();
     cluster.stop().await;
