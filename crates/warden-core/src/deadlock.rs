@@ -28,27 +28,14 @@
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::CoreError;
+pub use crate::error::CycleStep;
 use crate::ids::SessionId;
 use crate::node::NodeKind;
 use crate::queue_data::{QueueConfig, WaiterInfo};
 use crate::recipe;
 use crate::session::SessionTable;
 use crate::tree::Tree;
-
-/// One session of a deadlock cycle and the lock it waits on: it waits there for the next
-/// step's session (the last step's, for the first's).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CycleStep {
-    /// The session.
-    pub session: SessionId,
-    /// The client identity that opened it ("" for clients without a certificate).
-    pub identity: String,
-    /// The lock it waits on.
-    pub path: String,
-}
 
 /// The locks `session` waits on (its waiters there not granted), each with the sessions
 /// ahead of it there, in queue order; by lock path.
@@ -204,24 +191,6 @@ pub(crate) fn name_sessions(error: CoreError, sessions: &SessionTable) -> CoreEr
         }
         other => other,
     }
-}
-
-/// A cycle for people: `session 3 ("alice") waits for "/a" behind session 4 (anonymous);
-/// session 4 (anonymous) waits for "/b" behind session 3 ("alice")`.
-pub(crate) fn describe(cycle: &[CycleStep]) -> String {
-    let who = |s: &CycleStep| {
-        if s.identity.is_empty() {
-            format!("session {} (anonymous)", s.session)
-        } else {
-            format!("session {} ({:?})", s.session, s.identity)
-        }
-    };
-    let mut text = Vec::with_capacity(cycle.len());
-    for (i, step) in cycle.iter().enumerate() {
-        let next = cycle.get(i + 1).or(cycle.first()).unwrap_or(step);
-        text.push(format!("{} waits for {:?} behind {}", who(step), step.path, who(next)));
-    }
-    text.join("; ")
 }
 
 #[cfg(test)]
