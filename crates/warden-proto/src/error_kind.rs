@@ -147,6 +147,9 @@ error_kinds! {
     NoLeader,
     /// FAILED_PRECONDITION: the path holds another recipe (a lock, an election, a barrier).
     WrongRecipe,
+    /// ABORTED: the acquire's wait would have closed a cycle of sessions waiting for each
+    /// other; it was refused and nothing changed (the message names the cycle).
+    Deadlock,
 }
 
 impl std::fmt::Display for ErrorKind {
