@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "../../proto/warden/v1/lock.proto",
             "../../proto/warden/v1/election.proto",
             "../../proto/warden/v1/barrier.proto",
+            "../../proto/warden/v1/resource.proto",
             "../../proto/warden/raft/v1/raft.proto",
         ],
         &["../../proto"],

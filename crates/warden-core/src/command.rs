@@ -214,6 +214,44 @@ pub enum Command {
         /// The double barrier's path.
         path: String,
     },
+    /// Makes the resource kind at `path` at `version` (one already there stays as it is).
+    /// Needs no session.
+    InitResource {
+        /// The kind's path.
+        path: String,
+        /// Its first version (one path segment).
+        version: String,
+    },
+    /// Queues the request's session on the lock of `id` of the resource kind at `path`,
+    /// in the version that grants now (or, while the kind rotates, the new one, or fails,
+    /// as `draining` says). Needs a session.
+    AcquireResource {
+        /// The kind's path.
+        path: String,
+        /// The id (one path segment).
+        id: String,
+        /// The kind of lock, as for [`Command::Acquire`].
+        kind: LockKind,
+        /// What the session asks for.
+        mode: WaitMode,
+        /// Lock-delay for a new lock, ms.
+        delay_ms: u64,
+        /// What to do while the kind rotates.
+        draining: crate::resource::WhileDraining,
+    },
+    /// Begins the rotation of the resource kind at `path` to version `to`. Needs no
+    /// session; idempotent.
+    BeginRotation {
+        /// The kind's path.
+        path: String,
+        /// The new version (one path segment).
+        to: String,
+    },
+    /// Forces the rotation under way: revokes every hold and wait left in the old version.
+    ForceRotation {
+        /// The kind's path.
+        path: String,
+    },
 }
 
 /// Which of a session's places in a lock's queue a [`Command::Release`] ends.

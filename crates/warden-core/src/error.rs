@@ -279,6 +279,30 @@ pub enum CoreError {
         /// The limit.
         max: usize,
     },
+    /// A resource kind's call that cannot be made.
+    #[error("invalid resource request: {reason}")]
+    InvalidResourceRequest {
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// No resource kind at the path.
+    #[error("there is no resource kind at {path:?}; make it with `warden resource init {path}`")]
+    NoResource {
+        /// The path.
+        path: String,
+    },
+    /// An acquire that asked not to wait, on a kind that is rotating.
+    #[error(
+        "the resource kind {path:?} is rotating from version {from} to {to}: acquisitions wait for the switch; acquire without --no-wait to queue for version {to}"
+    )]
+    Draining {
+        /// The kind.
+        path: String,
+        /// The version it rotates from.
+        from: String,
+        /// The version it rotates to.
+        to: String,
+    },
     /// A recipe call on a path that holds something else (a plain node, another recipe).
     #[error(
         "{path:?} is {is}, not a {asked}; use the {asked} calls on a path that is not in use, or the calls of what is there"

@@ -64,7 +64,8 @@ pub fn violations(state: &State) -> Vec<String> {
         }
     }
     // Recipe queues: the granted waiters are the first ones, exactly as many as the queue
-    // rule allows (fewer only while a lock-delay blocks new grants), and tokens never
+    // rule allows (fewer only while a lock-delay blocks new grants, or in a resource kind's
+    // version that does not grant yet), and tokens never
     // decrease along the queue; an empty queue is one that persists or is blocked; an
     // election's recorded leader is its first holder.
     for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Queue) {
@@ -94,12 +95,40 @@ pub fn violations(state: &State) -> Vec<String> {
         if waiters.iter().skip(granted).any(|w| w.info.token.is_some()) {
             found.push(format!("queue {p}: a waiter holds while an earlier one waits"));
         }
-        if granted > allowed || (granted < allowed && config.blocked_until_ms == 0) {
+        let held_back = config.blocked_until_ms != 0 || crate::resource::gated(tree, p);
+        if granted > allowed || (granted < allowed && !held_back) {
             found.push(format!("queue {p}: {granted} granted, the rule allows {allowed}"));
         }
         let tokens: Vec<u64> = waiters.iter().filter_map(|w| w.info.token).collect();
         if tokens.windows(2).any(|t| t[0] > t[1]) {
             found.push(format!("queue {p}: tokens out of queue order {tokens:?}"));
+        }
+    }
+    // Resource kinds: only the current version's locks grant (no id is held under two
+    // versions), and no version but the current one and the one it rotates to exists.
+    for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Resource) {
+        let Some(state) = crate::resource::ResourceState::decode(&node.data) else {
+            found.push(format!("resource kind {p} has unreadable data {:?}", node.data));
+            continue;
+        };
+        for (version, _) in tree.children(p) {
+            let name = path::name(version);
+            if name != state.version && state.to.as_deref() != Some(name) {
+                found.push(format!("resource kind {p} at {} has a version {name}", state.version));
+            }
+            if name == state.version {
+                continue;
+            }
+            let held = crate::resource::versions_waiters(tree, p, name)
+                .iter()
+                .filter(|(_, w)| w.info.token.is_some())
+                .count();
+            if held > 0 {
+                found.push(format!(
+                    "resource kind {p} at {}: {held} held in version {name}",
+                    state.version
+                ));
+            }
         }
     }
     let blocked: Vec<&str> = tree

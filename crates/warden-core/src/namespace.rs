@@ -106,6 +106,9 @@ impl<'a> Mutation<'a> {
         if parent.kind == NodeKind::Queue {
             return Err(CoreError::LockManaged { path: parent_path });
         }
+        if let Some(kind) = crate::resource::enclosing(self.tree, &parent_path) {
+            return Err(CoreError::LockManaged { path: kind });
+        }
         self.insert_node(path, &parent_path, data, mode.kind, owner, mode.sequential)
     }
 
@@ -353,11 +356,13 @@ impl<'a> Mutation<'a> {
     }
 }
 
-/// Whether `path` is managed by a recipe (a queue node or one of its waiters): clients may
-/// not set it or create under it.
+/// Whether `path` is managed by a recipe (a queue node or one of its waiters, a resource
+/// kind or anything under it): clients may not set it or create under it.
 fn is_managed(tree: &Tree, path: &str) -> bool {
     let is_queue = |p: &str| tree.get(p).is_some_and(|n| n.kind == NodeKind::Queue);
-    is_queue(path) || path::parent(path).is_some_and(is_queue)
+    is_queue(path)
+        || path::parent(path).is_some_and(is_queue)
+        || crate::resource::enclosing(tree, path).is_some()
 }
 
 pub(crate) fn check_version(

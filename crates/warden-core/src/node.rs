@@ -44,6 +44,10 @@ pub enum NodeKind {
     /// unless its kind keeps it (a set barrier) or a lock-delay holds it. Clients cannot
     /// create one, write it, or create under it.
     Queue,
+    /// A resource kind (`/orders`): its data is its current version and the one a
+    /// rotation goes to; its children are the versions' lock namespaces `R/<version>/<id>`.
+    /// Made and changed by the resource commands only; clients cannot write under it.
+    Resource,
 }
 
 /// How to create a node: its kind, and whether the server appends a sequence number.
@@ -73,9 +77,9 @@ impl CreateMode {
 
     /// Refuses the combinations ZooKeeper does not allow.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.kind == NodeKind::Queue {
+        if matches!(self.kind, NodeKind::Queue | NodeKind::Resource) {
             return Err(CoreError::InvalidCreateMode {
-                reason: "queue nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier), not by create".to_owned(),
+                reason: "queue and resource nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier, warden resource init), not by create".to_owned(),
             });
         }
         if self.kind == NodeKind::Container && self.sequential {

@@ -329,6 +329,11 @@ pub(crate) fn leave(
 /// Grants the queue at `path` to every waiter its rule says holds, unless a lock-delay
 /// blocks it; then records its head, for a kind that keeps one.
 pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
+    // An id's lock in a resource kind's version that does not grant yet (a rotation's
+    // new version, until the switch).
+    if crate::resource::gated(m.tree(), path) {
+        return;
+    }
     let Some((config, ws)) = waiters(m.tree(), path) else { return };
     if config.blocked_until_ms > m.time_ms() {
         return;

@@ -7,7 +7,18 @@ use crate::ids::SessionId;
 use crate::namespace::Mutation;
 use crate::recipe::{self, Joined, Leaving};
 use crate::response::Output;
-use crate::{barrier, election, lock};
+use crate::{barrier, election, lock, resource};
+
+/// The path a command would make a recipe at (a join, or a barrier's set).
+fn joined_path(command: &Command) -> Option<&str> {
+    match command {
+        Command::Campaign { path, .. }
+        | Command::SetBarrier { path }
+        | Command::WaitBarrier { path }
+        | Command::EnterBarrier { path, .. } => Some(path),
+        _ => None,
+    }
+}
 
 /// Applies a recipe's command.
 pub(crate) fn apply(
@@ -15,6 +26,10 @@ pub(crate) fn apply(
     command: Command,
     session: Option<SessionId>,
 ) -> Result<Output, CoreError> {
+    // Only a resource kind's own acquire makes recipes under it.
+    if let Some(path) = joined_path(&command) {
+        resource::refuse_within(m.tree(), path)?;
+    }
     let needs =
         |path: &str| session.ok_or_else(|| CoreError::SessionRequired { path: path.to_owned() });
     match command {
@@ -44,6 +59,12 @@ pub(crate) fn apply(
             needs(&path).and_then(|s| barrier::enter(m, s, &path, count)).map(Joined::output)
         }
         Command::LeaveBarrier { path } => needs(&path).and_then(|s| barrier::leave(m, s, &path)),
+        Command::InitResource { path, version } => resource::init(m, &path, &version),
+        Command::AcquireResource { path, id, kind, mode, delay_ms, draining } => needs(&path)
+            .and_then(|s| resource::acquire(m, s, &path, &id, kind, mode, delay_ms, draining))
+            .map(Joined::output),
+        Command::BeginRotation { path, to } => resource::begin(m, &path, &to),
+        Command::ForceRotation { path } => resource::force(m, &path),
         // State::apply hands over only the commands above.
         other => Err(CoreError::Decode {
             what: "recipe command".to_owned(),

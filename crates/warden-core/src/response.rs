@@ -123,4 +123,22 @@ pub enum Output {
         /// How many members are still in.
         remaining: u64,
     },
+    /// A resource kind was made (or found).
+    ResourceInitialized {
+        /// False if it was there already.
+        created: bool,
+        /// Its current version.
+        version: String,
+    },
+    /// A rotation began, was found under way or done, or was forced.
+    Rotation {
+        /// The version it rotates from.
+        from: String,
+        /// The version it rotates to.
+        to: String,
+        /// Whether the kind is at `to` now.
+        switched: bool,
+        /// Holds and waits revoked (a forced rotation).
+        revoked: u64,
+    },
 }

@@ -26,7 +26,7 @@ use crate::response::{Output, Response};
 use crate::session::{Session, SessionTable};
 use crate::tree::Tree;
 use crate::txn;
-use crate::{barrier, election, recipe, recipe_commands};
+use crate::{barrier, election, recipe, recipe_commands, resource};
 
 /// The result of applying one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,18 @@ pub struct Changes {
     pub nodes: BTreeSet<String>,
     /// Sessions opened, changed (remembered responses) or ended.
     pub sessions: BTreeSet<SessionId>,
+}
+
+/// A resource kind as [`State::resource`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceView {
+    /// Its version, and the one it rotates to.
+    pub state: resource::ResourceState,
+    /// The holders and waiters of its current version (the old one, while it rotates),
+    /// with their locks.
+    pub current: Vec<(String, recipe::WaiterView)>,
+    /// The waiters queued for the version it rotates to.
+    pub next: Vec<(String, recipe::WaiterView)>,
 }
 
 /// The scalar part of a [`State`].
@@ -176,6 +188,21 @@ impl State {
         Ok(election::leader(&self.tree, path))
     }
 
+    /// The resource kind at `path`: its state, and the holders and waiters of its old
+    /// version (while it rotates) and of its current or new one, by lock.
+    pub fn resource(&self, path: &str) -> Result<ResourceView, CoreError> {
+        path::validate(path, &self.limits)?;
+        let state = resource::state(&self.tree, path)
+            .ok_or_else(|| CoreError::NoResource { path: path.to_owned() })?;
+        let current = resource::versions_waiters(&self.tree, path, &state.version);
+        let next = state
+            .to
+            .as_deref()
+            .map(|to| resource::versions_waiters(&self.tree, path, to))
+            .unwrap_or_default();
+        Ok(ResourceView { state, current, next })
+    }
+
     /// The barrier or double barrier at `path`: its settings and members in order.
     pub fn barrier(&self, path: &str) -> Result<(QueueConfig, Vec<recipe::WaiterView>), CoreError> {
         path::validate(path, &self.limits)?;
@@ -300,7 +327,11 @@ impl State {
             | Command::RemoveBarrier { .. }
             | Command::WaitBarrier { .. }
             | Command::EnterBarrier { .. }
-            | Command::LeaveBarrier { .. }) => recipe_commands::apply(&mut m, command, session),
+            | Command::LeaveBarrier { .. }
+            | Command::InitResource { .. }
+            | Command::AcquireResource { .. }
+            | Command::BeginRotation { .. }
+            | Command::ForceRotation { .. }) => recipe_commands::apply(&mut m, command, session),
             Command::SetLimits { limits } => {
                 // The namespace does not change (no events, no new revision); the mutation
                 // borrows the old limits, so it ends before they are replaced.
@@ -342,6 +373,11 @@ impl State {
             let changed = m.changed_paths();
             for touched in recipe::queues_touched(m.tree(), changed.iter().map(String::as_str)) {
                 recipe::grant(&mut m, &touched);
+            }
+            // A resource kind whose old version this emptied switches to the new one.
+            let changed = m.changed_paths();
+            for kind in resource::rotating_touched(m.tree(), changed.iter().map(String::as_str)) {
+                resource::settle(&mut m, &kind);
             }
         }
         let events = m.finish(outcome.is_ok());

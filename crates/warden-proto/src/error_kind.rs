@@ -150,6 +150,13 @@ error_kinds! {
     /// ABORTED: the acquire's wait would have closed a cycle of sessions waiting for each
     /// other; it was refused and nothing changed (the message names the cycle).
     Deadlock,
+    /// FAILED_PRECONDITION: a resource kind's call that cannot be made now (a rotation to
+    /// another version under way; a recipe under a kind, whose locks only the kind makes).
+    InvalidResourceRequest,
+    /// NOT_FOUND: no resource kind at the path.
+    NoResource,
+    /// FAILED_PRECONDITION: the resource kind is rotating and the acquire asked not to wait.
+    Draining,
 }
 
 impl std::fmt::Display for ErrorKind {

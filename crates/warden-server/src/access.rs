@@ -476,6 +476,41 @@ impl Guarded for pb::BarrierStatusRequest {
     }
 }
 
+impl Guarded for pb::ResourceInitRequest {
+    const RPC: &'static str = "Resource.Init";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Admin, &self.kind)
+    }
+}
+
+impl Guarded for pb::ResourceAcquireRequest {
+    const RPC: &'static str = "Resource.Acquire";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::On(Permission::Lock, self.kind.clone()), own(self.session_id)]
+    }
+}
+
+impl Guarded for pb::RotationRequest {
+    const RPC: &'static str = "Resource.Rotate";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Admin, &self.kind)
+    }
+}
+
+impl Guarded for pb::ForceRotationRequest {
+    const RPC: &'static str = "Resource.Force";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Admin, &self.kind)
+    }
+}
+
+impl Guarded for pb::ResourceStatusRequest {
+    const RPC: &'static str = "Resource.Status";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Read, &self.kind)
+    }
+}
+
 impl Guarded for pb::StatusRequest {
     const RPC: &'static str = "Cluster.Status";
     fn needs(&self) -> Vec<Need> {

@@ -40,6 +40,7 @@ mod peer_health;
 mod raft_service;
 mod recipe_wait;
 mod request_size;
+mod resource_service;
 mod session_service;
 mod session_tracker;
 mod shared;

@@ -42,6 +42,7 @@ use crate::lock_service::{LockService, SemaphoreService};
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
 use crate::recipe_wait::Waits;
+use crate::resource_service::ResourceService;
 use crate::session_service::{SessionService, track_sessions};
 use crate::session_tracker::SessionTracker;
 use crate::shared::Shared;
@@ -50,6 +51,7 @@ use crate::watch_hub::WatchHub;
 use crate::watch_service::WatchService;
 use warden_proto::v1::barrier_server::BarrierServer;
 use warden_proto::v1::election_server::ElectionServer;
+use warden_proto::v1::resource_server::ResourceServer;
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
 pub struct Node {
@@ -297,6 +299,10 @@ impl Node {
         ))
         .max_decoding_message_size(max_request)
         .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let resource =
+            ResourceServer::new(ResourceService::new(node.shared.clone(), waits.clone()))
+                .max_decoding_message_size(max_request)
+                .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let barrier = BarrierServer::new(BarrierService::new(node.shared.clone(), waits))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
@@ -330,6 +336,7 @@ impl Node {
                 .add_service(semaphore)
                 .add_service(election)
                 .add_service(barrier)
+                .add_service(resource)
                 .serve_with_incoming_shutdown(incoming(client_listener), stopped),
         );
         node.tasks

@@ -83,6 +83,11 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         // at a higher level). FAILED_PRECONDITION would say the state must be fixed first,
         // and nothing the caller did is invalid.
         CoreError::Deadlock { .. } => (Code::Aborted, ErrorKind::Deadlock),
+        CoreError::InvalidResourceRequest { .. } => {
+            (Code::FailedPrecondition, ErrorKind::InvalidResourceRequest)
+        }
+        CoreError::NoResource { .. } => (Code::NotFound, ErrorKind::NoResource),
+        CoreError::Draining { .. } => (Code::FailedPrecondition, ErrorKind::Draining),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }

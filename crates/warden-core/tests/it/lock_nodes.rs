@@ -72,6 +72,8 @@ fn may_remove(request: &Request, path: &str, seen: Seen) -> bool {
             session == 0 || (request.session == Some(session) && seen.token == Some(*token))
         }
         Command::LeaveBarrier { .. } => session == 0 || request.session == Some(session),
+        // A forced rotation revokes what is left in the old version.
+        Command::ForceRotation { .. } => true,
         // Removing a barrier lets its waiters through: they go with it.
         Command::RemoveBarrier { path: barrier } => {
             path == barrier || warden_core::path::parent(path) == Some(barrier.as_str())

@@ -89,6 +89,19 @@ pub enum AbstractCommand {
         count: u32,
     },
     Leave,
+    /// Make the resource kind [`KIND`] at a version, lock one of its ids, rotate it.
+    InitResource {
+        version: u8,
+    },
+    AcquireResource {
+        id: u8,
+        wait: bool,
+        delay_ms: u64,
+    },
+    BeginRotation {
+        version: u8,
+    },
+    ForceRotation,
 }
 
 /// Which hold a release names.
@@ -105,14 +118,23 @@ pub enum AbstractHold {
 
 /// The recipe paths of the model, and their kinds: under the model's plain paths, so that
 /// deletes and recursive deletes reach them. The first three are locks.
-pub const LOCKS: [(&str, QueueKind); 6] = [
+pub const LOCKS: [(&str, QueueKind); 10] = [
     ("/a/m", QueueKind::Mutex),
     ("/b/rw", QueueKind::ReadWrite),
     ("/a/b/s", QueueKind::Semaphore { permits: 2 }),
     (ELECTION, QueueKind::Election),
     (BARRIER, QueueKind::Barrier),
     (DOUBLE, QueueKind::DoubleBarrier { count: 2 }),
+    ("/c/r/v1/x", QueueKind::Mutex),
+    ("/c/r/v2/x", QueueKind::Mutex),
+    ("/c/r/v1/y", QueueKind::Mutex),
+    ("/c/r/v3/y", QueueKind::Mutex),
 ];
+
+/// The model's resource kind, its versions and ids.
+pub const KIND: &str = "/c/r";
+const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
+const IDS: [&str; 2] = ["x", "y"];
 
 /// The model's election, barrier and double barrier (of 2, mostly).
 pub const ELECTION: &str = "/a/e";
@@ -223,9 +245,14 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
             .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
         4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
             .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
-        3 => (0u8..6, hold(), prop::option::weighted(0.7, 0u8..3))
+        3 => (0u8..10, hold(), prop::option::weighted(0.7, 0u8..3))
             .prop_map(|(lock, hold, waiter)| AbstractCommand::Release { lock, hold, waiter }),
-        1 => (0u8..6, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
+        1 => (0u8..10, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
+        1 => (0u8..3).prop_map(|version| AbstractCommand::InitResource { version }),
+        4 => (0u8..2, prop::bool::weighted(0.8), prop::sample::select(vec![0u64, 0, 3_000]))
+            .prop_map(|(id, wait, delay_ms)| AbstractCommand::AcquireResource { id, wait, delay_ms }),
+        1 => (0u8..3).prop_map(|version| AbstractCommand::BeginRotation { version }),
+        1 => Just(AbstractCommand::ForceRotation),
         1 => Just(AbstractCommand::Wake),
         3 => data().prop_map(|value| AbstractCommand::Campaign { value }),
         1 => (hold(), data()).prop_map(|(hold, value)| AbstractCommand::Proclaim { hold, value }),
@@ -362,6 +389,27 @@ impl Runner {
                 Command::EnterBarrier { path: DOUBLE.into(), count: *count }
             }
             AbstractCommand::Leave => Command::LeaveBarrier { path: DOUBLE.into() },
+            AbstractCommand::InitResource { version } => Command::InitResource {
+                path: KIND.into(),
+                version: VERSIONS[usize::from(*version)].into(),
+            },
+            AbstractCommand::AcquireResource { id, wait, delay_ms } => Command::AcquireResource {
+                path: KIND.into(),
+                id: IDS[usize::from(*id)].into(),
+                kind: LockKind::Mutex,
+                mode: WaitMode::Exclusive,
+                delay_ms: *delay_ms,
+                draining: if *wait {
+                    warden_core::resource::WhileDraining::Wait
+                } else {
+                    warden_core::resource::WhileDraining::Fail
+                },
+            },
+            AbstractCommand::BeginRotation { version } => Command::BeginRotation {
+                path: KIND.into(),
+                to: VERSIONS[usize::from(*version)].into(),
+            },
+            AbstractCommand::ForceRotation => Command::ForceRotation { path: KIND.into() },
         };
         let id =
             step.id.map(|(seq, lowest)| warden_core::RequestId { seq, lowest_pending: lowest });

@@ -61,9 +61,9 @@ pub fn node_kind(kind: i32, within: impl FnOnce() -> String) -> Result<NodeKind,
     }
 }
 
-/// The wire kind of a node to create; a recipe's queue node has none (it is made by
-/// acquiring a lock, campaigning or setting a barrier, not by a create), which is an error
-/// naming the field.
+/// The wire kind of a node to create; a recipe's queue node and a resource kind have none
+/// (they are made by acquiring a lock, campaigning, setting a barrier or making a kind,
+/// not by a create), which is an error naming the field.
 pub fn pb_node_kind(kind: NodeKind) -> Result<pb::NodeKind, ConvertError> {
     match kind {
         NodeKind::Persistent => Ok(pb::NodeKind::Persistent),
@@ -75,6 +75,13 @@ pub fn pb_node_kind(kind: NodeKind) -> Result<pb::NodeKind, ConvertError> {
             "queue",
             "a create",
             "queue nodes are made by the recipes (acquiring a lock, campaigning, setting a barrier), not by create",
+        )),
+        NodeKind::Resource => Err(ConvertError::unknown(
+            "kind",
+            "node kind",
+            "resource",
+            "a create",
+            "resource kinds are made by `warden resource init` (Resource.Init), not by create",
         )),
     }
 }

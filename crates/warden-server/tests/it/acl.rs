@@ -13,6 +13,7 @@ use warden_proto::v1::cluster_client::ClusterClient;
 use warden_proto::v1::election_client::ElectionClient;
 use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
+use warden_proto::v1::resource_client::ResourceClient;
 use warden_proto::v1::semaphore_client::SemaphoreClient;
 use warden_proto::v1::session_client::SessionClient;
 use warden_proto::v1::watch_client::WatchClient;
@@ -394,6 +395,28 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     };
     case!("Barrier.Leave", BarrierClient, leave, leave.clone(), alice);
 
+    // Resource kinds: init, rotate and force are an operator's (`admin`); locking an id
+    // needs `lock`, status `read`.
+    let init = pb::ResourceInitRequest { kind: path("/a/kind"), version: "v1".into() };
+    case!("Resource.Init", ResourceClient, init, init.clone(), admin);
+    let resource_acquire = pb::ResourceAcquireRequest {
+        kind: path("/a/kind"),
+        id: "7".into(),
+        session_id: alice_session,
+        ..Default::default()
+    };
+    case!("Resource.Acquire", ResourceClient, acquire, resource_acquire.clone(), alice);
+    let status = pb::ResourceStatusRequest { kind: path("/a/kind") };
+    case!("Resource.Status", ResourceClient, status, status.clone(), alice);
+    let rotate = pb::RotationRequest { kind: path("/a/kind"), to: "v2".into() };
+    denied(
+        "Resource.Rotate (alice)",
+        ResourceClient::new(alice.clone()).rotate(rotate.clone()).await,
+    );
+    case!("Resource.Rotate", ResourceClient, rotate, rotate.clone(), admin);
+    let force = pb::ForceRotationRequest { kind: path("/a/kind") };
+    case!("Resource.Force", ResourceClient, force, force.clone(), admin);
+
     // Cluster: status and whoami for anyone admitted; the policy for admins only.
     not_denied(
         "Cluster.Status",
@@ -413,7 +436,7 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     // Revoke needs admin: alice may lock under /a, not revoke there.
     denied("Lock.Revoke (alice)", LockClient::new(alice.clone()).revoke(revoke.clone()).await);
     case!("Lock.Revoke", LockClient, revoke, revoke.clone(), admin);
-    assert!(DENIED.with(std::cell::Cell::get) >= 36, "every RPC was denied once at least");
+    assert!(DENIED.with(std::cell::Cell::get) >= 42, "every RPC was denied once at least");
     s.assert_every_denial_audited().await;
     s.cluster.stop().await;
 }

@@ -18,6 +18,7 @@ mod locks;
 mod partition;
 mod recipes;
 mod replication;
+mod resources;
 mod sessions;
 mod tls;
 mod transport;
