@@ -4,7 +4,7 @@ fn member(waiter: &str, token: Option<u64>) -> pb::LockWaiter {
     pb::LockWaiter {
         waiter: waiter.into(),
         session_id: 9,
-        mode: "exclusive".into(),
+        mode: warden_proto::convert::lock::MEMBER_NAME.into(),
         token,
         since_ms: 2,
         identity: "bob".into(),

@@ -76,6 +76,18 @@ pub enum LockError {
     /// The cluster refused or could not be reached.
     #[error(transparent)]
     Backend(#[from] ClientError),
+    /// The wait would have closed a cycle of sessions waiting for each other (ABORTED,
+    /// kind `Deadlock`): it was refused, and nothing changed; the session keeps every
+    /// other hold and wait. Let go of a lock this session holds or waits for and try
+    /// again, or take locks in one order everywhere.
+    #[error("{message}")]
+    Deadlock {
+        /// The lock.
+        path: String,
+        /// The cluster's message, naming the cycle: each session, its identity and the
+        /// lock it waits on.
+        message: String,
+    },
 }
 
 /// The familiar shape of a distributed lock (Postgres advisory locks, Redis locks).
@@ -189,6 +201,9 @@ impl Lock {
             }) => Err(LockError::SessionLost { path }),
             Err(ClientError::Server { kind: Some(ErrorKind::WaitRevoked), .. }) => {
                 Err(LockError::Revoked { path })
+            }
+            Err(ClientError::Server { kind: Some(ErrorKind::Deadlock), message, .. }) => {
+                Err(LockError::Deadlock { path, message })
             }
             Err(e) => Err(LockError::Backend(e)),
         }

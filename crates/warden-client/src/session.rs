@@ -161,6 +161,9 @@ impl Session {
         ttl: Duration,
     ) -> Result<Session, ClientError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        // The cluster counts the first ttl from after the request arrived: counting it here
+        // from the send keeps this side's deadline the earlier one.
+        let sent = Instant::now();
         let opened = connection
             .run(Retry::Once, |c| async move {
                 connection::session(c)
@@ -172,7 +175,7 @@ impl Session {
         let ttl = Duration::from_millis(opened.ttl_ms);
         let (state_tx, state) = watch::channel(SessionState::Alive);
         let state_tx = Arc::new(state_tx);
-        let (renewal_tx, last_renewal) = watch::channel(Instant::now());
+        let (renewal_tx, last_renewal) = watch::channel(sent);
         let holds = Arc::new(Holds::default());
         let task = tokio::spawn(keep_alive(
             Arc::clone(&connection),
@@ -370,7 +373,9 @@ async fn keep_alive(
             Ok(Ok(opened)) => opened,
             _ => {
                 set_state(&state, SessionState::Jeopardy);
-                sleep(Duration::from_millis(50)).await;
+                // Not past the ttl: the session is lost at its deadline, not a pause later
+                // (the cluster may expire it then, and hand its holds to others).
+                sleep(Duration::from_millis(50).min(ttl.saturating_sub(acked.elapsed()))).await;
                 continue;
             }
         };
@@ -415,11 +420,41 @@ async fn keep_alive(
                 }
                 _ => {
                     set_state(&state, SessionState::Jeopardy);
-                    // Do not hammer a member that just broke the stream.
-                    sleep(Duration::from_millis(20)).await;
+                    // Do not hammer a member that just broke the stream (nor sleep past
+                    // the deadline).
+                    sleep(Duration::from_millis(20).min(ttl.saturating_sub(acked.elapsed()))).await;
                     break;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member that takes connections and never answers (as across a partition): the
+    /// session is lost exactly a ttl after its last renewal was sent, not later (the
+    /// cluster counts the ttl from the renewal's arrival, so it expires the session no
+    /// earlier). Virtual time: the clock is paused and jumps to each timer.
+    #[tokio::test(start_paused = true)]
+    async fn a_session_cut_off_is_lost_at_its_deadline_not_later() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
+        let addr = silent.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+        let connection = Connection::new(vec![addr], Duration::from_secs(10), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ttl = Duration::from_millis(1_000);
+        let (state_tx, mut state) = watch::channel(SessionState::Alive);
+        let sent = Instant::now();
+        let (renewal, _last) = watch::channel(sent);
+        let holds = Arc::new(Holds::default());
+        tokio::spawn(keep_alive(Arc::new(connection), 1, ttl, holds, Arc::new(state_tx), renewal));
+        state.wait_for(|s| *s == SessionState::Lost).await.unwrap_or_else(|e| panic!("{e}"));
+        let lost = sent.elapsed();
+        assert!(lost >= ttl, "lost {lost:?} after the last renewal: before its ttl");
+        assert!(lost < ttl + Duration::from_millis(5), "lost {lost:?} after the last renewal");
+        drop(silent);
     }
 }

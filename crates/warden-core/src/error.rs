@@ -293,7 +293,7 @@ pub enum CoreError {
     },
     /// An acquire that asked not to wait, on a kind that is rotating.
     #[error(
-        "the resource kind {path:?} is rotating from version {from} to {to}: acquisitions wait for the switch; acquire without --no-wait to queue for version {to}"
+        "the resource kind {path:?} is rotating from version {from} to {to}: acquisitions wait for the switch; acquire without --no-wait-while-draining to queue for version {to}"
     )]
     Draining {
         /// The kind.
@@ -315,6 +315,18 @@ pub enum CoreError {
         /// The recipe the call is for.
         asked: String,
     },
+    /// An acquire whose wait would close a cycle of sessions waiting for each other (see
+    /// [`crate::deadlock`]); it was refused, and nothing changed.
+    #[error(
+        "acquiring {:?} would deadlock, so it was refused and nothing was changed: {}; release a lock this session holds or waits for and try again, or take locks in one order everywhere",
+        cycle.first().map_or("", |s| s.path.as_str()),
+        describe(cycle)
+    )]
+    Deadlock {
+        /// The cycle, starting with the refused session and the lock it asked for: each
+        /// session waits on its lock for the next one (the last for the first).
+        cycle: Vec<CycleStep>,
+    },
 }
 
 /// Why a policy was refused, kept serializable for the replicated state (a retry returns
@@ -334,6 +346,36 @@ impl From<crate::acl::PolicyError> for CoreError {
             error: PolicyProblem { line: e.line.map(|l| l as u64), reason: e.reason },
         }
     }
+}
+
+/// One session of a deadlock cycle and the lock it waits on: it waits there for the next
+/// step's session (the last step's, for the first's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleStep {
+    /// The session.
+    pub session: SessionId,
+    /// The client identity that opened it ("" for clients without a certificate).
+    pub identity: String,
+    /// The lock it waits on.
+    pub path: String,
+}
+
+/// A cycle for people: `session 3 ("alice") waits for "/a" behind session 4 (anonymous);
+/// session 4 (anonymous) waits for "/b" behind session 3 ("alice")`.
+fn describe(cycle: &[CycleStep]) -> String {
+    let who = |s: &CycleStep| {
+        if s.identity.is_empty() {
+            format!("session {} (anonymous)", s.session)
+        } else {
+            format!("session {} ({:?})", s.session, s.identity)
+        }
+    };
+    let mut text = Vec::with_capacity(cycle.len());
+    for (i, step) in cycle.iter().enumerate() {
+        let next = cycle.get(i + 1).or(cycle.first()).unwrap_or(step);
+        text.push(format!("{} waits for {:?} behind {}", who(step), step.path, who(next)));
+    }
+    text.join("; ")
 }
 
 /// An identity as a message names it.

@@ -24,6 +24,7 @@ pub mod acl;
 pub mod barrier;
 pub mod codec;
 mod command;
+pub mod deadlock;
 mod delete;
 pub mod election;
 mod error;
@@ -50,7 +51,7 @@ mod txn;
 mod watch;
 
 pub use command::{Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp};
-pub use error::{CoreError, PolicyProblem};
+pub use error::{CoreError, CycleStep, PolicyProblem};
 pub use event::{Event, EventKind};
 pub use ids::{ApplyContext, RequestId, SessionId};
 pub use limits::Limits;

@@ -9,7 +9,11 @@
 //! Lock-delay (Chubby): when a holder's session *expires* (not when it releases or closes),
 //! the lock is blocked until the entry's time plus the lock's delay: nothing is granted and
 //! the lock node stays even if empty.
+//!
+//! An acquire whose wait would close a cycle of sessions waiting for each other is refused
+//! ([`crate::deadlock`]).
 
+use crate::deadlock;
 use crate::error::CoreError;
 use crate::ids::SessionId;
 use crate::namespace::Mutation;
@@ -57,5 +61,11 @@ pub(crate) fn acquire_in(
         });
     }
     let config = QueueConfig { kind, delay_ms, blocked_until_ms: 0 };
-    recipe::join(m, session, lock, config, mode, &[])
+    // Acquiring again returns the same place: no new wait, nothing to check.
+    let again = m.tree().ephemerals_of(session).any(|p| recipe::queue_of_waiter(p) == Some(lock));
+    let joined = recipe::join(m, session, lock, config, mode, &[])?;
+    if !again && joined.token.is_none() {
+        deadlock::check(m.tree(), session, lock, &joined.waiter)?;
+    }
+    Ok(joined)
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::acl::{self, Policy};
 use crate::command::{Command, LogCommand, Request, TxnOp};
+use crate::deadlock;
 use crate::delete;
 use crate::error::CoreError;
 use crate::event::Event;
@@ -356,6 +357,8 @@ impl State {
                         .map(|results| Output::TxnCommitted { results }),
                 }),
         };
+        // The deadlock check sees only the tree; the sessions' identities are here.
+        let outcome = outcome.map_err(|e| deadlock::name_sessions(e, &self.sessions));
         Self::finish(m, outcome)
     }
 

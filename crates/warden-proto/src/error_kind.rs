@@ -147,6 +147,9 @@ error_kinds! {
     NoLeader,
     /// FAILED_PRECONDITION: the path holds another recipe (a lock, an election, a barrier).
     WrongRecipe,
+    /// ABORTED: the acquire's wait would have closed a cycle of sessions waiting for each
+    /// other; it was refused and nothing changed (the message names the cycle).
+    Deadlock,
     /// FAILED_PRECONDITION: a resource kind's call that cannot be made now (a rotation to
     /// another version under way; a recipe under a kind, whose locks only the kind makes).
     InvalidResourceRequest,

@@ -1,7 +1,8 @@
 //! The one place that turns errors into gRPC statuses.
 //!
 //! Codes follow their meaning: a missing node is NOT_FOUND, a version conflict ABORTED, a
-//! state that forbids the operation FAILED_PRECONDITION, bad input (a limit on a request's
+//! deadlock victim ABORTED too (both are retried at a higher level, after re-reading or
+//! letting go of a lock, not as they are), a state that forbids the operation FAILED_PRECONDITION, bad input (a limit on a request's
 //! size or shape included) INVALID_ARGUMENT, a quota used up (sessions per identity,
 //! waiters per lock, watchers per connection) RESOURCE_EXHAUSTED, and a member that cannot
 //! serve (not the leader, no quorum) UNAVAILABLE with the leader's client address in the
@@ -77,6 +78,11 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         CoreError::TooManyWaiters { .. } => (Code::ResourceExhausted, ErrorKind::TooManyWaiters),
         CoreError::TxnBytesTooLarge { .. } => (Code::InvalidArgument, ErrorKind::TxnBytesTooLarge),
         CoreError::WrongRecipe { .. } => (Code::FailedPrecondition, ErrorKind::WrongRecipe),
+        // The victim of a concurrency conflict, as a refused transaction is: not to be sent
+        // again as it is, but after the caller lets go of something (gRPC's ABORTED: retry
+        // at a higher level). FAILED_PRECONDITION would say the state must be fixed first,
+        // and nothing the caller did is invalid.
+        CoreError::Deadlock { .. } => (Code::Aborted, ErrorKind::Deadlock),
         CoreError::InvalidResourceRequest { .. } => {
             (Code::FailedPrecondition, ErrorKind::InvalidResourceRequest)
         }
@@ -210,6 +216,21 @@ mod tests {
         assert_eq!(core_error(&waiters).code(), Code::ResourceExhausted);
         let bytes = CoreError::TxnBytesTooLarge { bytes: 2, max: 1 };
         assert_eq!(core_error(&bytes).code(), Code::InvalidArgument);
+        // A deadlock victim is aborted, with the cycle in the message.
+        let step = |session, path: &str| warden_core::deadlock::CycleStep {
+            session,
+            identity: String::new(),
+            path: path.into(),
+        };
+        let deadlock = CoreError::Deadlock { cycle: vec![step(1, "/a"), step(2, "/b")] };
+        let status = core_error(&deadlock);
+        assert_eq!(status.code(), Code::Aborted);
+        assert_eq!(kind(&status), Some(ErrorKind::Deadlock));
+        assert!(
+            status.message().contains("session 2 (anonymous) waits for \"/b\""),
+            "{}",
+            status.message()
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! they are tested on hand-made good and bad histories before they judge a real run.
 
 pub mod checks;
+pub mod elections;
 pub mod linearizable;
 pub mod members;
 pub mod nemesis;

@@ -1,4 +1,4 @@
-//! The fault-injection run: real member processes, a nemesis, and five workloads whose
+//! The fault-injection run: real member processes, a nemesis, and six workloads whose
 //! histories the checkers judge at the end.
 //!
 //! - **registers**: linearizable reads and unique writes on a few keys (linearizability);
@@ -8,7 +8,11 @@
 //! - **watchers**: prefix watches on the registers (no event missing, repeated or out of
 //!   order, checked against the acknowledged writes' revisions);
 //! - **ephemerals**: sessions that make an ephemeral node and then close, or vanish
-//!   (no ephemeral node outlives its session).
+//!   (no ephemeral node outlives its session);
+//! - **elections**: candidates campaign in one election and each leader writes with a
+//!   transaction fenced by its candidate node, while an observer follows the leader (one
+//!   leader per term, fenced writes by leaders only, no leadership missing from Observe;
+//!   see [`election`]).
 //!
 //! Everything is seeded and bounded by operations, faults and time. One summary line says
 //! what ran and what broke. With `WARDEN_TEST_TLS=1` ([`crate::tls`]) the members require
@@ -28,6 +32,8 @@ use crate::linearizable::{self, Input, Operation, Output};
 use crate::members::Members;
 use crate::nemesis::Nemesis;
 use crate::rng::Rng;
+
+mod election;
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -52,6 +58,8 @@ pub struct RunConfig {
     pub lock_clients: usize,
     /// Watch streams.
     pub watchers: usize,
+    /// Election candidates (one observer follows the election).
+    pub election_clients: usize,
     /// Mutual TLS on both ports of every member (`WARDEN_TEST_TLS=1` by default).
     pub tls: bool,
 }
@@ -70,6 +78,7 @@ impl RunConfig {
             register_clients: 6,
             lock_clients: 3,
             watchers: 2,
+            election_clients: 3,
             tls: crate::tls::requested(),
         }
     }
@@ -85,6 +94,7 @@ impl RunConfig {
             register_clients: 8,
             lock_clients: 4,
             watchers: 3,
+            election_clients: 5,
             ..RunConfig::smoke(binary, seed)
         }
     }
@@ -156,7 +166,8 @@ struct Recorded {
     fenced: Mutex<Fenced>,
     streams: Mutex<Vec<Vec<(u64, String)>>>,
     closed_sessions: Mutex<Vec<u64>>,
-    ops: [AtomicU64; 5],
+    elections: election::Recorded,
+    ops: [AtomicU64; 8],
 }
 
 /// The fenced resource: accepts a write only with a token at least as high as any seen.
@@ -171,7 +182,19 @@ const LOG: usize = 1;
 const LOCKS: usize = 2;
 const WATCH: usize = 3;
 const EPHEMERAL: usize = 4;
-const WORKLOADS: [&str; 5] = ["kv", "log", "lock", "watch_events", "ephemeral"];
+const ELECTION_OPS: usize = 5;
+const ELECTION_WRITES: usize = 6;
+const LEADER_CHANGES: usize = 7;
+const WORKLOADS: [&str; 8] = [
+    "kv",
+    "log",
+    "lock",
+    "watch_events",
+    "ephemeral",
+    "leaderships",
+    "leader_writes",
+    "leader_changes",
+];
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -481,7 +504,7 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         recorded: Recorded::default(),
     });
     let admin = run.try_client().map_err(|e| format!("the suite's client: {e}"))?;
-    for parent in ["/reg", "/log", "/locks", "/eph"] {
+    for parent in ["/reg", "/log", "/locks", "/eph", "/elect", election::FENCED] {
         settle(Duration::from_secs(30), || admin.put(parent, "")).await.map_err(|e| {
             format!("the cluster did not come up ({e}); logs in {}", dir.path().display())
         })?;
@@ -529,6 +552,12 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         tasks.spawn(watcher(Arc::clone(&run)));
     }
     tasks.spawn(ephemerals(Arc::clone(&run), rng.fork()));
+    for i in 0..config.election_clients {
+        tasks.spawn(election::candidate(Arc::clone(&run), 300 + i as u64));
+    }
+    if config.election_clients > 0 {
+        tasks.spawn(election::observer(Arc::clone(&run)));
+    }
 
     let mut nemesis = Nemesis::new(rng.next_u64());
     while !run.done() {
@@ -615,6 +644,9 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
     summary
         .violations
         .insert("ephemeral", checks::ephemerals(&nodes, &live, &lock(&recorded.closed_sessions)));
+    for (checker, found) in recorded.elections.judge() {
+        summary.violations.insert(checker, found);
+    }
     if summary.total_violations() > 0 {
         tracing::error!(logs = %dir.path().display(), "violations found; keeping the members' logs");
         // Keep the logs for whoever reads the failure.

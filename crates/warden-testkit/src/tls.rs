@@ -3,7 +3,8 @@
 //! and the lock tests also exercise the TLS paths (handshakes after kills, pauses and cut
 //! links; client certificates required; peers authenticated as members). The switch is
 //! honoured by the fault suite ([`crate::suite`]), warden-server's `locks` tests and
-//! warden's `lock_holders`, `lock_deletes` and `cli_lock` tests; `.ci/run` runs those with it.
+//! warden's `lock_holders`, `lock_deletes`, `cli_lock` and `elections` tests; `.ci/run`
+//! runs those with it.
 //!
 //! The certificates are made at test time into the test's folder by the binary under test
 //! (`warden certs dev`), so the suite needs no PKI code of its own. Member certificates

@@ -23,6 +23,10 @@ pub(crate) const CONFLICT: u8 = 6;
 pub(crate) const UNAVAILABLE: u8 = 7;
 /// The cluster refused the caller.
 pub(crate) const PERMISSION_DENIED: u8 = 8;
+/// An acquire refused because its wait would have closed a deadlock cycle: nothing
+/// changed, and trying again after the other sessions move on may succeed (unlike a
+/// conflict, 6, nothing needs re-reading; unlike a loss, 4, nothing was held).
+pub(crate) const DEADLOCK: u8 = 9;
 /// `warden lock`: the command was found but could not be run.
 pub(crate) const CANNOT_RUN: u8 = 126;
 /// `warden lock`: no such command.
@@ -46,7 +50,13 @@ Exit status:
   5    not found: no such node, session or resource kind; no leader (warden elect leader)
   6    already exists, or version mismatch (put/rm --version N)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
+<<<<<<< HEAD
   8    permission denied (warden rotate and resource init need admin on the kind)
+=======
+  8    permission denied
+  9    deadlock: the lock's wait would have closed a cycle of sessions waiting for
+       each other (the message names it); nothing changed
+>>>>>>> main
   130  interrupted by Ctrl-C
   141  standard output closed by its reader (warden ls / | head -1)
 warden lock, warden elect and warden barrier NAME exit with their command's own status
@@ -72,6 +82,7 @@ fn lock_code(error: &LockError) -> u8 {
             LOST
         }
         LockError::AlreadyLocked { .. } => OTHER,
+        LockError::Deadlock { .. } => DEADLOCK,
         LockError::Backend(e) => client_code(e),
     }
 }
@@ -90,6 +101,7 @@ fn client_code(error: &ClientError) -> u8 {
             {
                 LOST
             }
+            Code::Aborted if *kind == Some(ErrorKind::Deadlock) => DEADLOCK,
             Code::NotFound => NOT_FOUND,
             // The CLI meets it only naming a session (session info or close ID).
             Code::FailedPrecondition if *kind == Some(ErrorKind::SessionExpired) => NOT_FOUND,
@@ -139,6 +151,7 @@ mod tests {
         assert_eq!(code(&server(Code::FailedPrecondition, Some(ErrorKind::HoldEnded))), LOST);
         assert_eq!(code(&server(Code::FailedPrecondition, Some(ErrorKind::WrongRecipe))), OTHER);
         assert_eq!(code(&server(Code::DeadlineExceeded, None)), TIMEOUT);
+        assert_eq!(code(&server(Code::Aborted, Some(ErrorKind::Deadlock))), DEADLOCK);
         assert_eq!(code(&server(Code::InvalidArgument, Some(ErrorKind::InvalidPath))), OTHER);
         let unavailable = ClientError::Unavailable { endpoints: "a".into(), last: "b".into() };
         assert_eq!(code(&anyhow::Error::from(unavailable)), UNAVAILABLE);
@@ -180,6 +193,9 @@ mod tests {
         assert_eq!(code(&anyhow::Error::from(lost)), LOST);
         let timeout = LockError::Timeout { path: "/l".into(), waited: Default::default() };
         assert_eq!(code(&anyhow::Error::from(timeout)), TIMEOUT);
+        let deadlock = LockError::Deadlock { path: "/l".into(), message: "m".into() };
+        let wrapped = anyhow::Error::from(deadlock).context("cannot take the lock \"/l\"");
+        assert_eq!(code(&wrapped), DEADLOCK);
         let backend = LockError::Backend(ClientError::Server {
             code: Code::NotFound,
             message: "m".into(),

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 
 mod acl;
+mod deadlock;
 mod determinism;
 mod invariants;
 mod limits;

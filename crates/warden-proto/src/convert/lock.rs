@@ -258,15 +258,17 @@ mod tests {
 
     #[test]
     fn names_go_there_and_back_and_unknown_ones_are_refused() {
-        for kind in KINDS {
+        let others = [LockKind::Election, LockKind::Barrier, LockKind::DoubleBarrier { count: 8 }];
+        for kind in KINDS.into_iter().chain(others) {
             let (name, permits) = lock_kind_name(kind);
             assert_eq!(lock_kind_named(name, permits), Ok(kind));
         }
-        for mode in [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(3)] {
+        for mode in [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(3), WaitMode::Member]
+        {
             assert_eq!(wait_mode_named(&wait_mode_name(mode)), Ok(mode));
         }
-        let e = lock_kind_named("barrier", 0).err();
-        assert_eq!(e.map(|e| (e.field, e.value)), Some(("type", Some("\"barrier\"".into()))));
+        let e = lock_kind_named("turnstile", 0).err();
+        assert_eq!(e.map(|e| (e.field, e.value)), Some(("type", Some("\"turnstile\"".into()))));
         for odd in ["permits:", "permits:x", "sharedd", ""] {
             assert_eq!(wait_mode_named(odd).err().map(|e| e.field), Some("mode"), "{odd}");
         }

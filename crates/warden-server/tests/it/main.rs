@@ -7,6 +7,7 @@ mod audit;
 mod client_api;
 mod cluster;
 mod conformance;
+mod deadlock;
 mod failover;
 mod fanout;
 mod fatal;

@@ -293,6 +293,46 @@ async fn a_member_killed_while_waiting_leaves_and_a_replacement_completes_the_ro
     assert_eq!(sessions(&client).await, Vec::<u64>::new(), "a member's session stayed");
 }
 
+/// A member whose host goes silent (stopped with SIGSTOP: its call stays open and its
+/// keepalives stop) leaves when its session ends, after its ttl, never before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_gone_silent_while_waiting_leaves_after_its_ttl_never_before() {
+    let cluster = ProcessCluster::start_tls_if_asked(1);
+    cluster.leader().await;
+    let connect = cluster.cli_args();
+    let client = cluster.client();
+    let victim = spawn_warden(
+        &connect,
+        &["barrier", "/silent", "--count", "3", "--ttl", "3s", "--", "true"],
+    );
+    let mut victim = Members(vec![victim]);
+    wait_until(Duration::from_secs(30), "the member never waited", async || {
+        members(&client, "/silent").await == 1
+    })
+    .await;
+    let pid = victim.0[0].id().to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    assert!(stopped.success(), "kill -STOP {pid}");
+    let since = std::time::Instant::now();
+    // It renews every ttl/3, so its session lasts at least 2/3 of the ttl from the stop.
+    while since.elapsed() < Duration::from_millis(1_800) {
+        assert_eq!(
+            members(&client, "/silent").await,
+            1,
+            "left {:?} after the stop",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_until(Duration::from_secs(30), "the silent member never left", async || {
+        members(&client, "/silent").await == 0
+    })
+    .await;
+    eprintln!("the silent member (ttl 3s) left {:?} after it was stopped", since.elapsed());
+    Command::new("kill").args(["-CONT", &pid]).status().ok();
+    victim.0[0].kill().ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_processes_finish_together_through_the_loss_of_the_raft_leader() {
     let mut cluster = ProcessCluster::start_tls_if_asked(3);

@@ -1,5 +1,6 @@
 //! The fault-injection suite against real `warden server` processes (warden-testkit): a
-//! short run in CI, a long one by flag.
+//! short run in CI, a long one by flag. Its workloads include an election (one leader per
+//! term, fenced writes by leaders, Observe), whose counts both runs check.
 //!
 //! ```sh
 //! cargo test -p warden --test it faults::smoke -- --nocapture
@@ -33,6 +34,7 @@ async fn smoke() {
     assert_eq!(summary.total_violations(), 0, "{}", summary.line());
     assert!(summary.total_ops() >= 10_000, "too few operations: {}", summary.line());
     assert!(summary.fault_count >= 20, "too few faults: {}", summary.line());
+    assert_workloads_ran(&summary, 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,4 +46,14 @@ async fn long() {
     assert_eq!(summary.total_violations(), 0, "{}", summary.line());
     assert!(summary.total_ops() >= 200_000, "too few operations: {}", summary.line());
     assert!(summary.fault_count >= 300, "too few faults: {}", summary.line());
+    assert_workloads_ran(&summary, 500);
+}
+
+/// The election workload led at least `leaderships` times, its leaders' fenced writes
+/// applied, and its observer saw changes: the election checkers judged something.
+fn assert_workloads_ran(summary: &Summary, leaderships: u64) {
+    let ops = |name: &str| summary.ops.get(name).copied().unwrap_or(0);
+    assert!(ops("leaderships") >= leaderships, "too few leaderships: {}", summary.line());
+    assert!(ops("leader_writes") > 0, "no fenced leader writes: {}", summary.line());
+    assert!(ops("leader_changes") > 0, "no leader changes observed: {}", summary.line());
 }

@@ -13,6 +13,7 @@ mod cli_rotate;
 mod cli_tls;
 mod cli_values;
 mod crash;
+mod elections;
 mod faults;
 mod lock_deletes;
 mod lock_holders;
