@@ -284,6 +284,11 @@ async fn release(
 }
 
 impl LockGuard {
+    /// The guard of a hold another recipe's call got on a lock (a resource kind's id).
+    pub(crate) fn of(hold: Hold) -> LockGuard {
+        LockGuard { hold }
+    }
+
     /// The fencing token of this hold: pass it to the resources the lock protects, which
     /// should refuse any token lower than the highest they have seen.
     pub fn token(&self) -> u64 {

@@ -24,10 +24,10 @@ use warden_proto::convert::lock as lock_convert;
 use warden_proto::v1 as pb;
 use warden_proto::v1::resource_client::ResourceClient;
 
-use crate::connection::{self, Connection, Retry};
+use crate::connection::{Connection, Retry};
 use crate::error::ClientError;
-use crate::hold::{Hold, SessionLink, Wait, end_hold, wait_for_grant};
-use crate::lock::LockError;
+use crate::hold::{SessionLink, Wait, wait_for_grant};
+use crate::lock::{LockError, LockGuard};
 use crate::lock_status::LockEntry;
 use crate::session::Session;
 use crate::{Client, revision};
@@ -56,7 +56,8 @@ pub struct Resource {
 /// background when dropped; lost with its session, or when revoked (by an operator, or by
 /// a forced rotation).
 pub struct ResourceGuard {
-    hold: Hold,
+    /// The hold is a lock's, released the same way.
+    lock: LockGuard,
     version: String,
     id: String,
 }
@@ -365,7 +366,7 @@ impl Resource {
                     }));
                 };
                 let hold = self.session.track(connection, &r.lock, r.token);
-                Ok(ResourceGuard { hold, version, id: id.to_owned() })
+                Ok(ResourceGuard { lock: LockGuard::of(hold), version, id: id.to_owned() })
             }
             Err(ClientError::Server { kind: Some(ErrorKind::Timeout), .. }) => {
                 Err(LockError::Timeout { path, waited: Duration::from_millis(wait.timeout_ms()) })
@@ -382,39 +383,15 @@ impl Resource {
     }
 }
 
-/// Releases the hold of the lock `path` with `token` (the Lock service ends any hold).
-async fn release(
-    connection: &Connection,
-    path: String,
-    session_id: u64,
-    token: u64,
-) -> Result<(), LockError> {
-    let request = pb::ReleaseRequest { path: path.clone(), session_id, token: Some(token) };
-    let result = end_hold(connection, |c| {
-        let request = request.clone();
-        async move { connection::lock(c).release(request).await.map(|r| r.into_inner()) }
-    })
-    .await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(ClientError::Server {
-            kind: Some(ErrorKind::HoldEnded | ErrorKind::SessionExpired),
-            message,
-            ..
-        }) => Err(LockError::HoldEnded { path, token, reason: message }),
-        Err(e) => Err(LockError::Backend(e)),
-    }
-}
-
 impl ResourceGuard {
     /// The fencing token of this hold.
     pub fn token(&self) -> u64 {
-        self.hold.token
+        self.lock.token()
     }
 
     /// The lock that holds: `KIND/<version>/<id>`.
     pub fn lock_path(&self) -> &str {
-        &self.hold.path
+        self.lock.path()
     }
 
     /// The version the id is held in.
@@ -429,57 +406,32 @@ impl ResourceGuard {
 
     /// Whether the hold is gone: its session ended, or the cluster reported it revoked.
     pub fn is_lost(&self) -> bool {
-        self.hold.is_lost()
+        self.lock.is_lost()
     }
 
     /// Why the hold is gone, if it is.
     pub fn lost_reason(&self) -> Option<String> {
-        self.hold.lost_reason()
+        self.lock.lost_reason()
     }
 
     /// Resolves when the hold is lost: with its session, or revoked (a forced rotation
     /// revokes what is left in the old version).
     pub async fn lost(&self) {
-        self.hold.lost().await
+        self.lock.lost().await
     }
 
-    /// Releases the id now (as [`crate::LockGuard::release`]).
-    pub async fn release(mut self) -> Result<(), LockError> {
-        if !self.hold.let_go() {
-            return Ok(());
-        }
-        let hold = &self.hold;
-        release(&hold.connection, hold.path.clone(), hold.session_id, hold.token).await
-    }
-}
-
-impl Drop for ResourceGuard {
-    fn drop(&mut self) {
-        if !self.hold.let_go_on_drop() {
-            return;
-        }
-        let (path, session, token) =
-            (self.hold.path.clone(), self.hold.session_id, self.hold.token);
-        crate::background::spawn(
-            "resource-release",
-            &self.hold.connection,
-            move |connection| async move {
-                match release(&connection, path, session, token).await {
-                    Ok(()) | Err(LockError::HoldEnded { .. }) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "background release failed; the lock goes with the session");
-                    }
-                }
-            },
-        );
+    /// Releases the id now (as [`LockGuard::release`]); dropping the guard releases it in
+    /// the background.
+    pub async fn release(self) -> Result<(), LockError> {
+        self.lock.release().await
     }
 }
 
 impl std::fmt::Debug for ResourceGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResourceGuard")
-            .field("lock", &self.hold.path)
-            .field("token", &self.hold.token)
+            .field("lock", &self.lock.path())
+            .field("token", &self.lock.token())
             .finish()
     }
 }
