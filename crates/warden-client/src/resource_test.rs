@@ -14,7 +14,7 @@ fn waiter(session_id: u64, token: Option<u64>) -> pb::LockWaiter {
     pb::LockWaiter {
         waiter: "/orders/v1/42/w-0000000001".into(),
         session_id,
-        mode: "exclusive".into(),
+        mode: warden_proto::convert::lock::EXCLUSIVE_NAME.into(),
         token,
         since_ms: 1000,
         identity: "alice".into(),

@@ -73,6 +73,15 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!("queue {p} has unreadable data {:?}", node.data));
             continue;
         };
+        // Its children are its waiters and nothing else.
+        for (child, n) in tree.children(p) {
+            let waiter = crate::recipe::queue_of_waiter(child) == Some(p)
+                && n.kind == NodeKind::Ephemeral
+                && crate::queue_data::WaiterInfo::decode(&n.data).is_some();
+            if !waiter {
+                found.push(format!("queue {p} has {child}, which is not a waiter"));
+            }
+        }
         let modes: Vec<_> = waiters.iter().map(|w| w.info.mode).collect();
         let granted = waiters.iter().take_while(|w| w.info.token.is_some()).count();
         let allowed = crate::queue::holders(config.kind, &modes, granted);

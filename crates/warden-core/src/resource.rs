@@ -154,6 +154,12 @@ pub(crate) fn init(m: &mut Mutation<'_>, path: &str, version: &str) -> Result<Ou
     if let Some(outer) = path::parent(path).and_then(|p| enclosing(m.tree(), p)) {
         return Err(CoreError::LockManaged { path: outer });
     }
+    // A queue's children are its waiters: a kind there would be read as one.
+    if let Some(queue) =
+        path::parent(path).filter(|p| m.tree().get(p).is_some_and(|n| n.kind == NodeKind::Queue))
+    {
+        return Err(CoreError::LockManaged { path: queue.to_owned() });
+    }
     let state = ResourceState { version: version.to_owned(), to: None };
     m.create_internal(path, state.encode(), NodeKind::Resource, 0, false)?;
     Ok(Output::ResourceInitialized { created: true, version: version.to_owned() })

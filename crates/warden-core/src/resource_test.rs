@@ -216,4 +216,10 @@ fn nothing_but_the_kind_writes_under_it() {
     assert!(matches!(h.run(None, missing), Err(CoreError::NoResource { .. })));
     let nested = Command::InitResource { path: "/orders/sub".into(), version: "v1".into() };
     assert!(matches!(h.run(None, nested), Err(CoreError::LockManaged { .. })));
+    // Found by the resource_request fuzz target: a kind made under a queue was read as
+    // one of its waiters (a double barrier one short let it in).
+    let campaign = Command::Campaign { path: "/e".into(), value: bytes::Bytes::new() };
+    h.run(Some(s), campaign).unwrap_or_else(|e| panic!("{e}"));
+    let under_queue = Command::InitResource { path: "/e/x".into(), version: "v1".into() };
+    assert!(matches!(h.run(None, under_queue), Err(CoreError::LockManaged { .. })));
 }
