@@ -1,7 +1,9 @@
 //! Writes the hand-made seeds of every fuzz corpus into `fuzz/corpus/<target>/seed-*`:
 //! valid inputs of each kind, so the fuzzer starts from messages a member really takes.
-//! Run once per new target (`cargo run -p warden-fuzz --example seed_corpus`), then fuzz
-//! and `cargo fuzz cmin` (see `fuzz/README.md`); rerunning rewrites the same files.
+//! Run once per new target, naming it
+//! (`cargo run -p warden-fuzz --example seed_corpus -- my_target`; no name: every target),
+//! then fuzz and `cargo fuzz cmin` (see `fuzz/README.md`); rerunning rewrites the same
+//! files, and puts the seeds back into corpora that `cmin` had folded them into.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -42,7 +44,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             texts(&["/locks/*/holder", "/config/**", "/a/{b,c}", "/[a-z]?", "/a/[!x]/*", "/a\\*"]),
         ),
     ];
+    let named: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(unknown) = named.iter().find(|n| !all.iter().any(|(t, _)| t == n)) {
+        return Err(format!(
+            "no target named {unknown:?}; the targets are in warden_fuzz::TARGETS"
+        )
+        .into());
+    }
     for (target, seeds) in all {
+        if !named.is_empty() && !named.iter().any(|n| n == target) {
+            continue;
+        }
         let dir: PathBuf = root.join(target);
         std::fs::create_dir_all(&dir)?;
         for (i, seed) in seeds.iter().enumerate() {
@@ -331,10 +343,13 @@ fn snapshots() -> Result<Seeds, warden_core::CoreError> {
 }
 
 fn configs() -> Result<Seeds, Box<dyn std::error::Error>> {
+    // The files of config/ (not its subdirectories, such as config/secure/).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let mut seeds = vec![toml::to_string(&warden_server::Config::default())?.into_bytes()];
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     for file in files {
         seeds.push(std::fs::read(file)?);
