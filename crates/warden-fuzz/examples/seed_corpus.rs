@@ -1,7 +1,9 @@
 //! Writes the hand-made seeds of every fuzz corpus into `fuzz/corpus/<target>/seed-*`:
 //! valid inputs of each kind, so the fuzzer starts from messages a member really takes.
-//! Run once per new target (`cargo run -p warden-fuzz --example seed_corpus`), then fuzz
-//! and `cargo fuzz cmin` (see `fuzz/README.md`); rerunning rewrites the same files.
+//! Run once per new target, naming it
+//! (`cargo run -p warden-fuzz --example seed_corpus -- my_target`; no name: every target),
+//! then fuzz and `cargo fuzz cmin` (see `fuzz/README.md`); rerunning rewrites the same
+//! files, and puts the seeds back into corpora that `cmin` had folded them into.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,6 +32,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("session_request", session()),
         ("watch_request", watch()),
         ("cluster_request", vec![vec![0], vec![1]]),
+        ("election_request", election()),
+        ("barrier_request", barrier()),
+        ("resource_request", resource()),
         ("raft_append", raft_append()?),
         ("raft_vote", raft_vote()?),
         ("raft_snapshot", raft_snapshot()?),
@@ -42,7 +47,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             texts(&["/locks/*/holder", "/config/**", "/a/{b,c}", "/[a-z]?", "/a/[!x]/*", "/a\\*"]),
         ),
     ];
+    let named: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(unknown) = named.iter().find(|n| !all.iter().any(|(t, _)| t == n)) {
+        return Err(format!(
+            "no target named {unknown:?}; the targets are in warden_fuzz::TARGETS"
+        )
+        .into());
+    }
     for (target, seeds) in all {
+        if !named.is_empty() && !named.iter().any(|n| n == target) {
+            continue;
+        }
         let dir: PathBuf = root.join(target);
         std::fs::create_dir_all(&dir)?;
         for (i, seed) in seeds.iter().enumerate() {
@@ -177,6 +192,122 @@ fn session() -> Seeds {
         rpc(1, &pb::KeepAliveRequest { session_id: 1, held: vec![hold] }),
         rpc(2, &pb::CloseSessionRequest { session_id: 1 }),
         rpc(3, &pb::SessionInfoRequest { session_id: 1 }),
+    ]
+}
+
+/// The seed replica (crates/warden-fuzz/src/replica.rs) has session 1 leading `/el` with
+/// token 5 and session 6 its second candidate; session 6 waits on the set barrier `/bar`;
+/// session 1 is alone in the double barrier `/dbar` of 2; session 1 holds `k1` of the
+/// resource kind `/res` (at `v1`), session 6 holds `k1` of `/rot` (rotating `v1` to `v2`).
+/// Inputs do not see each other's changes: the seeds act on those.
+fn election() -> Seeds {
+    let campaign = |session_id, name: &str| pb::CampaignRequest {
+        name: name.into(),
+        session_id,
+        value: "me".into(),
+        timeout_ms: 100,
+    };
+    let proclaim = |session_id, token| pb::ProclaimRequest {
+        name: "/el".into(),
+        session_id,
+        token,
+        value: "new".into(),
+    };
+    let resign = |session_id, token| pb::ResignRequest { name: "/el".into(), session_id, token };
+    vec![
+        rpc(0, &campaign(1, "/el")),
+        rpc(0, &campaign(6, "/el")),
+        rpc(0, &campaign(1, "/new/el")),
+        rpc(0, &campaign(1, "/l")),
+        rpc(1, &proclaim(1, 5)),
+        rpc(1, &proclaim(6, 5)),
+        rpc(1, &proclaim(1, 4)),
+        rpc(2, &resign(1, 5)),
+        rpc(2, &resign(6, 0)),
+        rpc(3, &pb::LeaderRequest { name: "/el".into(), serializable: true }),
+        rpc(3, &pb::LeaderRequest { name: "/l".into(), serializable: false }),
+        rpc(4, &pb::ObserveRequest { name: "/el".into(), start_revision: 0 }),
+        rpc(4, &pb::ObserveRequest { name: "/el".into(), start_revision: 3 }),
+    ]
+}
+
+fn barrier() -> Seeds {
+    let set = |name: &str| pb::BarrierSetRequest { name: name.into() };
+    let remove = |name: &str| pb::BarrierRemoveRequest { name: name.into() };
+    let wait = |session_id, name: &str| pb::BarrierWaitRequest {
+        name: name.into(),
+        session_id,
+        timeout_ms: 100,
+    };
+    let enter = |session_id, count| pb::BarrierEnterRequest {
+        name: "/dbar".into(),
+        session_id,
+        count,
+        timeout_ms: 100,
+    };
+    let leave =
+        |session_id| pb::BarrierLeaveRequest { name: "/dbar".into(), session_id, timeout_ms: 100 };
+    let status = |name: &str| pb::BarrierStatusRequest { name: name.into() };
+    vec![
+        rpc(0, &set("/bar")),
+        rpc(0, &set("/b2")),
+        rpc(0, &set("/dbar")),
+        rpc(1, &remove("/bar")),
+        rpc(1, &remove("/dbar")),
+        rpc(2, &wait(1, "/bar")),
+        rpc(2, &wait(1, "/nobar")),
+        rpc(2, &wait(6, "/bar")),
+        rpc(3, &enter(6, 2)),
+        rpc(3, &enter(6, 3)),
+        rpc(3, &enter(1, 2)),
+        rpc(4, &leave(1)),
+        rpc(4, &leave(6)),
+        rpc(5, &status("/bar")),
+        rpc(5, &status("/dbar")),
+    ]
+}
+
+fn resource() -> Seeds {
+    let init = |kind: &str, version: &str| pb::ResourceInitRequest {
+        kind: kind.into(),
+        version: version.into(),
+    };
+    let acquire =
+        |kind: &str, id: &str, session_id, no_wait_while_draining| pb::ResourceAcquireRequest {
+            kind: kind.into(),
+            id: id.into(),
+            session_id,
+            r#type: pb::LockType::Mutex.into(),
+            shared: false,
+            permits: 0,
+            weight: 0,
+            delay_ms: 0,
+            timeout_ms: 100,
+            no_wait_while_draining,
+        };
+    let shared = pb::ResourceAcquireRequest {
+        r#type: pb::LockType::Rwlock.into(),
+        shared: true,
+        ..acquire("/res", "k2", 6, false)
+    };
+    let rotate = |kind: &str, to: &str| pb::RotationRequest { kind: kind.into(), to: to.into() };
+    let force = |kind: &str| pb::ForceRotationRequest { kind: kind.into() };
+    let status = |kind: &str| pb::ResourceStatusRequest { kind: kind.into() };
+    vec![
+        rpc(0, &init("/res", "v9")),
+        rpc(0, &init("/r2", "v1")),
+        rpc(1, &acquire("/res", "k1", 6, false)),
+        rpc(1, &acquire("/res", "k1", 1, false)),
+        rpc(1, &shared),
+        rpc(1, &acquire("/rot", "k1", 1, false)),
+        rpc(1, &acquire("/rot", "k1", 1, true)),
+        rpc(2, &rotate("/res", "v2")),
+        rpc(2, &rotate("/rot", "v2")),
+        rpc(2, &rotate("/rot", "v3")),
+        rpc(3, &force("/rot")),
+        rpc(3, &force("/res")),
+        rpc(4, &status("/res")),
+        rpc(4, &status("/rot")),
     ]
 }
 
@@ -331,10 +462,13 @@ fn snapshots() -> Result<Seeds, warden_core::CoreError> {
 }
 
 fn configs() -> Result<Seeds, Box<dyn std::error::Error>> {
+    // The files of config/ (not its subdirectories, such as config/secure/).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let mut seeds = vec![toml::to_string(&warden_server::Config::default())?.into_bytes()];
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     for file in files {
         seeds.push(std::fs::read(file)?);

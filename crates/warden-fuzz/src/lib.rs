@@ -1,7 +1,7 @@
 //! # warden-fuzz
 //!
 //! The bodies of warden's fuzz targets: one function per kind of bytes a member takes
-//! from outside (client requests, raft messages, log entries, snapshots, the config file,
+//! from outside (client requests of every service, raft messages, log entries, snapshots, the config file,
 //! ACL files, paths and watch globs). Each takes arbitrary bytes and panics only on a real bug: a
 //! decoder that panics, a value that does not survive a round trip, or a request that
 //! leaves the state machine breaking one of its [invariants](warden_core::invariants).
@@ -23,7 +23,8 @@ mod text;
 
 pub use raft::{raft_append, raft_snapshot, raft_vote};
 pub use requests::{
-    cluster_request, kv_request, lock_request, semaphore_request, session_request, watch_request,
+    barrier_request, cluster_request, election_request, kv_request, lock_request, resource_request,
+    semaphore_request, session_request, watch_request,
 };
 pub use stored::{log_command, snapshot};
 pub use text::{acl_policy, config_toml, path, watch_glob};
@@ -39,6 +40,9 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("session_request", session_request),
     ("watch_request", watch_request),
     ("cluster_request", cluster_request),
+    ("election_request", election_request),
+    ("barrier_request", barrier_request),
+    ("resource_request", resource_request),
     ("raft_append", raft_append),
     ("raft_vote", raft_vote),
     ("raft_snapshot", raft_snapshot),
