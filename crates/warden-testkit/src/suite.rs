@@ -177,7 +177,7 @@ struct Recorded {
     closed_sessions: Mutex<Vec<u64>>,
     elections: election::Recorded,
     rotation: rotation::Recorded,
-    ops: [AtomicU64; 11],
+    ops: [AtomicU64; 13],
 }
 
 /// The fenced resource: accepts a write only with a token at least as high as any seen.
@@ -198,7 +198,13 @@ const LEADER_CHANGES: usize = 7;
 const ROT_HOLDS: usize = 8;
 const ROT_WRITES: usize = 9;
 const ROTATIONS: usize = 10;
-const WORKLOADS: [&str; 11] = [
+const ROT_REFUSED: usize = 11;
+const ROT_FORCED: usize = 12;
+/// The summary's counts. The rotation workload's: `rot_holds` ids held, `rot_writes`
+/// fenced writes applied, `rot_refused` fenced writes refused (the hold had ended: revoked
+/// by a forced rotation, or its session expired), `rotations` rotations the rotator saw
+/// switch during the run, `rot_forced` rotations it forced.
+const WORKLOADS: [&str; 13] = [
     "kv",
     "log",
     "lock",
@@ -210,6 +216,8 @@ const WORKLOADS: [&str; 11] = [
     "rot_holds",
     "rot_writes",
     "rotations",
+    "rot_refused",
+    "rot_forced",
 ];
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -22,7 +22,7 @@ use warden_proto::v1::lock_client::LockClient;
 use warden_proto::v1::resource_client::ResourceClient;
 use warden_proto::{ERROR_METADATA, ErrorKind, LEADER_METADATA};
 
-use super::{ROT_HOLDS, ROT_WRITES, ROTATIONS, Run, lock};
+use super::{ROT_FORCED, ROT_HOLDS, ROT_REFUSED, ROT_WRITES, ROTATIONS, Run, lock};
 use crate::rng::Rng;
 use crate::rotations::{self, IdWrite, Rotation};
 
@@ -182,10 +182,12 @@ impl Calls {
     }
 }
 
-/// A holder: lock a random id, write twice fenced by the waiter node, release; again until
-/// the run ends. A hold whose outcome it cannot tell (an acquire or a release that failed)
-/// is asked again on the same id, which finds its place; after a few failures in a row
-/// the holder abandons its session, which ends every hold of it after its ttl.
+/// A holder: lock a random id, write twice fenced by the waiter node (some holds linger
+/// between the two, long enough to hold up a rotation and be revoked by a forced one),
+/// release; again until the run ends. A hold whose outcome it cannot tell (an acquire or a
+/// release that failed) is asked again on the same id, which finds its place (or a new
+/// one, if the hold ended). A lost session is abandoned (its holds end with it) for a new
+/// one.
 pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
     let client = run.client();
     let calls = Calls::new(&run);
@@ -193,8 +195,7 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
     let recorded = &run.recorded.rotation;
     while let Some(session) = run.session(&client, ttl).await {
         let mut id: Option<u64> = None;
-        let mut failures = 0;
-        while !run.done() && session.state() != SessionState::Lost && failures < 5 {
+        while !run.done() && session.state() != SessionState::Lost {
             let n = *id.get_or_insert_with(|| rng.below(IDS));
             let request = pb::ResourceAcquireRequest {
                 kind: KIND.into(),
@@ -223,7 +224,6 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                 Err(s) => {
                     // Timed out, or unknown: ask again for the same id (its place is kept).
                     tracing::debug!(error = %s, "resource acquire failed");
-                    failures += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -235,7 +235,12 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                 .to_owned();
             let fence = Compare { path: held.waiter.clone(), check: Check::Exists(true) };
             let node = format!("{FENCED}/i{n}");
-            for _ in 0..2 {
+            let linger = rng.chance(15).then(|| rng.between(500, 2_500));
+            for w in 0..2 {
+                if w == 1 {
+                    let pause = linger.unwrap_or_else(|| rng.between(0, 100));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
                 let write = TxnOp::Set {
                     path: node.clone(),
                     data: format!("{} {} c{client_id}", held.token, held.lock).into(),
@@ -250,11 +255,8 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                         applied: r.succeeded,
                         revision: r.revision,
                     });
-                    if r.succeeded {
-                        run.op(ROT_WRITES);
-                    }
+                    run.op(if r.succeeded { ROT_WRITES } else { ROT_REFUSED });
                 }
-                tokio::time::sleep(Duration::from_millis(rng.between(0, 100))).await;
             }
             let release = pb::ReleaseRequest {
                 path: held.lock.clone(),
@@ -268,23 +270,18 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                 })
                 .await;
             match released {
-                Ok(_) => {
-                    id = None;
-                    failures = 0;
-                }
-                Err(s) if kind(&s) == Some(ErrorKind::HoldEnded) => {
-                    // Revoked (a forced rotation), or its session ended.
-                    id = None;
-                    failures = 0;
-                }
-                Err(_) => failures += 1,
+                // Released, or it had ended (revoked by a forced rotation).
+                Ok(_) => id = None,
+                Err(s) if kind(&s) == Some(ErrorKind::HoldEnded) => id = None,
+                // Unknown: the same id again finds the hold if it lasts.
+                Err(_) => {}
             }
         }
         if run.done() {
             session.close().await.ok();
             return;
         }
-        // Lost, or holds it cannot tell: let the session expire and start afresh.
+        // Lost: its holds end with it.
         session.abandon();
     }
 }
@@ -342,6 +339,7 @@ pub(super) async fn rotator(run: Arc<Run>, mut rng: Rng) {
                 match forced {
                     Ok(f) => {
                         lock(&recorded.rotations)[index].forced = true;
+                        run.op(ROT_FORCED);
                         switched = f.switched && f.to == to;
                     }
                     Err(s) => tracing::debug!(error = %s, "force failed"),
