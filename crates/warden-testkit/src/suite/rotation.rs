@@ -222,7 +222,8 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                     continue;
                 }
                 Err(s) => {
-                    // Timed out, or unknown: ask again for the same id (its place is kept).
+                    // Unknown (the transport or the member failed): ask again for the same
+                    // id, which finds its place if the acquire was made.
                     tracing::debug!(error = %s, "resource acquire failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -296,11 +297,19 @@ pub(super) async fn rotator(run: Arc<Run>, mut rng: Rng) {
         n += 1;
         let to = format!("v{n}");
         let request = pb::RotationRequest { kind: KIND.into(), to: to.clone() };
-        // Begin (idempotent: asked again until answered).
+        // Begin (idempotent: asked again until answered). Once asked, it is asked until
+        // answered even past the run's end (the members are healed then), up to a bound:
+        // a rotation begun unknown to the checkers would end the kind at an unknown version.
+        let mut asked = false;
+        let mut until: Option<Instant> = None;
         let begun = loop {
             if run.done() {
-                return;
+                let until = *until.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+                if !asked || Instant::now() >= until {
+                    return;
+                }
             }
+            asked = true;
             let r = calls
                 .resources(Duration::from_secs(3), |mut r| {
                     let request = request.clone();
