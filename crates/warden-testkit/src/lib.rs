@@ -10,6 +10,7 @@ pub mod members;
 pub mod nemesis;
 pub mod proxy;
 pub mod rng;
+pub mod rotations;
 pub mod suite;
 pub mod tls;
 

@@ -1,4 +1,4 @@
-//! The fault-injection run: real member processes, a nemesis, and six workloads whose
+//! The fault-injection run: real member processes, a nemesis, and seven workloads whose
 //! histories the checkers judge at the end.
 //!
 //! - **registers**: linearizable reads and unique writes on a few keys (linearizability);
@@ -12,7 +12,11 @@
 //! - **elections**: candidates campaign in one election and each leader writes with a
 //!   transaction fenced by its candidate node, while an observer follows the leader (one
 //!   leader per term, fenced writes by leaders only, no leadership missing from Observe;
-//!   see [`election`]).
+//!   see [`election`]);
+//! - **rotation**: holders lock random ids of a resource kind, each hold writing to a
+//!   per-id node with a transaction fenced by its waiter node, while a rotator rotates the
+//!   kind through version after version, forcing some (no id held under two versions at
+//!   once, fenced writes per id, every rotation switched; see [`rotation`]).
 //!
 //! Everything is seeded and bounded by operations, faults and time. One summary line says
 //! what ran and what broke. With `WARDEN_TEST_TLS=1` ([`crate::tls`]) the members require
@@ -34,6 +38,7 @@ use crate::nemesis::Nemesis;
 use crate::rng::Rng;
 
 mod election;
+mod rotation;
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -60,6 +65,8 @@ pub struct RunConfig {
     pub watchers: usize,
     /// Election candidates (one observer follows the election).
     pub election_clients: usize,
+    /// Holders of the rotation workload's ids (a rotator runs when there are any).
+    pub rotation_clients: usize,
     /// Mutual TLS on both ports of every member (`WARDEN_TEST_TLS=1` by default).
     pub tls: bool,
 }
@@ -79,6 +86,7 @@ impl RunConfig {
             lock_clients: 3,
             watchers: 2,
             election_clients: 3,
+            rotation_clients: 4,
             tls: crate::tls::requested(),
         }
     }
@@ -95,6 +103,7 @@ impl RunConfig {
             lock_clients: 4,
             watchers: 3,
             election_clients: 5,
+            rotation_clients: 8,
             ..RunConfig::smoke(binary, seed)
         }
     }
@@ -167,7 +176,8 @@ struct Recorded {
     streams: Mutex<Vec<Vec<(u64, String)>>>,
     closed_sessions: Mutex<Vec<u64>>,
     elections: election::Recorded,
-    ops: [AtomicU64; 8],
+    rotation: rotation::Recorded,
+    ops: [AtomicU64; 13],
 }
 
 /// The fenced resource: accepts a write only with a token at least as high as any seen.
@@ -185,7 +195,16 @@ const EPHEMERAL: usize = 4;
 const ELECTION_OPS: usize = 5;
 const ELECTION_WRITES: usize = 6;
 const LEADER_CHANGES: usize = 7;
-const WORKLOADS: [&str; 8] = [
+const ROT_HOLDS: usize = 8;
+const ROT_WRITES: usize = 9;
+const ROTATIONS: usize = 10;
+const ROT_REFUSED: usize = 11;
+const ROT_FORCED: usize = 12;
+/// The summary's counts. The rotation workload's: `rot_holds` ids held, `rot_writes`
+/// fenced writes applied, `rot_refused` fenced writes refused (the hold had ended: revoked
+/// by a forced rotation, or its session expired), `rotations` rotations the rotator saw
+/// switch during the run, `rot_forced` rotations it forced.
+const WORKLOADS: [&str; 13] = [
     "kv",
     "log",
     "lock",
@@ -194,6 +213,11 @@ const WORKLOADS: [&str; 8] = [
     "leaderships",
     "leader_writes",
     "leader_changes",
+    "rot_holds",
+    "rot_writes",
+    "rotations",
+    "rot_refused",
+    "rot_forced",
 ];
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -509,6 +533,25 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
             format!("the cluster did not come up ({e}); logs in {}", dir.path().display())
         })?;
     }
+    if config.rotation_clients > 0 {
+        let calls = rotation::Calls::new(&run);
+        let until = Instant::now() + Duration::from_secs(30);
+        while let Err(e) = calls.init().await {
+            if Instant::now() >= until {
+                return Err(format!("making the resource kind {}: {e}", rotation::KIND));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        settle(Duration::from_secs(10), || admin.put(rotation::FENCED, ""))
+            .await
+            .map_err(|e| format!("creating {}: {e}", rotation::FENCED))?;
+        for n in 0..rotation::IDS {
+            let node = format!("{}/i{n}", rotation::FENCED);
+            settle(Duration::from_secs(10), || admin.put(&node, ""))
+                .await
+                .map_err(|e| format!("creating {node}: {e}"))?;
+        }
+    }
     for k in 0..config.keys {
         let key = format!("/reg/k{k}");
         settle(Duration::from_secs(10), || admin.put(&key, "0"))
@@ -558,6 +601,12 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
     if config.election_clients > 0 {
         tasks.spawn(election::observer(Arc::clone(&run)));
     }
+    for i in 0..config.rotation_clients {
+        tasks.spawn(rotation::holder(Arc::clone(&run), 400 + i as u64, rng.fork()));
+    }
+    if config.rotation_clients > 0 {
+        tasks.spawn(rotation::rotator(Arc::clone(&run), rng.fork()));
+    }
 
     let mut nemesis = Nemesis::new(rng.next_u64());
     while !run.done() {
@@ -585,6 +634,10 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         format!("the cluster did not recover ({e}); logs in {}", dir.path().display())
     })?;
     tokio::time::sleep(Duration::from_secs(4)).await;
+    if config.rotation_clients > 0 {
+        // Nothing holds the kind's old version any more: its rotation must end.
+        rotation::finish(&run, &admin, Duration::from_secs(30)).await;
+    }
     let log = settle(Duration::from_secs(30), || admin.children("/log", Consistency::Linearizable))
         .await
         .map_err(|e| format!("reading /log: {e}"))?;
@@ -646,6 +699,11 @@ pub async fn run(config: RunConfig) -> Result<Summary, String> {
         .insert("ephemeral", checks::ephemerals(&nodes, &live, &lock(&recorded.closed_sessions)));
     for (checker, found) in recorded.elections.judge() {
         summary.violations.insert(checker, found);
+    }
+    if config.rotation_clients > 0 {
+        for (checker, found) in recorded.rotation.judge() {
+            summary.violations.insert(checker, found);
+        }
     }
     if summary.total_violations() > 0 {
         tracing::error!(logs = %dir.path().display(), "violations found; keeping the members' logs");
