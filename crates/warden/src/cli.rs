@@ -293,17 +293,17 @@ pub(crate) enum ClientCommand {
         session: Option<u64>,
         /// Give up (exit 3) if the lock is not granted within this, opening the session
         /// included; until then an unavailable cluster is asked again (500ms, 1.5s, 2m, 1h).
-        #[arg(long, value_parser = crate::duration::parse_duration)]
+        #[arg(long, value_parser = warden_rotate::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// Take the lock shared (a read lock); without it, exclusive.
         #[arg(long)]
         shared: bool,
         /// The ttl of the holder's session: how long the lock outlives a crashed warden.
-        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = warden_rotate::parse_duration)]
         ttl: std::time::Duration,
         /// Lock-delay for a new lock: after a holder crashes, nobody gets it for this long
         /// (at most 60s).
-        #[arg(long, default_value = "0s", value_parser = crate::duration::parse_duration)]
+        #[arg(long, default_value = "0s", value_parser = warden_rotate::parse_duration)]
         delay: std::time::Duration,
         /// Lock the id TARGET of this resource kind (see `warden resource`): the cluster
         /// picks the version, and WARDEN_LOCK_PATH is KIND/<version>/<id>.
@@ -362,10 +362,10 @@ pub(crate) enum ClientCommand {
         value: Option<String>,
         /// Give up (exit 3) if not leading within this, opening the session included;
         /// until then an unavailable cluster is asked again (500ms, 1.5s, 2m, 1h).
-        #[arg(long, value_parser = crate::duration::parse_duration)]
+        #[arg(long, value_parser = warden_rotate::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// The ttl of the candidate's session: how long a crashed warden keeps leading.
-        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = warden_rotate::parse_duration)]
         ttl: std::time::Duration,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]
@@ -393,10 +393,10 @@ pub(crate) enum ClientCommand {
         count: Option<u32>,
         /// Give up (exit 3) waiting at a barrier, or entering or leaving a double
         /// barrier, after this long.
-        #[arg(long, value_parser = crate::duration::parse_duration)]
+        #[arg(long, value_parser = warden_rotate::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// The ttl of the waiting session: how long a crashed warden stays a member.
-        #[arg(long, default_value = "10s", value_parser = crate::duration::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = warden_rotate::parse_duration)]
         ttl: std::time::Duration,
         /// The command and its arguments, after `--`.
         #[arg(last = true)]

@@ -12,7 +12,6 @@ mod barrier_cmd;
 mod certs;
 mod cli;
 mod commands;
-mod duration;
 mod elect_cmd;
 mod exit;
 mod lock_cmd;

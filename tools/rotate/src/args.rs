@@ -46,7 +46,8 @@ impl RotateArgs {
 
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
 
-/// Parses `500ms`, `1.5s`, `2m`, `1h` or a plain number of seconds (`7`, `0.5`).
+/// Parses `500ms`, `1.5s`, `2m`, `1h` or a plain number of seconds (`7`, `0.5`): the one
+/// duration parser of the command line (the `warden` binary's flags use it too).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration such as 500ms, 1.5s, 2m or 1h");
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
@@ -100,6 +101,30 @@ mod tests {
         for bad in ["", "abc", ".5s", "1.s", "-1s", "10d", "99999999999999999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_parse_with_fractions() {
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0.1s"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("2.5m"), Ok(Duration::from_secs(150)));
+        assert_eq!(parse_duration("0.25h"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn bad_durations_say_what_is_expected() {
+        for bad in ["", "abc", "s", ".5s", "1.s", "1..5s", "1.5.2s", "-1s", "1e3s"] {
+            let error = parse_duration(bad).err().unwrap_or_default();
+            assert!(
+                error.contains("not a duration") || error.contains("unknown unit"),
+                "{bad}: {error}"
+            );
+        }
+        let error = parse_duration("10d").err().unwrap_or_default();
+        assert!(error.contains("use ms, s, m or h"), "{error}");
+        assert!(parse_duration("99999999999999999999999h").is_err());
     }
 
     #[test]
