@@ -106,8 +106,9 @@ impl<'a> Mutation<'a> {
         if parent.kind == NodeKind::Queue {
             return Err(CoreError::LockManaged { path: parent_path });
         }
-        if let Some(kind) = crate::resource::enclosing(self.tree, &parent_path) {
-            return Err(CoreError::LockManaged { path: kind });
+        // A resource kind's subtree is made by its own commands only.
+        if let Some(kind) = self.tree.nearest_of_kind(&parent_path, NodeKind::Resource) {
+            return Err(CoreError::LockManaged { path: kind.to_owned() });
         }
         self.insert_node(path, &parent_path, data, mode.kind, owner, mode.sequential)
     }
@@ -362,7 +363,7 @@ fn is_managed(tree: &Tree, path: &str) -> bool {
     let is_queue = |p: &str| tree.get(p).is_some_and(|n| n.kind == NodeKind::Queue);
     is_queue(path)
         || path::parent(path).is_some_and(is_queue)
-        || crate::resource::enclosing(tree, path).is_some()
+        || tree.nearest_of_kind(path, NodeKind::Resource).is_some()
 }
 
 pub(crate) fn check_version(

@@ -72,14 +72,7 @@ pub fn state(tree: &Tree, path: &str) -> Option<ResourceState> {
 /// The resource kind `path` is in or under (itself included), if any: the nearest such
 /// ancestor.
 pub fn enclosing(tree: &Tree, path: &str) -> Option<String> {
-    let mut current = Some(path);
-    while let Some(p) = current {
-        if tree.get(p).is_some_and(|n| n.kind == NodeKind::Resource) {
-            return Some(p.to_owned());
-        }
-        current = path::parent(p);
-    }
-    None
+    tree.nearest_of_kind(path, NodeKind::Resource).map(str::to_owned)
 }
 
 /// Refuses a recipe call at `path` under a resource kind: only the kind's own acquire makes

@@ -145,6 +145,18 @@ impl Tree {
         levels.into_iter().rev().flatten().collect()
     }
 
+    /// The nearest node at or above `path` of `kind`, if any.
+    pub fn nearest_of_kind<'a>(&self, path: &'a str, kind: NodeKind) -> Option<&'a str> {
+        let mut current = Some(path);
+        while let Some(p) = current {
+            if self.get(p).is_some_and(|n| n.kind == kind) {
+                return Some(p);
+            }
+            current = path::parent(p);
+        }
+        None
+    }
+
     /// The ephemeral nodes owned by `session`, sorted.
     pub fn ephemerals_of(&self, session: SessionId) -> impl Iterator<Item = &str> {
         self.ephemerals.get(&session).into_iter().flatten().map(String::as_str)
