@@ -237,7 +237,7 @@ pub enum Command {
         /// Lock-delay for a new lock, ms.
         delay_ms: u64,
         /// What to do while the kind rotates.
-        draining: crate::resource::WhileDraining,
+        draining: WhileDraining,
     },
     /// Begins the rotation of the resource kind at `path` to version `to`. Needs no
     /// session; idempotent.
@@ -252,6 +252,15 @@ pub enum Command {
         /// The kind's path.
         path: String,
     },
+}
+
+/// What an acquire of an id of a resource kind does while the kind drains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WhileDraining {
+    /// Queue in the new version's lock, granted after the switch.
+    Wait,
+    /// Fail at once with [`CoreError::Draining`](crate::CoreError::Draining).
+    Fail,
 }
 
 /// Which of a session's places in a lock's queue a [`Command::Release`] ends.

@@ -104,7 +104,7 @@ pub fn violations(state: &State) -> Vec<String> {
         if waiters.iter().skip(granted).any(|w| w.info.token.is_some()) {
             found.push(format!("queue {p}: a waiter holds while an earlier one waits"));
         }
-        let held_back = config.blocked_until_ms != 0 || crate::resource::gated(tree, p);
+        let held_back = config.blocked_until_ms != 0 || crate::recipe::gated(tree, p);
         if granted > allowed || (granted < allowed && !held_back) {
             found.push(format!("queue {p}: {granted} granted, the rule allows {allowed}"));
         }
@@ -116,7 +116,7 @@ pub fn violations(state: &State) -> Vec<String> {
     // Resource kinds: only the current version's locks grant (no id is held under two
     // versions), and no version but the current one and the one it rotates to exists.
     for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Resource) {
-        let Some(state) = crate::resource::ResourceState::decode(&node.data) else {
+        let Some(state) = crate::queue_data::ResourceState::decode(&node.data) else {
             found.push(format!("resource kind {p} has unreadable data {:?}", node.data));
             continue;
         };

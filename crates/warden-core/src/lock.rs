@@ -24,23 +24,10 @@ use crate::recipe::{self, Joined};
 /// The longest lock-delay, in ms.
 pub const MAX_LOCK_DELAY_MS: u64 = 60_000;
 
-/// Queues `session` on the lock at `lock` (creating it), or returns its existing place. A
-/// path under a resource kind is refused: its ids are locked through the kind, which
-/// picks the version.
+/// Queues `session` on the lock at `lock` (creating it), or returns its existing place.
+/// (A path under a resource kind is refused before, by the dispatch: only the kind's own
+/// acquire locks its ids, through here.)
 pub(crate) fn acquire(
-    m: &mut Mutation<'_>,
-    session: SessionId,
-    lock: &str,
-    kind: LockKind,
-    mode: WaitMode,
-    delay_ms: u64,
-) -> Result<Joined, CoreError> {
-    crate::resource::refuse_within(m.tree(), lock)?;
-    acquire_in(m, session, lock, kind, mode, delay_ms)
-}
-
-/// As [`acquire`], on any path (a resource kind's id lock included).
-pub(crate) fn acquire_in(
     m: &mut Mutation<'_>,
     session: SessionId,
     lock: &str,

@@ -11,6 +11,8 @@
 //! candidate's). Only the recipes write these nodes, so the text is always readable; a
 //! value never reaches the first line.
 //!
+//! A resource kind's node keeps `version=V`, or `version=V to=W` while it rotates.
+//!
 //! A leaf module: it imports only the rule's types, so the tree can index queue nodes by
 //! their deadline without importing the recipes.
 
@@ -225,6 +227,34 @@ pub fn mark_of(data: &[u8]) -> Option<Mark> {
         "resigned" => Some(Mark::Resigned),
         _ => None,
     })
+}
+
+/// A resource kind's state, as its node keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceState {
+    /// The version whose locks grant.
+    pub version: String,
+    /// The version a rotation under way goes to.
+    pub to: Option<String>,
+}
+
+impl ResourceState {
+    /// The node's data.
+    pub fn encode(&self) -> Bytes {
+        match &self.to {
+            Some(to) => Bytes::from(format!("version={} to={to}", self.version)),
+            None => Bytes::from(format!("version={}", self.version)),
+        }
+    }
+
+    /// Reads a resource node's data.
+    pub fn decode(data: &[u8]) -> Option<ResourceState> {
+        let line = header(data)?;
+        Some(ResourceState {
+            version: field(line, "version")?.to_owned(),
+            to: field(line, "to").map(str::to_owned),
+        })
+    }
 }
 
 /// When the lock-delay of a queue node ends; `None` for any other node or a queue that is

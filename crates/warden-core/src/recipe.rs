@@ -33,7 +33,7 @@ use crate::namespace::Mutation;
 use crate::node::NodeKind;
 use crate::path;
 use crate::queue::{self, QueueKind, WaitMode};
-use crate::queue_data::{self, Head, Mark, QueueConfig, WaiterInfo};
+use crate::queue_data::{self, Head, Mark, QueueConfig, ResourceState, WaiterInfo};
 use crate::response::Output;
 use crate::tree::Tree;
 
@@ -113,6 +113,17 @@ pub fn lost_hold(event: &Event) -> Option<(&str, u64, Mark)> {
 /// the tree's index of blocked queues: the leader calls it about twice a second.
 pub fn next_wake(tree: &Tree) -> Option<u64> {
     tree.blocked_queues().filter_map(|p| queue_data::blocked_until(tree.get(p)?)).min()
+}
+
+/// Whether the queue at `queue` is an id's lock in a version of a resource kind that is
+/// not (yet) its current one: it grants nothing.
+pub(crate) fn gated(tree: &Tree, queue: &str) -> bool {
+    let Some(version_path) = path::parent(queue) else { return false };
+    let Some(kind) = path::parent(version_path) else { return false };
+    tree.get(kind)
+        .filter(|n| n.kind == NodeKind::Resource)
+        .and_then(|n| ResourceState::decode(&n.data))
+        .is_some_and(|s| s.version != path::name(version_path))
 }
 
 /// What a join answers.
@@ -331,7 +342,7 @@ pub(crate) fn leave(
 pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     // An id's lock in a resource kind's version that does not grant yet (a rotation's
     // new version, until the switch).
-    if crate::resource::gated(m.tree(), path) {
+    if gated(m.tree(), path) {
         return;
     }
     let Some((config, ws)) = waiters(m.tree(), path) else { return };

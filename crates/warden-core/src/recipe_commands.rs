@@ -9,10 +9,12 @@ use crate::recipe::{self, Joined, Leaving};
 use crate::response::Output;
 use crate::{barrier, election, lock, resource};
 
-/// The path a command would make a recipe at (a join, or a barrier's set).
+/// The path a command would make a recipe at (a join, or a barrier's set), other than
+/// a resource kind's own acquire.
 fn joined_path(command: &Command) -> Option<&str> {
     match command {
-        Command::Campaign { path, .. }
+        Command::Acquire { path, .. }
+        | Command::Campaign { path, .. }
         | Command::SetBarrier { path }
         | Command::WaitBarrier { path }
         | Command::EnterBarrier { path, .. } => Some(path),

@@ -8,7 +8,7 @@
 //! session: no client ever names a version, so none can race a switch.
 //!
 //! A rotation to `V` ([`begin`]) marks `R` draining: new acquisitions queue in the new
-//! version's locks, which grant nothing while `R` drains ([`gated`]), or fail at once if the
+//! version's locks, which grant nothing while `R` drains (the framework's gate), or fail at once if the
 //! caller asked not to wait. The switch happens in the command that empties the old version
 //! (its last holder or waiter leaves, its last lock-delay ends: the old version's subtree,
 //! containers that go with their last child, is then gone), or after an operator forces it
@@ -18,8 +18,6 @@
 //!
 //! Every step is in the replicated state, so a rotation survives a leader change, and
 //! every command is idempotent, so a tool interrupted halfway can run again.
-
-use bytes::Bytes;
 
 use crate::error::CoreError;
 use crate::ids::SessionId;
@@ -32,35 +30,7 @@ use crate::response::Output;
 use crate::tree::Tree;
 use crate::{HoldRef, lock};
 
-/// A resource kind's state, as its node keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceState {
-    /// The version whose locks grant.
-    pub version: String,
-    /// The version a rotation under way goes to.
-    pub to: Option<String>,
-}
-
-impl ResourceState {
-    /// The node's data.
-    pub fn encode(&self) -> Bytes {
-        match &self.to {
-            Some(to) => Bytes::from(format!("version={} to={to}", self.version)),
-            None => Bytes::from(format!("version={}", self.version)),
-        }
-    }
-
-    /// Reads a resource node's data.
-    pub fn decode(data: &[u8]) -> Option<ResourceState> {
-        let text = std::str::from_utf8(data).ok()?;
-        let field = |name: &str| {
-            text.split(' ')
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .map(str::to_owned)
-        };
-        Some(ResourceState { version: field("version")?, to: field("to") })
-    }
-}
+pub use crate::queue_data::ResourceState;
 
 /// The resource kind at `path`, if there is one.
 pub fn state(tree: &Tree, path: &str) -> Option<ResourceState> {
@@ -86,14 +56,6 @@ pub(crate) fn refuse_within(tree: &Tree, path: &str) -> Result<(), CoreError> {
         }),
         None => Ok(()),
     }
-}
-
-/// Whether the queue at `queue` is an id's lock in a version of a resource kind that is
-/// not (yet) its current one: it grants nothing.
-pub(crate) fn gated(tree: &Tree, queue: &str) -> bool {
-    let Some(version_path) = path::parent(queue) else { return false };
-    let Some(kind) = path::parent(version_path) else { return false };
-    state(tree, kind).is_some_and(|s| s.version != path::name(version_path))
 }
 
 /// Checks that `name` can be one path segment (a version or an id).
@@ -158,14 +120,7 @@ pub(crate) fn init(m: &mut Mutation<'_>, path: &str, version: &str) -> Result<Ou
     Ok(Output::ResourceInitialized { created: true, version: version.to_owned() })
 }
 
-/// What an acquire of an id of a resource kind does while the kind drains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum WhileDraining {
-    /// Queue in the new version's lock, granted after the switch.
-    Wait,
-    /// Fail at once with [`CoreError::Draining`].
-    Fail,
-}
+pub use crate::command::WhileDraining;
 
 /// Queues `session` on the lock of `id` of the resource kind at `path`, in the version
 /// that grants now, or, while the kind drains, in the new one (or fails, as asked).
@@ -189,7 +144,7 @@ pub(crate) fn acquire(
         let mine = recipe::waiters(m.tree(), &lock)
             .is_some_and(|(_, ws)| ws.iter().any(|w| w.session == session));
         if mine {
-            return lock::acquire_in(m, session, &lock, kind, mode, delay_ms);
+            return lock::acquire(m, session, &lock, kind, mode, delay_ms);
         }
     }
     let version = match (&state.to, draining) {
@@ -204,7 +159,7 @@ pub(crate) fn acquire(
         }
     };
     let lock = format!("{}{version}/{id}", path::child_prefix(path));
-    lock::acquire_in(m, session, &lock, kind, mode, delay_ms)
+    lock::acquire(m, session, &lock, kind, mode, delay_ms)
 }
 
 /// Begins the rotation of the resource kind at `path` to `to` (or finds it under way, or
