@@ -66,7 +66,8 @@ fn segment(name: &str, what: &str) -> Result<(), CoreError> {
         || name == ".."
         || name.chars().any(char::is_control);
     if bad {
-        return Err(CoreError::InvalidResourceRequest {
+        // Malformed input (INVALID_ARGUMENT), as a lock request that does not fit.
+        return Err(CoreError::InvalidLockRequest {
             reason: format!(
                 "{what} {name:?} must be one path segment (no \"/\", not empty, not \".\" or \"..\")"
             ),

@@ -208,7 +208,7 @@ fn nothing_but_the_kind_writes_under_it() {
             draining: WhileDraining::Wait,
         };
         assert!(
-            matches!(h.run(Some(s), command), Err(CoreError::InvalidResourceRequest { .. })),
+            matches!(h.run(Some(s), command), Err(CoreError::InvalidLockRequest { .. })),
             "{bad:?}"
         );
     }
