@@ -73,6 +73,7 @@ fn main() {
             kind: LockKind::Mutex,
             mode: WaitMode::Exclusive,
             delay_ms: 0,
+            options: Default::default(),
         };
         if let Err(e) = apply(&mut state, Request::in_session(sessions[n % SESSIONS], acquire)) {
             panic!("acquiring lock {n}: {e}");

@@ -12,7 +12,20 @@ use crate::ids::RequestId;
 use crate::ids::SessionId;
 use crate::limits::Limits;
 use crate::node::CreateMode;
-use crate::queue::{LockKind, WaitMode};
+use crate::queue::{LockKind, Scope, WaitMode};
+
+/// What an acquire asks for beyond its kind and mode (issue 15): the default is a plain
+/// lock of the path alone, at the lowest priority, not reentrant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcquireOptions {
+    /// What the hold covers: the path alone, or its subtree.
+    pub scope: Scope,
+    /// Higher is granted first (0 to [`crate::queue::MAX_PRIORITY`]).
+    pub priority: u32,
+    /// Makes the acquire reentrant: the same session and owner taking the lock again
+    /// adds to a hold count instead of queueing.
+    pub owner: Option<String>,
+}
 
 /// One command with the session it is made in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +103,8 @@ pub enum Command {
         mode: WaitMode,
         /// Lock-delay for a new lock, ms (at most 60,000); ignored if the lock exists.
         delay_ms: u64,
+        /// Scope, priority and reentrancy.
+        options: AcquireOptions,
     },
     /// Takes the request's session out of the lock at `path`: the hold or wait `hold`
     /// names (a release, or a cancelled or timed-out wait). Only this, [`Command::Revoke`]

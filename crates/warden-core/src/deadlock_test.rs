@@ -42,7 +42,13 @@ impl Locks {
         kind: LockKind,
         mode: WaitMode,
     ) -> Result<Option<u64>, CoreError> {
-        let command = Command::Acquire { path: path.into(), kind, mode, delay_ms: 0 };
+        let command = Command::Acquire {
+            path: path.into(),
+            kind,
+            mode,
+            delay_ms: 0,
+            options: Default::default(),
+        };
         self.run(Request::in_session(s, command)).map(|o| match o {
             Output::LockQueued { token, .. } => token,
             other => panic!("{other:?}"),
@@ -216,8 +222,13 @@ fn a_refused_acquire_makes_no_event() {
     l.acquire(a, "/y").ok();
     l.index += 1;
     let ctx = ApplyContext { index: l.index, time_ms: 5_000, term: 1 };
-    let acquire =
-        Command::Acquire { path: "/x".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
+    let acquire = Command::Acquire {
+        path: "/x".into(),
+        kind: LockKind::Mutex,
+        mode: X,
+        delay_ms: 0,
+        options: Default::default(),
+    };
     let applied = l.state.apply(Request::in_session(b, acquire), &ctx);
     assert!(matches!(applied.response.outcome, Err(CoreError::Deadlock { .. })));
     assert!(applied.events.is_empty());

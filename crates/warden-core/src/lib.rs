@@ -50,7 +50,9 @@ mod tree;
 mod txn;
 mod watch;
 
-pub use command::{Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp};
+pub use command::{
+    AcquireOptions, Check, Command, Compare, CompareOp, HoldRef, LogCommand, Request, TxnOp,
+};
 pub use error::{CoreError, CycleStep, PolicyProblem};
 pub use event::{Event, EventKind};
 pub use ids::{ApplyContext, RequestId, SessionId};

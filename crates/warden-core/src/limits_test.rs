@@ -51,6 +51,7 @@ impl Harness {
             kind: LockKind::Mutex,
             mode: WaitMode::Exclusive,
             delay_ms: 0,
+            options: Default::default(),
         };
         self.run(Request::in_session(session, command))
     }

@@ -13,11 +13,12 @@
 //! An acquire whose wait would close a cycle of sessions waiting for each other is refused
 //! ([`crate::deadlock`]).
 
+use crate::command::AcquireOptions;
 use crate::deadlock;
 use crate::error::CoreError;
 use crate::ids::SessionId;
 use crate::namespace::Mutation;
-use crate::queue::{LockKind, WaitMode};
+use crate::queue::{LockKind, MAX_PRIORITY, Scope, WaitMode};
 use crate::queue_data::QueueConfig;
 use crate::recipe::{self, Joined};
 
@@ -34,6 +35,7 @@ pub(crate) fn acquire(
     kind: LockKind,
     mode: WaitMode,
     delay_ms: u64,
+    options: &AcquireOptions,
 ) -> Result<Joined, CoreError> {
     if !kind.is_lock() {
         return Err(CoreError::InvalidLockRequest {
@@ -47,6 +49,7 @@ pub(crate) fn acquire(
             ),
         });
     }
+    check_options(kind, options)?;
     let config = QueueConfig { kind, delay_ms, blocked_until_ms: 0 };
     // Acquiring again returns the same place: no new wait, nothing to check.
     let again = m.tree().ephemerals_of(session).any(|p| recipe::queue_of_waiter(p) == Some(lock));
@@ -55,4 +58,24 @@ pub(crate) fn acquire(
         deadlock::check(m.tree(), session, lock, &joined.waiter)?;
     }
     Ok(joined)
+}
+
+/// Checks an acquire's options against its kind.
+fn check_options(kind: LockKind, options: &AcquireOptions) -> Result<(), CoreError> {
+    let refuse = |reason: String| Err(CoreError::InvalidLockRequest { reason });
+    if options.scope == Scope::Subtree && !matches!(kind, LockKind::Mutex | LockKind::ReadWrite) {
+        return refuse(format!(
+            "a {kind} cannot cover a subtree; only mutexes and read-write locks can"
+        ));
+    }
+    if options.priority > MAX_PRIORITY {
+        return refuse(format!(
+            "priority {} is above the highest, {MAX_PRIORITY}; ask for 0 to {MAX_PRIORITY}",
+            options.priority
+        ));
+    }
+    if options.scope != Scope::Node || options.priority != 0 || options.owner.is_some() {
+        return refuse("subtree scope, priorities and reentrancy are not served yet".to_owned());
+    }
+    Ok(())
 }

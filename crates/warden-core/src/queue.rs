@@ -112,6 +112,21 @@ pub enum WaitMode {
     Member,
 }
 
+/// What a lock hold covers (hierarchical locks, DESIGN §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// The lock's own path only.
+    #[default]
+    Node,
+    /// The lock's path and every lock below it: it conflicts with locks held on any
+    /// descendant and with subtree locks on any ancestor, by shared/exclusive
+    /// compatibility.
+    Subtree,
+}
+
+/// The highest priority an acquire may ask for; 0 is the default and the lowest.
+pub const MAX_PRIORITY: u32 = 10;
+
 /// Checks that `mode` makes sense for a lock of `kind`.
 pub fn validate(kind: LockKind, mode: WaitMode) -> Result<(), CoreError> {
     let reason = match (kind, mode) {

@@ -35,8 +35,8 @@ pub(crate) fn apply(
     let needs =
         |path: &str| session.ok_or_else(|| CoreError::SessionRequired { path: path.to_owned() });
     match command {
-        Command::Acquire { path, kind, mode, delay_ms } => needs(&path)
-            .and_then(|s| lock::acquire(m, s, &path, kind, mode, delay_ms))
+        Command::Acquire { path, kind, mode, delay_ms, options } => needs(&path)
+            .and_then(|s| lock::acquire(m, s, &path, kind, mode, delay_ms, &options))
             .map(Joined::output),
         Command::Release { path, hold } => {
             needs(&path).and_then(|s| recipe::leave(m, s, &path, &hold, Leaving::Released))

@@ -161,6 +161,7 @@ fn recipes_do_not_mix() {
         kind: LockKind::Mutex,
         mode: WaitMode::Exclusive,
         delay_ms: 0,
+        options: Default::default(),
     };
     assert!(matches!(h.run(Some(s), acquire).response.outcome, Err(CoreError::WrongRecipe { .. })));
     let set = h.run(None, Command::SetBarrier { path: "/e".into() });
@@ -170,6 +171,7 @@ fn recipes_do_not_mix() {
         kind: QueueKind::Election,
         mode: WaitMode::Exclusive,
         delay_ms: 0,
+        options: Default::default(),
     };
     assert!(matches!(
         h.run(Some(s), as_lock).response.outcome,

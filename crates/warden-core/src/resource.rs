@@ -145,7 +145,7 @@ pub(crate) fn acquire(
         let mine = recipe::waiters(m.tree(), &lock)
             .is_some_and(|(_, ws)| ws.iter().any(|w| w.session == session));
         if mine {
-            return lock::acquire(m, session, &lock, kind, mode, delay_ms);
+            return lock::acquire(m, session, &lock, kind, mode, delay_ms, &Default::default());
         }
     }
     let version = match (&state.to, draining) {
@@ -160,7 +160,7 @@ pub(crate) fn acquire(
         }
     };
     let lock = format!("{}{version}/{id}", path::child_prefix(path));
-    lock::acquire(m, session, &lock, kind, mode, delay_ms)
+    lock::acquire(m, session, &lock, kind, mode, delay_ms, &Default::default())
 }
 
 /// Begins the rotation of the resource kind at `path` to `to` (or finds it under way, or

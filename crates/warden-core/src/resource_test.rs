@@ -185,6 +185,7 @@ fn nothing_but_the_kind_writes_under_it() {
         kind: LockKind::Mutex,
         mode: WaitMode::Exclusive,
         delay_ms: 0,
+        options: Default::default(),
     };
     assert!(matches!(h.run(Some(s), direct), Err(CoreError::InvalidResourceRequest { .. })));
     let campaign = Command::Campaign { path: "/orders/e".into(), value: bytes::Bytes::new() };

@@ -715,7 +715,13 @@ impl Harness {
         mode: WaitMode,
         delay_ms: u64,
     ) -> Output {
-        let command = Command::Acquire { path: path.into(), kind, mode, delay_ms };
+        let command = Command::Acquire {
+            path: path.into(),
+            kind,
+            mode,
+            delay_ms,
+            options: Default::default(),
+        };
         match self.run(Request::in_session(s, command)).response.outcome {
             Ok(o) => o,
             Err(e) => panic!("acquire: {e}"),
@@ -893,27 +899,47 @@ fn lock_nodes_are_managed_and_requests_are_checked() {
     let lock_mode = CreateMode { kind: NodeKind::Queue, sequential: false };
     assert!(matches!(h.create("/n", lock_mode), Err(CoreError::InvalidCreateMode { .. })));
     let other = h.open();
-    let wrong =
-        Command::Acquire { path: "/m".into(), kind: LockKind::ReadWrite, mode: X, delay_ms: 0 };
+    let wrong = Command::Acquire {
+        path: "/m".into(),
+        kind: LockKind::ReadWrite,
+        mode: X,
+        delay_ms: 0,
+        options: Default::default(),
+    };
     assert!(matches!(
         h.run(Request::in_session(other, wrong)).response.outcome,
         Err(CoreError::InvalidLockRequest { .. })
     ));
     h.create("/plain", CreateMode::PERSISTENT).ok();
-    let plain =
-        Command::Acquire { path: "/plain".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
+    let plain = Command::Acquire {
+        path: "/plain".into(),
+        kind: LockKind::Mutex,
+        mode: X,
+        delay_ms: 0,
+        options: Default::default(),
+    };
     assert!(matches!(
         h.run(Request::in_session(other, plain)).response.outcome,
         Err(CoreError::WrongRecipe { .. })
     ));
-    let long =
-        Command::Acquire { path: "/d".into(), kind: LockKind::Mutex, mode: X, delay_ms: 60_001 };
+    let long = Command::Acquire {
+        path: "/d".into(),
+        kind: LockKind::Mutex,
+        mode: X,
+        delay_ms: 60_001,
+        options: Default::default(),
+    };
     assert!(matches!(
         h.run(Request::in_session(other, long)).response.outcome,
         Err(CoreError::InvalidLockRequest { .. })
     ));
-    let nobody =
-        Command::Acquire { path: "/m".into(), kind: LockKind::Mutex, mode: X, delay_ms: 0 };
+    let nobody = Command::Acquire {
+        path: "/m".into(),
+        kind: LockKind::Mutex,
+        mode: X,
+        delay_ms: 0,
+        options: Default::default(),
+    };
     assert!(matches!(h.cmd(nobody), Err(CoreError::SessionRequired { .. })));
     let release =
         Request::in_session(other, Command::Release { path: "/m".into(), hold: HoldRef::Any });
@@ -1140,6 +1166,7 @@ fn a_lock_creates_its_missing_ancestors_as_containers_that_go_with_it() {
         kind: LockKind::Mutex,
         mode: X,
         delay_ms: 0,
+        options: Default::default(),
     };
     assert!(matches!(
         h.run(Request::in_session(s, under("/eph/a/lock"))).response.outcome,
@@ -1224,6 +1251,7 @@ fn clients_cannot_write_under_the_reserved_prefix() {
         kind: crate::queue::LockKind::Mutex,
         mode: crate::queue::WaitMode::Exclusive,
         delay_ms: 0,
+        options: Default::default(),
     };
     assert_eq!(h.run(Request::in_session(s, acquire)).response.outcome, reserved("/warden/lock"));
     // A sibling that only shares the bytes is an ordinary path.

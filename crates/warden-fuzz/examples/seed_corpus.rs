@@ -157,6 +157,7 @@ fn acquire(r#type: pb::LockType, shared: bool) -> pb::AcquireRequest {
         weight: 2,
         delay_ms: 10,
         timeout_ms: 100,
+        ..Default::default()
     }
 }
 
@@ -364,6 +365,7 @@ fn requests() -> Vec<Request> {
                 kind: LockKind::ReadWrite,
                 mode: WaitMode::Shared,
                 delay_ms: 5,
+                options: Default::default(),
             },
         )
         .with_id(1, 1),

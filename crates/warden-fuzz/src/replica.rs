@@ -64,6 +64,7 @@ fn seed() -> State {
                 kind: LockKind::Mutex,
                 mode: WaitMode::Exclusive,
                 delay_ms: 0,
+                options: Default::default(),
             },
         ),
         Request::new(Command::OpenSession { ttl_ms: 10_000, identity: "fuzz-2".into() }),

@@ -385,16 +385,7 @@ fn resource_acquire(r: pb::ResourceAcquireRequest) {
     if r.session_id == 0 {
         return;
     }
-    let as_lock = pb::AcquireRequest {
-        path: r.kind.clone(),
-        session_id: r.session_id,
-        r#type: r.r#type,
-        shared: r.shared,
-        permits: r.permits,
-        weight: r.weight,
-        delay_ms: r.delay_ms,
-        timeout_ms: r.timeout_ms,
-    };
+    let as_lock = lock::resource_lock(&r);
     let Ok(Command::Acquire { kind, mode, delay_ms, .. }) = lock::acquire(&as_lock) else {
         return;
     };

@@ -226,6 +226,7 @@ mod tests {
                 kind: LockKind::Mutex,
                 mode: WaitMode::Exclusive,
                 delay_ms: 0,
+                options: Default::default(),
             };
             match self.apply(Some(session), acquire) {
                 Output::LockQueued { token, .. } => token,

@@ -90,17 +90,7 @@ impl Resource for ResourceService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let s = session(r.session_id)?;
-        // The lock fields mean what they mean for Lock.Acquire: one conversion for both.
-        let as_lock = pb::AcquireRequest {
-            path: r.kind.clone(),
-            session_id: r.session_id,
-            r#type: r.r#type,
-            shared: r.shared,
-            permits: r.permits,
-            weight: r.weight,
-            delay_ms: r.delay_ms,
-            timeout_ms: r.timeout_ms,
-        };
+        let as_lock = lock::resource_lock(&r);
         let Command::Acquire { kind, mode, delay_ms, .. } =
             lock::acquire(&as_lock).map_err(status::unconvertible)?
         else {

@@ -216,7 +216,13 @@ impl Model {
         }
         let closes = waits && reaches(&g, session, session);
 
-        let command = Command::Acquire { path: path.into(), kind, mode, delay_ms };
+        let command = Command::Acquire {
+            path: path.into(),
+            kind,
+            mode,
+            delay_ms,
+            options: Default::default(),
+        };
         let outcome =
             self.state.apply(Request::in_session(session, command), &ctx).response.outcome;
         match outcome {

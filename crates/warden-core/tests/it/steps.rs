@@ -359,7 +359,13 @@ impl Runner {
                     LockKind::Semaphore { .. } => WaitMode::Permits(*permits),
                     _ => WaitMode::Member,
                 };
-                Command::Acquire { path: path.into(), kind, mode, delay_ms: *delay_ms }
+                Command::Acquire {
+                    path: path.into(),
+                    kind,
+                    mode,
+                    delay_ms: *delay_ms,
+                    options: Default::default(),
+                }
             }
             AbstractCommand::Release { lock, hold, .. } => {
                 let path = LOCKS[usize::from(*lock)].0;

@@ -3,9 +3,9 @@
 //! The status answer names the kind and the modes in text ("mutex", "permits:3"), the
 //! names the CLI shows; they are written and read here only.
 
-use warden_core::queue::{LockKind, WaitMode};
+use warden_core::queue::{LockKind, Scope, WaitMode};
 use warden_core::recipe::WaiterView;
-use warden_core::{Command, HoldRef};
+use warden_core::{AcquireOptions, Command, HoldRef};
 
 use super::ConvertError;
 use crate::v1 as pb;
@@ -34,6 +34,9 @@ pub const PERMITS_PREFIX: &str = "permits:";
 /// What a lock type field accepts.
 pub const LOCK_TYPES: &str =
     "use LOCK_TYPE_MUTEX (0), LOCK_TYPE_RWLOCK (1) or LOCK_TYPE_SEMAPHORE (2)";
+
+/// What a lock scope field accepts.
+pub const LOCK_SCOPES: &str = "use LOCK_SCOPE_NODE (0) or LOCK_SCOPE_SUBTREE (1)";
 
 /// A lock type field (with its permits, for a semaphore) in `within`; an error for a type
 /// this side does not know (taking it as a mutex would grant what the caller did not ask
@@ -71,7 +74,22 @@ pub fn acquire(r: &pb::AcquireRequest) -> Result<Command, ConvertError> {
         // A mutex, a writer (lock_kind makes no other kind).
         _ => WaitMode::Exclusive,
     };
-    Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms })
+    let scope = match pb::LockScope::try_from(r.scope) {
+        Ok(pb::LockScope::Node) => Scope::Node,
+        Ok(pb::LockScope::Subtree) => Scope::Subtree,
+        Err(_) => {
+            return Err(ConvertError::unknown(
+                "scope",
+                "lock scope",
+                r.scope,
+                format!("the acquire of {:?}", r.path),
+                LOCK_SCOPES,
+            ));
+        }
+    };
+    let owner = (!r.owner.is_empty()).then(|| r.owner.clone());
+    let options = AcquireOptions { scope, priority: r.priority, owner };
+    Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms, options })
 }
 
 /// A semaphore acquire as the lock acquire the Semaphore service makes of it.
@@ -85,6 +103,23 @@ pub fn semaphore(r: pb::SemaphoreAcquireRequest) -> pb::AcquireRequest {
         weight: r.weight,
         delay_ms: r.delay_ms,
         timeout_ms: r.timeout_ms,
+        ..Default::default()
+    }
+}
+
+/// A resource acquire's lock fields as the lock acquire they mean (they mean what they
+/// mean for Lock.Acquire: one conversion for both).
+pub fn resource_lock(r: &pb::ResourceAcquireRequest) -> pb::AcquireRequest {
+    pb::AcquireRequest {
+        path: r.kind.clone(),
+        session_id: r.session_id,
+        r#type: r.r#type,
+        shared: r.shared,
+        permits: r.permits,
+        weight: r.weight,
+        delay_ms: r.delay_ms,
+        timeout_ms: r.timeout_ms,
+        ..Default::default()
     }
 }
 
@@ -192,6 +227,39 @@ mod tests {
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("9 in field `type` of the acquire of \"/l\""), "{text}");
         assert!(text.contains("LOCK_TYPE_SEMAPHORE (2)"), "{text}");
+    }
+
+    #[test]
+    fn scope_priority_and_owner_reach_the_command_and_unknown_scopes_are_refused() {
+        let r = pb::AcquireRequest {
+            scope: pb::LockScope::Subtree.into(),
+            priority: 7,
+            owner: "worker-1".into(),
+            ..acquire_of(pb::LockType::Rwlock.into())
+        };
+        let expected =
+            AcquireOptions { scope: Scope::Subtree, priority: 7, owner: Some("worker-1".into()) };
+        match acquire(&r) {
+            Ok(Command::Acquire { options, .. }) => assert_eq!(options, expected),
+            other => panic!("{other:?}"),
+        }
+        match acquire(&acquire_of(pb::LockType::Mutex.into())) {
+            Ok(Command::Acquire { options, .. }) => assert_eq!(options, AcquireOptions::default()),
+            other => panic!("{other:?}"),
+        }
+        for n in 0..64 {
+            let r = pb::AcquireRequest { scope: n, ..acquire_of(pb::LockType::Mutex.into()) };
+            match pb::LockScope::try_from(n) {
+                Ok(s) => {
+                    assert!(acquire(&r).is_ok(), "{s:?}");
+                    assert!(LOCK_SCOPES.contains(s.as_str_name()), "{s:?}");
+                }
+                Err(_) => {
+                    let e = acquire(&r).err();
+                    assert_eq!(e.map(|e| e.field), Some("scope"), "{n}");
+                }
+            }
+        }
     }
 
     #[test]
