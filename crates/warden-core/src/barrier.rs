@@ -49,7 +49,7 @@ pub(crate) fn remove(m: &mut Mutation<'_>, path: &str) -> Result<Output, CoreErr
     for w in &waiters {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let through = WaiterInfo { mode: w.info.mode, token: Some(revision) };
+        let through = WaiterInfo { token: Some(revision), ..w.info };
         m.set_internal(&w.path, through.with_value(None, &value));
     }
     m.delete(path, None, true)?;
@@ -66,7 +66,8 @@ pub(crate) fn wait(
     if recipe::existing(m.tree(), path, QueueKind::Barrier)?.is_none() {
         return Ok(Output::BarrierPassed);
     }
-    recipe::join(m, session, path, BARRIER, WaitMode::Member, &[]).map(Joined::output)
+    recipe::join(m, session, path, BARRIER, WaiterInfo::new(WaitMode::Member), &[])
+        .map(Joined::output)
 }
 
 /// Enters the double barrier of `count` at `path` (creating it), or returns the member's
@@ -79,7 +80,7 @@ pub(crate) fn enter(
 ) -> Result<Joined, CoreError> {
     let config =
         QueueConfig { kind: QueueKind::DoubleBarrier { count }, delay_ms: 0, blocked_until_ms: 0 };
-    recipe::join(m, session, path, config, WaitMode::Member, &[])
+    recipe::join(m, session, path, config, WaiterInfo::new(WaitMode::Member), &[])
 }
 
 /// Takes `session` out of the double barrier at `path`; answers how many members are still

@@ -2,28 +2,33 @@
 //! check that refuses the acquire that would close a cycle in it.
 //!
 //! A session whose waiter in lock `L` is not granted waits for every session with a waiter
-//! ahead of it in `L`, holders and earlier waiters alike: the queue is FIFO and nobody
-//! overtakes, so it cannot pass any of them. Only locks count (mutexes, read-write locks,
-//! semaphores); an election's candidates and a barrier's members wait for something other
-//! than a session letting go, and are not part of the graph.
+//! before it in `L` in the order waiters are served ([`crate::lock_family`]: priority, then
+//! arrival), holders and earlier waiters alike: nobody overtakes, so it cannot pass any of
+//! them. With hierarchical locks it also waits for the holders and earlier waiters of the
+//! locks above and below `L` whose holds conflict with its own. Only locks count
+//! (mutexes, read-write locks, semaphores); an election's candidates and a barrier's
+//! members wait for something other than a session letting go, and are not part of the
+//! graph.
 //!
 //! The graph is not kept beside the tree, it is read from it: a session's waiters are
-//! among its ephemeral nodes, which the tree indexes by session. Only an acquire adds
-//! edges (its new waiter joins the end of the queue, so the new edges all leave the
-//! acquiring session); a release, a revoke, a grant and the end of a session only remove
-//! them. So the graph never holds a cycle if every acquire that would close one is
-//! refused, and that is the one check, [`check`], run for an acquire that made a new
-//! waiter that is not granted at once. The refused acquire fails with
+//! among its ephemeral nodes, which the tree indexes by session. The order of a family's
+//! waiters is fixed when they join (it does not move with time), so only an acquire adds
+//! edges: those from its new waiter, and, when a higher priority puts the new waiter
+//! before others, edges into it. Every new edge touches the acquiring session, so a cycle
+//! the acquire closes passes through it; a release, a revoke, a grant and the end of a
+//! session only remove edges. So the graph never holds a cycle if every acquire that would
+//! close one is refused, and that is the one check, [`check`], run for an acquire that made
+//! a new waiter that is not granted at once. The refused acquire fails with
 //! [`CoreError::Deadlock`], and like every failed command it changes nothing.
 //!
-//! Cost: a breadth-first search from the sessions ahead of the new waiter, looking for the
+//! Cost: a breadth-first search from the sessions the new waiter waits for, looking for the
 //! acquiring session. For each session it reaches it reads that session's ephemeral nodes,
-//! and for each one that is a waiting waiter of a lock, the waiters ahead of it in that
-//! lock that were not read yet (those ahead of a waiter are a prefix of its queue, so each
-//! queue is read at most once in a search, up to its last waiting waiter reached). So it
-//! walks only the part of the graph reachable from the new wait, never every lock, in time
-//! linear in it (times the tree's lookups). It finds a shortest cycle, the same one on
-//! every replica (every order is the tree's, sorted).
+//! and for each one that is a waiting waiter of a lock, the members before it in that lock
+//! that were not read yet (each lock's members are read at most once in a search: those
+//! before a waiter are a prefix of its lock's order), plus the conflicting members of the
+//! locks above and below it. Each lock family is read once per search. So it walks only
+//! the part of the graph reachable from the new wait, never every lock. It finds a
+//! shortest cycle, the same one on every replica (every order is the tree's, sorted).
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
@@ -31,19 +36,25 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::error::CoreError;
 pub use crate::error::CycleStep;
 use crate::ids::SessionId;
+use crate::lock_family::{self, Family};
 use crate::node::NodeKind;
 use crate::queue_data::{QueueConfig, WaiterInfo};
 use crate::recipe;
 use crate::session::SessionTable;
 use crate::tree::Tree;
 
-/// The locks `session` waits on (its waiters there not granted), each with the sessions
-/// ahead of it there, in queue order; by lock path.
+/// The locks `session` waits on (its waiters there not granted), each with the sessions it
+/// waits for there (see the module documentation), in the order they are served; by lock
+/// path.
 pub fn waits_of(tree: &Tree, session: SessionId) -> Vec<(String, Vec<SessionId>)> {
+    let mut families = Families::default();
     waiting(tree, session)
-        .map(|(lock, waiter)| {
-            let ahead = tree.children(lock).take_while(|(p, _)| *p != waiter);
-            (lock.to_owned(), ahead.map(|(_, n)| n.stat.ephemeral_owner).collect())
+        .filter_map(|(lock, waiter)| {
+            let (family, at) = families.find(tree, lock, waiter)?;
+            let within = family.members[..at].iter().filter(|m| m.lock == family.members[at].lock);
+            let elsewhere = family.blockers_elsewhere(at).into_iter().map(|j| &family.members[j]);
+            let sessions = within.chain(elsewhere).map(|m| m.waiter.session).collect();
+            Some((lock.to_owned(), sessions))
         })
         .collect()
 }
@@ -63,6 +74,46 @@ fn waiting(tree: &Tree, session: SessionId) -> impl Iterator<Item = (&str, &str)
     })
 }
 
+/// The lock families read by a search, each read once, by root.
+#[derive(Default)]
+struct Families {
+    read: BTreeMap<String, ReadFamily>,
+}
+
+/// A family read, with its members indexed by waiter path, and how far each of its
+/// locks' members were followed.
+struct ReadFamily {
+    family: Family,
+    index: BTreeMap<String, usize>,
+    followed: Vec<usize>,
+}
+
+impl Families {
+    /// The family of `lock` and the index of `waiter` among its members.
+    fn find(&mut self, tree: &Tree, lock: &str, waiter: &str) -> Option<(&Family, usize)> {
+        let read = self.entry(tree, lock)?;
+        let at = *read.index.get(waiter)?;
+        Some((&read.family, at))
+    }
+
+    fn entry(&mut self, tree: &Tree, lock: &str) -> Option<&mut ReadFamily> {
+        let root = lock_family::root(tree, lock)?;
+        Some(self.read.entry(root).or_insert_with_key(|root| {
+            // The order does not depend on the time; only which locks are held back does,
+            // and the graph does not ask.
+            let family = lock_family::family(tree, root, 0);
+            let index = family
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m.waiter.path.clone(), i))
+                .collect();
+            let followed = vec![0; family.locks.len()];
+            ReadFamily { family, index, followed }
+        }))
+    }
+}
+
 /// A breadth-first search of the wait-for graph for one session.
 struct Search<'t> {
     tree: &'t Tree,
@@ -71,31 +122,41 @@ struct Search<'t> {
     /// Each session reached, with the session that waits for it and the lock it waits on.
     reached: BTreeMap<SessionId, (SessionId, String)>,
     frontier: VecDeque<SessionId>,
-    /// How far each lock's queue was read: the last waiter read. The sessions ahead of a
-    /// waiter are a prefix of its queue, and every session of a prefix read is reached
-    /// already, so each queue is read at most once, however many of its waiters wait.
-    read: BTreeMap<&'t str, &'t str>,
-    /// How many waiters were read, for the tests of the cost.
+    /// The families read. Within a lock, those a waiter waits for are the members before
+    /// it, and every session of a prefix followed is reached already, so each lock's
+    /// members are read at most once, however many of its waiters wait.
+    families: Families,
+    /// How many members were read within their lock, for the tests of the cost.
     #[cfg_attr(not(test), allow(dead_code))]
     waiters_read: usize,
 }
 
 impl<'t> Search<'t> {
     /// Follows the wait of `from` at `waiter` of the lock at `lock`: reaches the sessions
-    /// ahead of it not reached yet. Returns whether the target is reached.
-    fn follow(&mut self, from: SessionId, lock: &'t str, waiter: &str) -> bool {
-        let start = self.read.get(lock).copied();
-        if start.is_some_and(|last| last >= waiter) {
-            // Waiter names are fixed-width sequence numbers: their order is the queue's.
-            return false;
+    /// it waits for not reached yet. Returns whether the target is reached.
+    fn follow(&mut self, from: SessionId, lock: &str, waiter: &str) -> bool {
+        let Some(read) = self.families.entry(self.tree, lock) else { return false };
+        let Some(&at) = read.index.get(waiter) else { return false };
+        let family = &read.family;
+        let mine = family.members[at].lock;
+        let start = read.followed[mine];
+        let mut reach = Vec::new();
+        if start < at {
+            for m in family.members[start..at].iter().filter(|m| m.lock == mine) {
+                self.waiters_read += 1;
+                reach.push(m.waiter.session);
+            }
+            read.followed[mine] = at;
         }
-        let after = start.map_or("", crate::path::name);
-        for (p, n) in self.tree.children_after(lock, after).take_while(|(p, _)| *p != waiter) {
-            self.waiters_read += 1;
-            self.read.insert(lock, p);
-            if let Entry::Vacant(e) = self.reached.entry(n.stat.ephemeral_owner) {
+        if family.locks.len() > 1 {
+            reach.extend(
+                family.blockers_elsewhere(at).into_iter().map(|j| family.members[j].waiter.session),
+            );
+        }
+        for session in reach {
+            if let Entry::Vacant(e) = self.reached.entry(session) {
                 e.insert((from, lock.to_owned()));
-                self.frontier.push_back(n.stat.ephemeral_owner);
+                self.frontier.push_back(session);
             }
         }
         self.reached.contains_key(&self.target)
@@ -136,13 +197,13 @@ impl<'t> Search<'t> {
 }
 
 /// Searches from `session`'s new wait at `waiter` of the lock at `lock`.
-fn search<'t>(tree: &'t Tree, session: SessionId, lock: &'t str, waiter: &str) -> Search<'t> {
+fn search<'t>(tree: &'t Tree, session: SessionId, lock: &str, waiter: &str) -> Search<'t> {
     let mut s = Search {
         tree,
         target: session,
         reached: BTreeMap::new(),
         frontier: VecDeque::new(),
-        read: BTreeMap::new(),
+        families: Families::default(),
         waiters_read: 0,
     };
     if !s.follow(session, lock, waiter) {

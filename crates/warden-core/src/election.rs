@@ -59,7 +59,7 @@ pub(crate) fn campaign(
     path: &str,
     value: &[u8],
 ) -> Result<Joined, CoreError> {
-    recipe::join(m, session, path, CONFIG, WaitMode::Exclusive, value)
+    recipe::join(m, session, path, CONFIG, WaiterInfo::new(WaitMode::Exclusive), value)
 }
 
 /// The leader of `session` with `token` announces `value`. A deposed leader's proclaim (or
@@ -86,7 +86,7 @@ pub(crate) fn proclaim(
         .into_iter()
         .find(|w| w.session == session && w.info.token == Some(token))
         .ok_or_else(ended)?;
-    let info = WaiterInfo { mode: mine.info.mode, token: mine.info.token };
+    let info = mine.info;
     let current = m.tree().get(&mine.path).map(|n| queue_data::value_of(&n.data));
     if current.as_ref() != Some(&value) {
         m.set_internal(&mine.path, info.with_value(None, &value));

@@ -63,31 +63,44 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!("container {p} lost its last child but was not deleted"));
         }
     }
-    // Recipe queues: the granted waiters are the first ones, exactly as many as the queue
-    // rule allows (fewer only while a lock-delay blocks new grants, or in a resource kind's
-    // version that does not grant yet), and tokens never
-    // decrease along the queue; an empty queue is one that persists or is blocked; an
-    // election's recorded leader is its first holder.
+    // Recipe queues: an election's or a barrier's granted waiters are the first ones,
+    // exactly as many as the queue rule allows (fewer only while a lock-delay blocks new
+    // grants), and tokens never decrease along the queue; locks are checked by
+    // `lock_invariants` against a brute-force reading of their rule; an empty queue is one
+    // that persists, is blocked, or still has locks below it; an election's recorded
+    // leader is its first holder.
     for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Queue) {
         let Some((config, waiters)) = crate::recipe::waiters(tree, p) else {
             found.push(format!("queue {p} has unreadable data {:?}", node.data));
             continue;
         };
-        // Its children are its waiters and nothing else.
+        // Its children are its waiters, and for a lock the paths to the locks below it.
+        let mut others = 0;
         for (child, n) in tree.children(p) {
             let waiter = crate::recipe::queue_of_waiter(child) == Some(p)
                 && n.kind == NodeKind::Ephemeral
                 && crate::queue_data::WaiterInfo::decode(&n.data).is_some();
-            if !waiter {
+            let below = config.kind.is_lock()
+                && crate::recipe::queue_of_waiter(child).is_none()
+                && matches!(n.kind, NodeKind::Container | NodeKind::Queue);
+            if !waiter && !below {
                 found.push(format!("queue {p} has {child}, which is not a waiter"));
             }
+            others += u64::from(!waiter);
+        }
+        if waiters.is_empty()
+            && others == 0
+            && !config.kind.persists()
+            && config.blocked_until_ms == 0
+        {
+            found.push(format!("queue {p} has no waiters left but was not deleted"));
+        }
+        if config.kind.is_lock() {
+            continue;
         }
         let modes: Vec<_> = waiters.iter().map(|w| w.info.mode).collect();
         let granted = waiters.iter().take_while(|w| w.info.token.is_some()).count();
         let allowed = crate::queue::holders(config.kind, &modes, granted);
-        if waiters.is_empty() && !config.kind.persists() && config.blocked_until_ms == 0 {
-            found.push(format!("queue {p} has no waiters left but was not deleted"));
-        }
         if config.kind.records_head() {
             let head = crate::queue_data::Head::decode(&node.data);
             let first = waiters.first().filter(|w| w.info.token.is_some());
@@ -104,7 +117,7 @@ pub fn violations(state: &State) -> Vec<String> {
         if waiters.iter().skip(granted).any(|w| w.info.token.is_some()) {
             found.push(format!("queue {p}: a waiter holds while an earlier one waits"));
         }
-        let held_back = config.blocked_until_ms != 0 || crate::recipe::gated(tree, p);
+        let held_back = config.blocked_until_ms != 0;
         if granted > allowed || (granted < allowed && !held_back) {
             found.push(format!("queue {p}: {granted} granted, the rule allows {allowed}"));
         }
@@ -113,6 +126,7 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!("queue {p}: tokens out of queue order {tokens:?}"));
         }
     }
+    found.extend(crate::lock_invariants::violations(tree));
     // Resource kinds: only the current version's locks grant (no id is held under two
     // versions), and no version but the current one and the one it rotates to exists.
     for (p, node) in tree.iter().filter(|(_, n)| n.kind == NodeKind::Resource) {

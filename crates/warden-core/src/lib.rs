@@ -33,6 +33,8 @@ mod ids;
 pub mod invariants;
 mod limits;
 pub mod lock;
+pub mod lock_family;
+mod lock_invariants;
 mod namespace;
 mod node;
 pub mod path;

@@ -19,7 +19,7 @@ use crate::error::CoreError;
 use crate::ids::SessionId;
 use crate::namespace::Mutation;
 use crate::queue::{LockKind, MAX_PRIORITY, Scope, WaitMode};
-use crate::queue_data::QueueConfig;
+use crate::queue_data::{QueueConfig, WaiterInfo};
 use crate::recipe::{self, Joined};
 
 /// The longest lock-delay, in ms.
@@ -53,7 +53,9 @@ pub(crate) fn acquire(
     let config = QueueConfig { kind, delay_ms, blocked_until_ms: 0 };
     // Acquiring again returns the same place: no new wait, nothing to check.
     let again = m.tree().ephemerals_of(session).any(|p| recipe::queue_of_waiter(p) == Some(lock));
-    let joined = recipe::join(m, session, lock, config, mode, &[])?;
+    let request =
+        WaiterInfo { scope: options.scope, priority: options.priority, ..WaiterInfo::new(mode) };
+    let joined = recipe::join(m, session, lock, config, request, &[])?;
     if !again && joined.token.is_none() {
         deadlock::check(m.tree(), session, lock, &joined.waiter)?;
     }
@@ -74,8 +76,8 @@ fn check_options(kind: LockKind, options: &AcquireOptions) -> Result<(), CoreErr
             options.priority
         ));
     }
-    if options.scope != Scope::Node || options.priority != 0 || options.owner.is_some() {
-        return refuse("subtree scope, priorities and reentrancy are not served yet".to_owned());
+    if options.owner.is_some() {
+        return refuse("reentrancy is not served yet".to_owned());
     }
     Ok(())
 }

@@ -219,6 +219,29 @@ impl<'a> Mutation<'a> {
         stat
     }
 
+    /// Turns the container at `path` into a node of `kind` with `data`, keeping its
+    /// children (a recipe taking over a path that only held its descendants); returns
+    /// whether there was such a container.
+    pub(crate) fn retype_container(&mut self, path: &str, kind: NodeKind, data: Bytes) -> bool {
+        if self.tree.get(path).is_none_or(|n| n.kind != NodeKind::Container) {
+            return false;
+        }
+        let (revision, time_ms) = (self.revision, self.time_ms);
+        let event_data = data.clone();
+        let mut stat = Stat::default();
+        self.tree.update(path, |n| {
+            n.kind = kind;
+            n.stat.version += 1;
+            n.stat.mod_revision = revision;
+            n.stat.mtime_ms = time_ms;
+            n.stat.data_length = data.len() as u64;
+            n.data = data;
+            stat = n.stat;
+        });
+        self.emit(EventKind::Data, path, stat, Some(event_data));
+        true
+    }
+
     /// Deletes a node (with its descendants if `recursive`); returns how many nodes went,
     /// containers emptied by the deletion included.
     pub(crate) fn delete(

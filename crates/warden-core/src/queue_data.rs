@@ -6,7 +6,8 @@
 //! permits=N`, `kind=election`, `kind=barrier`, `kind=double count=N`); a queue whose kind
 //! records its head adds ` head=w-NNNNNNNNNN token=T session=S` and, after a newline, the
 //! head's value. A waiter's first line is `mode=exclusive` (`shared`, `permits:N`,
-//! `member`), then ` token=R` once granted, then ` revoked` or ` resigned` in the last
+//! `member`), then ` scope=subtree` for a hold of a subtree, ` priority=P` for a priority
+//! above 0, ` token=R` once granted, then ` revoked` or ` resigned` in the last
 //! value it gets before it is deleted; after a newline, its value (an election
 //! candidate's). Only the recipes write these nodes, so the text is always readable; a
 //! value never reaches the first line.
@@ -20,7 +21,7 @@ use bytes::Bytes;
 
 use crate::ids::SessionId;
 use crate::node::{Node, NodeKind};
-use crate::queue::{QueueKind, WaitMode};
+use crate::queue::{QueueKind, Scope, WaitMode};
 
 /// A queue's settings and state, as kept in the first line of its node's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +161,18 @@ pub struct WaiterInfo {
     pub mode: WaitMode,
     /// Its token, once granted.
     pub token: Option<u64>,
+    /// What its hold covers (` scope=subtree`; absent for the lock's own path).
+    pub scope: Scope,
+    /// Its priority (` priority=P`; absent for 0).
+    pub priority: u32,
 }
 
 impl WaiterInfo {
+    /// A waiter of a plain request (the lock's own path, priority 0), not granted.
+    pub fn new(mode: WaitMode) -> WaiterInfo {
+        WaiterInfo { mode, token: None, scope: Scope::Node, priority: 0 }
+    }
+
     /// The header line kept in the waiter node (a waiter without a value).
     pub fn encode(&self) -> Bytes {
         Bytes::from(self.line())
@@ -175,10 +185,17 @@ impl WaiterInfo {
             WaitMode::Permits(n) => format!("mode=permits:{n}"),
             WaitMode::Member => "mode=member".to_owned(),
         };
-        match self.token {
-            Some(token) => format!("{mode} token={token}"),
-            None => mode,
+        let mut line = mode;
+        if self.scope == Scope::Subtree {
+            line.push_str(" scope=subtree");
         }
+        if self.priority != 0 {
+            line.push_str(&format!(" priority={}", self.priority));
+        }
+        if let Some(token) = self.token {
+            line.push_str(&format!(" token={token}"));
+        }
+        line
     }
 
     /// The whole data of a waiter: this header, an optional mark, and `value`.
@@ -210,7 +227,16 @@ impl WaiterInfo {
             Some(t) => Some(t.parse().ok()?),
             None => None,
         };
-        Some(WaiterInfo { mode, token })
+        let scope = match field(line, "scope") {
+            None => Scope::Node,
+            Some("subtree") => Scope::Subtree,
+            Some(_) => return None,
+        };
+        let priority = match field(line, "priority") {
+            Some(p) => p.parse().ok()?,
+            None => 0,
+        };
+        Some(WaiterInfo { mode, token, scope, priority })
     }
 }
 
@@ -293,8 +319,10 @@ mod tests {
         }
         let modes = [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(2), WaitMode::Member];
         for mode in modes {
-            for token in [None, Some(42)] {
-                let info = WaiterInfo { mode, token };
+            for (token, scope, priority) in
+                [(None, Scope::Node, 0), (Some(42), Scope::Subtree, 7), (Some(1), Scope::Node, 10)]
+            {
+                let info = WaiterInfo { mode, token, scope, priority };
                 assert_eq!(WaiterInfo::decode(&info.encode()), Some(info));
                 let data = info.with_value(Some(Mark::Resigned), b"x revoked\ny");
                 assert_eq!(WaiterInfo::decode(&data), Some(info));

@@ -29,6 +29,7 @@ use crate::command::HoldRef;
 use crate::error::CoreError;
 use crate::event::{Event, EventKind};
 use crate::ids::SessionId;
+use crate::lock_family;
 use crate::namespace::Mutation;
 use crate::node::NodeKind;
 use crate::path;
@@ -43,11 +44,16 @@ const WAITER_PREFIX: &str = "w-";
 /// The queue that `path` would be a waiter of, going by its name alone (`QUEUE/w-` and
 /// digits): whether the parent is still a queue is for the caller to check.
 pub fn queue_of_waiter(path: &str) -> Option<&str> {
-    let digits = path::name(path).strip_prefix(WAITER_PREFIX)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if !is_waiter_name(path::name(path)) {
         return None;
     }
     path::parent(path)
+}
+
+/// Whether `name` is a waiter's name: `w-` and digits.
+fn is_waiter_name(name: &str) -> bool {
+    name.strip_prefix(WAITER_PREFIX)
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One waiter of a queue, in queue order.
@@ -61,6 +67,8 @@ pub struct WaiterView {
     pub info: WaiterInfo,
     /// When it started waiting (leader clock, ms).
     pub since_ms: u64,
+    /// The revision of the command that queued it.
+    pub joined_revision: u64,
 }
 
 /// The queue at `path`: its settings and waiters in order; `None` if there is no queue.
@@ -69,13 +77,15 @@ pub fn waiters(tree: &Tree, path: &str) -> Option<(QueueConfig, Vec<WaiterView>)
     let config = QueueConfig::decode(&node.data)?;
     let waiters = tree
         .children(path)
+        .filter(|(p, n)| n.kind == NodeKind::Ephemeral && queue_of_waiter(p).is_some())
         .map(|(p, n)| WaiterView {
             path: p.to_owned(),
             session: n.stat.ephemeral_owner,
             // A waiter always has readable data: only the recipes write it.
             info: WaiterInfo::decode(&n.data)
-                .unwrap_or(WaiterInfo { mode: WaitMode::Exclusive, token: None }),
+                .unwrap_or_else(|| WaiterInfo::new(WaitMode::Exclusive)),
             since_ms: n.stat.ctime_ms,
+            joined_revision: n.stat.create_revision,
         })
         .collect();
     Some((config, waiters))
@@ -149,6 +159,10 @@ pub(crate) fn existing(
     kind: QueueKind,
 ) -> Result<Option<QueueConfig>, CoreError> {
     let Some(node) = tree.get(path) else { return Ok(None) };
+    if node.kind == NodeKind::Container && kind.is_lock() && only_locks_below(tree, path) {
+        // A path that only held locks below it becomes a lock itself (hierarchical locks).
+        return Ok(None);
+    }
     if node.kind != NodeKind::Queue {
         return Err(CoreError::WrongRecipe {
             path: path.to_owned(),
@@ -169,6 +183,20 @@ pub(crate) fn existing(
     Ok(Some(config))
 }
 
+/// Whether everything below `path` is a lock, a lock's waiter, or a container between
+/// them: nodes only the recipes made.
+fn only_locks_below(tree: &Tree, path: &str) -> bool {
+    tree.descendants(path).iter().all(|p| match tree.get(p).map(|n| n.kind) {
+        Some(NodeKind::Container) => true,
+        Some(NodeKind::Queue) => {
+            tree.get(p).and_then(|n| QueueConfig::decode(&n.data)).is_some_and(|c| c.kind.is_lock())
+        }
+        Some(NodeKind::Ephemeral) => queue_of_waiter(p)
+            .is_some_and(|q| tree.get(q).is_some_and(|n| n.kind == NodeKind::Queue)),
+        _ => false,
+    })
+}
+
 /// Queues `session` on the queue at `path` (creating it with `config`), asking for `mode`,
 /// with `value` kept in its waiter; or returns its existing place. A queue of another
 /// kind is refused.
@@ -177,10 +205,10 @@ pub(crate) fn join(
     session: SessionId,
     path: &str,
     config: QueueConfig,
-    mode: WaitMode,
+    request: WaiterInfo,
     value: &[u8],
 ) -> Result<Joined, CoreError> {
-    queue::validate(config.kind, mode)?;
+    queue::validate(config.kind, request.mode)?;
     path::validate(path, m.limits())?;
     let max_depth = m.limits().max_path_depth;
     if path::depth(path) as usize >= max_depth {
@@ -224,7 +252,7 @@ pub(crate) fn join(
         });
     }
     let prefix = format!("{}{WAITER_PREFIX}", path::child_prefix(path));
-    let data = WaiterInfo { mode, token: None }.with_value(None, value);
+    let data = WaiterInfo { token: None, ..request }.with_value(None, value);
     let waiter = m.create_internal(&prefix, data, NodeKind::Ephemeral, session, true)?;
     grant(m, path);
     let after = waiters(m.tree(), path).map(|(_, ws)| ws).unwrap_or_default();
@@ -239,21 +267,36 @@ pub(crate) fn create_queue(
     path: &str,
     config: QueueConfig,
 ) -> Result<(), CoreError> {
-    create_ancestors(m, path)?;
+    if let Some(segment) = path.split('/').find(|s| is_waiter_name(s)) {
+        return Err(CoreError::InvalidLockRequest {
+            reason: format!(
+                "{path:?} has a part named like a waiter ({segment:?}: w- and digits), which a lock above it would take for one; use another name"
+            ),
+        });
+    }
+    if m.retype_container(path, NodeKind::Queue, config.encode()) {
+        return Ok(());
+    }
+    create_ancestors(m, path, config.kind)?;
     m.create_internal(path, config.encode(), NodeKind::Queue, 0, false)?;
     Ok(())
 }
 
 /// Creates the missing ancestors of `path` as containers, top down: they go once the queue
-/// (their last child) does. An ancestor that is a queue is refused (`LockManaged`); one
-/// that is ephemeral is refused by the create (`EphemeralParent`).
-fn create_ancestors(m: &mut Mutation<'_>, path: &str) -> Result<(), CoreError> {
+/// (their last child) does. An ancestor that is a queue is refused (`LockManaged`), unless
+/// both are locks (a lock below a lock: hierarchical locks); one that is ephemeral is
+/// refused by the create (`EphemeralParent`).
+fn create_ancestors(m: &mut Mutation<'_>, path: &str, kind: QueueKind) -> Result<(), CoreError> {
     let mut missing = Vec::new();
     let mut current = path::parent(path);
     while let Some(p) = current {
         match m.tree().get(p) {
             Some(n) if n.kind == NodeKind::Queue => {
-                return Err(CoreError::LockManaged { path: p.to_owned() });
+                let lock_above = QueueConfig::decode(&n.data).is_some_and(|c| c.kind.is_lock());
+                if !(lock_above && kind.is_lock()) {
+                    return Err(CoreError::LockManaged { path: p.to_owned() });
+                }
+                break;
             }
             Some(_) => break,
             None => missing.push(p.to_owned()),
@@ -345,6 +388,13 @@ pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     if gated(m.tree(), path) {
         return;
     }
+    // Locks are granted with the locks above and below them (hierarchical locks).
+    if let Some(root) = lock_family::root(m.tree(), path) {
+        let family = lock_family::family(m.tree(), &root, m.time_ms());
+        let grants: Vec<WaiterView> = family.grants().into_iter().cloned().collect();
+        give(m, &grants);
+        return;
+    }
     let Some((config, ws)) = waiters(m.tree(), path) else { return };
     if config.blocked_until_ms > m.time_ms() {
         return;
@@ -352,15 +402,22 @@ pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     let modes: Vec<WaitMode> = ws.iter().map(|w| w.info.mode).collect();
     let granted = ws.iter().take_while(|w| w.info.token.is_some()).count();
     let holders = queue::holders(config.kind, &modes, granted);
-    let revision = m.revision();
-    for w in ws.iter().take(holders).filter(|w| w.info.token.is_none()) {
-        let value =
-            m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let granted = WaiterInfo { mode: w.info.mode, token: Some(revision) };
-        m.set_internal(&w.path, granted.with_value(None, &value));
-    }
+    let grants: Vec<WaiterView> =
+        ws.into_iter().take(holders).filter(|w| w.info.token.is_none()).collect();
+    give(m, &grants);
     if config.kind.records_head() {
         record_head(m, path, config);
+    }
+}
+
+/// Grants `waiters`: each gets the command's revision as its token.
+fn give(m: &mut Mutation<'_>, waiters: &[WaiterView]) {
+    let revision = m.revision();
+    for w in waiters {
+        let value =
+            m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
+        let granted = WaiterInfo { token: Some(revision), ..w.info };
+        m.set_internal(&w.path, granted.with_value(None, &value));
     }
 }
 

@@ -1172,12 +1172,16 @@ fn a_lock_creates_its_missing_ancestors_as_containers_that_go_with_it() {
         h.run(Request::in_session(s, under("/eph/a/lock"))).response.outcome,
         Err(CoreError::EphemeralParent { .. })
     ));
+    // Under a lock only another lock (hierarchical locks), not another recipe.
     h.acquire(s, "/m", LockKind::Mutex, X, 0);
+    let campaign = Command::Campaign { path: "/m/a/election".into(), value: "v".into() };
     assert_eq!(
-        h.run(Request::in_session(s, under("/m/a/lock"))).response.outcome,
+        h.run(Request::in_session(s, campaign)).response.outcome,
         Err(CoreError::LockManaged { path: "/m".into() })
     );
     assert!(!h.exists("/eph/a") && !h.exists("/m/a"), "a refused acquire leaves nothing");
+    h.acquire(s, "/m/a/lock", LockKind::Mutex, X, 0);
+    assert_eq!(h.state.get("/m/a").map(|n| n.kind), Ok(NodeKind::Container));
 }
 
 const POLICY: &str =
