@@ -1,11 +1,11 @@
 //! Deadlock detection over locks (DESIGN §5): the wait-for graph between sessions, and the
 //! check that refuses the acquire that would close a cycle in it.
 //!
-//! A session whose waiter in lock `L` is not granted waits for every session with a waiter
-//! before it in `L` in the order waiters are served ([`crate::lock_family`]: priority, then
-//! arrival), holders and earlier waiters alike: nobody overtakes, so it cannot pass any of
-//! them. With hierarchical locks it also waits for the holders and earlier waiters of the
-//! locks above and below `L` whose holds conflict with its own. Only locks count
+//! A session whose waiter in lock `L` is not granted waits for the sessions of the holders
+//! and of the waiters served before it ([`crate::lock_family`]: priority, then arrival)
+//! that it may not pass: in a mutex or a semaphore all of them; in a read-write lock, and
+//! in the locks above and below `L` (hierarchical locks), those whose holds conflict with
+//! its own. Only locks count
 //! (mutexes, read-write locks, semaphores); an election's candidates and a barrier's
 //! members wait for something other than a session letting go, and are not part of the
 //! graph.
@@ -13,12 +13,14 @@
 //! The graph is not kept beside the tree, it is read from it: a session's waiters are
 //! among its ephemeral nodes, which the tree indexes by session. The order of a family's
 //! waiters is fixed when they join (it does not move with time), so only an acquire adds
-//! edges: those from its new waiter, and, when a higher priority puts the new waiter
-//! before others, edges into it. Every new edge touches the acquiring session, so a cycle
-//! the acquire closes passes through it; a release, a revoke, a grant and the end of a
-//! session only remove edges. So the graph never holds a cycle if every acquire that would
-//! close one is refused, and that is the one check, [`check`], run for an acquire that made
-//! a new waiter that is not granted at once. The refused acquire fails with
+//! edges: those from its new waiter, and edges into it from the waiters it is served
+//! before (a higher priority; a reader granted beside a reader that waits for a lock
+//! above). Every new edge touches the acquiring session, so a cycle the acquire closes
+//! passes through it, and leaves it by one of its waits; a release, a revoke, a grant and
+//! the end of a session only remove edges. So the graph never holds a cycle if every
+//! acquire that would close one is refused, and that is the one check, [`check`], run for
+//! every acquire that made a new waiter, granted at once or not (it costs nothing when the
+//! session waits nowhere). The refused acquire fails with
 //! [`CoreError::Deadlock`], and like every failed command it changes nothing.
 //!
 //! Cost: a breadth-first search from the sessions the new waiter waits for, looking for the
@@ -38,6 +40,7 @@ pub use crate::error::CycleStep;
 use crate::ids::SessionId;
 use crate::lock_family::{self, Family};
 use crate::node::NodeKind;
+use crate::queue::{QueueKind, WaitMode};
 use crate::queue_data::{QueueConfig, WaiterInfo};
 use crate::recipe;
 use crate::session::SessionTable;
@@ -51,10 +54,8 @@ pub fn waits_of(tree: &Tree, session: SessionId) -> Vec<(String, Vec<SessionId>)
     waiting(tree, session)
         .filter_map(|(lock, waiter)| {
             let (family, at) = families.find(tree, lock, waiter)?;
-            let within = family.members[..at].iter().filter(|m| m.lock == family.members[at].lock);
-            let elsewhere = family.blockers_elsewhere(at).into_iter().map(|j| &family.members[j]);
-            let sessions = within.chain(elsewhere).map(|m| m.waiter.session).collect();
-            Some((lock.to_owned(), sessions))
+            let blockers = family.blockers(at).into_iter();
+            Some((lock.to_owned(), blockers.map(|j| family.members[j].waiter.session).collect()))
         })
         .collect()
 }
@@ -138,20 +139,26 @@ impl<'t> Search<'t> {
         let Some(read) = self.families.entry(self.tree, lock) else { return false };
         let Some(&at) = read.index.get(waiter) else { return false };
         let family = &read.family;
-        let mine = family.members[at].lock;
-        let start = read.followed[mine];
-        let mut reach = Vec::new();
-        if start < at {
-            for m in family.members[start..at].iter().filter(|m| m.lock == mine) {
-                self.waiters_read += 1;
-                reach.push(m.waiter.session);
-            }
-            read.followed[mine] = at;
+        let me = &family.members[at];
+        if me.waiter.info.token.is_some() {
+            return false;
         }
-        if family.locks.len() > 1 {
-            reach.extend(
-                family.blockers_elsewhere(at).into_iter().map(|j| family.members[j].waiter.session),
-            );
+        let mine = me.lock;
+        let mut reach = Vec::new();
+        let shared_reader = family.locks[mine].config.kind == QueueKind::ReadWrite
+            && me.waiter.info.mode == WaitMode::Shared;
+        if family.locks.len() > 1 || shared_reader {
+            reach.extend(family.blockers(at).into_iter().map(|j| family.members[j].waiter.session));
+        } else {
+            // A waiter of a lone mutex or semaphore waits for every member before it.
+            let start = read.followed[mine];
+            if start < at {
+                for m in &family.members[start..at] {
+                    self.waiters_read += 1;
+                    reach.push(m.waiter.session);
+                }
+                read.followed[mine] = at;
+            }
         }
         for session in reach {
             if let Entry::Vacant(e) = self.reached.entry(session) {
@@ -206,7 +213,12 @@ fn search<'t>(tree: &'t Tree, session: SessionId, lock: &str, waiter: &str) -> S
         families: Families::default(),
         waiters_read: 0,
     };
-    if !s.follow(session, lock, waiter) {
+    // The new wait first, then the session's other waits: a higher priority may have put
+    // the new waiter before others, and a cycle through such an edge into the session
+    // leaves it by any of its waits.
+    let found = s.follow(session, lock, waiter)
+        || waiting(tree, session).filter(|(_, w)| *w != waiter).any(|(l, w)| s.follow(session, l, w));
+    if !found {
         s.run();
     }
     s

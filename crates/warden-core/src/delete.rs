@@ -46,11 +46,12 @@ pub(crate) fn delete(
     }
     let node = m.tree().get(target).ok_or_else(|| CoreError::no_node(target))?;
     check_version(target, node, expected_version)?;
-    if !recursive && node.kind != NodeKind::Queue && node.stat.num_children > 0 {
-        return Err(CoreError::NotEmpty {
-            path: target.to_owned(),
-            children: node.stat.num_children,
-        });
+    // A lock's waiters go with it; anything else below (the locks below a lock) needs a
+    // recursive delete.
+    let waiters = if node.kind == NodeKind::Queue { waiter_children(m.tree(), target).len() } else { 0 };
+    let others = node.stat.num_children - waiters as u64;
+    if !recursive && others > 0 {
+        return Err(CoreError::NotEmpty { path: target.to_owned(), children: others });
     }
     let now = m.time_ms();
     let scope = scope(m.tree(), target, recursive);
@@ -80,11 +81,21 @@ fn is_lock(tree: &Tree, p: &str) -> bool {
 /// The nodes the delete removes: `target`, and its descendants if `recursive`.
 fn scope(tree: &Tree, target: &str, recursive: bool) -> Vec<String> {
     let mut scope = vec![target.to_owned()];
-    if recursive || is_lock(tree, target) {
-        // A lock's children are its waiters: deleting the lock reaches them all.
+    if recursive {
         scope.extend(tree.descendants(target));
+    } else if is_lock(tree, target) {
+        // Deleting a lock reaches its waiters.
+        scope.extend(waiter_children(tree, target));
     }
     scope
+}
+
+/// The waiters of the lock at `lock`.
+fn waiter_children(tree: &Tree, lock: &str) -> Vec<String> {
+    tree.children(lock)
+        .filter(|(p, n)| n.kind == NodeKind::Ephemeral && recipe::queue_of_waiter(p).is_some())
+        .map(|(p, _)| p.to_owned())
+        .collect()
 }
 
 /// The waiters among `scope`, as the sessions and locks they belong to.
@@ -92,8 +103,8 @@ fn reached(tree: &Tree, scope: &[String]) -> Vec<Reached> {
     scope
         .iter()
         .filter_map(|p| {
-            let lock = path::parent(p).filter(|l| is_lock(tree, l))?;
-            let node = tree.get(p)?;
+            let lock = recipe::queue_of_waiter(p).filter(|l| is_lock(tree, l))?;
+            let node = tree.get(p).filter(|n| n.kind == NodeKind::Ephemeral)?;
             let held = WaiterInfo::decode(&node.data).is_some_and(|i| i.token.is_some());
             Some(Reached { lock: lock.to_owned(), session: node.stat.ephemeral_owner, held })
         })

@@ -56,7 +56,7 @@ pub(crate) fn acquire(
     let request =
         WaiterInfo { scope: options.scope, priority: options.priority, ..WaiterInfo::new(mode) };
     let joined = recipe::join(m, session, lock, config, request, &[])?;
-    if !again && joined.token.is_none() {
+    if !again {
         deadlock::check(m.tree(), session, lock, &joined.waiter)?;
     }
     Ok(joined)

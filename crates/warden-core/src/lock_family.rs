@@ -23,6 +23,9 @@
 //! clock; within one lock they are taken as never going back, so that a new leader's
 //! slower clock cannot reorder a lock's waiters of one priority.)
 //!
+//! One session's holds never conflict with each other across locks: a session that holds
+//! a subtree may lock below it (a transaction may, under its own intention locks).
+//!
 //! **Rule.** Holders keep holding. Going through the waiters in order, one is granted iff
 //! it conflicts with no holder and no waiter before it (nobody overtakes a conflicting
 //! request: fair), where within one lock its kind decides (mutex: everything conflicts;
@@ -33,6 +36,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::ids::SessionId;
 use crate::node::NodeKind;
 use crate::path;
 use crate::queue::{MAX_PRIORITY, QueueKind, Scope, WaitMode};
@@ -186,6 +190,39 @@ struct Load {
     permits: u64,
 }
 
+/// The loads of a family's locks: of everyone, and of each session (one session's holds do
+/// not conflict with each other across locks: a session holding a subtree may lock below
+/// it, as a transaction may under its own intention locks).
+struct Loads {
+    total: Vec<Load>,
+    of_session: BTreeMap<(usize, SessionId), Load>,
+}
+
+impl Loads {
+    fn new(locks: usize) -> Loads {
+        Loads { total: vec![Load::default(); locks], of_session: BTreeMap::new() }
+    }
+
+    fn add(&mut self, member: &Member, kind: QueueKind) {
+        self.total[member.lock].add(kind, &member.waiter);
+        let key = (member.lock, member.waiter.session);
+        self.of_session.entry(key).or_default().add(kind, &member.waiter);
+    }
+
+    /// What the sessions other than `session` take of lock `i`.
+    fn others(&self, i: usize, session: SessionId) -> Load {
+        let all = self.total[i];
+        let Some(mine) = self.of_session.get(&(i, session)) else { return all };
+        Load {
+            any: all.any - mine.any,
+            exclusive: all.exclusive - mine.exclusive,
+            subtree_any: all.subtree_any - mine.subtree_any,
+            subtree_exclusive: all.subtree_exclusive - mine.subtree_exclusive,
+            permits: all.permits - mine.permits,
+        }
+    }
+}
+
 impl Load {
     fn add(&mut self, kind: QueueKind, waiter: &WaiterView) {
         let x = u64::from(exclusive(waiter.info.mode));
@@ -210,13 +247,14 @@ impl Family {
         i + 1..end
     }
 
-    /// Whether `member` conflicts with what `load` counts of the locks: within its own
-    /// lock by the lock's kind, across locks by the subtree rule.
-    fn blocked(&self, member: &Member, loads: &[Load]) -> bool {
+    /// Whether `member` conflicts with what `loads` counts of the locks: within its own
+    /// lock by the lock's kind, across locks (other sessions only) by the subtree rule.
+    fn blocked(&self, member: &Member, loads: &Loads) -> bool {
         let i = member.lock;
         let info = &member.waiter.info;
+        let session = member.waiter.session;
         let x = exclusive(info.mode);
-        let own = loads[i];
+        let own = loads.total[i];
         let within = match self.locks[i].config.kind {
             QueueKind::ReadWrite if !x => own.exclusive > 0,
             QueueKind::Semaphore { permits: n } => {
@@ -227,19 +265,23 @@ impl Family {
         if within {
             return true;
         }
-        let from_above = self.above[i]
-            .iter()
-            .any(|&j| if x { loads[j].subtree_any > 0 } else { loads[j].subtree_exclusive > 0 });
+        let from_above = self.above[i].iter().any(|&j| {
+            let load = loads.others(j, session);
+            if x { load.subtree_any > 0 } else { load.subtree_exclusive > 0 }
+        });
         if from_above {
             return true;
         }
         info.scope == Scope::Subtree
-            && self.below(i).any(|k| if x { loads[k].any > 0 } else { loads[k].exclusive > 0 })
+            && self.below(i).any(|k| {
+                let load = loads.others(k, session);
+                if x { load.any > 0 } else { load.exclusive > 0 }
+            })
     }
 
     /// The waiters to grant now: see the module documentation for the rule.
     pub fn grants(&self) -> Vec<&WaiterView> {
-        let mut loads = vec![Load::default(); self.locks.len()];
+        let mut loads = Loads::new(self.locks.len());
         let mut granted = Vec::new();
         for m in &self.members {
             let kind = self.locks[m.lock].config.kind;
@@ -249,32 +291,35 @@ impl Family {
             {
                 granted.push(&m.waiter);
             }
-            loads[m.lock].add(kind, &m.waiter);
+            loads.add(m, kind);
         }
         granted
     }
 
-    /// The members that member `at` (a waiter that is not granted) waits for in the other
-    /// locks of the family: in the locks above and below it, the holders and earlier
-    /// waiters whose holds conflict with it. (Within its own lock it waits for every
-    /// member before it: it cannot pass them.)
-    pub fn blockers_elsewhere(&self, at: usize) -> Vec<usize> {
+    /// Whether member `at` (a waiter that is not granted) waits for member `other`, which
+    /// is served before it: within a mutex or a semaphore it waits for every one of them
+    /// (any may hold what it needs); within a read-write lock, and across locks, for those
+    /// whose holds conflict with its own. Never for its own session.
+    pub fn waits_for(&self, me: &Member, other: &Member) -> bool {
+        if other.waiter.session == me.waiter.session {
+            return false;
+        }
+        let either_exclusive = exclusive(me.waiter.info.mode) || exclusive(other.waiter.info.mode);
+        if other.lock == me.lock {
+            return self.locks[me.lock].config.kind != QueueKind::ReadWrite || either_exclusive;
+        }
+        let from_above =
+            self.above[me.lock].contains(&other.lock) && other.waiter.info.scope == Scope::Subtree;
+        let from_below =
+            me.waiter.info.scope == Scope::Subtree && self.below(me.lock).contains(&other.lock);
+        (from_above || from_below) && either_exclusive
+    }
+
+    /// The members that member `at` (a waiter that is not granted) waits for: see
+    /// [`Family::waits_for`].
+    pub fn blockers(&self, at: usize) -> Vec<usize> {
         let Some(me) = self.members.get(at) else { return Vec::new() };
-        let above = &self.above[me.lock];
-        let below = if me.waiter.info.scope == Scope::Subtree { self.below(me.lock) } else { 0..0 };
-        let x = exclusive(me.waiter.info.mode);
-        self.members[..at]
-            .iter()
-            .enumerate()
-            .filter(|(_, other)| {
-                let ox = exclusive(other.waiter.info.mode);
-                (above.contains(&other.lock)
-                    && other.waiter.info.scope == Scope::Subtree
-                    && (x || ox))
-                    || (below.contains(&other.lock) && (x || ox))
-            })
-            .map(|(j, _)| j)
-            .collect()
+        (0..at).filter(|&j| self.waits_for(me, &self.members[j])).collect()
     }
 }
 

@@ -3,7 +3,8 @@
 //! that the tests that check invariants after every step compare the two.
 //!
 //! Safety: no two holds conflict (within a lock by its kind; across locks when one covers
-//! the other's path with a subtree hold and not both are shared), and a semaphore's
+//! the other's path with a subtree hold, not both are shared, and they are of two
+//! sessions), and a semaphore's
 //! holders take no more than its permits. Liveness of the rule (nobody waits for nothing):
 //! a waiter of a lock that is not held back is blocked by a conflicting holder, or by a
 //! conflicting waiter served before it, or does not fit in its semaphore beside the
@@ -44,7 +45,8 @@ fn conflict(a: &Wait<'_>, b: &Wait<'_>) -> bool {
     }
     let covers =
         |x: &Wait<'_>, y: &Wait<'_>| x.waiter.info.scope == Scope::Subtree && above(x.lock, y.lock);
-    (covers(a, b) || covers(b, a)) && !both_shared
+    // One session's holds do not conflict across locks.
+    a.waiter.session != b.waiter.session && (covers(a, b) || covers(b, a)) && !both_shared
 }
 
 fn permits(w: &Wait<'_>) -> u64 {

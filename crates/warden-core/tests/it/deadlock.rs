@@ -51,16 +51,22 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 /// The wait-for graph, built whole: for every waiter not granted, an edge to the session of
-/// every waiter ahead of it, labelled with the lock.
+/// every waiter ahead of it (in a read-write lock, not a reader's to a reader: they share),
+/// labelled with the lock.
 type Graph = BTreeMap<SessionId, BTreeSet<(SessionId, String)>>;
+
+/// Whether a waiter in `mode` of a lock of `kind` waits for one ahead in `ahead`.
+fn waits_on(kind: LockKind, mode: WaitMode, ahead: WaitMode) -> bool {
+    kind != LockKind::ReadWrite || mode != WaitMode::Shared || ahead != WaitMode::Shared
+}
 
 fn graph(state: &State) -> Graph {
     let mut g = Graph::new();
-    for (path, _) in LOCKS {
+    for (path, kind) in LOCKS {
         let Ok((_, ws)) = state.lock(path) else { continue };
         for (i, w) in ws.iter().enumerate() {
             if w.info.token.is_none() {
-                for ahead in &ws[..i] {
+                for ahead in ws[..i].iter().filter(|a| waits_on(kind, w.info.mode, a.info.mode)) {
                     g.entry(w.session).or_default().insert((ahead.session, path.to_owned()));
                 }
             }
@@ -190,7 +196,7 @@ impl Model {
         let ctx = self.ctx();
         // The model: a session already in the queue keeps its place; a new waiter joins the
         // end, and waits unless a lock-delay blocks the queue or the rule does not let it
-        // hold; a wait is for every session ahead.
+        // hold; a wait is for every session ahead (a reader's not for a reader's).
         let ws = queue.as_ref().map(|(_, ws)| ws.clone()).unwrap_or_default();
         let again = ws.iter().any(|w| w.session == session);
         let blocked = queue.as_ref().is_some_and(|(c, _)| c.blocked_until_ms > ctx.time_ms);
@@ -210,7 +216,7 @@ impl Model {
             }
         }
         if waits {
-            for w in &ws {
+            for w in ws.iter().filter(|w| waits_on(kind, mode, w.info.mode)) {
                 g.entry(session).or_default().insert((w.session, path.to_owned()));
             }
         }
@@ -320,7 +326,7 @@ proptest! {
                     continue;
                 }
                 for (i, w) in ws.iter().enumerate().filter(|(_, w)| w.info.token.is_none()) {
-                    for ahead in &ws[..i] {
+                    for ahead in ws[..i].iter().filter(|a| waits_on(kind, w.info.mode, a.info.mode)) {
                         g.entry(w.session).or_default().insert((ahead.session, path.to_owned()));
                     }
                 }

@@ -5,6 +5,7 @@
 mod acl;
 mod deadlock;
 mod determinism;
+mod hierarchy;
 mod invariants;
 mod limits;
 mod lock_nodes;
