@@ -160,6 +160,24 @@ impl Lock {
         self
     }
 
+    /// Makes the hold cover the subtree under the lock's path (mutexes and read-write locks):
+    /// it conflicts with holds of the locks below it and with the subtree holds of the
+    /// locks above it (readers share), and waits its turn with them, first come first
+    /// served.
+    pub fn with_subtree(mut self) -> Lock {
+        self.request.scope = pb::LockScope::Subtree.into();
+        self
+    }
+
+    /// Sets the priority of the acquire (0, the default, to 10): higher priorities are
+    /// served first, first come first served within one; a waiter gains one priority for
+    /// every second it waits, so a request is never passed by one that arrives more than
+    /// (10 − its priority) seconds after it.
+    pub fn with_priority(mut self, priority: u32) -> Lock {
+        self.request.priority = priority;
+        self
+    }
+
     /// Sets the retry interval and count of [`Lock::acquire_retrying`].
     pub fn with_retries(mut self, retry_interval: Duration, max_retries: u32) -> Lock {
         self.retry_interval = retry_interval;

@@ -6,7 +6,7 @@
 //! them, and reads the kinds and modes into the core's types (an answer it cannot read is
 //! an error, not a guess).
 
-use warden_core::queue::{LockKind, WaitMode};
+use warden_core::queue::{LockKind, Scope, WaitMode};
 use warden_proto::convert::lock;
 use warden_proto::v1 as pb;
 
@@ -48,6 +48,10 @@ pub struct LockEntry {
     /// The identity of the client that opened its session (from its certificate; empty
     /// without TLS).
     pub identity: String,
+    /// What its hold covers: the lock's path, or the subtree under it.
+    pub scope: Scope,
+    /// Its priority (0 to 10; higher is served first).
+    pub priority: u32,
 }
 
 impl LockStatus {
@@ -75,20 +79,29 @@ pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, Clien
         revision: r.header.map(|h| h.revision).unwrap_or(0),
     };
     for w in r.waiters {
-        let entry = LockEntry {
-            mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
-            waiter: w.waiter,
-            session_id: w.session_id,
-            token: w.token,
-            since_ms: w.since_ms,
-            identity: w.identity,
-        };
+        let entry = lock_entry(w)?;
         match entry.token {
             Some(_) => status.holders.push(entry),
             None => status.waiters.push(entry),
         }
     }
     Ok(status)
+}
+
+/// One holder or waiter on the wire as a [`LockEntry`]; a mode or scope this client cannot
+/// read is an error.
+pub(crate) fn lock_entry(w: pb::LockWaiter) -> Result<LockEntry, ClientError> {
+    let within = || format!("the waiter {:?}", w.waiter);
+    Ok(LockEntry {
+        mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
+        scope: lock::lock_scope(w.scope, within).map_err(ClientError::unreadable)?,
+        priority: w.priority,
+        waiter: w.waiter,
+        session_id: w.session_id,
+        token: w.token,
+        since_ms: w.since_ms,
+        identity: w.identity,
+    })
 }
 
 impl Client {
@@ -135,6 +148,7 @@ mod tests {
             token,
             since_ms: 1,
             identity: String::new(),
+            ..Default::default()
         }
     }
 

@@ -217,7 +217,9 @@ fn search<'t>(tree: &'t Tree, session: SessionId, lock: &str, waiter: &str) -> S
     // the new waiter before others, and a cycle through such an edge into the session
     // leaves it by any of its waits.
     let found = s.follow(session, lock, waiter)
-        || waiting(tree, session).filter(|(_, w)| *w != waiter).any(|(l, w)| s.follow(session, l, w));
+        || waiting(tree, session)
+            .filter(|(_, w)| *w != waiter)
+            .any(|(l, w)| s.follow(session, l, w));
     if !found {
         s.run();
     }

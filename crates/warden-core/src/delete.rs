@@ -48,7 +48,8 @@ pub(crate) fn delete(
     check_version(target, node, expected_version)?;
     // A lock's waiters go with it; anything else below (the locks below a lock) needs a
     // recursive delete.
-    let waiters = if node.kind == NodeKind::Queue { waiter_children(m.tree(), target).len() } else { 0 };
+    let waiters =
+        if node.kind == NodeKind::Queue { waiter_children(m.tree(), target).len() } else { 0 };
     let others = node.stat.num_children - waiters as u64;
     if !recursive && others > 0 {
         return Err(CoreError::NotEmpty { path: target.to_owned(), children: others });

@@ -298,6 +298,14 @@ pub(crate) enum ClientCommand {
         /// Take the lock shared (a read lock); without it, exclusive.
         #[arg(long)]
         shared: bool,
+        /// Hold the whole subtree under the path: conflicts with locks held below it, and
+        /// with subtree locks above it (shared ones share).
+        #[arg(long, conflicts_with = "resource")]
+        subtree: bool,
+        /// Served before lower priorities (0 to 10); a waiter gains one every second it
+        /// waits, so it is never passed by a request more than (10 - priority)s younger.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10), conflicts_with = "resource")]
+        priority: u32,
         /// The ttl of the holder's session: how long the lock outlives a crashed warden.
         #[arg(long, default_value = "10s", value_parser = warden_rotate::parse_duration)]
         ttl: std::time::Duration,

@@ -123,6 +123,8 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
             session,
             timeout,
             shared,
+            subtree,
+            priority,
             ttl,
             delay,
             resource,
@@ -139,7 +141,7 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
                         "unexpected {extra:?}: with --resource give the id, then the command after --, as in: warden lock --resource {kind} {target} -- ./run.sh"
                     );
                 }
-                let how = crate::lock_cmd::How { timeout, shared, ttl, delay };
+                let how = crate::lock_cmd::How { timeout, shared, subtree, priority, ttl, delay };
                 let target = crate::lock_cmd::Target::Resource {
                     kind: &kind,
                     id: &target,
@@ -172,7 +174,7 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
                         "unexpected {extra:?}: put the command after --, as in: warden lock {target} -- {extra}"
                     );
                 }
-                let how = crate::lock_cmd::How { timeout, shared, ttl, delay };
+                let how = crate::lock_cmd::How { timeout, shared, subtree, priority, ttl, delay };
                 let target = crate::lock_cmd::Target::Path(&target);
                 return crate::lock_cmd::run(&client, target, how, &command).await;
             }

@@ -1,4 +1,5 @@
-//! `warden lock PATH [--timeout D] [--shared] -- COMMAND [ARGS...]`: runs a command while
+//! `warden lock PATH [--timeout D] [--shared] [--subtree] [--priority N] -- COMMAND
+//! [ARGS...]`: runs a command while
 //! holding a lock, like `flock` and `etcdctl lock`; `warden lock status PATH`; and
 //! `warden lock revoke PATH --session ID` (in commands.rs).
 //!
@@ -36,6 +37,10 @@ pub(crate) struct How {
     pub(crate) timeout: Option<Duration>,
     /// The read side rather than the write side.
     pub(crate) shared: bool,
+    /// Hold the subtree under the path, not the path alone.
+    pub(crate) subtree: bool,
+    /// The acquire's priority (0 to 10).
+    pub(crate) priority: u32,
     /// The session's ttl.
     pub(crate) ttl: Duration,
     /// Lock-delay for a new lock.
@@ -126,7 +131,10 @@ async fn acquire(
             } else {
                 client.write_lock(session, path)
             };
-            let lock = lock.with_delay(how.delay);
+            let mut lock = lock.with_delay(how.delay).with_priority(how.priority);
+            if how.subtree {
+                lock = lock.with_subtree();
+            }
             match wait {
                 Some(wait) => lock.acquire_timeout(wait).await.map(Guard::Lock),
                 None => lock.acquire().await.map(Guard::Lock),
@@ -453,7 +461,14 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
     )];
     let mut waiters = Vec::new();
     for w in status.holders.iter().chain(&status.waiters) {
-        let mode = w.mode_name();
+        let mut mode = w.mode_name();
+        let scope = warden_proto::convert::lock::scope_name(w.scope);
+        if w.scope == warden_core::queue::Scope::Subtree {
+            mode.push_str(&format!(" {scope}"));
+        }
+        if w.priority > 0 {
+            mode.push_str(&format!(" priority {}", w.priority));
+        }
         let state = match w.token {
             Some(t) => format!("holds, token {t}"),
             None => "waits".to_owned(),
@@ -465,8 +480,9 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
             w.waiter, w.session_id, mode, state, w.since_ms
         ));
         waiters.push(json!({
-            "waiter": w.waiter, "session": w.session_id, "identity": w.identity, "mode": mode,
-            "token": w.token, "since_ms": w.since_ms,
+            "waiter": w.waiter, "session": w.session_id, "identity": w.identity,
+            "mode": w.mode_name(), "scope": scope, "priority": w.priority, "token": w.token,
+            "since_ms": w.since_ms,
         }));
     }
     let object = json!({

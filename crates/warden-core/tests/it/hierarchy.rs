@@ -110,8 +110,8 @@ fn waits_for(e: &W, f: &W) -> bool {
     if e.lock == f.lock {
         return e.session != f.session && (e.kind != LockKind::ReadWrite || !shared);
     }
-    let covers =
-        (e.scope == Scope::Subtree && above(e.lock, f.lock)) || (f.scope == Scope::Subtree && above(f.lock, e.lock));
+    let covers = (e.scope == Scope::Subtree && above(e.lock, f.lock))
+        || (f.scope == Scope::Subtree && above(f.lock, e.lock));
     e.session != f.session && covers && !shared
 }
 
@@ -316,7 +316,8 @@ impl Model {
         // before may wait for it, and its session may wait elsewhere.
         let closes = !again && !semaphore_scope && reaches(&graph(&with), session, session);
 
-        let outcome = self.state.apply(Request::in_session(session, command), &ctx).response.outcome;
+        let outcome =
+            self.state.apply(Request::in_session(session, command), &ctx).response.outcome;
         match outcome {
             Err(CoreError::InvalidLockRequest { .. }) => prop_assert!(semaphore_scope),
             Err(CoreError::Deadlock { cycle }) => {
@@ -362,5 +363,8 @@ fn hierarchical_locks_with_priorities_follow_the_brute_force_model() {
     // Not vacuous: requests wait, deadlocks across the hierarchy are refused, and later
     // requests of a higher priority pass conflicting earlier ones.
     let (refused, waited, crossed) = totals.get();
-    assert!(refused > 0 && waited > 0 && crossed > 0, "refused {refused}, waited {waited}, crossed {crossed}");
+    assert!(
+        refused > 0 && waited > 0 && crossed > 0,
+        "refused {refused}, waited {waited}, crossed {crossed}"
+    );
 }

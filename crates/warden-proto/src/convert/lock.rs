@@ -38,6 +38,31 @@ pub const LOCK_TYPES: &str =
 /// What a lock scope field accepts.
 pub const LOCK_SCOPES: &str = "use LOCK_SCOPE_NODE (0) or LOCK_SCOPE_SUBTREE (1)";
 
+/// A lock scope field in `within`; an error for a scope this side does not know.
+pub fn lock_scope(scope: i32, within: impl FnOnce() -> String) -> Result<Scope, ConvertError> {
+    match pb::LockScope::try_from(scope) {
+        Ok(pb::LockScope::Node) => Ok(Scope::Node),
+        Ok(pb::LockScope::Subtree) => Ok(Scope::Subtree),
+        Err(_) => Err(ConvertError::unknown("scope", "lock scope", scope, within(), LOCK_SCOPES)),
+    }
+}
+
+/// A scope's name for people (the CLI's output): "node" or "subtree".
+pub fn scope_name(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Node => "node",
+        Scope::Subtree => "subtree",
+    }
+}
+
+/// A scope as its wire value.
+pub fn pb_lock_scope(scope: Scope) -> pb::LockScope {
+    match scope {
+        Scope::Node => pb::LockScope::Node,
+        Scope::Subtree => pb::LockScope::Subtree,
+    }
+}
+
 /// A lock type field (with its permits, for a semaphore) in `within`; an error for a type
 /// this side does not know (taking it as a mutex would grant what the caller did not ask
 /// for).
@@ -74,19 +99,7 @@ pub fn acquire(r: &pb::AcquireRequest) -> Result<Command, ConvertError> {
         // A mutex, a writer (lock_kind makes no other kind).
         _ => WaitMode::Exclusive,
     };
-    let scope = match pb::LockScope::try_from(r.scope) {
-        Ok(pb::LockScope::Node) => Scope::Node,
-        Ok(pb::LockScope::Subtree) => Scope::Subtree,
-        Err(_) => {
-            return Err(ConvertError::unknown(
-                "scope",
-                "lock scope",
-                r.scope,
-                format!("the acquire of {:?}", r.path),
-                LOCK_SCOPES,
-            ));
-        }
-    };
+    let scope = lock_scope(r.scope, || format!("the acquire of {:?}", r.path))?;
     let owner = (!r.owner.is_empty()).then(|| r.owner.clone());
     let options = AcquireOptions { scope, priority: r.priority, owner };
     Ok(Command::Acquire { path: r.path.clone(), kind, mode, delay_ms: r.delay_ms, options })
@@ -204,6 +217,8 @@ pub fn lock_waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
         token: w.info.token,
         since_ms: w.since_ms,
         identity,
+        scope: pb_lock_scope(w.info.scope).into(),
+        priority: w.info.priority,
     }
 }
 

@@ -11,6 +11,7 @@ mod deadlock;
 mod failover;
 mod fanout;
 mod fatal;
+mod hierarchy;
 mod identity;
 mod limits;
 mod listing;
