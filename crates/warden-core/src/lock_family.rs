@@ -205,6 +205,10 @@ impl Loads {
 
     fn add(&mut self, member: &Member, kind: QueueKind) {
         self.total[member.lock].add(kind, &member.waiter);
+        if self.total.len() == 1 {
+            // A lone lock: one session has one waiter in it, and no other lock to ask.
+            return;
+        }
         let key = (member.lock, member.waiter.session);
         self.of_session.entry(key).or_default().add(kind, &member.waiter);
     }

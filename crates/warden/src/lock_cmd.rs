@@ -448,9 +448,16 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         Err(e) => return Err(e.into()),
     };
     let free = status.holders.is_empty();
+    // Nobody holds it, yet somebody waits: a lock-delay, or the locks above or below it
+    // (hierarchical locks).
+    let state = match (free, status.waiters.len()) {
+        (false, _) => String::new(),
+        (true, 0) => "free, ".to_owned(),
+        (true, n) if status.blocked_until_ms > 0 => format!("not held, {n} waiting, "),
+        (true, n) => format!("not held, {n} waiting for locks above or below it, "),
+    };
     let mut lines = vec![format!(
-        "{path}: {}{} delay {} ms{}",
-        if free { "free, " } else { "" },
+        "{path}: {state}{} delay {} ms{}",
         status.kind_name(),
         status.delay_ms,
         if status.blocked_until_ms > 0 {

@@ -1,7 +1,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use warden_client::{Code, ErrorKind, LockEntry, ResourceHolder, WaitMode};
+use warden_client::{Code, ErrorKind, LockEntry, LockScope, ResourceHolder, WaitMode};
 
 use super::*;
 
@@ -28,6 +28,8 @@ fn holder(session: u64, token: Option<u64>) -> ResourceHolder {
             token,
             since_ms: 0,
             identity: String::new(),
+            scope: LockScope::Node,
+            priority: 0,
         },
     }
 }

@@ -1,4 +1,4 @@
-use warden_client::{LockEntry, ResourceHolder, Rotation, WaitMode};
+use warden_client::{LockEntry, LockScope, ResourceHolder, Rotation, WaitMode};
 
 use super::*;
 
@@ -13,6 +13,8 @@ fn holder(lock: &str, session: u64, token: Option<u64>, identity: &str) -> Resou
             token,
             since_ms: 1_000,
             identity: identity.into(),
+            scope: LockScope::Node,
+            priority: 0,
         },
     }
 }

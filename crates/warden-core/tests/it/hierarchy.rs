@@ -251,10 +251,14 @@ impl Model {
                 LockKind::ReadWrite => w.mode != WaitMode::Shared || x.mode != WaitMode::Shared,
                 _ => true,
             };
-            // A waiter that a hold in another lock keeps out (one of the passer's own
-            // session's, say) is not passed by the lock's order.
-            let kept_out =
-                |w: &&W| after.iter().any(|f| f.held && f.lock != w.lock && waits_for(w, f));
+            // A waiter that another lock keeps out (a hold there, or a request served
+            // before it, of the passer's own session, say) is not passed by this lock's
+            // order.
+            let kept_out = |w: &&W| {
+                after.iter().any(|f| {
+                    (f.held || f.order < w.order) && f.lock != w.lock && waits_for(w, f)
+                })
+            };
             let competing = after.iter().filter(|w| !w.held && w.lock == x.lock);
             for w in competing.filter(conflicting).filter(|w| !kept_out(w)) {
                 let priority = priority_of(w);

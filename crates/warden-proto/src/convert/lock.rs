@@ -362,11 +362,19 @@ mod tests {
         let w = WaiterView {
             path: "/l/w-0000000001".into(),
             session: 4,
-            info: WaiterInfo { mode: WaitMode::Permits(2), token: Some(11) },
+            info: WaiterInfo {
+                token: Some(11),
+                scope: Scope::Subtree,
+                priority: 4,
+                ..WaiterInfo::new(WaitMode::Permits(2))
+            },
             since_ms: 99,
+            joined_revision: 7,
         };
         let pb = lock_waiter(&w, "alice".into());
         assert_eq!(pb.mode, "permits:2");
+        assert_eq!((pb.scope, pb.priority), (pb::LockScope::Subtree.into(), 4));
+        assert_eq!(lock_scope(pb.scope, String::new), Ok(Scope::Subtree));
         assert_eq!((pb.session_id, pb.token, pb.since_ms), (4, Some(11), 99));
         assert_eq!((pb.waiter.as_str(), pb.identity.as_str()), ("/l/w-0000000001", "alice"));
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use warden_client::LockScope as Scope;
 use warden_client::{Client, LockError, LockGuard, Session};
-use warden_core::queue::Scope;
 
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 

@@ -125,3 +125,80 @@ async fn lock_timeout_bounds_opening_the_session() {
     assert_eq!(r.code, Some(3), "{}", r.err);
     assert!(r.elapsed < Duration::from_secs(4), "took {:?} for --timeout 2s", r.elapsed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_subtree_waits_for_the_locks_below_and_priority_goes_first() {
+    let cluster = ProcessCluster::start_tls_if_asked(1);
+    cluster.leader().await;
+    let connect = cluster.cli_args_to(&cluster.clients[0]);
+    let client = cluster.client();
+    let holder = client.open_session(Duration::from_secs(30)).await.unwrap();
+    let below = client.write_lock(&holder, "/jobs/db/orders").acquire().await.unwrap();
+    let args = |extra: &[&str]| {
+        let mut all: Vec<String> = connect.clone();
+        all.extend(extra.iter().map(|a| (*a).to_owned()));
+        all
+    };
+    let warden = |extra: &[&str]| {
+        run_warden(&args(extra).iter().map(String::as_str).collect::<Vec<_>>(), None, LIMIT)
+    };
+
+    // The subtree lock waits for the lock held below it; status says why nobody holds it.
+    let whole = args(&["lock", "--subtree", "/jobs/db", "--timeout", "20s", "--", "true"]);
+    let mut subtree = Command::new(env!("CARGO_BIN_EXE_warden"))
+        .args(&whole)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_queue(&client, "/jobs/db", 1).await;
+    let status = warden(&["lock", "status", "/jobs/db"]);
+    assert!(
+        status.out.contains("not held, 1 waiting for locks above or below it"),
+        "{}",
+        status.out
+    );
+    assert!(status.out.contains("exclusive subtree"), "{}", status.out);
+    // A free lock below it is not passed to a later request.
+    let r = warden(&["lock", "/jobs/db/users", "--timeout", "500ms", "--", "true"]);
+    assert_eq!(r.code, Some(3), "{}", r.err);
+    below.release().await.unwrap();
+    let (code, err) = exit_within(&mut subtree, LIMIT).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    // Priorities: 0 then 9 wait behind a holder; 9 is served first.
+    let held = client.write_lock(&holder, "/p").acquire().await.unwrap();
+    let log = |name: &str| format!("echo {name} >> {}", cluster.dir.path().join("order").display());
+    let spawn = |priority: &str, name: &str| {
+        let all = args(&[
+            "lock",
+            "/p",
+            "--priority",
+            priority,
+            "--timeout",
+            "20s",
+            "--",
+            "sh",
+            "-c",
+            &log(name),
+        ]);
+        Command::new(env!("CARGO_BIN_EXE_warden"))
+            .args(&all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut low = spawn("0", "low");
+    wait_for_queue(&client, "/p", 2).await;
+    let mut high = spawn("9", "high");
+    wait_for_queue(&client, "/p", 3).await;
+    held.release().await.unwrap();
+    assert_eq!(exit_within(&mut high, LIMIT).await.0, Some(0));
+    assert_eq!(exit_within(&mut low, LIMIT).await.0, Some(0));
+    let order = std::fs::read_to_string(cluster.dir.path().join("order")).unwrap();
+    assert_eq!(order, "high\nlow\n");
+    let r = warden(&["lock", "/p", "--priority", "11", "--", "true"]);
+    assert_eq!(r.code, Some(2), "{}", r.err);
+    holder.close().await.unwrap();
+}
