@@ -33,6 +33,7 @@ mod ids;
 pub mod invariants;
 mod limits;
 pub mod lock;
+pub mod lock_stats;
 mod namespace;
 mod node;
 pub mod path;

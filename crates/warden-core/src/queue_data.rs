@@ -6,8 +6,9 @@
 //! permits=N`, `kind=election`, `kind=barrier`, `kind=double count=N`); a queue whose kind
 //! records its head adds ` head=w-NNNNNNNNNN token=T session=S` and, after a newline, the
 //! head's value. A waiter's first line is `mode=exclusive` (`shared`, `permits:N`,
-//! `member`), then ` token=R` once granted, then ` revoked` or ` resigned` in the last
-//! value it gets before it is deleted; after a newline, its value (an election
+//! `member`), then ` token=R at=T` once granted (`T`: the grant's time, leader clock in
+//! ms; a waiter granted before grant times were kept has no ` at=`), then ` revoked` or
+//! ` resigned` in the last value it gets before it is deleted; after a newline, its value (an election
 //! candidate's). Only the recipes write these nodes, so the text is always readable; a
 //! value never reaches the first line.
 //!
@@ -160,6 +161,9 @@ pub struct WaiterInfo {
     pub mode: WaitMode,
     /// Its token, once granted.
     pub token: Option<u64>,
+    /// When it was granted (leader clock, ms): what a hold's length is counted from
+    /// ([`crate::lock_stats`]).
+    pub granted_ms: Option<u64>,
 }
 
 impl WaiterInfo {
@@ -175,10 +179,14 @@ impl WaiterInfo {
             WaitMode::Permits(n) => format!("mode=permits:{n}"),
             WaitMode::Member => "mode=member".to_owned(),
         };
-        match self.token {
+        let mut line = match self.token {
             Some(token) => format!("{mode} token={token}"),
             None => mode,
+        };
+        if let Some(at) = self.granted_ms {
+            line.push_str(&format!(" at={at}"));
         }
+        line
     }
 
     /// The whole data of a waiter: this header, an optional mark, and `value`.
@@ -210,7 +218,11 @@ impl WaiterInfo {
             Some(t) => Some(t.parse().ok()?),
             None => None,
         };
-        Some(WaiterInfo { mode, token })
+        let granted_ms = match field(line, "at") {
+            Some(t) => Some(t.parse().ok()?),
+            None => None,
+        };
+        Some(WaiterInfo { mode, token, granted_ms })
     }
 }
 
@@ -293,8 +305,8 @@ mod tests {
         }
         let modes = [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(2), WaitMode::Member];
         for mode in modes {
-            for token in [None, Some(42)] {
-                let info = WaiterInfo { mode, token };
+            for (token, granted_ms) in [(None, None), (Some(42), None), (Some(42), Some(7))] {
+                let info = WaiterInfo { mode, token, granted_ms };
                 assert_eq!(WaiterInfo::decode(&info.encode()), Some(info));
                 let data = info.with_value(Some(Mark::Resigned), b"x revoked\ny");
                 assert_eq!(WaiterInfo::decode(&data), Some(info));
@@ -313,5 +325,9 @@ mod tests {
         );
         assert_eq!(QueueConfig::decode(b"kind=bogus delay_ms=0 blocked_until_ms=0"), None);
         assert_eq!(WaiterInfo::decode(b"\xff"), None);
+        let granted =
+            WaiterInfo { mode: WaitMode::Shared, token: Some(9), granted_ms: Some(1_500) };
+        assert_eq!(&granted.encode()[..], b"mode=shared token=9 at=1500");
+        assert_eq!(WaiterInfo::decode(b"mode=shared token=9 at=x"), None);
     }
 }

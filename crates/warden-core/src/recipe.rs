@@ -73,8 +73,11 @@ pub fn waiters(tree: &Tree, path: &str) -> Option<(QueueConfig, Vec<WaiterView>)
             path: p.to_owned(),
             session: n.stat.ephemeral_owner,
             // A waiter always has readable data: only the recipes write it.
-            info: WaiterInfo::decode(&n.data)
-                .unwrap_or(WaiterInfo { mode: WaitMode::Exclusive, token: None }),
+            info: WaiterInfo::decode(&n.data).unwrap_or(WaiterInfo {
+                mode: WaitMode::Exclusive,
+                token: None,
+                granted_ms: None,
+            }),
             since_ms: n.stat.ctime_ms,
         })
         .collect();
@@ -224,7 +227,7 @@ pub(crate) fn join(
         });
     }
     let prefix = format!("{}{WAITER_PREFIX}", path::child_prefix(path));
-    let data = WaiterInfo { mode, token: None }.with_value(None, value);
+    let data = WaiterInfo { mode, token: None, granted_ms: None }.with_value(None, value);
     let waiter = m.create_internal(&prefix, data, NodeKind::Ephemeral, session, true)?;
     grant(m, path);
     let after = waiters(m.tree(), path).map(|(_, ws)| ws).unwrap_or_default();
@@ -352,11 +355,11 @@ pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     let modes: Vec<WaitMode> = ws.iter().map(|w| w.info.mode).collect();
     let granted = ws.iter().take_while(|w| w.info.token.is_some()).count();
     let holders = queue::holders(config.kind, &modes, granted);
-    let revision = m.revision();
+    let (revision, now) = (m.revision(), m.time_ms());
     for w in ws.iter().take(holders).filter(|w| w.info.token.is_none()) {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let granted = WaiterInfo { mode: w.info.mode, token: Some(revision) };
+        let granted = WaiterInfo { token: Some(revision), granted_ms: Some(now), ..w.info };
         m.set_internal(&w.path, granted.with_value(None, &value));
     }
     if config.kind.records_head() {

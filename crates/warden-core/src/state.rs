@@ -18,12 +18,14 @@ use crate::event::Event;
 use crate::ids::ApplyContext;
 use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::namespace::Mutation;
+use crate::lock_stats::{LockStats, LockStatsEntry, LockStatsReport, LockStatsTable};
+use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
 use crate::queue_data::QueueConfig;
 use crate::response::{Output, Response};
 use crate::session::{Session, SessionTable};
+use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 use crate::txn;
 use crate::{barrier, election, recipe, recipe_commands, resource};
@@ -44,6 +46,8 @@ pub struct Changes {
     pub nodes: BTreeSet<String>,
     /// Sessions opened, changed (remembered responses) or ended.
     pub sessions: BTreeSet<SessionId>,
+    /// Locks whose statistics changed or were forgotten.
+    pub lock_stats: BTreeSet<String>,
 }
 
 /// A resource kind as [`State::resource`] shows it.
@@ -77,6 +81,9 @@ pub struct State {
     revision: u64,
     tree: Tree,
     sessions: SessionTable,
+    /// Per-lock statistics (after `sessions`: a version 1 snapshot is this state without
+    /// them, [`StateV1`]).
+    lock_stats: LockStatsTable,
     /// The access policy in force, compiled from the node [`acl::POLICY_PATH`] (derived:
     /// rebuilt from the tree on restore, not serialized).
     #[serde(skip)]
@@ -97,6 +104,7 @@ impl State {
             revision: 0,
             tree: Tree::new(),
             sessions: SessionTable::default(),
+            lock_stats: LockStatsTable::default(),
             policy: None,
         }
     }
@@ -174,6 +182,32 @@ impl State {
     pub fn lock(&self, path: &str) -> Result<(QueueConfig, Vec<recipe::WaiterView>), CoreError> {
         path::validate(path, &self.limits)?;
         recipe::waiters(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
+    }
+
+    /// The statistics of the locks at or under `prefix` (by whole segments): their total
+    /// and the `limit` busiest, busiest first, with their holders and waiters now
+    /// ([`crate::lock_stats`]).
+    pub fn lock_stats(&self, prefix: &str, limit: usize) -> Result<LockStatsReport, CoreError> {
+        path::validate(prefix, &self.limits)?;
+        Ok(self.lock_stats.report(&self.tree, prefix, limit))
+    }
+
+    /// The statistics of the lock at `path` (zero if none were kept) with its holders and
+    /// waiters now.
+    pub fn lock_stats_at(&self, path: &str) -> Result<LockStatsEntry, CoreError> {
+        path::validate(path, &self.limits)?;
+        Ok(self.lock_stats.entry(&self.tree, path))
+    }
+
+    /// Keeps the statistics of at most `capacity` locks from now on (tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn set_lock_stats_capacity(&mut self, capacity: usize) {
+        self.lock_stats = LockStatsTable::with_capacity(capacity);
+    }
+
+    /// Every lock's statistics, for a store that persists them.
+    pub fn lock_stats_table(&self) -> &LockStatsTable {
+        &self.lock_stats
     }
 
     /// Whether `token` is held now on the queue at `path` (Chubby's sequencer check): a
@@ -335,7 +369,7 @@ impl State {
             Command::SetLimits { limits } => {
                 // The namespace does not change (no events, no new revision); the mutation
                 // borrows the old limits, so it ends before they are replaced.
-                m.finish(true);
+                let _ = m.finish(true);
                 self.limits = limits;
                 return (Ok(Output::LimitsSet), Vec::new());
             }
@@ -359,7 +393,11 @@ impl State {
         };
         // The deadlock check sees only the tree; the sessions' identities are here.
         let outcome = outcome.map_err(|e| deadlock::name_sessions(e, &self.sessions));
-        Self::finish(m, outcome)
+        let (outcome, done) = Self::finish(m, outcome);
+        if !done.events.is_empty() {
+            self.lock_stats.count(&self.tree, revision, ctx.time_ms, &done.events, &done.removed);
+        }
+        (outcome, done.events)
     }
 
     /// Ends a command's mutation: what left a queue (a release, a deletion, an ended
@@ -368,7 +406,7 @@ impl State {
     fn finish(
         mut m: Mutation<'_>,
         outcome: Result<Output, CoreError>,
-    ) -> (Result<Output, CoreError>, Vec<Event>) {
+    ) -> (Result<Output, CoreError>, Finished) {
         if outcome.is_ok() {
             let changed = m.changed_paths();
             for touched in recipe::queues_touched(m.tree(), changed.iter().map(String::as_str)) {
@@ -380,14 +418,18 @@ impl State {
                 resource::settle(&mut m, &kind);
             }
         }
-        let events = m.finish(outcome.is_ok());
-        (outcome, events)
+        let done = m.finish(outcome.is_ok());
+        (outcome, done)
     }
 
     /// What changed since the last call, for a store that persists the state piece by
     /// piece: the paths and sessions to write again (or delete, if gone).
     pub fn take_changes(&mut self) -> Changes {
-        Changes { nodes: self.tree.take_dirty(), sessions: self.sessions.take_dirty() }
+        Changes {
+            nodes: self.tree.take_dirty(),
+            sessions: self.sessions.take_dirty(),
+            lock_stats: self.lock_stats.take_dirty(),
+        }
     }
 
     /// The scalar part of the state, persisted beside the nodes and sessions.
@@ -400,17 +442,19 @@ impl State {
     }
 
     /// Reassembles a state persisted piece by piece ([`State::meta`], every node, every
-    /// session).
+    /// session, every lock's statistics).
     pub fn from_parts(
         meta: StateMeta,
         nodes: impl IntoIterator<Item = (String, Node)>,
         sessions: impl IntoIterator<Item = Session>,
+        lock_stats: impl IntoIterator<Item = (String, LockStats)>,
     ) -> State {
         let mut state = State {
             limits: meta.limits,
             revision: meta.revision,
             tree: Tree::from_nodes(nodes),
             sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
+            lock_stats: LockStatsTable::from_entries(lock_stats),
             policy: None,
         };
         state.reload_policy();
@@ -422,13 +466,42 @@ impl State {
         crate::snapshot::encode(self)
     }
 
-    /// Restores a state from [`State::snapshot`]'s bytes.
+    /// Restores a state from [`State::snapshot`]'s bytes, or from a version 1 snapshot
+    /// (made before lock statistics were kept: they start empty).
     pub fn restore(bytes: &[u8]) -> Result<State, CoreError> {
-        let mut state: State = crate::snapshot::decode(bytes)?;
+        let mut state = match crate::snapshot::decode::<StateV1, State>(bytes)? {
+            Snapshot::V1(old) => old.upgrade(),
+            Snapshot::V2(state) => state,
+        };
         state.tree.rebuild_index();
+        state.lock_stats.rebuild_index();
         state.reload_policy();
         state.sessions.rebuild_index();
         Ok(state)
+    }
+}
+
+/// The state as a version 1 snapshot holds it: without lock statistics. Its fields are
+/// [`State`]'s first ones, in the same order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StateV1 {
+    pub(crate) limits: Limits,
+    pub(crate) revision: u64,
+    pub(crate) tree: Tree,
+    pub(crate) sessions: SessionTable,
+}
+
+impl StateV1 {
+    /// The state it was, with no lock statistics yet.
+    fn upgrade(self) -> State {
+        State {
+            limits: self.limits,
+            revision: self.revision,
+            tree: self.tree,
+            sessions: self.sessions,
+            lock_stats: LockStatsTable::default(),
+            policy: None,
+        }
     }
 }
 

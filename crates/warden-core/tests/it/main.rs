@@ -8,5 +8,6 @@ mod determinism;
 mod invariants;
 mod limits;
 mod lock_nodes;
+mod lock_stats;
 mod queue;
 mod steps;

@@ -279,7 +279,7 @@ mod tests {
         let w = WaiterView {
             path: "/l/w-0000000001".into(),
             session: 4,
-            info: WaiterInfo { mode: WaitMode::Permits(2), token: Some(11) },
+            info: WaiterInfo { mode: WaitMode::Permits(2), token: Some(11), granted_ms: Some(5) },
             since_ms: 99,
         };
         let pb = lock_waiter(&w, "alice".into());
