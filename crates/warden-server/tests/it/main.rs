@@ -14,6 +14,7 @@ mod fatal;
 mod identity;
 mod limits;
 mod listing;
+mod lock_stats;
 mod locks;
 mod partition;
 mod recipes;
