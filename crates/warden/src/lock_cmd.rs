@@ -1,6 +1,7 @@
 //! `warden lock PATH [--timeout D] [--shared] -- COMMAND [ARGS...]`: runs a command while
 //! holding a lock, like `flock` and `etcdctl lock`; `warden lock status PATH`; and
-//! `warden lock revoke PATH --session ID` (in commands.rs).
+//! `warden lock revoke PATH --session ID` (in commands.rs). `warden lock stats PREFIX` is
+//! in lock_stats_cmd.rs.
 //!
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
