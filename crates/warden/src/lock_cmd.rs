@@ -473,6 +473,7 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
     let object = json!({
         "path": path, "free": free, "type": status.kind_name(), "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
+        "stats": status.stats.as_ref().map(crate::lock_stats_cmd::entry),
     });
     emit(out, &lines.join("\n"), &object)
 }

@@ -23,11 +23,12 @@ pub(crate) async fn stats(client: &Client, out: Output, prefix: &str, limit: u32
     emit(out, &table(prefix, &report), &object(prefix, &report))
 }
 
-/// A duration for people: `750ms`, `4.1s`, `17m28s`.
+/// A duration for people: `2048ms`, `16.4s`, `17m28s` (the bounds of the buckets below
+/// 10 s are shown exactly).
 fn duration(ms: u64) -> String {
     match ms {
-        0..1_000 => format!("{ms}ms"),
-        1_000..60_000 => format!("{:.1}s", ms as f64 / 1_000.0),
+        0..10_000 => format!("{ms}ms"),
+        10_000..600_000 => format!("{:.1}s", ms as f64 / 1_000.0),
         _ => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1_000),
     }
 }
@@ -84,14 +85,14 @@ fn table(prefix: &str, r: &LockStatsReport) -> String {
     let shown = if r.locks.len() as u64 == r.matched {
         format!("{} lock(s)", r.matched)
     } else {
-        format!("busiest {} of {} locks", r.locks.len(), r.matched)
+        format!("the busiest {} of {} locks", r.locks.len(), r.matched)
     };
     rows.push(row(&format!("total ({} locks)", r.matched), &r.total));
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|cells| cells[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut lines = vec![format!(
-        "{prefix}: {shown}, busiest (most time waited) first; percentiles are upper bounds of power-of-two buckets (approximate)"
+        "{prefix}: {shown}, most time waited first; p50 and p99 are bounds of power-of-two buckets (approximate)"
     )];
     for cells in &rows {
         let line: Vec<String> = cells
@@ -121,8 +122,8 @@ fn histogram(h: &Histogram) -> Value {
     })
 }
 
-/// A lock's statistics (or the total) as JSON.
-fn entry(e: &LockStatsEntry) -> Value {
+/// A lock's statistics (or the total) as JSON (`lock status -o json` has its lock's too).
+pub(crate) fn entry(e: &LockStatsEntry) -> Value {
     json!({
         "path": e.path, "acquisitions": e.stats.acquisitions, "contended": e.stats.contended,
         "holders": e.holders, "waiters": e.waiters, "last_revision": e.stats.last_revision,
@@ -158,7 +159,8 @@ mod tests {
     #[test]
     fn durations_and_percentiles_read_as_bounds() {
         assert_eq!(duration(512), "512ms");
-        assert_eq!(duration(4_096), "4.1s");
+        assert_eq!(duration(8_192), "8192ms");
+        assert_eq!(duration(16_384), "16.4s");
         assert_eq!(duration(1 << 20), "17m28s");
         let mut h = Histogram::default();
         assert_eq!(percentile(&h, 50), "-");
@@ -181,7 +183,7 @@ mod tests {
         let text = table("/jobs", &report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
-        assert!(lines[0].contains("busiest 2 of 3 locks"), "{text}");
+        assert!(lines[0].contains("the busiest 2 of 3 locks"), "{text}");
         assert!(lines[1].starts_with("LOCK"), "{text}");
         assert!(lines[2].starts_with("/jobs/a"), "{text}");
         assert!(lines[2].contains("<128ms"), "{text}");

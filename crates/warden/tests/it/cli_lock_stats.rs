@@ -90,7 +90,7 @@ async fn lock_stats_counts_contended_warden_locks() {
     assert_eq!(r.code, Some(0), "{}", r.err);
     let lines: Vec<&str> = r.out.lines().collect();
     assert_eq!(lines.len(), 4, "{}", r.out);
-    assert!(lines[0].contains("busiest 1 of 2 locks"), "{}", r.out);
+    assert!(lines[0].contains("the busiest 1 of 2 locks"), "{}", r.out);
     assert!(lines[2].starts_with("/stats/job "), "{}", r.out);
     assert!(lines[3].starts_with("total (2 locks)"), "{}", r.out);
 
