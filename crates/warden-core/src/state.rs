@@ -18,14 +18,13 @@ use crate::event::Event;
 use crate::ids::ApplyContext;
 use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::lock_stats::{LockStats, LockStatsEntry, LockStatsReport, LockStatsTable};
+use crate::lock_stats::{LockStatsEntry, LockStatsReport, LockStatsTable};
 use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
 use crate::queue_data::QueueConfig;
 use crate::response::{Output, Response};
 use crate::session::{Session, SessionTable};
-use crate::snapshot::Snapshot;
 use crate::tree::Tree;
 use crate::txn;
 use crate::{barrier, election, recipe, recipe_commands, resource};
@@ -421,88 +420,6 @@ impl State {
         let done = m.finish(outcome.is_ok());
         (outcome, done)
     }
-
-    /// What changed since the last call, for a store that persists the state piece by
-    /// piece: the paths and sessions to write again (or delete, if gone).
-    pub fn take_changes(&mut self) -> Changes {
-        Changes {
-            nodes: self.tree.take_dirty(),
-            sessions: self.sessions.take_dirty(),
-            lock_stats: self.lock_stats.take_dirty(),
-        }
-    }
-
-    /// The scalar part of the state, persisted beside the nodes and sessions.
-    pub fn meta(&self) -> StateMeta {
-        StateMeta {
-            limits: self.limits.clone(),
-            revision: self.revision,
-            last_session_id: self.sessions.last_id(),
-        }
-    }
-
-    /// Reassembles a state persisted piece by piece ([`State::meta`], every node, every
-    /// session, every lock's statistics).
-    pub fn from_parts(
-        meta: StateMeta,
-        nodes: impl IntoIterator<Item = (String, Node)>,
-        sessions: impl IntoIterator<Item = Session>,
-        lock_stats: impl IntoIterator<Item = (String, LockStats)>,
-    ) -> State {
-        let mut state = State {
-            limits: meta.limits,
-            revision: meta.revision,
-            tree: Tree::from_nodes(nodes),
-            sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
-            lock_stats: LockStatsTable::from_entries(lock_stats),
-            policy: None,
-        };
-        state.reload_policy();
-        state
-    }
-
-    /// Serializes the whole state; equal states give equal bytes.
-    pub fn snapshot(&self) -> Result<Vec<u8>, CoreError> {
-        crate::snapshot::encode(self)
-    }
-
-    /// Restores a state from [`State::snapshot`]'s bytes, or from a version 1 snapshot
-    /// (made before lock statistics were kept: they start empty).
-    pub fn restore(bytes: &[u8]) -> Result<State, CoreError> {
-        let mut state = match crate::snapshot::decode::<StateV1, State>(bytes)? {
-            Snapshot::V1(old) => old.upgrade(),
-            Snapshot::V2(state) => state,
-        };
-        state.tree.rebuild_index();
-        state.lock_stats.rebuild_index();
-        state.reload_policy();
-        state.sessions.rebuild_index();
-        Ok(state)
-    }
-}
-
-/// The state as a version 1 snapshot holds it: without lock statistics. Its fields are
-/// [`State`]'s first ones, in the same order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StateV1 {
-    pub(crate) limits: Limits,
-    pub(crate) revision: u64,
-    pub(crate) tree: Tree,
-    pub(crate) sessions: SessionTable,
-}
-
-impl StateV1 {
-    /// The state it was, with no lock statistics yet.
-    fn upgrade(self) -> State {
-        State {
-            limits: self.limits,
-            revision: self.revision,
-            tree: self.tree,
-            sessions: self.sessions,
-            lock_stats: LockStatsTable::default(),
-            policy: None,
-        }
-    }
 }
 
 /// The first path of a client command under [`acl::RESERVED_PREFIX`], which only
@@ -558,6 +475,12 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
     }
     Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
 }
+
+#[path = "state_persist.rs"]
+mod persist;
+
+#[cfg(test)]
+pub(crate) use persist::StateV1;
 
 #[cfg(test)]
 #[path = "state_test.rs"]
