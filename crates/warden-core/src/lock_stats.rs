@@ -188,6 +188,17 @@ pub fn report_size(requested: u64) -> usize {
     }
 }
 
+/// Whether a deleted node may end a hold, so the command's mutation keeps it for
+/// [`LockStatsTable::count`]: a waiter (ephemeral, named as one), or a queue (what its
+/// waiters were in, when it goes in the same command).
+pub(crate) fn counts_removed(path: &str, node: &Node) -> bool {
+    match node.kind {
+        NodeKind::Ephemeral => recipe::queue_of_waiter(path).is_some(),
+        NodeKind::Queue => true,
+        _ => false,
+    }
+}
+
 fn max_tracked() -> usize {
     MAX_TRACKED_LOCKS
 }
@@ -274,7 +285,8 @@ impl LockStatsTable {
     }
 
     /// Counts what one committed command did at `revision` and `time_ms`: its `events`
-    /// and the nodes it deleted (`removed`, as they were), with `tree` as it left it.
+    /// and the nodes it deleted (`removed`, as they were: at least those
+    /// [`counts_removed`] chooses), with `tree` as it left it.
     pub(crate) fn count(
         &mut self,
         tree: &Tree,

@@ -18,7 +18,7 @@ use crate::event::Event;
 use crate::ids::ApplyContext;
 use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::lock_stats::{LockStatsEntry, LockStatsReport, LockStatsTable};
+use crate::lock_stats::{self, LockStatsEntry, LockStatsReport, LockStatsTable};
 use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
@@ -314,7 +314,8 @@ impl State {
         revision: u64,
         ctx: &ApplyContext,
     ) -> (Result<Output, CoreError>, Vec<Event>) {
-        let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms);
+        let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms)
+            .keeping_removed(lock_stats::counts_removed);
         let outcome = match command {
             Command::OpenSession { ttl_ms, identity } => {
                 self.sessions.open(ttl_ms, identity, ctx, &self.limits)
