@@ -89,6 +89,7 @@ pub use crate::watch::{Scope, WatchBatch, Watcher};
 // crate, nor `bytes` or `tonic`, to call it.
 pub use bytes::Bytes;
 pub use tonic::Code;
+pub use warden_core::lock_stats::{Histogram, LockStats, LockStatsEntry, LockStatsReport};
 pub use warden_core::queue::{LockKind, Scope as LockScope, WaitMode};
 pub use warden_core::{
     Check, Compare, CompareOp, CreateMode, Event, EventKind, NodeKind, Stat, TxnOp,

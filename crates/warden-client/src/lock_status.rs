@@ -1,13 +1,15 @@
-//! What a lock looks like from outside: who holds it, who waits, and whether a fencing
-//! token is still good.
+//! What a lock looks like from outside: who holds it, who waits, whether a fencing token
+//! is still good, and how busy it has been (its statistics, and those of every lock under
+//! a prefix).
 //!
 //! The wire answer lists holders and waiters in one queue, holders first, told apart only
 //! by their token; an operator's first question is "who holds it", so the client splits
 //! them, and reads the kinds and modes into the core's types (an answer it cannot read is
 //! an error, not a guess).
 
+use warden_core::lock_stats::{LockStatsEntry, LockStatsReport};
 use warden_core::queue::{LockKind, Scope, WaitMode};
-use warden_proto::convert::lock;
+use warden_proto::convert::{lock, lock_stats};
 use warden_proto::v1 as pb;
 
 use crate::Client;
@@ -30,6 +32,9 @@ pub struct LockStatus {
     pub waiters: Vec<LockEntry>,
     /// The revision the status was read at.
     pub revision: u64,
+    /// What was counted for the lock (grants, waits, holds); `None` from a member that
+    /// does not count.
+    pub stats: Option<LockStatsEntry>,
 }
 
 /// One holder or waiter of a lock.
@@ -77,6 +82,12 @@ pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, Clien
         holders: Vec::new(),
         waiters: Vec::new(),
         revision: r.header.map(|h| h.revision).unwrap_or(0),
+        stats: r
+            .stats
+            .as_ref()
+            .map(lock_stats::lock_stats)
+            .transpose()
+            .map_err(ClientError::unreadable)?,
     };
     for w in r.waiters {
         let entry = lock_entry(w)?;
@@ -116,6 +127,25 @@ impl Client {
             })
             .await?;
         lock_status(response)
+    }
+
+    /// The statistics of the locks at or under `prefix` (by whole segments; "/" for all),
+    /// read linearizably: their total, how many there are, and the `limit` busiest (most
+    /// time waited first; 0 for the member's default of 20, at most 1000).
+    pub async fn lock_stats(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<LockStatsReport, ClientError> {
+        let request = pb::LockStatsRequest { prefix: prefix.to_owned(), limit };
+        let response = self
+            .connection
+            .run(Retry::Idempotent, |c| {
+                let request = request.clone();
+                async move { connection::lock(c).stats(request).await.map(|r| r.into_inner()) }
+            })
+            .await?;
+        lock_stats::stats_report(&response).map_err(ClientError::unreadable)
     }
 
     /// Whether `token` is a hold of the lock at `path` now (Chubby's `CheckSequencer`),
@@ -172,6 +202,23 @@ mod tests {
         assert_eq!(status.waiters.len(), 1);
         assert_eq!(status.waiters[0].mode, WaitMode::Permits(3));
         assert_eq!(status.waiters[0].mode_name(), "permits:3");
+
+        assert_eq!(status.stats, None, "a member that does not count sends none");
+        let mut counted = LockStatsEntry { path: "/s".into(), holders: 2, ..Default::default() };
+        counted.stats.acquisitions = 2;
+        counted.stats.wait.record(0);
+        counted.stats.wait.record(0);
+        let with_stats = pb::LockStatusResponse {
+            stats: Some(lock_stats::pb_lock_stats(&counted)),
+            ..response.clone()
+        };
+        let status = lock_status(with_stats.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.stats, Some(counted));
+        let mut odd = with_stats;
+        if let Some(s) = odd.stats.as_mut() {
+            s.wait = None;
+        }
+        assert!(matches!(lock_status(odd), Err(ClientError::UnexpectedResponse { .. })));
 
         let newer = pb::LockStatusResponse { r#type: "turnstile".into(), ..response.clone() };
         assert!(matches!(lock_status(newer), Err(ClientError::UnexpectedResponse { .. })));

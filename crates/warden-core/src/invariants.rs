@@ -16,7 +16,10 @@ use crate::state::State;
 /// path (not necessarily within limits lowered since it was made); no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
 /// the ephemeral and blocked-lock indexes match the nodes; the count of sessions per
-/// identity matches the sessions; every lock grants exactly what its rule allows.
+/// identity matches the sessions; every lock grants exactly what its rule allows; lock
+/// statistics are bounded, their eviction index matches them, and their counts agree
+/// (a wait counted per acquisition, no more contended than acquisitions, no histogram
+/// whose buckets disagree with its count).
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -174,6 +177,19 @@ pub fn violations(state: &State) -> Vec<String> {
             found.push(format!(
                 "identity {identity:?} has {count} sessions, the index says {indexed}"
             ));
+        }
+    }
+    let stats = state.lock_stats_table();
+    if !stats.index_is_sound() {
+        found.push(format!("lock statistics: {} tracked, index or bound broken", stats.len()));
+    }
+    for (p, s) in stats.iter() {
+        let sums = [&s.wait, &s.hold].map(|h| h.counts.iter().sum::<u64>() == h.count);
+        if s.wait.count != s.acquisitions || s.contended > s.acquisitions || sums != [true; 2] {
+            found.push(format!("lock statistics of {p} disagree with themselves: {s:?}"));
+        }
+        if s.last_revision > state.revision() {
+            found.push(format!("lock statistics of {p} are from the future: {s:?}"));
         }
     }
     for session in state.sessions() {

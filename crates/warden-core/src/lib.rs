@@ -35,6 +35,7 @@ mod limits;
 pub mod lock;
 pub mod lock_family;
 mod lock_invariants;
+pub mod lock_stats;
 mod namespace;
 mod node;
 pub mod path;

@@ -138,6 +138,7 @@ fn the_count_of_sessions_per_identity_survives_a_snapshot() {
         h.state.meta(),
         h.state.tree().iter().map(|(p, n)| (p.to_owned(), n.clone())),
         h.state.sessions().cloned(),
+        [],
     );
     assert_eq!(parts.sessions_of("alice"), 1);
 }

@@ -2,7 +2,9 @@
 //! (parent counters, sequence numbers, container clean-up, events).
 //!
 //! A [`Mutation`] is one command's change to the tree at one revision. It records an event
-//! per change; the caller commits it or rolls it back as a whole.
+//! per change, and the deleted nodes its caller asks for as they were (an event of a
+//! deletion carries no value, and what a node held when it went is what statistics are
+//! counted from); the caller commits it or rolls it back as a whole.
 
 use std::collections::BTreeSet;
 
@@ -24,13 +26,43 @@ pub(crate) struct Mutation<'a> {
     revision: u64,
     time_ms: u64,
     events: Vec<Event>,
+    /// The nodes deleted so far that `keep_removed` chose, as they were, in the order they
+    /// went.
+    removed: Vec<(String, Node)>,
+    /// Which deleted nodes to keep in `removed` (none without it).
+    keep_removed: Option<fn(&str, &Node) -> bool>,
+}
+
+/// What a committed mutation did: its events, and the nodes it deleted as they were.
+#[derive(Debug, Default)]
+pub(crate) struct Finished {
+    /// The changes, in order.
+    pub(crate) events: Vec<Event>,
+    /// The deleted nodes chosen by [`Mutation::keeping_removed`] (path, node as it was
+    /// before it went), in the order they went.
+    pub(crate) removed: Vec<(String, Node)>,
 }
 
 impl<'a> Mutation<'a> {
     /// Starts changing `tree` at `revision`, the revision the command gets if it changes
     /// anything, with the leader's clock at `time_ms`.
     pub(crate) fn new(tree: &'a mut Tree, limits: &'a Limits, revision: u64, time_ms: u64) -> Self {
-        Mutation { tree, limits, revision, time_ms, events: Vec::new() }
+        Mutation {
+            tree,
+            limits,
+            revision,
+            time_ms,
+            events: Vec::new(),
+            removed: Vec::new(),
+            keep_removed: None,
+        }
+    }
+
+    /// Keeps the deleted nodes `keep` chooses, as they were, for [`Finished::removed`] (the
+    /// others are dropped at once: a large recursive delete does not hold them all).
+    pub(crate) fn keeping_removed(mut self, keep: fn(&str, &Node) -> bool) -> Self {
+        self.keep_removed = Some(keep);
+        self
     }
 
     /// The tree as changed so far.
@@ -58,15 +90,15 @@ impl<'a> Mutation<'a> {
         self.events.iter().map(|e| e.path.clone()).collect()
     }
 
-    /// Ends the mutation: on success the changes stay and their events are returned; on
-    /// failure every change is undone and there are no events.
-    pub(crate) fn finish(self, ok: bool) -> Vec<Event> {
+    /// Ends the mutation: on success the changes stay and their events and deleted nodes
+    /// are returned; on failure every change is undone and there is nothing to report.
+    pub(crate) fn finish(self, ok: bool) -> Finished {
         if ok {
             self.tree.commit();
-            self.events
+            Finished { events: self.events, removed: self.removed }
         } else {
             self.tree.rollback();
-            Vec::new()
+            Finished::default()
         }
     }
 
@@ -344,6 +376,9 @@ impl<'a> Mutation<'a> {
     fn detach(&mut self, path: &str) -> Option<String> {
         let node = self.tree.remove(path)?;
         self.emit(EventKind::Deleted, path, node.stat, None);
+        if self.keep_removed.is_some_and(|keep| keep(path, &node)) {
+            self.removed.push((path.to_owned(), node));
+        }
         let parent = path::parent(path).unwrap_or(path::ROOT).to_owned();
         self.tree.update(&parent, |p| {
             p.stat.num_children = p.stat.num_children.saturating_sub(1);

@@ -96,6 +96,12 @@ pub fn child_prefix(parent: &str) -> String {
     if parent == ROOT { ROOT.to_owned() } else { format!("{parent}/") }
 }
 
+/// Whether `path` is `prefix` or under it, by whole segments: `/a/b` is within `/a`,
+/// `/ab` is not; every path is within the root.
+pub fn is_within(path: &str, prefix: &str) -> bool {
+    path == prefix || path.starts_with(&child_prefix(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +185,14 @@ mod tests {
         assert_eq!(join("/a", "b"), "/a/b");
         assert_eq!(child_prefix("/"), "/");
         assert_eq!(child_prefix("/a"), "/a/");
+    }
+
+    #[test]
+    fn a_path_is_within_its_ancestors_by_whole_segments() {
+        assert!(is_within("/a", "/a"));
+        assert!(is_within("/a/b/c", "/a"));
+        assert!(is_within("/a", "/"));
+        assert!(!is_within("/ab", "/a"));
+        assert!(!is_within("/a", "/a/b"));
     }
 }

@@ -7,8 +7,10 @@
 //! records its head adds ` head=w-NNNNNNNNNN token=T session=S` and, after a newline, the
 //! head's value. A waiter's first line is `mode=exclusive` (`shared`, `permits:N`,
 //! `member`), then ` scope=subtree` for a hold of a subtree, ` priority=P` for a priority
-//! above 0, ` token=R` once granted, then ` revoked` or ` resigned` in the last
-//! value it gets before it is deleted; after a newline, its value (an election
+//! above 0, ` token=R at=T` once granted (`T`: the grant's time, leader clock in ms; a
+//! waiter granted before grant times were kept has no ` at=`), then ` revoked` or
+//! ` resigned` in the last value it gets before it is deleted; after a newline, its value
+//! (an election
 //! candidate's). Only the recipes write these nodes, so the text is always readable; a
 //! value never reaches the first line.
 //!
@@ -165,12 +167,15 @@ pub struct WaiterInfo {
     pub scope: Scope,
     /// Its priority (` priority=P`; absent for 0).
     pub priority: u32,
+    /// When it was granted (leader clock, ms): what a hold's length is counted from
+    /// ([`crate::lock_stats`]).
+    pub granted_ms: Option<u64>,
 }
 
 impl WaiterInfo {
     /// A waiter of a plain request (the lock's own path, priority 0), not granted.
     pub fn new(mode: WaitMode) -> WaiterInfo {
-        WaiterInfo { mode, token: None, scope: Scope::Node, priority: 0 }
+        WaiterInfo { mode, token: None, scope: Scope::Node, priority: 0, granted_ms: None }
     }
 
     /// The header line kept in the waiter node (a waiter without a value).
@@ -194,6 +199,9 @@ impl WaiterInfo {
         }
         if let Some(token) = self.token {
             line.push_str(&format!(" token={token}"));
+        }
+        if let Some(at) = self.granted_ms {
+            line.push_str(&format!(" at={at}"));
         }
         line
     }
@@ -236,7 +244,11 @@ impl WaiterInfo {
             Some(p) => p.parse().ok()?,
             None => 0,
         };
-        Some(WaiterInfo { mode, token, scope, priority })
+        let granted_ms = match field(line, "at") {
+            Some(t) => Some(t.parse().ok()?),
+            None => None,
+        };
+        Some(WaiterInfo { mode, token, scope, priority, granted_ms })
     }
 }
 
@@ -319,10 +331,13 @@ mod tests {
         }
         let modes = [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(2), WaitMode::Member];
         for mode in modes {
-            for (token, scope, priority) in
-                [(None, Scope::Node, 0), (Some(42), Scope::Subtree, 7), (Some(1), Scope::Node, 10)]
-            {
-                let info = WaiterInfo { mode, token, scope, priority };
+            let cases = [
+                (None, Scope::Node, 0, None),
+                (Some(42), Scope::Subtree, 7, None),
+                (Some(1), Scope::Node, 10, Some(7)),
+            ];
+            for (token, scope, priority, granted_ms) in cases {
+                let info = WaiterInfo { mode, token, scope, priority, granted_ms };
                 assert_eq!(WaiterInfo::decode(&info.encode()), Some(info));
                 let data = info.with_value(Some(Mark::Resigned), b"x revoked\ny");
                 assert_eq!(WaiterInfo::decode(&data), Some(info));
@@ -341,5 +356,12 @@ mod tests {
         );
         assert_eq!(QueueConfig::decode(b"kind=bogus delay_ms=0 blocked_until_ms=0"), None);
         assert_eq!(WaiterInfo::decode(b"\xff"), None);
+        let granted = WaiterInfo {
+            token: Some(9),
+            granted_ms: Some(1_500),
+            ..WaiterInfo::new(WaitMode::Shared)
+        };
+        assert_eq!(&granted.encode()[..], b"mode=shared token=9 at=1500");
+        assert_eq!(WaiterInfo::decode(b"mode=shared token=9 at=x"), None);
     }
 }

@@ -410,13 +410,14 @@ pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     }
 }
 
-/// Grants `waiters`: each gets the command's revision as its token.
+/// Grants `waiters`: each gets the command's revision as its token, and its time as the
+/// grant's.
 fn give(m: &mut Mutation<'_>, waiters: &[WaiterView]) {
-    let revision = m.revision();
+    let (revision, now) = (m.revision(), m.time_ms());
     for w in waiters {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let granted = WaiterInfo { token: Some(revision), ..w.info };
+        let granted = WaiterInfo { token: Some(revision), granted_ms: Some(now), ..w.info };
         m.set_internal(&w.path, granted.with_value(None, &value));
     }
 }

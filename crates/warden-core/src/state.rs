@@ -18,7 +18,8 @@ use crate::event::Event;
 use crate::ids::ApplyContext;
 use crate::ids::SessionId;
 use crate::limits::Limits;
-use crate::namespace::Mutation;
+use crate::lock_stats::{self, LockStatsEntry, LockStatsReport, LockStatsTable};
+use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
 use crate::queue_data::QueueConfig;
@@ -44,6 +45,8 @@ pub struct Changes {
     pub nodes: BTreeSet<String>,
     /// Sessions opened, changed (remembered responses) or ended.
     pub sessions: BTreeSet<SessionId>,
+    /// Locks whose statistics changed or were forgotten.
+    pub lock_stats: BTreeSet<String>,
 }
 
 /// A resource kind as [`State::resource`] shows it.
@@ -77,6 +80,9 @@ pub struct State {
     revision: u64,
     tree: Tree,
     sessions: SessionTable,
+    /// Per-lock statistics (after `sessions`: a version 1 snapshot is this state without
+    /// them, [`StateV1`]).
+    lock_stats: LockStatsTable,
     /// The access policy in force, compiled from the node [`acl::POLICY_PATH`] (derived:
     /// rebuilt from the tree on restore, not serialized).
     #[serde(skip)]
@@ -97,6 +103,7 @@ impl State {
             revision: 0,
             tree: Tree::new(),
             sessions: SessionTable::default(),
+            lock_stats: LockStatsTable::default(),
             policy: None,
         }
     }
@@ -174,6 +181,32 @@ impl State {
     pub fn lock(&self, path: &str) -> Result<(QueueConfig, Vec<recipe::WaiterView>), CoreError> {
         path::validate(path, &self.limits)?;
         recipe::waiters(&self.tree, path).ok_or_else(|| CoreError::no_node(path))
+    }
+
+    /// The statistics of the locks at or under `prefix` (by whole segments): their total
+    /// and the `limit` busiest, busiest first, with their holders and waiters now
+    /// ([`crate::lock_stats`]).
+    pub fn lock_stats(&self, prefix: &str, limit: usize) -> Result<LockStatsReport, CoreError> {
+        path::validate(prefix, &self.limits)?;
+        Ok(self.lock_stats.report(&self.tree, prefix, limit))
+    }
+
+    /// The statistics of the lock at `path` (zero if none were kept) with its holders and
+    /// waiters now.
+    pub fn lock_stats_at(&self, path: &str) -> Result<LockStatsEntry, CoreError> {
+        path::validate(path, &self.limits)?;
+        Ok(self.lock_stats.entry(&self.tree, path))
+    }
+
+    /// Keeps the statistics of at most `capacity` locks from now on (tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn set_lock_stats_capacity(&mut self, capacity: usize) {
+        self.lock_stats = LockStatsTable::with_capacity(capacity);
+    }
+
+    /// Every lock's statistics, for a store that persists them.
+    pub fn lock_stats_table(&self) -> &LockStatsTable {
+        &self.lock_stats
     }
 
     /// Whether `token` is held now on the queue at `path` (Chubby's sequencer check): a
@@ -281,7 +314,8 @@ impl State {
         revision: u64,
         ctx: &ApplyContext,
     ) -> (Result<Output, CoreError>, Vec<Event>) {
-        let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms);
+        let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms)
+            .keeping_removed(lock_stats::counts_removed);
         let outcome = match command {
             Command::OpenSession { ttl_ms, identity } => {
                 self.sessions.open(ttl_ms, identity, ctx, &self.limits)
@@ -335,7 +369,7 @@ impl State {
             Command::SetLimits { limits } => {
                 // The namespace does not change (no events, no new revision); the mutation
                 // borrows the old limits, so it ends before they are replaced.
-                m.finish(true);
+                let _ = m.finish(true);
                 self.limits = limits;
                 return (Ok(Output::LimitsSet), Vec::new());
             }
@@ -359,7 +393,11 @@ impl State {
         };
         // The deadlock check sees only the tree; the sessions' identities are here.
         let outcome = outcome.map_err(|e| deadlock::name_sessions(e, &self.sessions));
-        Self::finish(m, outcome)
+        let (outcome, done) = Self::finish(m, outcome);
+        if !done.events.is_empty() {
+            self.lock_stats.count(&self.tree, revision, ctx.time_ms, &done.events, &done.removed);
+        }
+        (outcome, done.events)
     }
 
     /// Ends a command's mutation: what left a queue (a release, a deletion, an ended
@@ -368,7 +406,7 @@ impl State {
     fn finish(
         mut m: Mutation<'_>,
         outcome: Result<Output, CoreError>,
-    ) -> (Result<Output, CoreError>, Vec<Event>) {
+    ) -> (Result<Output, CoreError>, Finished) {
         if outcome.is_ok() {
             let changed = m.changed_paths();
             for touched in recipe::queues_touched(m.tree(), changed.iter().map(String::as_str)) {
@@ -380,55 +418,8 @@ impl State {
                 resource::settle(&mut m, &kind);
             }
         }
-        let events = m.finish(outcome.is_ok());
-        (outcome, events)
-    }
-
-    /// What changed since the last call, for a store that persists the state piece by
-    /// piece: the paths and sessions to write again (or delete, if gone).
-    pub fn take_changes(&mut self) -> Changes {
-        Changes { nodes: self.tree.take_dirty(), sessions: self.sessions.take_dirty() }
-    }
-
-    /// The scalar part of the state, persisted beside the nodes and sessions.
-    pub fn meta(&self) -> StateMeta {
-        StateMeta {
-            limits: self.limits.clone(),
-            revision: self.revision,
-            last_session_id: self.sessions.last_id(),
-        }
-    }
-
-    /// Reassembles a state persisted piece by piece ([`State::meta`], every node, every
-    /// session).
-    pub fn from_parts(
-        meta: StateMeta,
-        nodes: impl IntoIterator<Item = (String, Node)>,
-        sessions: impl IntoIterator<Item = Session>,
-    ) -> State {
-        let mut state = State {
-            limits: meta.limits,
-            revision: meta.revision,
-            tree: Tree::from_nodes(nodes),
-            sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
-            policy: None,
-        };
-        state.reload_policy();
-        state
-    }
-
-    /// Serializes the whole state; equal states give equal bytes.
-    pub fn snapshot(&self) -> Result<Vec<u8>, CoreError> {
-        crate::snapshot::encode(self)
-    }
-
-    /// Restores a state from [`State::snapshot`]'s bytes.
-    pub fn restore(bytes: &[u8]) -> Result<State, CoreError> {
-        let mut state: State = crate::snapshot::decode(bytes)?;
-        state.tree.rebuild_index();
-        state.reload_policy();
-        state.sessions.rebuild_index();
-        Ok(state)
+        let done = m.finish(outcome.is_ok());
+        (outcome, done)
     }
 }
 
@@ -485,6 +476,12 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
     }
     Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
 }
+
+#[path = "state_persist.rs"]
+mod persist;
+
+#[cfg(test)]
+pub(crate) use persist::StateV1;
 
 #[cfg(test)]
 #[path = "state_test.rs"]

@@ -765,7 +765,8 @@ fn a_mutex_is_granted_in_order_with_increasing_tokens() {
         e.kind == EventKind::Data
             && e.data
                 .as_deref()
-                .is_some_and(|d| d.ends_with(format!("token={}", holders[0].1).as_bytes()))
+                .and_then(crate::queue_data::WaiterInfo::decode)
+                .is_some_and(|i| i.token == Some(holders[0].1))
     }));
     assert!(h.state.check_sequencer("/db", holders[0].1));
     assert!(!h.state.check_sequencer("/db", t1.unwrap_or(0)));

@@ -171,6 +171,7 @@ fn lock() -> Seeds {
         rpc(2, &pb::RevokeRequest { path: "/l".into(), session_id: 1 }),
         rpc(3, &pb::LockStatusRequest { path: "/l".into() }),
         rpc(4, &pb::CheckSequencerRequest { path: "/l".into(), token: 5 }),
+        rpc(5, &pb::LockStatsRequest { prefix: "/".into(), limit: 3 }),
     ]
 }
 

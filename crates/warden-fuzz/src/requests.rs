@@ -13,7 +13,7 @@ use warden_core::queue::QueueKind;
 use warden_core::resource::WhileDraining;
 use warden_core::{Applied, Command, Limits, Output, Request, State, WatchFilter};
 use warden_proto::convert::election::leader_info;
-use warden_proto::convert::{kv, lock, txn, watch};
+use warden_proto::convert::{kv, lock, lock_stats, txn, watch};
 use warden_proto::v1 as pb;
 
 use crate::replica::{self, apply_checked};
@@ -95,9 +95,9 @@ fn acquire(r: &pb::AcquireRequest) {
     }
 }
 
-/// The Lock service: Acquire and TryAcquire, Release, Revoke, Status, CheckSequencer.
+/// The Lock service: Acquire and TryAcquire, Release, Revoke, Status, CheckSequencer, Stats.
 pub fn lock_request(data: &[u8]) {
-    let Some((rpc, bytes)) = split(data, 5) else { return };
+    let Some((rpc, bytes)) = split(data, 6) else { return };
     match rpc {
         0 => {
             if let Some(r) = decode::<pb::AcquireRequest>(bytes) {
@@ -121,12 +121,24 @@ pub fn lock_request(data: &[u8]) {
         }
         3 => {
             if let Some(r) = decode::<pb::LockStatusRequest>(bytes) {
-                let _ = replica::state().lock(&r.path);
+                let state = replica::state();
+                let _ = state.lock(&r.path);
+                let _ = state.lock_stats_at(&r.path).map(|e| lock_stats::pb_lock_stats(&e));
+            }
+        }
+        4 => {
+            if let Some(r) = decode::<pb::CheckSequencerRequest>(bytes) {
+                let _ = replica::state().check_sequencer(&r.path, r.token);
             }
         }
         _ => {
-            if let Some(r) = decode::<pb::CheckSequencerRequest>(bytes) {
-                let _ = replica::state().check_sequencer(&r.path, r.token);
+            if let Some(r) = decode::<pb::LockStatsRequest>(bytes) {
+                let (prefix, limit) = lock_stats::stats_request(&r);
+                if let Ok(report) = replica::state().lock_stats(&prefix, limit) {
+                    let answer =
+                        lock_stats::pb_stats_response(pb::ResponseHeader::default(), &report);
+                    let _ = lock_stats::stats_report(&answer);
+                }
             }
         }
     }

@@ -392,6 +392,13 @@ impl Guarded for pb::LockStatusRequest {
     }
 }
 
+impl Guarded for pb::LockStatsRequest {
+    const RPC: &'static str = "Lock.Stats";
+    fn needs(&self) -> Vec<Need> {
+        on(Permission::Read, &self.prefix)
+    }
+}
+
 impl Guarded for pb::CheckSequencerRequest {
     const RPC: &'static str = "Lock.CheckSequencer";
     fn needs(&self) -> Vec<Need> {

@@ -1,13 +1,14 @@
 //! The Lock and Semaphore services: thin adapters from the lock RPCs to the core's Acquire
 //! and Release; an Acquire that is not granted at once waits with the recipe framework's
-//! [`Waits`] (a timeout or a dropped call removes the wait, never leaking a grant).
+//! [`Waits`] (a timeout or a dropped call removes the wait, never leaking a grant). Status
+//! and Stats read the core's state (and its lock statistics) linearizably.
 
 use std::sync::Arc;
 
 use tonic::{Code, Request, Response, Status};
 use warden_core::{Command, Output};
 use warden_proto::ErrorKind;
-use warden_proto::convert::lock;
+use warden_proto::convert::{lock, lock_stats};
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -152,7 +153,7 @@ impl Lock for LockService {
     ) -> Result<Response<pb::LockStatusResponse>, Status> {
         self.shared.access.admit(&request)?;
         let path = request.into_inner().path;
-        let (revision, (config, waiters)) = self
+        let (revision, (config, waiters, stats)) = self
             .shared
             .read(false, |a| {
                 let (config, waiters) = a.core.lock(&path)?;
@@ -160,7 +161,8 @@ impl Lock for LockService {
                     |id| a.core.session(id).map(|s| s.identity.clone()).unwrap_or_default();
                 let waiters: Vec<pb::LockWaiter> =
                     waiters.iter().map(|w| lock::lock_waiter(w, identity(w.session))).collect();
-                Ok((config, waiters))
+                let stats = lock_stats::pb_lock_stats(&a.core.lock_stats_at(&path)?);
+                Ok((config, waiters, stats))
             })
             .await?;
         let (r#type, permits) = lock::lock_kind_name(config.kind);
@@ -171,7 +173,19 @@ impl Lock for LockService {
             delay_ms: config.delay_ms,
             blocked_until_ms: config.blocked_until_ms,
             waiters,
+            stats: Some(stats),
         }))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::LockStatsRequest>,
+    ) -> Result<Response<pb::LockStatsResponse>, Status> {
+        self.shared.access.admit(&request)?;
+        let (prefix, limit) = lock_stats::stats_request(request.get_ref());
+        let (revision, report) =
+            self.shared.read(false, |a| a.core.lock_stats(&prefix, limit)).await?;
+        Ok(Response::new(lock_stats::pb_stats_response(self.shared.header(revision), &report)))
     }
 
     async fn check_sequencer(

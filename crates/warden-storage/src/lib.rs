@@ -63,7 +63,12 @@ pub fn open(dir: &Path, limits: Limits) -> Result<Storage, StorageError> {
     };
     let log = LogStore::new(db.clone(), keyspace("raft_log")?, keyspace("raft_meta")?)?;
     let snapshots = snapshot_file::SnapshotFile::open(&dir.join("snapshot"))?;
-    let keyspaces = [keyspace("sm_nodes")?, keyspace("sm_sessions")?, keyspace("sm_meta")?];
+    let keyspaces = [
+        keyspace("sm_nodes")?,
+        keyspace("sm_sessions")?,
+        keyspace("sm_lock_stats")?,
+        keyspace("sm_meta")?,
+    ];
     let state_machine = StateMachineStore::open(db, keyspaces, snapshots, limits)?;
     Ok(Storage { log, state_machine })
 }

@@ -1,7 +1,7 @@
 //! The state machine: `warden-core`'s [`State`] in memory, persisted piece by piece.
 //!
 //! Applying a batch of entries calls the core for each, then writes what the core reports
-//! changed (nodes by path, sessions by id), the state's scalars, the last applied log id and
+//! changed (nodes by path, sessions by id, lock statistics by lock path), the state's scalars, the last applied log id and
 //! the membership in **one** fjall batch, so the state on disk always matches one applied
 //! log id and a restart resumes from it without replaying the log from the start. These
 //! writes are not fsynced on their own: the log is (fjall has one journal, so the next log
@@ -21,6 +21,7 @@ use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, Snapshot,
 };
 use tracing::info;
+use warden_core::lock_stats::LockStats;
 use warden_core::{ApplyContext, Event, Limits, Node, Output, Session, State, StateMeta};
 
 use crate::codec::{decode, encode};
@@ -58,6 +59,7 @@ struct Inner {
     db: Database,
     nodes: Keyspace,
     sessions: Keyspace,
+    lock_stats: Keyspace,
     meta: Keyspace,
     snapshots: SnapshotFile,
     applied: RwLock<Applied>,
@@ -107,15 +109,16 @@ type Write = (&'static str, Vec<u8>, Option<Vec<u8>>);
 impl StateMachineStore {
     pub(crate) fn open(
         db: Database,
-        keyspaces: [Keyspace; 3],
+        keyspaces: [Keyspace; 4],
         snapshots: SnapshotFile,
         limits: Limits,
     ) -> Result<StateMachineStore, StorageError> {
-        let [nodes, sessions, meta] = keyspaces;
+        let [nodes, sessions, lock_stats, meta] = keyspaces;
         let inner = Inner {
             db,
             nodes,
             sessions,
+            lock_stats,
             meta,
             snapshots,
             applied: RwLock::new(Applied {
@@ -174,6 +177,7 @@ impl Inner {
         match name {
             "nodes" => &self.nodes,
             "sessions" => &self.sessions,
+            "lock_stats" => &self.lock_stats,
             _ => &self.meta,
         }
     }
@@ -238,7 +242,17 @@ impl Inner {
             let (_, value) = guard.into_inner().map_err(StorageError::fjall("reading sessions"))?;
             sessions.push(decode::<Session>("session", &value)?);
         }
-        let core = State::from_parts(state_meta, nodes, sessions);
+        let mut lock_stats = Vec::new();
+        for guard in view.iter(&self.lock_stats) {
+            let (key, value) =
+                guard.into_inner().map_err(StorageError::fjall("reading lock statistics"))?;
+            let path = String::from_utf8(key.to_vec()).map_err(|e| StorageError::Decode {
+                what: "lock statistics path",
+                reason: e.to_string(),
+            })?;
+            lock_stats.push((path, decode::<LockStats>("lock statistics", &value)?));
+        }
+        let core = State::from_parts(state_meta, nodes, sessions, lock_stats);
         let last_applied = match meta(APPLIED)? {
             Some(bytes) => decode::<Option<LogId>>(APPLIED, &bytes)?,
             None => None,
@@ -253,7 +267,9 @@ impl Inner {
     /// The writes that persist what changed in `applied` since the last call.
     fn changed(applied: &mut Applied) -> Result<Vec<Write>, StorageError> {
         let changes = applied.core.take_changes();
-        let mut writes = Vec::with_capacity(changes.nodes.len() + changes.sessions.len() + 3);
+        let mut writes = Vec::with_capacity(
+            changes.nodes.len() + changes.sessions.len() + changes.lock_stats.len() + 3,
+        );
         for path in changes.nodes {
             let value = applied.core.tree().get(&path).map(|n| encode("node", n)).transpose()?;
             writes.push(("nodes", path.into_bytes(), value));
@@ -261,6 +277,15 @@ impl Inner {
         for id in changes.sessions {
             let value = applied.core.session(id).map(|s| encode("session", s)).transpose()?;
             writes.push(("sessions", id.to_be_bytes().to_vec(), value));
+        }
+        for path in changes.lock_stats {
+            let value = applied
+                .core
+                .lock_stats_table()
+                .get(&path)
+                .map(|s| encode("lock statistics", s))
+                .transpose()?;
+            writes.push(("lock_stats", path.into_bytes(), value));
         }
         writes.extend(Self::scalars(applied)?);
         Ok(writes)
@@ -295,6 +320,7 @@ impl Inner {
         };
         self.nodes.clear().map_err(StorageError::fjall("clearing nodes"))?;
         self.sessions.clear().map_err(StorageError::fjall("clearing sessions"))?;
+        self.lock_stats.clear().map_err(StorageError::fjall("clearing lock statistics"))?;
         let mut writes = Vec::with_capacity(REWRITE_BATCH);
         for (path, node) in applied.core.tree().iter() {
             writes.push(("nodes", path.as_bytes().to_vec(), Some(encode("node", node)?)));
@@ -307,6 +333,16 @@ impl Inner {
                 "sessions",
                 session.id.to_be_bytes().to_vec(),
                 Some(encode("session", session)?),
+            ));
+            if writes.len() >= REWRITE_BATCH {
+                self.commit(std::mem::take(&mut writes), PersistMode::Buffer)?;
+            }
+        }
+        for (path, stats) in applied.core.lock_stats_table().iter() {
+            writes.push((
+                "lock_stats",
+                path.as_bytes().to_vec(),
+                Some(encode("lock statistics", stats)?),
             ));
         }
         writes.extend(Self::scalars(&applied)?);

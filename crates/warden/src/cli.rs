@@ -268,12 +268,15 @@ pub(crate) enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         from_revision: u64,
     },
-    /// Runs a command holding a lock; `lock status PATH` shows a lock, `lock revoke PATH
-    /// --session ID` breaks a stuck hold.
+    /// Runs a command holding a lock; `lock status PATH` shows a lock, `lock stats PREFIX`
+    /// the busiest locks under a prefix, `lock revoke PATH --session ID` breaks a stuck hold.
     ///
     /// `warden lock PATH [--timeout 10s] [--shared] -- COMMAND [ARGS...]` runs COMMAND
     /// holding the lock at PATH (a read-write lock: exclusive, or shared with --shared).
     /// `warden lock status PATH` prints its holders and waiters (or that it is free).
+    /// `warden lock stats [PREFIX] [--limit N]` prints the statistics of the locks under
+    /// PREFIX (default /): grants, contended grants, holders, waiters, and approximate p50
+    /// and p99 of waits and holds, the busiest (most time waited) first, and their total.
     /// `warden lock revoke PATH --session ID` takes a session out of it. `warden lock
     /// --resource KIND ID [--no-wait-while-draining] -- COMMAND` locks the id ID of a
     /// resource kind, in the version the cluster picks. The command gets
@@ -284,10 +287,13 @@ pub(crate) enum ClientCommand {
     Lock {
         #[command(flatten)]
         client: ClientFlags,
-        /// The lock's path, or `status` or `revoke`; with --resource, the id.
+        /// The lock's path, or `status`, `stats` or `revoke`; with --resource, the id.
         target: String,
-        /// With `status` or `revoke`: the lock's path.
+        /// With `status` or `revoke`: the lock's path; with `stats`: the prefix.
         status_path: Option<String>,
+        /// With `stats`: list at most this many locks (default 20, at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
         /// With `revoke`: the session to take out of the lock (see `warden lock status`).
         #[arg(long)]
         session: Option<u64>,

@@ -120,6 +120,7 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
         Command::Lock {
             target,
             status_path,
+            limit,
             session,
             timeout,
             shared,
@@ -149,7 +150,13 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
                 };
                 return crate::lock_cmd::run(&client, target, how, &command).await;
             }
-            if target == "status" {
+            if limit.is_some() && target != "stats" {
+                bail!("--limit goes with stats: warden lock stats PREFIX --limit N");
+            }
+            if target == "stats" {
+                let prefix = status_path.unwrap_or_else(|| "/".to_owned());
+                crate::lock_stats_cmd::stats(&client, out, &prefix, limit.unwrap_or(0)).await?;
+            } else if target == "status" {
                 let path = status_path.context("give the lock's path: warden lock status PATH")?;
                 crate::lock_cmd::status(&client, out, &path).await?;
             } else if target == "revoke" {

@@ -50,13 +50,9 @@ Exit status:
   5    not found: no such node, session or resource kind; no leader (warden elect leader)
   6    already exists, or version mismatch (put/rm --version N)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
-<<<<<<< HEAD
   8    permission denied (warden rotate and resource init need admin on the kind)
-=======
-  8    permission denied
   9    deadlock: the lock's wait would have closed a cycle of sessions waiting for
        each other (the message names it); nothing changed
->>>>>>> main
   130  interrupted by Ctrl-C
   141  standard output closed by its reader (warden ls / | head -1)
 warden lock, warden elect and warden barrier NAME exit with their command's own status

@@ -1,7 +1,8 @@
 //! `warden lock PATH [--timeout D] [--shared] [--subtree] [--priority N] -- COMMAND
 //! [ARGS...]`: runs a command while
 //! holding a lock, like `flock` and `etcdctl lock`; `warden lock status PATH`; and
-//! `warden lock revoke PATH --session ID` (in commands.rs).
+//! `warden lock revoke PATH --session ID` (in commands.rs). `warden lock stats PREFIX` is
+//! in lock_stats_cmd.rs.
 //!
 //! The CLI's locks are read-write locks: a plain `warden lock` takes the write side, with
 //! `--shared` the read side, so exclusive and shared users of one path agree on its kind.
@@ -495,6 +496,7 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
     let object = json!({
         "path": path, "free": free, "type": status.kind_name(), "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
+        "stats": status.stats.as_ref().map(crate::lock_stats_cmd::entry),
     });
     emit(out, &lines.join("\n"), &object)
 }

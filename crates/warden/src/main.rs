@@ -15,6 +15,7 @@ mod commands;
 mod elect_cmd;
 mod exit;
 mod lock_cmd;
+mod lock_stats_cmd;
 mod logs;
 mod output;
 mod resource_cmd;

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use warden_core::lock_stats::LockStats;
 use warden_core::{Node, Session, State};
 
 use crate::steps::{Runner, cases, steps};
@@ -45,6 +46,7 @@ proptest! {
         let mut runner = Runner::new();
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         let mut sessions: BTreeMap<u64, Session> = BTreeMap::new();
+        let mut lock_stats: BTreeMap<String, LockStats> = BTreeMap::new();
         for (i, step) in steps.iter().enumerate() {
             runner.apply(step);
             if i % flush_every != 0 && i + 1 != steps.len() {
@@ -63,10 +65,17 @@ proptest! {
                     None => sessions.remove(&id),
                 };
             }
+            for path in changes.lock_stats {
+                match runner.state.lock_stats_table().get(&path) {
+                    Some(stats) => lock_stats.insert(path, *stats),
+                    None => lock_stats.remove(&path),
+                };
+            }
             let loaded = State::from_parts(
                 runner.state.meta(),
                 nodes.iter().map(|(p, n)| (p.clone(), n.clone())),
                 sessions.values().cloned(),
+                lock_stats.iter().map(|(p, s)| (p.clone(), *s)),
             );
             prop_assert_eq!(loaded.snapshot().ok(), runner.state.snapshot().ok());
         }

@@ -9,5 +9,6 @@ mod hierarchy;
 mod invariants;
 mod limits;
 mod lock_nodes;
+mod lock_stats;
 mod queue;
 mod steps;

@@ -366,6 +366,7 @@ mod tests {
                 token: Some(11),
                 scope: Scope::Subtree,
                 priority: 4,
+                granted_ms: Some(5),
                 ..WaiterInfo::new(WaitMode::Permits(2))
             },
             since_ms: 99,

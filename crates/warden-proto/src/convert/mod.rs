@@ -14,13 +14,15 @@
 //!
 //! One file per area of the API: [`kv`] (stats, origins, create/set/delete), [`txn`]
 //! (compares, transaction ops and results), [`lock`] (lock types, acquires, releases,
-//! lock status, and the names of every recipe's queue), [`election`] (leaders), [`watch`]
+//! lock status, and the names of every recipe's queue), [`lock_stats`] (lock statistics
+//! and their histograms), [`election`] (leaders), [`watch`]
 //! (events and scopes), [`session`] (lost holds).
 
 pub mod election;
 mod error;
 pub mod kv;
 pub mod lock;
+pub mod lock_stats;
 pub mod session;
 pub mod txn;
 pub mod watch;

@@ -187,6 +187,27 @@ impl TestCluster {
         self.nodes[(id - 1) as usize] = Some(node);
     }
 
+    /// Starts a stopped node again once its storage is released (connections that were
+    /// open to it close in the background, and keep its storage open until they have):
+    /// tries for up to 10 s.
+    pub async fn restart_when_released(&mut self, id: u64) {
+        let config = self.configs[(id - 1) as usize].clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Node::start(config.clone(), self.faults.clone()).await {
+                Ok(node) => {
+                    self.nodes[(id - 1) as usize] = Some(node);
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("member {id} does not start yet: {e}");
+                    sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("member {id} did not start again: {e}"),
+            }
+        }
+    }
+
     /// Waits until every running node has applied at least `index`.
     pub async fn wait_applied(&self, index: u64, within: Duration) {
         for node in self.running() {

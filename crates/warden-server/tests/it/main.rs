@@ -15,6 +15,7 @@ mod hierarchy;
 mod identity;
 mod limits;
 mod listing;
+mod lock_stats;
 mod locks;
 mod partition;
 mod recipes;

@@ -1,12 +1,14 @@
 //! Restarts: the state machine resumes from disk, the log and vote survive, a snapshot
-//! install survives a crash half-way, and bad snapshot bytes replace nothing.
+//! install survives a crash half-way, bad snapshot bytes replace nothing, and lock
+//! statistics survive restarts and installs.
 
 use std::path::Path;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder, Vote};
 use tempfile::TempDir;
-use warden_core::{Command, CreateMode, Limits, LogCommand, Request};
+use warden_core::queue::{LockKind, WaitMode};
+use warden_core::{Command, CreateMode, HoldRef, Limits, LogCommand, Request};
 use warden_storage::{Entry, LogId, Proposal, Storage};
 
 fn open(dir: &Path) -> Storage {
@@ -20,6 +22,13 @@ fn log_id(index: u64) -> LogId {
 fn entry(index: u64, command: Command) -> Entry {
     let proposal =
         Proposal { time_ms: 1_000 + index, command: LogCommand::V1(Request::new(command)) };
+    Entry { log_id: log_id(index), payload: EntryPayload::Normal(proposal) }
+}
+
+/// An entry at `index` whose request is made in `session`.
+fn in_session(index: u64, session: u64, command: Command) -> Entry {
+    let request = Request::in_session(session, command);
+    let proposal = Proposal { time_ms: 1_000 + index, command: LogCommand::V1(request) };
     Entry { log_id: log_id(index), payload: EntryPayload::Normal(proposal) }
 }
 
@@ -161,4 +170,58 @@ async fn undecodable_snapshot_replaces_nothing() {
     assert_eq!(snapshot_bytes(&storage), before);
     let current = storage.state_machine.get_current_snapshot().await.unwrap().unwrap();
     assert_eq!(current.meta, good.meta, "the current snapshot file is untouched");
+}
+
+/// Two sessions (ids 1 and 2) contend for `/l`: session 2 waits from entry 4 to 5, and
+/// session 1 holds from entry 3 to 5.
+fn contended_lock() -> Vec<Entry> {
+    let acquire = || Command::Acquire {
+        path: "/l".into(),
+        kind: LockKind::Mutex,
+        mode: WaitMode::Exclusive,
+        delay_ms: 0,
+        options: Default::default(),
+    };
+    vec![
+        entry(1, Command::OpenSession { ttl_ms: 5_000, identity: "a".into() }),
+        entry(2, Command::OpenSession { ttl_ms: 5_000, identity: "b".into() }),
+        in_session(3, 1, acquire()),
+        in_session(4, 2, acquire()),
+        in_session(5, 1, Command::Release { path: "/l".into(), hold: HoldRef::Any }),
+    ]
+}
+
+fn lock_stats(storage: &Storage) -> Option<warden_core::lock_stats::LockStats> {
+    storage.state_machine.read(|a| a.core.lock_stats_table().get("/l").copied())
+}
+
+#[tokio::test]
+async fn lock_statistics_survive_a_restart_and_a_snapshot_install() {
+    let (dir, other) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let stats = {
+        let mut storage = open(dir.path());
+        storage.state_machine.apply(contended_lock()).await.unwrap();
+        lock_stats(&storage).unwrap()
+    };
+    assert_eq!((stats.acquisitions, stats.contended), (2, 1));
+    assert_eq!((stats.wait.sum_ms, stats.hold.count, stats.hold.sum_ms), (1, 1, 2));
+    let mut storage = open(dir.path());
+    assert_eq!(lock_stats(&storage), Some(stats), "kept by the keyspace across a restart");
+    // Session 2 ends: its hold (granted at entry 5) is counted, and persisted.
+    storage.state_machine.apply(vec![entry(6, Command::CloseSession { id: 2 })]).await.unwrap();
+    let after = lock_stats(&storage).unwrap();
+    assert_eq!((after.hold.count, after.hold.sum_ms), (2, 3));
+    drop(storage);
+    let mut storage = open(dir.path());
+    assert_eq!(lock_stats(&storage), Some(after));
+    // A snapshot carries them to another member, which keeps them across a restart.
+    let snapshot = storage.state_machine.build_snapshot().await.unwrap();
+    {
+        let mut target = open(other.path());
+        target.state_machine.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+        assert_eq!(lock_stats(&target), Some(after));
+    }
+    let target = open(other.path());
+    assert_eq!(lock_stats(&target), Some(after));
+    assert_eq!(snapshot_bytes(&target), snapshot_bytes(&storage));
 }

@@ -200,6 +200,11 @@ async fn lock_runs_a_command_holding_the_lock() {
     let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(status["waiters"].as_array().map(Vec::len), Some(1));
     assert_eq!(status["waiters"][0]["token"], guard.token());
+    assert_eq!(
+        (status["stats"]["holders"].as_u64(), status["stats"]["waiters"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert!(status["stats"]["acquisitions"].as_u64() >= Some(1), "{status}");
     guard.release().await.unwrap();
 
     // Shared holders share.

@@ -9,6 +9,7 @@ mod cli_barrier;
 mod cli_elect;
 mod cli_exit;
 mod cli_lock;
+mod cli_lock_stats;
 mod cli_rotate;
 mod cli_tls;
 mod cli_values;
