@@ -19,7 +19,7 @@ use crate::ids::SessionId;
 use crate::namespace::Mutation;
 use crate::path;
 use crate::queue::{QueueKind, WaitMode};
-use crate::queue_data::{self, Head, QueueConfig, WaiterInfo};
+use crate::queue_data::{self, Head, QueueConfig};
 use crate::recipe::{self, Joined, Leaving};
 use crate::response::Output;
 use crate::tree::Tree;
@@ -86,7 +86,7 @@ pub(crate) fn proclaim(
         .into_iter()
         .find(|w| w.session == session && w.info.token == Some(token))
         .ok_or_else(ended)?;
-    let info = WaiterInfo { mode: mine.info.mode, token: mine.info.token };
+    let info = mine.info.clone();
     let current = m.tree().get(&mine.path).map(|n| queue_data::value_of(&n.data));
     if current.as_ref() != Some(&value) {
         m.set_internal(&mine.path, info.with_value(None, &value));

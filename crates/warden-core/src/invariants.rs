@@ -16,7 +16,9 @@ use crate::state::State;
 /// path (not necessarily within limits lowered since it was made); no container
 /// that has lost its last child is left (it may be empty only if it never had a child);
 /// the ephemeral and blocked-lock indexes match the nodes; the count of sessions per
-/// identity matches the sessions; every lock grants exactly what its rule allows.
+/// identity matches the sessions; every lock grants exactly what its rule allows; a hold
+/// counts from 1 to [`MAX_HOLDS`](crate::lock::MAX_HOLDS) acquires, more than 1 only for
+/// a reentrant (owned) hold.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -107,6 +109,24 @@ pub fn violations(state: &State) -> Vec<String> {
         let held_back = config.blocked_until_ms != 0 || crate::recipe::gated(tree, p);
         if granted > allowed || (granted < allowed && !held_back) {
             found.push(format!("queue {p}: {granted} granted, the rule allows {allowed}"));
+        }
+        // Reentrant counts: only a lock's waiter has an owner, a well-formed one; only a
+        // holder with an owner counts more than one acquire, and never past the bound.
+        for w in &waiters {
+            let info = &w.info;
+            if let Some(owner) = &info.owner
+                && (!config.kind.is_lock() || crate::lock::check_owner(owner).is_err())
+            {
+                found.push(format!("{}: owner {owner:?} in a {}", w.path, config.kind));
+            }
+            let counts = info.owner.is_some() && info.token.is_some();
+            if info.holds == 0 || info.holds > crate::lock::MAX_HOLDS || (info.holds > 1 && !counts)
+            {
+                found.push(format!(
+                    "{}: hold count {} (owner {:?}, token {:?})",
+                    w.path, info.holds, info.owner, info.token
+                ));
+            }
         }
         let tokens: Vec<u64> = waiters.iter().filter_map(|w| w.info.token).collect();
         if tokens.windows(2).any(|t| t[0] > t[1]) {

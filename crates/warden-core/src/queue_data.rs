@@ -6,10 +6,11 @@
 //! permits=N`, `kind=election`, `kind=barrier`, `kind=double count=N`); a queue whose kind
 //! records its head adds ` head=w-NNNNNNNNNN token=T session=S` and, after a newline, the
 //! head's value. A waiter's first line is `mode=exclusive` (`shared`, `permits:N`,
-//! `member`), then ` token=R` once granted, then ` revoked` or ` resigned` in the last
-//! value it gets before it is deleted; after a newline, its value (an election
-//! candidate's). Only the recipes write these nodes, so the text is always readable; a
-//! value never reaches the first line.
+//! `member`), then ` token=R` once granted, then, for a reentrant lock's waiter, ` owner=O
+//! holds=N` (its owner and hold count), then ` revoked` or ` resigned` in the last value it
+//! gets before it is deleted; after a newline, its value (an election candidate's). Only
+//! the recipes write these nodes, so the text is always readable; a value never reaches
+//! the first line, and an owner is one word without `=` (the lock checks it).
 //!
 //! A resource kind's node keeps `version=V`, or `version=V to=W` while it rotates.
 //!
@@ -154,15 +155,25 @@ impl Mark {
 }
 
 /// A waiter's request and grant, as kept in the first line of the waiter node's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaiterInfo {
     /// What it asks for.
     pub mode: WaitMode,
     /// Its token, once granted.
     pub token: Option<u64>,
+    /// The owner of a reentrant lock's waiter (a thread, a task of its session).
+    pub owner: Option<String>,
+    /// How many acquires of its owner its hold counts, from 1 (always 1 without an owner,
+    /// and while it waits): the hold ends when releases bring it to 0.
+    pub holds: u32,
 }
 
 impl WaiterInfo {
+    /// A waiter that asks for `mode`, not granted, without an owner.
+    pub fn waiting(mode: WaitMode) -> WaiterInfo {
+        WaiterInfo { mode, token: None, owner: None, holds: 1 }
+    }
+
     /// The header line kept in the waiter node (a waiter without a value).
     pub fn encode(&self) -> Bytes {
         Bytes::from(self.line())
@@ -175,10 +186,14 @@ impl WaiterInfo {
             WaitMode::Permits(n) => format!("mode=permits:{n}"),
             WaitMode::Member => "mode=member".to_owned(),
         };
-        match self.token {
+        let mut line = match self.token {
             Some(token) => format!("{mode} token={token}"),
             None => mode,
+        };
+        if let Some(owner) = &self.owner {
+            line.push_str(&format!(" owner={owner} holds={}", self.holds));
         }
+        line
     }
 
     /// The whole data of a waiter: this header, an optional mark, and `value`.
@@ -210,7 +225,12 @@ impl WaiterInfo {
             Some(t) => Some(t.parse().ok()?),
             None => None,
         };
-        Some(WaiterInfo { mode, token })
+        let owner = field(line, "owner").map(str::to_owned);
+        let holds = match field(line, "holds") {
+            Some(n) => n.parse().ok().filter(|n| *n >= 1)?,
+            None => 1,
+        };
+        Some(WaiterInfo { mode, token, owner, holds })
     }
 }
 
@@ -292,12 +312,15 @@ mod tests {
             assert_eq!(Head::decode(&config.encode()), None);
         }
         let modes = [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(2), WaitMode::Member];
+        let owners = [(None, 1), (Some("task-7".to_owned()), 1), (Some("t".to_owned()), 300)];
         for mode in modes {
-            for token in [None, Some(42)] {
-                let info = WaiterInfo { mode, token };
-                assert_eq!(WaiterInfo::decode(&info.encode()), Some(info));
+            for (token, (owner, holds)) in
+                [None, Some(42)].into_iter().flat_map(|t| owners.clone().map(|o| (t, o)))
+            {
+                let info = WaiterInfo { mode, token, owner, holds };
+                assert_eq!(WaiterInfo::decode(&info.encode()), Some(info.clone()));
                 let data = info.with_value(Some(Mark::Resigned), b"x revoked\ny");
-                assert_eq!(WaiterInfo::decode(&data), Some(info));
+                assert_eq!(WaiterInfo::decode(&data).as_ref(), Some(&info));
                 assert_eq!(mark_of(&data), Some(Mark::Resigned));
                 assert_eq!(value_of(&data), Bytes::from_static(b"x revoked\ny"));
                 assert_eq!(
@@ -313,5 +336,19 @@ mod tests {
         );
         assert_eq!(QueueConfig::decode(b"kind=bogus delay_ms=0 blocked_until_ms=0"), None);
         assert_eq!(WaiterInfo::decode(b"\xff"), None);
+        // A reentrant waiter's header, word for word; a count of 0 is no count.
+        let info = WaiterInfo {
+            mode: WaitMode::Exclusive,
+            token: Some(9),
+            owner: Some("task-7".into()),
+            holds: 3,
+        };
+        assert_eq!(&info.encode()[..], b"mode=exclusive token=9 owner=task-7 holds=3");
+        assert_eq!(&WaiterInfo::waiting(WaitMode::Shared).encode()[..], b"mode=shared");
+        assert_eq!(WaiterInfo::decode(b"mode=exclusive token=9 owner=t holds=0"), None);
+        assert_eq!(WaiterInfo::decode(b"mode=exclusive owner=t holds=x"), None);
+        // An owner named like a mark is no mark.
+        let named = WaiterInfo { owner: Some("revoked".into()), ..info };
+        assert_eq!(mark_of(&named.encode()), None);
     }
 }

@@ -74,7 +74,7 @@ pub fn waiters(tree: &Tree, path: &str) -> Option<(QueueConfig, Vec<WaiterView>)
             session: n.stat.ephemeral_owner,
             // A waiter always has readable data: only the recipes write it.
             info: WaiterInfo::decode(&n.data)
-                .unwrap_or(WaiterInfo { mode: WaitMode::Exclusive, token: None }),
+                .unwrap_or_else(|| WaiterInfo::waiting(WaitMode::Exclusive)),
             since_ms: n.stat.ctime_ms,
         })
         .collect();
@@ -180,6 +180,20 @@ pub(crate) fn join(
     mode: WaitMode,
     value: &[u8],
 ) -> Result<Joined, CoreError> {
+    join_as(m, session, path, config, WaiterInfo::waiting(mode), value)
+}
+
+/// [`join`] with the whole header of a new waiter (its mode, and its owner for a
+/// reentrant lock); an existing place is returned as it is.
+pub(crate) fn join_as(
+    m: &mut Mutation<'_>,
+    session: SessionId,
+    path: &str,
+    config: QueueConfig,
+    info: WaiterInfo,
+    value: &[u8],
+) -> Result<Joined, CoreError> {
+    let mode = info.mode;
     queue::validate(config.kind, mode)?;
     path::validate(path, m.limits())?;
     let max_depth = m.limits().max_path_depth;
@@ -224,7 +238,7 @@ pub(crate) fn join(
         });
     }
     let prefix = format!("{}{WAITER_PREFIX}", path::child_prefix(path));
-    let data = WaiterInfo { mode, token: None }.with_value(None, value);
+    let data = WaiterInfo { token: None, holds: 1, ..info }.with_value(None, value);
     let waiter = m.create_internal(&prefix, data, NodeKind::Ephemeral, session, true)?;
     grant(m, path);
     let after = waiters(m.tree(), path).map(|(_, ws)| ws).unwrap_or_default();
@@ -281,7 +295,9 @@ pub(crate) enum Leaving {
 
 /// Takes `session` out of the queue at `path`: the place `hold` names. Answers
 /// [`Output::LockReleased`], or [`Output::LockQueued`] with the token for a wait that was
-/// granted before its cancel (which then keeps it).
+/// granted before its cancel (which then keeps it). A release of a reentrant hold that
+/// counts more than one acquire takes one away and keeps the hold (`remaining` says how
+/// many are left); a revoke ends it whatever its count.
 pub(crate) fn leave(
     m: &mut Mutation<'_>,
     session: SessionId,
@@ -318,6 +334,15 @@ pub(crate) fn leave(
         HoldRef::Wait(_) => {}
     }
     let held = w.info.token.is_some();
+    let releases = leaving == Leaving::Released && !matches!(hold, HoldRef::Wait(_));
+    if releases && held && w.info.holds > 1 {
+        let remaining = w.info.holds - 1;
+        let value =
+            m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
+        let info = WaiterInfo { holds: remaining, ..w.info };
+        m.set_internal(&w.path, info.with_value(None, &value));
+        return Ok(Output::LockReleased { held, remaining });
+    }
     let mark = match leaving {
         Leaving::Released => None,
         Leaving::Revoked => {
@@ -334,7 +359,7 @@ pub(crate) fn leave(
         m.set_internal(&w.path, w.info.with_value(Some(mark), &value));
     }
     m.delete(&w.path, None, false)?;
-    Ok(Output::LockReleased { held })
+    Ok(Output::LockReleased { held, remaining: 0 })
 }
 
 /// Grants the queue at `path` to every waiter its rule says holds, unless a lock-delay
@@ -356,7 +381,7 @@ pub(crate) fn grant(m: &mut Mutation<'_>, path: &str) {
     for w in ws.iter().take(holders).filter(|w| w.info.token.is_none()) {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let granted = WaiterInfo { mode: w.info.mode, token: Some(revision) };
+        let granted = WaiterInfo { token: Some(revision), ..w.info.clone() };
         m.set_internal(&w.path, granted.with_value(None, &value));
     }
     if config.kind.records_head() {

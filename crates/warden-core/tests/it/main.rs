@@ -9,4 +9,5 @@ mod invariants;
 mod limits;
 mod lock_nodes;
 mod queue;
+mod reentrant;
 mod steps;
