@@ -8,6 +8,8 @@ fn member(waiter: &str, token: Option<u64>) -> pb::LockWaiter {
         token,
         since_ms: 2,
         identity: "bob".into(),
+        owner: String::new(),
+        holds: 1,
     }
 }
 

@@ -48,6 +48,11 @@ pub struct LockEntry {
     /// The identity of the client that opened its session (from its certificate; empty
     /// without TLS).
     pub identity: String,
+    /// The owner of a reentrant place ([`crate::Lock::with_owner`]); `None` for a lock
+    /// taken without one.
+    pub owner: Option<String>,
+    /// How many acquires its hold counts (1 while it waits, and without an owner).
+    pub holds: u32,
 }
 
 impl LockStatus {
@@ -75,20 +80,27 @@ pub(crate) fn lock_status(r: pb::LockStatusResponse) -> Result<LockStatus, Clien
         revision: r.header.map(|h| h.revision).unwrap_or(0),
     };
     for w in r.waiters {
-        let entry = LockEntry {
-            mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
-            waiter: w.waiter,
-            session_id: w.session_id,
-            token: w.token,
-            since_ms: w.since_ms,
-            identity: w.identity,
-        };
+        let entry = lock_entry(w)?;
         match entry.token {
             Some(_) => status.holders.push(entry),
             None => status.waiters.push(entry),
         }
     }
     Ok(status)
+}
+
+/// One holder or waiter as the wire gives it (a lock's status, a resource kind's).
+pub(crate) fn lock_entry(w: pb::LockWaiter) -> Result<LockEntry, ClientError> {
+    Ok(LockEntry {
+        mode: lock::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?,
+        waiter: w.waiter,
+        session_id: w.session_id,
+        token: w.token,
+        since_ms: w.since_ms,
+        identity: w.identity,
+        owner: (!w.owner.is_empty()).then_some(w.owner),
+        holds: w.holds,
+    })
 }
 
 impl Client {
@@ -135,6 +147,8 @@ mod tests {
             token,
             since_ms: 1,
             identity: String::new(),
+            owner: String::new(),
+            holds: 1,
         }
     }
 
@@ -158,6 +172,15 @@ mod tests {
         assert_eq!(status.waiters.len(), 1);
         assert_eq!(status.waiters[0].mode, WaitMode::Permits(3));
         assert_eq!(status.waiters[0].mode_name(), "permits:3");
+        assert_eq!((status.holders[0].owner.as_deref(), status.holders[0].holds), (None, 1));
+        let mut reentrant = response.clone();
+        reentrant.waiters[0].owner = "task-7".into();
+        reentrant.waiters[0].holds = 3;
+        let status = lock_status(reentrant).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (status.holders[0].owner.as_deref(), status.holders[0].holds),
+            (Some("task-7"), 3)
+        );
 
         let newer = pb::LockStatusResponse { r#type: "turnstile".into(), ..response.clone() };
         assert!(matches!(lock_status(newer), Err(ClientError::UnexpectedResponse { .. })));

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_proto::ErrorKind;
-use warden_proto::convert::lock as lock_convert;
 use warden_proto::v1 as pb;
 use warden_proto::v1::resource_client::ResourceClient;
 
@@ -219,16 +218,7 @@ pub(crate) fn status(r: pb::ResourceStatusResponse) -> Result<ResourceStatus, Cl
                 let w = h.waiter.ok_or_else(|| ClientError::UnexpectedResponse {
                     message: format!("the holder of {:?} came without its waiter", h.lock),
                 })?;
-                let mode =
-                    lock_convert::wait_mode_named(&w.mode).map_err(ClientError::unreadable)?;
-                let entry = LockEntry {
-                    waiter: w.waiter,
-                    session_id: w.session_id,
-                    mode,
-                    token: w.token,
-                    since_ms: w.since_ms,
-                    identity: w.identity,
-                };
+                let entry = crate::lock_status::lock_entry(w)?;
                 Ok(ResourceHolder { id: h.id, lock: h.lock, entry })
             })
             .collect::<Result<Vec<_>, ClientError>>()

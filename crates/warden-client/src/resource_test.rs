@@ -18,6 +18,8 @@ fn waiter(session_id: u64, token: Option<u64>) -> pb::LockWaiter {
         token,
         since_ms: 1000,
         identity: "alice".into(),
+        owner: String::new(),
+        holds: 1,
     }
 }
 

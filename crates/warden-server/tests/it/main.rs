@@ -17,6 +17,7 @@ mod listing;
 mod locks;
 mod partition;
 mod recipes;
+mod reentrant;
 mod replication;
 mod resources;
 mod sessions;
