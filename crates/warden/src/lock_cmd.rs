@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::warn;
-use warden_client::{Client, ErrorKind, LockError, LockGuard, ResourceGuard, Session};
+use warden_client::{Client, ErrorKind, LockError, LockGuard, LockStatus, ResourceGuard, Session};
 
 use crate::cli::Output;
 use crate::exit;
@@ -439,6 +439,13 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }
         Err(e) => return Err(e.into()),
     };
+    let (text, object) = status_view(path, &status);
+    emit(out, &text, &object)
+}
+
+/// A lock's status as text and as JSON. The text shows each place's owner and count only
+/// when one of them is reentrant; the JSON always has them (`owner` null without one).
+fn status_view(path: &str, status: &LockStatus) -> (String, serde_json::Value) {
     let free = status.holders.is_empty();
     let mut lines = vec![format!(
         "{path}: {}{} delay {} ms{}",
@@ -451,8 +458,10 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
             String::new()
         }
     )];
+    let places = || status.holders.iter().chain(&status.waiters);
+    let reentrant = places().any(|w| w.owner.is_some());
     let mut waiters = Vec::new();
-    for w in status.holders.iter().chain(&status.waiters) {
+    for w in places() {
         let mode = w.mode_name();
         let state = match w.token {
             Some(t) => format!("holds, token {t}"),
@@ -460,20 +469,25 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         };
         let identity =
             if w.identity.is_empty() { String::new() } else { format!(" ({})", w.identity) };
+        let owner = match (&w.owner, reentrant) {
+            (Some(o), _) => format!("  owner {o}, count {}", w.holds),
+            (None, true) => "  no owner".to_owned(),
+            (None, false) => String::new(),
+        };
         lines.push(format!(
-            "  {}  session {}{identity}  {}  {}  since {} ms",
+            "  {}  session {}{identity}  {}  {}{owner}  since {} ms",
             w.waiter, w.session_id, mode, state, w.since_ms
         ));
         waiters.push(json!({
             "waiter": w.waiter, "session": w.session_id, "identity": w.identity, "mode": mode,
-            "token": w.token, "since_ms": w.since_ms,
+            "token": w.token, "since_ms": w.since_ms, "owner": w.owner, "holds": w.holds,
         }));
     }
     let object = json!({
         "path": path, "free": free, "type": status.kind_name(), "delay_ms": status.delay_ms,
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
     });
-    emit(out, &lines.join("\n"), &object)
+    (lines.join("\n"), object)
 }
 
 #[cfg(test)]
@@ -482,6 +496,40 @@ mod tests {
     use warden_client::ClientError;
 
     use super::*;
+
+    #[test]
+    fn a_status_shows_owners_and_counts_when_a_place_is_reentrant() {
+        let entry = |waiter: &str, token, owner: Option<&str>, holds| warden_client::LockEntry {
+            waiter: waiter.into(),
+            session_id: 3,
+            mode: warden_client::WaitMode::Exclusive,
+            token,
+            since_ms: 5,
+            identity: String::new(),
+            owner: owner.map(str::to_owned),
+            holds,
+        };
+        let mut status = LockStatus {
+            kind: warden_client::LockKind::Mutex,
+            delay_ms: 0,
+            blocked_until_ms: 0,
+            holders: vec![entry("/l/w-1", Some(9), Some("task-7"), 3)],
+            waiters: vec![entry("/l/w-2", None, None, 1)],
+            revision: 9,
+        };
+        let (text, object) = status_view("/l", &status);
+        assert!(text.contains("holds, token 9  owner task-7, count 3  since"), "{text}");
+        assert!(text.contains("waits  no owner  since"), "{text}");
+        assert_eq!(object["waiters"][0]["owner"], "task-7");
+        assert_eq!(object["waiters"][0]["holds"], 3);
+        assert_eq!(object["waiters"][1]["owner"], serde_json::Value::Null);
+        // Without a reentrant place, no column.
+        status.holders[0].owner = None;
+        status.holders[0].holds = 1;
+        let (text, object) = status_view("/l", &status);
+        assert!(!text.contains("owner"), "{text}");
+        assert_eq!(object["waiters"][0]["holds"], 1);
+    }
 
     #[test]
     fn a_wait_revoked_or_gone_with_its_session_is_lost_and_nothing_else_is() {
