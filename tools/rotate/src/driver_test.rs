@@ -28,6 +28,8 @@ fn holder(session: u64, token: Option<u64>) -> ResourceHolder {
             token,
             since_ms: 0,
             identity: String::new(),
+            owner: None,
+            holds: 1,
         },
     }
 }

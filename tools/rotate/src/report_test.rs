@@ -13,6 +13,8 @@ fn holder(lock: &str, session: u64, token: Option<u64>, identity: &str) -> Resou
             token,
             since_ms: 1_000,
             identity: identity.into(),
+            owner: None,
+            holds: 1,
         },
     }
 }
