@@ -171,7 +171,7 @@ async fn another_owner_is_named() {
     match refused {
         Err(LockError::OtherOwner { path, message }) => {
             assert_eq!(path, "/l");
-            assert!(message.contains("OtherOwner"), "{message}");
+            assert!(message.contains(ErrorKind::OtherOwner.as_str()), "{message}");
         }
         other => panic!("{other:?}"),
     }
