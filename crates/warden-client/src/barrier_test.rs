@@ -8,6 +8,7 @@ fn member(waiter: &str, token: Option<u64>) -> pb::LockWaiter {
         token,
         since_ms: 2,
         identity: "bob".into(),
+        holds: 1,
         ..Default::default()
     }
 }

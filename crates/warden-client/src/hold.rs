@@ -21,26 +21,33 @@ use warden_proto::ErrorKind;
 
 use crate::connection::{Connection, Retry};
 use crate::error::ClientError;
-use crate::session::{Holds, Session, SessionState};
+use crate::session::{Holds, RequestIds, Session, SessionState};
 
-/// What a recipe keeps of the session it acts in: its id, its state and its holds.
+/// What a recipe keeps of the session it acts in: its id, its state, its holds and the
+/// ids of its writes.
 #[derive(Clone)]
 pub(crate) struct SessionLink {
     pub(crate) id: u64,
     state: watch::Receiver<SessionState>,
     holds: Arc<Holds>,
+    pub(crate) requests: Arc<RequestIds>,
 }
 
 impl SessionLink {
     pub(crate) fn new(session: &Session) -> SessionLink {
-        SessionLink { id: session.id(), state: session.watch_state(), holds: session.holds() }
+        SessionLink {
+            id: session.id(),
+            state: session.watch_state(),
+            holds: session.holds(),
+            requests: session.requests(),
+        }
     }
 
     /// A link to a session `id` that is not opened on a cluster, for unit tests of the
     /// recipes against a fake service; its state is what `state` says.
     #[cfg(test)]
     pub(crate) fn detached(id: u64, state: watch::Receiver<SessionState>) -> SessionLink {
-        SessionLink { id, state, holds: Arc::new(Holds::default()) }
+        SessionLink { id, state, holds: Arc::default(), requests: Arc::default() }
     }
 
     /// The holds the session's keepalive would list now.
@@ -76,6 +83,7 @@ impl SessionLink {
             token,
             session_state: self.state.clone(),
             holds: Arc::clone(&self.holds),
+            requests: Arc::clone(&self.requests),
             lost: self.holds.track(path, token),
             let_go: false,
         }
@@ -92,6 +100,8 @@ pub(crate) struct Hold {
     pub(crate) token: u64,
     session_state: watch::Receiver<SessionState>,
     holds: Arc<Holds>,
+    /// The ids of the session's writes (a reentrant hold's release takes one).
+    pub(crate) requests: Arc<RequestIds>,
     /// `Some(reason)` once the cluster reports this hold lost.
     lost: watch::Receiver<Option<String>>,
     /// This guard has let go already (released, resigned).
@@ -148,6 +158,18 @@ impl Hold {
         }
         self.lost.borrow().is_none()
     }
+
+    /// For the guard of one count of a reentrant hold, released or dropped: true if its
+    /// count is to be given back on the cluster (it was not let go already, and the hold
+    /// is not known lost). Every such guard gives back its own count; the session stops
+    /// reporting on the hold with the last of them.
+    pub(crate) fn let_go_of_count(&mut self) -> bool {
+        if self.let_go {
+            return false;
+        }
+        self.let_go();
+        self.lost.borrow().is_none()
+    }
 }
 
 /// How long a waiting call may wait on the server.
@@ -196,19 +218,39 @@ where
     F: FnMut(Channel) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
+    wait_for_grant_asking(connection, link, wait, |c, _| call(c)).await
+}
+
+/// [`wait_for_grant`] telling `call` which asking it serves: the first, or (from 1) the
+/// new asking after a wait was cancelled. Every try of one asking is the same request (a
+/// call with a request id keeps it); a new asking is a new request.
+pub(crate) async fn wait_for_grant_asking<T, F, Fut>(
+    connection: &Connection,
+    link: &SessionLink,
+    wait: Wait,
+    mut call: F,
+) -> Result<T, ClientError>
+where
+    F: FnMut(Channel, u32) -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
     let margin = Duration::from_secs(10);
     let attempt = match wait {
         Wait::No => Some(margin),
         Wait::Forever => None,
         Wait::For(t) => Some(t.saturating_add(margin)),
     };
+    let mut asking = 0u32;
     loop {
         if link.is_lost() {
             return Err(link.lost_error());
         }
-        match connection.run_within(Retry::Idempotent, attempt, &mut call).await {
+        match connection.run_within(Retry::Idempotent, attempt, |c| call(c, asking)).await {
             Err(ClientError::Server { kind: Some(ErrorKind::WaitCancelled), .. })
-                if wait != Wait::No => {}
+                if wait != Wait::No =>
+            {
+                asking = asking.saturating_add(1);
+            }
             Err(ClientError::Unavailable { .. }) if wait == Wait::Forever => {}
             other => return other,
         }

@@ -15,6 +15,12 @@
 //! counted: the hold is released with the last of them, so one guard's release or drop
 //! never ends the hold another still relies on.
 //!
+//! A reentrant lock ([`Lock::with_owner`]) counts on the cluster instead: each acquire by
+//! the same session and owner adds one to its hold's count and gives a guard of its own,
+//! each guard's release (or drop) takes one away, and the hold ends when the count is 0.
+//! Those acquires and releases are not idempotent, so they carry request ids: a retry on
+//! another member is answered as the first try was, and counts once.
+//!
 //! The waiting call and the hold are written once for every recipe (`hold.rs`): an
 //! election's leadership is held, counted and reported lost the same way.
 
@@ -27,8 +33,8 @@ use warden_proto::v1 as pb;
 
 use crate::connection::{self, Connection};
 use crate::error::ClientError;
-use crate::hold::{Hold, SessionLink, Wait, end_hold, wait_for_grant};
-use crate::session::Session;
+use crate::hold::{Hold, SessionLink, Wait, end_hold, wait_for_grant_asking};
+use crate::session::{RequestIds, Session};
 
 /// Why a lock was not obtained.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,17 @@ pub enum LockError {
     /// The cluster refused or could not be reached.
     #[error(transparent)]
     Backend(#[from] ClientError),
+    /// The session's place in the lock belongs to another owner, or to none while this
+    /// acquire names one (or the other way round): FAILED_PRECONDITION, kind `OtherOwner`.
+    /// A session has one place in a lock; that owner releases it first, or another
+    /// session takes the lock.
+    #[error("{message}")]
+    OtherOwner {
+        /// The lock.
+        path: String,
+        /// The cluster's message, naming the owner of the place.
+        message: String,
+    },
     /// The wait would have closed a cycle of sessions waiting for each other (ABORTED,
     /// kind `Deadlock`): it was refused, and nothing changed; the session keeps every
     /// other hold and wait. Let go of a lock this session holds or waits for and try
@@ -136,6 +153,8 @@ pub struct Lock {
 /// A held lock. Released by [`LockGuard::release`], or in the background when dropped.
 pub struct LockGuard {
     hold: Hold,
+    /// It is one count of a reentrant hold: its release gives that count back.
+    reentrant: bool,
 }
 
 impl Lock {
@@ -185,15 +204,42 @@ impl Lock {
         self
     }
 
+    /// Makes the lock reentrant for `owner` (a thread, a task: at most 128 bytes, one word
+    /// without `=`): acquiring it while this session and owner hold it counts one more
+    /// acquire and gives another guard of the same hold (same token) at once; each guard's
+    /// release or drop gives one count back, and the lock goes to the next session when
+    /// the last is given back. A revoke or the end of the session ends every count. The
+    /// session's place in the lock is one owner's: an acquire by another owner (or
+    /// without one) while it holds or waits fails with [`LockError::OtherOwner`]. An
+    /// empty owner is none.
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Lock {
+        self.request.owner = owner.into();
+        self
+    }
+
     fn guard(&self, response: pb::AcquireResponse) -> LockGuard {
-        LockGuard { hold: self.session.track(&self.connection, &self.request.path, response.token) }
+        LockGuard {
+            hold: self.session.track(&self.connection, &self.request.path, response.token),
+            reentrant: !self.request.owner.is_empty(),
+        }
     }
 
     async fn call(&self, wait: Wait) -> Result<LockGuard, LockError> {
         let path = self.request.path.clone();
         let request = pb::AcquireRequest { timeout_ms: wait.timeout_ms(), ..self.request.clone() };
-        let result = wait_for_grant(&self.connection, &self.session, wait, |c| {
-            let request = request.clone();
+        // A reentrant acquire counts: each asking is one request, with one id for all its
+        // tries (a new asking, after a cancelled wait, gets a new one).
+        let reentrant = !request.owner.is_empty();
+        let requests = &self.session.requests;
+        let mut ids: Vec<pb::RequestId> = Vec::new();
+        let result = wait_for_grant_asking(&self.connection, &self.session, wait, |c, asking| {
+            let mut request = request.clone();
+            if reentrant {
+                while ids.len() <= asking as usize {
+                    ids.push(requests.begin());
+                }
+                request.request_id = ids.last().copied();
+            }
             async move {
                 let mut client = connection::lock(c);
                 let response = if wait == Wait::No {
@@ -205,6 +251,9 @@ impl Lock {
             }
         })
         .await;
+        for id in &ids {
+            requests.finish(id.seq);
+        }
         match result {
             Ok(response) => Ok(self.guard(response)),
             Err(ClientError::Server { kind: Some(ErrorKind::AlreadyLocked), .. }) => {
@@ -222,6 +271,9 @@ impl Lock {
             }
             Err(ClientError::Server { kind: Some(ErrorKind::Deadlock), message, .. }) => {
                 Err(LockError::Deadlock { path, message })
+            }
+            Err(ClientError::Server { kind: Some(ErrorKind::OtherOwner), message, .. }) => {
+                Err(LockError::OtherOwner { path, message })
             }
             Err(e) => Err(LockError::Backend(e)),
         }
@@ -277,19 +329,26 @@ impl DistributedLock for Lock {
     }
 }
 
-/// Releases the hold of `path` with `token`.
+/// Releases the hold of `path` with `token`, or one count of it when `counted` gives the
+/// session's request ids (a reentrant hold: the release must apply once).
 async fn release(
     connection: &Connection,
     path: String,
     session_id: u64,
     token: u64,
+    counted: Option<&RequestIds>,
 ) -> Result<(), LockError> {
-    let request = pb::ReleaseRequest { path: path.clone(), session_id, token: Some(token) };
+    let request_id = counted.map(RequestIds::begin);
+    let request =
+        pb::ReleaseRequest { path: path.clone(), session_id, token: Some(token), request_id };
     let result = end_hold(connection, |c| {
         let request = request.clone();
         async move { connection::lock(c).release(request).await.map(|r| r.into_inner()) }
     })
     .await;
+    if let (Some(requests), Some(id)) = (counted, request_id) {
+        requests.finish(id.seq);
+    }
     match result {
         Ok(()) => Ok(()),
         Err(ClientError::Server {
@@ -304,7 +363,7 @@ async fn release(
 impl LockGuard {
     /// The guard of a hold another recipe's call got on a lock (a resource kind's id).
     pub(crate) fn of(hold: Hold) -> LockGuard {
-        LockGuard { hold }
+        LockGuard { hold, reentrant: false }
     }
 
     /// The fencing token of this hold: pass it to the resources the lock protects, which
@@ -336,28 +395,35 @@ impl LockGuard {
     /// Releases the lock now; if another guard of the same hold is alive, the hold stays
     /// until that one is released. Fails with [`LockError::HoldEnded`] if the hold had
     /// already ended (nothing is released then, not even a later hold of the session).
+    /// The guard of a reentrant lock gives back its count: the hold stays while others
+    /// count.
     pub async fn release(mut self) -> Result<(), LockError> {
-        if !self.hold.let_go() {
+        let last = self.hold.let_go();
+        if !last && !self.reentrant {
             return Ok(());
         }
         let hold = &self.hold;
-        release(&hold.connection, hold.path.clone(), hold.session_id, hold.token).await
+        let counted = self.reentrant.then_some(&*hold.requests);
+        release(&hold.connection, hold.path.clone(), hold.session_id, hold.token, counted).await
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         // A hold reported lost (revoked, or its session closed) has nothing to release.
-        if !self.hold.let_go_on_drop() {
+        let releases =
+            if self.reentrant { self.hold.let_go_of_count() } else { self.hold.let_go_on_drop() };
+        if !releases {
             return;
         }
         let (path, session, token) =
             (self.hold.path.clone(), self.hold.session_id, self.hold.token);
+        let counted = self.reentrant.then(|| Arc::clone(&self.hold.requests));
         crate::background::spawn(
             "lock-release",
             &self.hold.connection,
             move |connection| async move {
-                match release(&connection, path, session, token).await {
+                match release(&connection, path, session, token, counted.as_deref()).await {
                     Ok(()) | Err(LockError::HoldEnded { .. }) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "background release failed; the lock goes with the session");
@@ -394,3 +460,7 @@ pub(crate) fn request(
         ..pb::AcquireRequest::default()
     }
 }
+
+#[cfg(test)]
+#[path = "lock_test.rs"]
+mod tests;

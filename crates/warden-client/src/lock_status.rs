@@ -57,6 +57,11 @@ pub struct LockEntry {
     pub scope: Scope,
     /// Its priority (0 to 10; higher is served first).
     pub priority: u32,
+    /// The owner of a reentrant place ([`crate::Lock::with_owner`]); `None` for a lock
+    /// taken without one.
+    pub owner: Option<String>,
+    /// How many acquires its hold counts (1 while it waits, and without an owner).
+    pub holds: u32,
 }
 
 impl LockStatus {
@@ -112,6 +117,8 @@ pub(crate) fn lock_entry(w: pb::LockWaiter) -> Result<LockEntry, ClientError> {
         token: w.token,
         since_ms: w.since_ms,
         identity: w.identity,
+        owner: (!w.owner.is_empty()).then_some(w.owner),
+        holds: w.holds,
     })
 }
 
@@ -178,6 +185,7 @@ mod tests {
             token,
             since_ms: 1,
             identity: String::new(),
+            holds: 1,
             ..Default::default()
         }
     }
@@ -202,6 +210,15 @@ mod tests {
         assert_eq!(status.waiters.len(), 1);
         assert_eq!(status.waiters[0].mode, WaitMode::Permits(3));
         assert_eq!(status.waiters[0].mode_name(), "permits:3");
+        assert_eq!((status.holders[0].owner.as_deref(), status.holders[0].holds), (None, 1));
+        let mut reentrant = response.clone();
+        reentrant.waiters[0].owner = "task-7".into();
+        reentrant.waiters[0].holds = 3;
+        let status = lock_status(reentrant).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (status.holders[0].owner.as_deref(), status.holders[0].holds),
+            (Some("task-7"), 3)
+        );
 
         assert_eq!(status.stats, None, "a member that does not count sends none");
         let mut counted = LockStatsEntry { path: "/s".into(), holders: 2, ..Default::default() };

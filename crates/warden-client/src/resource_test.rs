@@ -18,6 +18,7 @@ fn waiter(session_id: u64, token: Option<u64>) -> pb::LockWaiter {
         token,
         since_ms: 1000,
         identity: "alice".into(),
+        holds: 1,
         ..Default::default()
     }
 }

@@ -57,7 +57,7 @@ pub struct Session {
     ended: bool,
     last_renewal: watch::Receiver<Instant>,
     task: JoinHandle<()>,
-    requests: RequestIds,
+    requests: Arc<RequestIds>,
     holds: Arc<Holds>,
 }
 
@@ -136,13 +136,13 @@ impl Holds {
 /// lowest one still waiting for an answer, so the cluster applies each write once however
 /// often it is sent, and forgets answers the client has seen.
 #[derive(Default)]
-struct RequestIds {
+pub(crate) struct RequestIds {
     last: AtomicU64,
     pending: Mutex<BTreeSet<u64>>,
 }
 
 impl RequestIds {
-    fn begin(&self) -> pb::RequestId {
+    pub(crate) fn begin(&self) -> pb::RequestId {
         let seq = self.last.fetch_add(1, Ordering::Relaxed) + 1;
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.insert(seq);
@@ -150,7 +150,7 @@ impl RequestIds {
         pb::RequestId { seq, lowest_pending }
     }
 
-    fn finish(&self, seq: u64) {
+    pub(crate) fn finish(&self, seq: u64) {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&seq);
     }
 }
@@ -194,7 +194,7 @@ impl Session {
             ended: false,
             last_renewal,
             task,
-            requests: RequestIds::default(),
+            requests: Arc::default(),
             holds,
         })
     }
@@ -213,6 +213,12 @@ impl Session {
     /// The write with this sequence number was answered.
     pub(crate) fn finish(&self, seq: u64) {
         self.requests.finish(seq);
+    }
+
+    /// The request ids of this session's writes, for the recipes' writes that must apply
+    /// once (a reentrant lock's acquires and releases).
+    pub(crate) fn requests(&self) -> Arc<RequestIds> {
+        Arc::clone(&self.requests)
     }
 
     /// The holds this session's keepalive reports on.

@@ -49,7 +49,8 @@ pub(crate) fn remove(m: &mut Mutation<'_>, path: &str) -> Result<Output, CoreErr
     for w in &waiters {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let through = WaiterInfo { token: Some(revision), granted_ms: Some(m.time_ms()), ..w.info };
+        let through =
+            WaiterInfo { token: Some(revision), granted_ms: Some(m.time_ms()), ..w.info.clone() };
         m.set_internal(&w.path, through.with_value(None, &value));
     }
     m.delete(path, None, true)?;

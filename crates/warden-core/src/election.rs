@@ -86,7 +86,7 @@ pub(crate) fn proclaim(
         .into_iter()
         .find(|w| w.session == session && w.info.token == Some(token))
         .ok_or_else(ended)?;
-    let info = mine.info;
+    let info = mine.info.clone();
     let current = m.tree().get(&mine.path).map(|n| queue_data::value_of(&n.data));
     if current.as_ref() != Some(&value) {
         m.set_internal(&mine.path, info.with_value(None, &value));

@@ -327,6 +327,49 @@ pub enum CoreError {
         /// session waits on its lock for the next one (the last for the first).
         cycle: Vec<CycleStep>,
     },
+    /// An acquire whose owner is not the one of the session's place in the lock: another
+    /// owner, or an owner where the place has none (or none where it has one). A session's
+    /// place in a lock is one hold, whoever's it is.
+    #[error(
+        "session {session} already {what} the lock {path:?} {}, and this acquire asks {}; a session has one place in a lock, counted for one owner: release that place first (every count of it), or take the lock in another session",
+        owned(held),
+        owned(asked),
+        what = if *granted { "holds" } else { "waits for" }
+    )]
+    OtherOwner {
+        /// The lock.
+        path: String,
+        /// The session.
+        session: SessionId,
+        /// Whether its place holds the lock (rather than waits).
+        granted: bool,
+        /// The owner of its place (`None`: it is not reentrant).
+        held: Option<String>,
+        /// The owner the acquire named (`None`: none).
+        asked: Option<String>,
+    },
+    /// A reentrant acquire past the most acquires a hold counts.
+    #[error(
+        "owner {owner:?} of session {session} holds the lock {path:?} {max} times, the most a hold counts; release it first (a count this high is most likely an acquire whose release never came)"
+    )]
+    TooManyHolds {
+        /// The lock.
+        path: String,
+        /// The session.
+        session: SessionId,
+        /// The hold's owner.
+        owner: String,
+        /// The most acquires a hold counts.
+        max: u32,
+    },
+}
+
+/// An owner (of a lock's place, or asked by an acquire) as a message names it.
+fn owned(owner: &Option<String>) -> String {
+    match owner {
+        Some(o) => format!("as owner {o:?}"),
+        None => "without an owner (not reentrantly)".to_owned(),
+    }
 }
 
 /// Why a policy was refused, kept serializable for the replicated state (a retry returns

@@ -19,7 +19,9 @@ use crate::state::State;
 /// identity matches the sessions; every lock grants exactly what its rule allows; lock
 /// statistics are bounded, their eviction index matches them, and their counts agree
 /// (a wait counted per acquisition, no more contended than acquisitions, no histogram
-/// whose buckets disagree with its count).
+/// whose buckets disagree with its count); a hold counts from 1 to
+/// [`MAX_HOLDS`](crate::lock::MAX_HOLDS) acquires, more than 1 only for a reentrant
+/// (owned) hold.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -97,6 +99,24 @@ pub fn violations(state: &State) -> Vec<String> {
             && config.blocked_until_ms == 0
         {
             found.push(format!("queue {p} has no waiters left but was not deleted"));
+        }
+        // Reentrant counts: only a lock's waiter has an owner, a well-formed one; only a
+        // holder with an owner counts more than one acquire, and never past the bound.
+        for w in &waiters {
+            let info = &w.info;
+            if let Some(owner) = &info.owner
+                && (!config.kind.is_lock() || crate::lock::check_owner(owner).is_err())
+            {
+                found.push(format!("{}: owner {owner:?} in a {}", w.path, config.kind));
+            }
+            let counts = info.owner.is_some() && info.token.is_some();
+            if info.holds == 0 || info.holds > crate::lock::MAX_HOLDS || (info.holds > 1 && !counts)
+            {
+                found.push(format!(
+                    "{}: hold count {} (owner {:?}, token {:?})",
+                    w.path, info.holds, info.owner, info.token
+                ));
+            }
         }
         if config.kind.is_lock() {
             continue;

@@ -8,11 +8,12 @@
 //! head's value. A waiter's first line is `mode=exclusive` (`shared`, `permits:N`,
 //! `member`), then ` scope=subtree` for a hold of a subtree, ` priority=P` for a priority
 //! above 0, ` token=R at=T` once granted (`T`: the grant's time, leader clock in ms; a
-//! waiter granted before grant times were kept has no ` at=`), then ` revoked` or
+//! waiter granted before grant times were kept has no ` at=`), then, for a reentrant
+//! lock's waiter, ` owner=O holds=N` (its owner and hold count), then ` revoked` or
 //! ` resigned` in the last value it gets before it is deleted; after a newline, its value
-//! (an election
-//! candidate's). Only the recipes write these nodes, so the text is always readable; a
-//! value never reaches the first line.
+//! (an election candidate's). Only the recipes write these nodes, so the text is always
+//! readable; a value never reaches the first line, and an owner is one word without `=`
+//! (the lock checks it).
 //!
 //! A resource kind's node keeps `version=V`, or `version=V to=W` while it rotates.
 //!
@@ -157,7 +158,7 @@ impl Mark {
 }
 
 /// A waiter's request and grant, as kept in the first line of the waiter node's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaiterInfo {
     /// What it asks for.
     pub mode: WaitMode,
@@ -170,12 +171,26 @@ pub struct WaiterInfo {
     /// When it was granted (leader clock, ms): what a hold's length is counted from
     /// ([`crate::lock_stats`]).
     pub granted_ms: Option<u64>,
+    /// The owner of a reentrant lock's waiter (a thread, a task of its session).
+    pub owner: Option<String>,
+    /// How many acquires of its owner its hold counts, from 1 (always 1 without an owner,
+    /// and while it waits): the hold ends when releases bring it to 0.
+    pub holds: u32,
 }
 
 impl WaiterInfo {
-    /// A waiter of a plain request (the lock's own path, priority 0), not granted.
+    /// A waiter that asks for `mode` (the lock's own path, priority 0, no owner), not
+    /// granted.
     pub fn new(mode: WaitMode) -> WaiterInfo {
-        WaiterInfo { mode, token: None, scope: Scope::Node, priority: 0, granted_ms: None }
+        WaiterInfo {
+            mode,
+            token: None,
+            scope: Scope::Node,
+            priority: 0,
+            granted_ms: None,
+            owner: None,
+            holds: 1,
+        }
     }
 
     /// The header line kept in the waiter node (a waiter without a value).
@@ -202,6 +217,9 @@ impl WaiterInfo {
         }
         if let Some(at) = self.granted_ms {
             line.push_str(&format!(" at={at}"));
+        }
+        if let Some(owner) = &self.owner {
+            line.push_str(&format!(" owner={owner} holds={}", self.holds));
         }
         line
     }
@@ -248,7 +266,12 @@ impl WaiterInfo {
             Some(t) => Some(t.parse().ok()?),
             None => None,
         };
-        Some(WaiterInfo { mode, token, scope, priority, granted_ms })
+        let owner = field(line, "owner").map(str::to_owned);
+        let holds = match field(line, "holds") {
+            Some(n) => n.parse().ok().filter(|n| *n >= 1)?,
+            None => 1,
+        };
+        Some(WaiterInfo { mode, token, scope, priority, granted_ms, owner, holds })
     }
 }
 
@@ -330,17 +353,20 @@ mod tests {
             assert_eq!(Head::decode(&config.encode()), None);
         }
         let modes = [WaitMode::Exclusive, WaitMode::Shared, WaitMode::Permits(2), WaitMode::Member];
+        let owners = [(None, 1), (Some("task-7".to_owned()), 1), (Some("t".to_owned()), 300)];
         for mode in modes {
             let cases = [
                 (None, Scope::Node, 0, None),
                 (Some(42), Scope::Subtree, 7, None),
                 (Some(1), Scope::Node, 10, Some(7)),
             ];
-            for (token, scope, priority, granted_ms) in cases {
-                let info = WaiterInfo { mode, token, scope, priority, granted_ms };
-                assert_eq!(WaiterInfo::decode(&info.encode()), Some(info));
+            for ((token, scope, priority, granted_ms), (owner, holds)) in
+                cases.into_iter().flat_map(|c| owners.clone().map(move |o| (c, o)))
+            {
+                let info = WaiterInfo { mode, token, scope, priority, granted_ms, owner, holds };
+                assert_eq!(WaiterInfo::decode(&info.encode()), Some(info.clone()));
                 let data = info.with_value(Some(Mark::Resigned), b"x revoked\ny");
-                assert_eq!(WaiterInfo::decode(&data), Some(info));
+                assert_eq!(WaiterInfo::decode(&data).as_ref(), Some(&info));
                 assert_eq!(mark_of(&data), Some(Mark::Resigned));
                 assert_eq!(value_of(&data), Bytes::from_static(b"x revoked\ny"));
                 assert_eq!(
@@ -363,5 +389,19 @@ mod tests {
         };
         assert_eq!(&granted.encode()[..], b"mode=shared token=9 at=1500");
         assert_eq!(WaiterInfo::decode(b"mode=shared token=9 at=x"), None);
+        // A reentrant waiter's header, word for word; a count of 0 is no count.
+        let info = WaiterInfo {
+            token: Some(9),
+            owner: Some("task-7".into()),
+            holds: 3,
+            ..WaiterInfo::new(WaitMode::Exclusive)
+        };
+        assert_eq!(&info.encode()[..], b"mode=exclusive token=9 owner=task-7 holds=3");
+        assert_eq!(&WaiterInfo::new(WaitMode::Shared).encode()[..], b"mode=shared");
+        assert_eq!(WaiterInfo::decode(b"mode=exclusive token=9 owner=t holds=0"), None);
+        assert_eq!(WaiterInfo::decode(b"mode=exclusive owner=t holds=x"), None);
+        // An owner named like a mark is no mark.
+        let named = WaiterInfo { owner: Some("revoked".into()), ..info };
+        assert_eq!(mark_of(&named.encode()), None);
     }
 }

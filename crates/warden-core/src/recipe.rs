@@ -252,7 +252,7 @@ pub(crate) fn join(
         });
     }
     let prefix = format!("{}{WAITER_PREFIX}", path::child_prefix(path));
-    let data = WaiterInfo { token: None, ..request }.with_value(None, value);
+    let data = WaiterInfo { token: None, holds: 1, ..request }.with_value(None, value);
     let waiter = m.create_internal(&prefix, data, NodeKind::Ephemeral, session, true)?;
     grant(m, path);
     let after = waiters(m.tree(), path).map(|(_, ws)| ws).unwrap_or_default();
@@ -324,7 +324,9 @@ pub(crate) enum Leaving {
 
 /// Takes `session` out of the queue at `path`: the place `hold` names. Answers
 /// [`Output::LockReleased`], or [`Output::LockQueued`] with the token for a wait that was
-/// granted before its cancel (which then keeps it).
+/// granted before its cancel (which then keeps it). A release of a reentrant hold that
+/// counts more than one acquire takes one away and keeps the hold (`remaining` says how
+/// many are left); a revoke ends it whatever its count.
 pub(crate) fn leave(
     m: &mut Mutation<'_>,
     session: SessionId,
@@ -361,6 +363,15 @@ pub(crate) fn leave(
         HoldRef::Wait(_) => {}
     }
     let held = w.info.token.is_some();
+    let releases = leaving == Leaving::Released && !matches!(hold, HoldRef::Wait(_));
+    if releases && held && w.info.holds > 1 {
+        let remaining = w.info.holds - 1;
+        let value =
+            m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
+        let info = WaiterInfo { holds: remaining, ..w.info };
+        m.set_internal(&w.path, info.with_value(None, &value));
+        return Ok(Output::LockReleased { held, remaining });
+    }
     let mark = match leaving {
         Leaving::Released => None,
         Leaving::Revoked => {
@@ -377,7 +388,7 @@ pub(crate) fn leave(
         m.set_internal(&w.path, w.info.with_value(Some(mark), &value));
     }
     m.delete(&w.path, None, false)?;
-    Ok(Output::LockReleased { held })
+    Ok(Output::LockReleased { held, remaining: 0 })
 }
 
 /// Grants the queue at `path` to every waiter its rule says holds, unless a lock-delay
@@ -417,7 +428,7 @@ fn give(m: &mut Mutation<'_>, waiters: &[WaiterView]) {
     for w in waiters {
         let value =
             m.tree().get(&w.path).map(|n| queue_data::value_of(&n.data)).unwrap_or_default();
-        let granted = WaiterInfo { token: Some(revision), granted_ms: Some(now), ..w.info };
+        let granted = WaiterInfo { token: Some(revision), granted_ms: Some(now), ..w.info.clone() };
         m.set_internal(&w.path, granted.with_value(None, &value));
     }
 }

@@ -116,7 +116,7 @@ fn the_first_candidate_leads_and_leadership_passes_in_order_with_higher_tokens()
 
     // A resign passes leadership on, and tells the resigning session.
     let resigned = h.run(Some(s1), Command::Resign { path: "/e".into(), token: t1 });
-    assert_eq!(resigned.response.outcome, Ok(Output::LockReleased { held: true }));
+    assert_eq!(resigned.response.outcome, Ok(Output::LockReleased { held: true, remaining: 0 }));
     assert_eq!(lost(&resigned), [("/e".to_owned(), t1, Mark::Resigned)]);
     assert_eq!(leader_changes(&resigned), [Some(s2)]);
     let (leader, t2, value) = h.leader().unwrap_or_else(|| panic!("s2 leads"));

@@ -53,10 +53,13 @@ pub enum Output {
         /// Its place in the queue (0 is first).
         position: u64,
     },
-    /// A session left a lock.
+    /// A session left a lock, or gave back one count of a reentrant hold.
     LockReleased {
         /// Whether it held the lock (rather than waited).
         held: bool,
+        /// The acquires its reentrant hold still counts: the hold goes on while this is
+        /// above 0 (0 once the session left the lock).
+        remaining: u32,
     },
     /// Lock-delays that were over were ended.
     LocksWoken {

@@ -755,7 +755,7 @@ fn a_mutex_is_granted_in_order_with_increasing_tokens() {
     assert_eq!(h.holders("/db"), [(s1, t1.unwrap_or(0))]);
     let released =
         h.run(Request::in_session(s1, Command::Release { path: "/db".into(), hold: HoldRef::Any }));
-    assert_eq!(released.response.outcome, Ok(Output::LockReleased { held: true }));
+    assert_eq!(released.response.outcome, Ok(Output::LockReleased { held: true, remaining: 0 }));
     let holders = h.holders("/db");
     assert_eq!(holders.len(), 1);
     assert_eq!(holders[0].0, s2);
@@ -841,7 +841,7 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     // A waiter revoked: no delay, the holder keeps the lock; the waiter's last value is
     // marked (its acquire tells a revoke from its own cancel), with no token to report.
     let revoked = h.run_at(Request::new(Command::Revoke { path: "/l".into(), session: s2 }), 10);
-    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: false }));
+    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: false, remaining: 0 }));
     let marked: Vec<_> = revoked
         .events
         .iter()
@@ -867,7 +867,7 @@ fn revoke_takes_a_session_out_and_a_revoked_holder_starts_the_lock_delay() {
     assert_eq!(marked.len(), 1, "{:?}", revoked.events);
     let info = crate::queue_data::WaiterInfo::decode(marked[0].data.as_deref().unwrap_or_default());
     assert_eq!(info.and_then(|i| i.token), Some(token1));
-    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: true }));
+    assert_eq!(revoked.response.outcome, Ok(Output::LockReleased { held: true, remaining: 0 }));
     assert!(h.holders("/l").is_empty(), "blocked by the lock-delay");
     assert_eq!(crate::recipe::next_wake(h.state.tree()), Some(2_020));
     h.run_at(Request::new(Command::WakeLocks), 2_020);
@@ -1093,7 +1093,7 @@ fn a_release_names_the_hold_it_ends() {
     }
     assert_eq!(
         h.run(release(HoldRef::Token(t2))).response.outcome,
-        Ok(Output::LockReleased { held: true })
+        Ok(Output::LockReleased { held: true, remaining: 0 })
     );
     let t3 = h.holders("/m")[0].1;
     h.acquire(s, "/m", LockKind::Mutex, X, 0);
@@ -1113,7 +1113,7 @@ fn a_release_names_the_hold_it_ends() {
     let mine = h.state.lock("/m").map(|(_, w)| w[1].path.clone()).unwrap_or_default();
     assert_eq!(
         h.run(release(HoldRef::Wait(mine))).response.outcome,
-        Ok(Output::LockReleased { held: false })
+        Ok(Output::LockReleased { held: false, remaining: 0 })
     );
     assert_eq!(h.holders("/m"), [(other, t3)]);
 }

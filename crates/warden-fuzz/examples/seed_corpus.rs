@@ -166,8 +166,19 @@ fn lock() -> Seeds {
         rpc(0, &acquire(pb::LockType::Mutex, false)),
         rpc(0, &acquire(pb::LockType::Rwlock, true)),
         rpc(0, &acquire(pb::LockType::Semaphore, false)),
-        rpc(1, &pb::ReleaseRequest { path: "/l".into(), session_id: 1, token: Some(5) }),
-        rpc(1, &pb::ReleaseRequest { path: "/l".into(), session_id: 1, token: None }),
+        rpc(
+            1,
+            &pb::ReleaseRequest {
+                path: "/l".into(),
+                session_id: 1,
+                token: Some(5),
+                request_id: None,
+            },
+        ),
+        rpc(
+            1,
+            &pb::ReleaseRequest { path: "/l".into(), session_id: 1, token: None, request_id: None },
+        ),
         rpc(2, &pb::RevokeRequest { path: "/l".into(), session_id: 1 }),
         rpc(3, &pb::LockStatusRequest { path: "/l".into() }),
         rpc(4, &pb::CheckSequencerRequest { path: "/l".into(), token: 5 }),

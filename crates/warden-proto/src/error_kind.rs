@@ -157,6 +157,11 @@ error_kinds! {
     NoResource,
     /// FAILED_PRECONDITION: the resource kind is rotating and the acquire asked not to wait.
     Draining,
+    /// FAILED_PRECONDITION: the session's place in the lock belongs to another owner (or to
+    /// none, or the acquire names none): a reentrant hold counts only its own owner.
+    OtherOwner,
+    /// RESOURCE_EXHAUSTED: a reentrant hold already counts the most acquires it may.
+    TooManyHolds,
 }
 
 impl std::fmt::Display for ErrorKind {

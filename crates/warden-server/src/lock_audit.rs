@@ -8,7 +8,10 @@
 //! in the state. A session that just expired is gone from the state; its identity comes
 //! from a small cache of the sessions seen in lock events (filled from the state at start
 //! and after a snapshot install). The expired hold's token is its waiter's last
-//! `mod_revision`: the grant was the last change of its value.
+//! `mod_revision` when the grant was the last change of its value; a holder's waiter that
+//! changed since (a reentrant hold's count, an election leader's proclaim) has its token
+//! kept in the same cache until the waiter goes. A grant writes the token of its own
+//! revision, so only a change that does is a grant.
 //!
 //! Nothing here changes what the core decides; it only reads.
 
@@ -69,6 +72,9 @@ impl EventSink for AuditingSink {
 #[derive(Debug, Default)]
 pub(crate) struct Identities {
     by_session: HashMap<SessionId, String>,
+    /// The tokens of the holders whose waiter changed after its grant, by waiter path:
+    /// their last `mod_revision` is not their token.
+    tokens: HashMap<String, u64>,
     /// Whether `by_session` was filled from the state since the start or the last install.
     loaded: bool,
     inspected: u64,
@@ -77,8 +83,19 @@ pub(crate) struct Identities {
 impl Identities {
     /// The identities of the sessions live in `state`.
     pub(crate) fn from_state(state: &State) -> Identities {
+        let tokens = state
+            .sessions()
+            .flat_map(|s| state.ephemerals_of(s.id))
+            .filter_map(|p| {
+                warden_core::recipe::queue_of_waiter(p)?;
+                let node = state.tree().get(p)?;
+                let token = WaiterInfo::decode(&node.data)?.token?;
+                (token != node.stat.mod_revision).then(|| (p.to_owned(), token))
+            })
+            .collect();
         Identities {
             by_session: state.sessions().map(|s| (s.id, s.identity.clone())).collect(),
+            tokens,
             loaded: true,
             inspected: 0,
         }
@@ -130,12 +147,26 @@ pub(crate) fn lock_records(
                 Some(info) if queue_data::mark_of(data) == Some(Mark::Resigned) => {
                     ("resign", info.token)
                 }
-                Some(WaiterInfo { token: Some(token), .. }) => ("grant", Some(token)),
+                Some(WaiterInfo { token: Some(token), .. }) if token == event.revision => {
+                    ("grant", Some(token))
+                }
+                // A holder's waiter changed after its grant: no grant, but its last
+                // mod_revision is no longer its token.
+                Some(WaiterInfo { token: Some(token), .. }) => {
+                    identities.tokens.insert(event.path.clone(), token);
+                    continue;
+                }
                 _ => continue,
             },
-            // A waiter whose value was set once was granted: its token is that revision.
+            // A waiter whose value was set was granted: its token is the revision of that
+            // set, or the one kept when it changed after.
             (EventKind::Deleted, _) if expired.contains(&session) && event.stat.version > 0 => {
-                ("expire", Some(event.stat.mod_revision))
+                let kept = identities.tokens.remove(&event.path);
+                ("expire", Some(kept.unwrap_or(event.stat.mod_revision)))
+            }
+            (EventKind::Deleted, _) => {
+                identities.tokens.remove(&event.path);
+                continue;
             }
             _ => continue,
         };
@@ -327,6 +358,40 @@ mod tests {
         );
         assert!(token.is_some());
         assert_eq!(f.seen(), vec![]);
+    }
+
+    #[test]
+    fn a_reentrant_count_is_no_grant_and_an_expiry_still_names_the_token() {
+        for restarted in [false, true] {
+            let mut f = Fixture::new();
+            let frank = f.open("frank");
+            let reentrant = |path: &str| Command::Acquire {
+                path: path.into(),
+                kind: LockKind::Mutex,
+                mode: WaitMode::Exclusive,
+                delay_ms: 0,
+                options: warden_core::AcquireOptions {
+                    owner: Some("task".into()),
+                    ..Default::default()
+                },
+            };
+            let token = match f.apply(Some(frank), reentrant("/r")) {
+                Output::LockQueued { token, .. } => token,
+                other => panic!("{other:?}"),
+            };
+            f.apply(Some(frank), reentrant("/r"));
+            f.apply(Some(frank), reentrant("/r"));
+            let release = Command::Release { path: "/r".into(), hold: warden_core::HoldRef::Any };
+            f.apply(Some(frank), release);
+            assert_eq!(f.seen(), vec![row("grant", "frank", "/r", frank, token)], "counts");
+            if restarted {
+                f.identities = Identities::from_state(&f.state);
+            }
+            f.records.clear();
+            f.apply(None, Command::ExpireSessions { ids: vec![frank], term: 1 });
+            assert_eq!(f.seen(), vec![row("expire", "frank", "/r", frank, token)]);
+            assert!(f.identities.tokens.is_empty(), "the kept token went with its waiter");
+        }
     }
 
     #[test]

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use tonic::{Code, Request, Response, Status};
-use warden_core::{Command, Output};
+use warden_core::{Command, Output, RequestId};
 use warden_proto::ErrorKind;
-use warden_proto::convert::{lock, lock_stats};
+use warden_proto::convert::{kv, lock, lock_stats};
 use warden_proto::v1 as pb;
 use warden_proto::v1::lock_server::Lock;
 use warden_proto::v1::semaphore_server::Semaphore;
@@ -45,21 +45,26 @@ impl LockService {
     async fn queue(&self, r: &pb::AcquireRequest) -> Result<(u64, String, Option<u64>), Status> {
         let command = lock::acquire(r).map_err(status::unconvertible)?;
         let session = session(r.session_id)?;
-        match self.waits.join(session, command).await? {
+        let id = kv::request_id(r.request_id.as_ref());
+        match self.waits.join_once(session, id, command).await? {
             (revision, Output::LockQueued { waiter, token, .. }) => Ok((revision, waiter, token)),
             (_, other) => Err(status::unexpected(&other)),
         }
     }
 
-    /// Takes a session out of a lock (a release or a revoke); returns the header and
-    /// whether it held.
+    /// Takes a session out of a lock, or one count from its reentrant hold (a release or a
+    /// revoke, with the request id of a release); returns the header, whether it held,
+    /// and the count that remains.
     async fn leave(
         &self,
         session: Option<u64>,
+        id: Option<RequestId>,
         command: Command,
-    ) -> Result<(pb::ResponseHeader, bool), Status> {
-        match self.shared.write(session, None, command).await? {
-            (revision, Output::LockReleased { held }) => Ok((self.shared.header(revision), held)),
+    ) -> Result<(pb::ResponseHeader, bool, u32), Status> {
+        match self.shared.write(session, id, command).await? {
+            (revision, Output::LockReleased { held, remaining }) => {
+                Ok((self.shared.header(revision), held, remaining))
+            }
             (_, other) => Err(status::unexpected(&other)),
         }
     }
@@ -123,8 +128,9 @@ impl Lock for LockService {
         self.shared.access.admit(&request)?;
         let r = request.into_inner();
         let session = session(r.session_id)?;
-        let (header, held) = self.leave(Some(session), lock::release(r)).await?;
-        Ok(Response::new(pb::ReleaseResponse { header: Some(header), held }))
+        let id = kv::request_id(r.request_id.as_ref());
+        let (header, held, remaining) = self.leave(Some(session), id, lock::release(r)).await?;
+        Ok(Response::new(pb::ReleaseResponse { header: Some(header), held, remaining }))
     }
 
     async fn revoke(
@@ -135,7 +141,7 @@ impl Lock for LockService {
         let r = request.into_inner();
         let target = session(r.session_id)?;
         let command = Command::Revoke { path: r.path.clone(), session: target };
-        let (header, held) = self.leave(None, command).await?;
+        let (header, held, _) = self.leave(None, None, command).await?;
         let what = if held { "its hold" } else { "its wait" };
         self.shared.audit.admin(
             &identity,

@@ -22,12 +22,12 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tracing::{Instrument, debug};
 use warden_core::queue_data::{self, Mark, WaiterInfo};
-use warden_core::{Command, EventKind, HoldRef, Output, WatchFilter};
+use warden_core::{Command, EventKind, HoldRef, Output, RequestId, WatchFilter};
 use warden_proto::ErrorKind;
 
 use crate::shared::Shared;
 use crate::status;
-use crate::watch_hub::{WatchHub, WatchMessage};
+use crate::watch_hub::{Refused, Registration, WatchHub, WatchMessage};
 
 /// A grant a waiting call got.
 pub(crate) struct Granted {
@@ -96,7 +96,19 @@ impl Waits {
         session: u64,
         command: Command,
     ) -> Result<(u64, Output), Status> {
-        self.shared.write(Some(session), None, command).await
+        self.join_once(session, None, command).await
+    }
+
+    /// [`Waits::join`] with the request id the client sent, if any: a join that is not
+    /// idempotent (a reentrant acquire counts) is applied once, and a retry gets the
+    /// first answer.
+    pub(crate) async fn join_once(
+        &self,
+        session: u64,
+        id: Option<RequestId>,
+        command: Command,
+    ) -> Result<(u64, Output), Status> {
+        self.shared.write(Some(session), id, command).await
     }
 
     /// Waits until `waiter` of `session` in `queue` is granted, at most `timeout_ms` (0:
@@ -222,33 +234,16 @@ impl Waits {
         let mut start = from;
         loop {
             let filter = WatchFilter::key(waiter, &limits).map_err(|e| status::core_error(&e))?;
-            let Ok(mut registration) = self.hub.register(filter, start, false) else {
-                return Err(status::member_stopped());
-            };
-            // An operator's revoke marks the waiter before deleting it.
-            let mut revoked = false;
-            while let Some(message) = registration.recv().await {
-                let WatchMessage::Events(_, events) = message else { continue };
-                for event in events {
-                    match event.kind {
-                        EventKind::Data => {
-                            let data = event.data.as_deref().unwrap_or_default();
-                            if queue_data::mark_of(data) == Some(Mark::Revoked) {
-                                revoked = true;
-                                continue;
-                            }
-                            if let Some(token) = WaiterInfo::decode(data).and_then(|i| i.token) {
-                                self.hub.unregister(registration.id);
-                                return Ok(token);
-                            }
-                        }
-                        EventKind::Deleted => {
-                            self.hub.unregister(registration.id);
-                            return Err(self.wait_ended(waiter, session, revoked, what));
-                        }
-                        _ => {}
+            match self.hub.register(filter, start, false) {
+                Ok(registration) => {
+                    if let Some(ended) = self.follow(registration, waiter, session, what).await {
+                        return ended;
                     }
                 }
+                // A retried request's first answer can be older than this member's history
+                // (another member answered it long ago): the state says where it stands.
+                Err(Refused::Compacted { .. }) => {}
+                Err(Refused::Closed) => return Err(status::member_stopped()),
             }
             // The hub cancelled the watcher (slow, snapshot, shutdown): look at the state,
             // then watch again from where it is.
@@ -266,6 +261,43 @@ impl Waits {
                 None => return Err(self.wait_ended(waiter, session, false, what)),
             }
         }
+    }
+
+    /// Follows the watch of `waiter` until it is granted (its token) or deleted (an error);
+    /// `None` if the hub cancelled the watch first.
+    async fn follow(
+        &self,
+        mut registration: Registration,
+        waiter: &str,
+        session: u64,
+        what: &str,
+    ) -> Option<Result<u64, Status>> {
+        // An operator's revoke marks the waiter before deleting it.
+        let mut revoked = false;
+        while let Some(message) = registration.recv().await {
+            let WatchMessage::Events(_, events) = message else { continue };
+            for event in events {
+                match event.kind {
+                    EventKind::Data => {
+                        let data = event.data.as_deref().unwrap_or_default();
+                        if queue_data::mark_of(data) == Some(Mark::Revoked) {
+                            revoked = true;
+                            continue;
+                        }
+                        if let Some(token) = WaiterInfo::decode(data).and_then(|i| i.token) {
+                            self.hub.unregister(registration.id);
+                            return Some(Ok(token));
+                        }
+                    }
+                    EventKind::Deleted => {
+                        self.hub.unregister(registration.id);
+                        return Some(Err(self.wait_ended(waiter, session, revoked, what)));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
     }
 
     /// Waits until the node at `path` created at `created` is deleted, watching from

@@ -88,6 +88,9 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         }
         CoreError::NoResource { .. } => (Code::NotFound, ErrorKind::NoResource),
         CoreError::Draining { .. } => (Code::FailedPrecondition, ErrorKind::Draining),
+        // The session's place is another owner's: that owner releases it first.
+        CoreError::OtherOwner { .. } => (Code::FailedPrecondition, ErrorKind::OtherOwner),
+        CoreError::TooManyHolds { .. } => (Code::ResourceExhausted, ErrorKind::TooManyHolds),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }

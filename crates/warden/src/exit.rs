@@ -77,7 +77,7 @@ fn lock_code(error: &LockError) -> u8 {
         LockError::SessionLost { .. } | LockError::Revoked { .. } | LockError::HoldEnded { .. } => {
             LOST
         }
-        LockError::AlreadyLocked { .. } => OTHER,
+        LockError::AlreadyLocked { .. } | LockError::OtherOwner { .. } => OTHER,
         LockError::Deadlock { .. } => DEADLOCK,
         LockError::Backend(e) => client_code(e),
     }

@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::warn;
-use warden_client::{Client, ErrorKind, LockError, LockGuard, ResourceGuard, Session};
+use warden_client::{Client, ErrorKind, LockError, LockGuard, LockStatus, ResourceGuard, Session};
 
 use crate::cli::Output;
 use crate::exit;
@@ -448,6 +448,13 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         }
         Err(e) => return Err(e.into()),
     };
+    let (text, object) = status_view(path, &status);
+    emit(out, &text, &object)
+}
+
+/// A lock's status as text and as JSON. The text shows each place's owner and count only
+/// when one of them is reentrant; the JSON always has them (`owner` null without one).
+fn status_view(path: &str, status: &LockStatus) -> (String, serde_json::Value) {
     let free = status.holders.is_empty();
     // Nobody holds it, yet somebody waits: a lock-delay, or the locks above or below it
     // (hierarchical locks).
@@ -467,8 +474,10 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
             String::new()
         }
     )];
+    let places = || status.holders.iter().chain(&status.waiters);
+    let reentrant = places().any(|w| w.owner.is_some());
     let mut waiters = Vec::new();
-    for w in status.holders.iter().chain(&status.waiters) {
+    for w in places() {
         let mut mode = w.mode_name();
         let scope = warden_proto::convert::lock::scope_name(w.scope);
         if w.scope == warden_core::queue::Scope::Subtree {
@@ -483,14 +492,19 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         };
         let identity =
             if w.identity.is_empty() { String::new() } else { format!(" ({})", w.identity) };
+        let owner = match (&w.owner, reentrant) {
+            (Some(o), _) => format!("  owner {o}, count {}", w.holds),
+            (None, true) => "  no owner".to_owned(),
+            (None, false) => String::new(),
+        };
         lines.push(format!(
-            "  {}  session {}{identity}  {}  {}  since {} ms",
+            "  {}  session {}{identity}  {}  {}{owner}  since {} ms",
             w.waiter, w.session_id, mode, state, w.since_ms
         ));
         waiters.push(json!({
             "waiter": w.waiter, "session": w.session_id, "identity": w.identity,
             "mode": w.mode_name(), "scope": scope, "priority": w.priority, "token": w.token,
-            "since_ms": w.since_ms,
+            "since_ms": w.since_ms, "owner": w.owner, "holds": w.holds,
         }));
     }
     let object = json!({
@@ -498,7 +512,7 @@ pub(crate) async fn status(client: &Client, out: Output, path: &str) -> Result<(
         "blocked_until_ms": status.blocked_until_ms, "waiters": waiters,
         "stats": status.stats.as_ref().map(crate::lock_stats_cmd::entry),
     });
-    emit(out, &lines.join("\n"), &object)
+    (lines.join("\n"), object)
 }
 
 #[cfg(test)]
@@ -507,6 +521,52 @@ mod tests {
     use warden_client::ClientError;
 
     use super::*;
+
+    #[test]
+    fn a_status_shows_owners_and_counts_when_a_place_is_reentrant() {
+        let entry = |waiter: &str, token, owner: Option<&str>, holds| warden_client::LockEntry {
+            waiter: waiter.into(),
+            session_id: 3,
+            mode: warden_client::WaitMode::Exclusive,
+            token,
+            since_ms: 5,
+            identity: String::new(),
+            owner: owner.map(str::to_owned),
+            holds,
+            scope: warden_client::LockScope::Node,
+            priority: 0,
+        };
+        let mut status = LockStatus {
+            kind: warden_client::LockKind::Mutex,
+            delay_ms: 0,
+            blocked_until_ms: 0,
+            holders: vec![entry("/l/w-1", Some(9), Some("task-7"), 3)],
+            waiters: vec![entry("/l/w-2", None, None, 1)],
+            revision: 9,
+            stats: None,
+        };
+        let (text, object) = status_view("/l", &status);
+        assert!(text.contains("w-1  session 3  exclusive  holds"), "{text}");
+        assert_eq!(object["waiters"][0]["scope"], "node");
+        assert!(text.contains("holds, token 9  owner task-7, count 3  since"), "{text}");
+        assert!(text.contains("waits  no owner  since"), "{text}");
+        assert_eq!(object["waiters"][0]["owner"], "task-7");
+        assert_eq!(object["waiters"][0]["holds"], 3);
+        assert_eq!(object["waiters"][1]["owner"], serde_json::Value::Null);
+        // Without a reentrant place, no column.
+        status.holders[0].owner = None;
+        status.holders[0].holds = 1;
+        let (text, object) = status_view("/l", &status);
+        assert!(!text.contains("owner"), "{text}");
+        assert_eq!(object["waiters"][0]["holds"], 1);
+        // A subtree hold and a priority are shown beside the mode.
+        status.waiters[0].scope = warden_client::LockScope::Subtree;
+        status.waiters[0].priority = 4;
+        let (text, object) = status_view("/l", &status);
+        assert!(text.contains("exclusive subtree priority 4  waits"), "{text}");
+        assert_eq!(object["waiters"][1]["scope"], "subtree");
+        assert_eq!(object["waiters"][1]["priority"], 4);
+    }
 
     #[test]
     fn a_wait_revoked_or_gone_with_its_session_is_lost_and_nothing_else_is() {

@@ -30,6 +30,8 @@ fn holder(session: u64, token: Option<u64>) -> ResourceHolder {
             identity: String::new(),
             scope: LockScope::Node,
             priority: 0,
+            owner: None,
+            holds: 1,
         },
     }
 }

@@ -15,6 +15,8 @@ fn holder(lock: &str, session: u64, token: Option<u64>, identity: &str) -> Resou
             identity: identity.into(),
             scope: LockScope::Node,
             priority: 0,
+            owner: None,
+            holds: 1,
         },
     }
 }

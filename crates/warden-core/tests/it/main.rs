@@ -11,4 +11,5 @@ mod limits;
 mod lock_nodes;
 mod lock_stats;
 mod queue;
+mod reentrant;
 mod steps;

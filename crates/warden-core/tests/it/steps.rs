@@ -47,12 +47,14 @@ pub enum AbstractCommand {
         compares: Vec<Compare>,
         ops: Vec<TxnOp>,
     },
-    /// Acquire lock `0..3` (a mutex, a read-write lock, a 2-permit semaphore).
+    /// Acquire lock `0..3` (a mutex, a read-write lock, a 2-permit semaphore), reentrantly
+    /// as owner `o0` or `o1` when `owner` says so.
     Acquire {
         lock: u8,
         shared: bool,
         permits: u32,
         delay_ms: u64,
+        owner: Option<u8>,
     },
     /// A release by the step's session, or (`waiter`) by the session of that waiter of
     /// the lock, so that releases often come from sessions that are in the queue.
@@ -243,8 +245,8 @@ fn command() -> impl Strategy<Value = AbstractCommand> {
             .prop_map(|(path, expected_version, recursive, revoke_locks)| AbstractCommand::Delete { path, expected_version, recursive, revoke_locks }),
         2 => (prop::collection::vec(compare(), 0..3), prop::collection::vec(txn_op(), 0..4))
             .prop_map(|(compares, ops)| AbstractCommand::Txn { compares, ops }),
-        4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]))
-            .prop_map(|(lock, shared, permits, delay_ms)| AbstractCommand::Acquire { lock, shared, permits, delay_ms }),
+        4 => (0u8..3, any::<bool>(), 1u32..3, prop::sample::select(vec![0u64, 3_000]), prop::option::weighted(0.3, 0u8..2))
+            .prop_map(|(lock, shared, permits, delay_ms, owner)| AbstractCommand::Acquire { lock, shared, permits, delay_ms, owner }),
         3 => (0u8..10, hold(), prop::option::weighted(0.7, 0u8..3))
             .prop_map(|(lock, hold, waiter)| AbstractCommand::Release { lock, hold, waiter }),
         1 => (0u8..10, session_ref()).prop_map(|(lock, session)| AbstractCommand::Revoke { lock, session }),
@@ -350,7 +352,7 @@ impl Runner {
             AbstractCommand::Txn { compares, ops } => {
                 Command::Txn { compares: compares.clone(), ops: ops.clone() }
             }
-            AbstractCommand::Acquire { lock, shared, permits, delay_ms } => {
+            AbstractCommand::Acquire { lock, shared, permits, delay_ms, owner } => {
                 let (path, kind) = LOCKS[usize::from(*lock)];
                 let mode = match kind {
                     LockKind::Mutex => WaitMode::Exclusive,
@@ -364,7 +366,10 @@ impl Runner {
                     kind,
                     mode,
                     delay_ms: *delay_ms,
-                    options: Default::default(),
+                    options: warden_core::AcquireOptions {
+                        owner: owner.map(|o| format!("o{o}")),
+                        ..Default::default()
+                    },
                 }
             }
             AbstractCommand::Release { lock, hold, .. } => {

@@ -45,9 +45,12 @@ pub fn core_stat(s: Option<pb::Stat>) -> Stat {
 pub fn origin(origin: Option<&pb::Origin>) -> (Option<u64>, Option<RequestId>) {
     let Some(o) = origin else { return (None, None) };
     let session = (o.session_id != 0).then_some(o.session_id);
-    let id =
-        o.request_id.as_ref().map(|r| RequestId { seq: r.seq, lowest_pending: r.lowest_pending });
-    (session, id)
+    (session, request_id(o.request_id.as_ref()))
+}
+
+/// A request id field (of an origin, a lock acquire or release).
+pub fn request_id(id: Option<&pb::RequestId>) -> Option<RequestId> {
+    id.map(|r| RequestId { seq: r.seq, lowest_pending: r.lowest_pending })
 }
 
 /// A node kind field of a create in `within`; an error for a kind this side does not know

@@ -219,6 +219,8 @@ pub fn lock_waiter(w: &WaiterView, identity: String) -> pb::LockWaiter {
         identity,
         scope: pb_lock_scope(w.info.scope).into(),
         priority: w.info.priority,
+        owner: w.info.owner.clone().unwrap_or_default(),
+        holds: w.info.holds,
     }
 }
 
@@ -333,9 +335,14 @@ mod tests {
 
     #[test]
     fn a_release_names_its_hold() {
-        let r = pb::ReleaseRequest { path: "/l".into(), session_id: 1, token: Some(8) };
+        let r = pb::ReleaseRequest {
+            path: "/l".into(),
+            session_id: 1,
+            token: Some(8),
+            ..Default::default()
+        };
         assert_eq!(release(r), Command::Release { path: "/l".into(), hold: HoldRef::Token(8) });
-        let r = pb::ReleaseRequest { path: "/l".into(), session_id: 1, token: None };
+        let r = pb::ReleaseRequest { path: "/l".into(), session_id: 1, ..Default::default() };
         assert_eq!(release(r), Command::Release { path: "/l".into(), hold: HoldRef::Any });
     }
 
@@ -378,5 +385,33 @@ mod tests {
         assert_eq!(lock_scope(pb.scope, String::new), Ok(Scope::Subtree));
         assert_eq!((pb.session_id, pb.token, pb.since_ms), (4, Some(11), 99));
         assert_eq!((pb.waiter.as_str(), pb.identity.as_str()), ("/l/w-0000000001", "alice"));
+        assert_eq!((pb.owner.as_str(), pb.holds), ("", 1));
+    }
+
+    #[test]
+    fn a_reentrant_waiter_carries_its_owner_and_count() {
+        let info = WaiterInfo {
+            token: Some(3),
+            owner: Some("task-7".into()),
+            holds: 4,
+            ..WaiterInfo::new(WaitMode::Exclusive)
+        };
+        let w = WaiterView {
+            path: "/l/w-0000000002".into(),
+            session: 5,
+            info,
+            since_ms: 1,
+            joined_revision: 1,
+        };
+        let pb = lock_waiter(&w, String::new());
+        assert_eq!((pb.owner.as_str(), pb.holds, pb.token), ("task-7", 4, Some(3)));
+    }
+
+    #[test]
+    fn a_request_id_reaches_the_core_as_sent() {
+        let id = pb::RequestId { seq: 7, lowest_pending: 5 };
+        let expected = warden_core::RequestId { seq: 7, lowest_pending: 5 };
+        assert_eq!(super::super::kv::request_id(Some(&id)), Some(expected));
+        assert_eq!(super::super::kv::request_id(None), None);
     }
 }

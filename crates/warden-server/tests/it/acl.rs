@@ -301,7 +301,12 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
         "Lock.TryAcquire",
         &LockClient::new(alice.clone()).try_acquire(alice_acquire.clone()).await,
     );
-    let release = pb::ReleaseRequest { path: path("/a/l"), session_id: alice_session, token: None };
+    let release = pb::ReleaseRequest {
+        path: path("/a/l"),
+        session_id: alice_session,
+        token: None,
+        request_id: None,
+    };
     case!("Lock.Release", LockClient, release, release.clone(), alice);
     let revoke = pb::RevokeRequest { path: path("/a/held"), session_id: alice_session };
     case!(
@@ -341,8 +346,12 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
         pb::LockStatusRequest { path: path("/a/sem") },
         alice
     );
-    let sem_release =
-        pb::ReleaseRequest { path: path("/a/sem"), session_id: alice_session, token: None };
+    let sem_release = pb::ReleaseRequest {
+        path: path("/a/sem"),
+        session_id: alice_session,
+        token: None,
+        request_id: None,
+    };
     case!("Semaphore.Release", SemaphoreClient, release, sem_release.clone(), alice);
 
     // Elections: campaign, proclaim and resign need `lock`, leader `read`, observe `watch`.

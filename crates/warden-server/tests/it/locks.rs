@@ -55,7 +55,12 @@ async fn a_mutex_hands_off_in_order_and_leaves_nothing_behind() {
     let check = |token| pb::CheckSequencerRequest { path: "/job".into(), token };
     assert!(locks.check_sequencer(check(first.token)).await.unwrap().into_inner().valid);
     let released = locks
-        .release(pb::ReleaseRequest { path: "/job".into(), session_id: a.id(), token: None })
+        .release(pb::ReleaseRequest {
+            path: "/job".into(),
+            session_id: a.id(),
+            token: None,
+            request_id: None,
+        })
         .await
         .unwrap();
     assert!(released.into_inner().held);
@@ -310,6 +315,7 @@ async fn the_semaphore_service_grants_permits_in_order() {
         path: "/pool".into(),
         session_id: sessions[1].id(),
         token: None,
+        request_id: None,
     })
     .await
     .unwrap();
@@ -319,6 +325,7 @@ async fn the_semaphore_service_grants_permits_in_order() {
         path: "/pool".into(),
         session_id: sessions[0].id(),
         token: None,
+        request_id: None,
     })
     .await
     .unwrap();

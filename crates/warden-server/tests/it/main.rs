@@ -19,6 +19,7 @@ mod lock_stats;
 mod locks;
 mod partition;
 mod recipes;
+mod reentrant;
 mod replication;
 mod resources;
 mod sessions;

@@ -263,6 +263,7 @@ pub(super) async fn holder(run: Arc<Run>, client_id: u64, mut rng: Rng) {
                 path: held.lock.clone(),
                 session_id: session.id(),
                 token: Some(held.token),
+                request_id: None,
             };
             let released = calls
                 .call(Duration::from_secs(3), |c| {
