@@ -258,19 +258,8 @@ impl<'a> Mutation<'a> {
         if self.tree.get(path).is_none_or(|n| n.kind != NodeKind::Container) {
             return false;
         }
-        let (revision, time_ms) = (self.revision, self.time_ms);
-        let event_data = data.clone();
-        let mut stat = Stat::default();
-        self.tree.update(path, |n| {
-            n.kind = kind;
-            n.stat.version += 1;
-            n.stat.mod_revision = revision;
-            n.stat.mtime_ms = time_ms;
-            n.stat.data_length = data.len() as u64;
-            n.data = data;
-            stat = n.stat;
-        });
-        self.emit(EventKind::Data, path, stat, Some(event_data));
+        self.tree.update(path, |n| n.kind = kind);
+        self.set_internal(path, data);
         true
     }
 

@@ -12,10 +12,10 @@ use openraft::raft::{AppendEntriesRequest, VoteRequest};
 use openraft::{CommittedLeaderId, EntryPayload, LogId, Membership, Vote};
 use prost::Message;
 use serde::Serialize;
-use warden_core::queue::{LockKind, WaitMode};
+use warden_core::queue::{LockKind, Scope, WaitMode};
 use warden_core::{
-    ApplyContext, Check, Command, Compare, CompareOp, CreateMode, HoldRef, LogCommand, Request,
-    State, TxnOp,
+    AcquireOptions, ApplyContext, Check, Command, Compare, CompareOp, CreateMode, HoldRef,
+    LogCommand, Request, State, TxnOp,
 };
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_proto::v1 as pb;
@@ -166,6 +166,17 @@ fn lock() -> Seeds {
         rpc(0, &acquire(pb::LockType::Mutex, false)),
         rpc(0, &acquire(pb::LockType::Rwlock, true)),
         rpc(0, &acquire(pb::LockType::Semaphore, false)),
+        // A subtree hold at a priority, reentrant under an owner, with a request id.
+        rpc(
+            0,
+            &pb::AcquireRequest {
+                scope: pb::LockScope::Subtree.into(),
+                priority: 7,
+                owner: "task-7".into(),
+                request_id: Some(pb::RequestId { seq: 1, lowest_pending: 1 }),
+                ..acquire(pb::LockType::Rwlock, false)
+            },
+        ),
         rpc(
             1,
             &pb::ReleaseRequest {
@@ -381,6 +392,21 @@ fn requests() -> Vec<Request> {
             },
         )
         .with_id(1, 1),
+        Request::in_session(
+            1,
+            Command::Acquire {
+                path: "/q/sub".into(),
+                kind: LockKind::Mutex,
+                mode: WaitMode::Exclusive,
+                delay_ms: 0,
+                options: AcquireOptions {
+                    scope: Scope::Subtree,
+                    priority: 10,
+                    owner: Some("t".into()),
+                },
+            },
+        )
+        .with_id(1, 2),
         Request::new(Command::Txn {
             compares: vec![Compare {
                 path: "/a".into(),

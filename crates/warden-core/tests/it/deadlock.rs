@@ -53,7 +53,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// The wait-for graph, built whole: for every waiter not granted, an edge to the session of
 /// every waiter ahead of it (in a read-write lock, not a reader's to a reader: they share),
 /// labelled with the lock.
-type Graph = BTreeMap<SessionId, BTreeSet<(SessionId, String)>>;
+pub(crate) type Graph = BTreeMap<SessionId, BTreeSet<(SessionId, String)>>;
 
 /// Whether a waiter in `mode` of a lock of `kind` waits for one ahead in `ahead`.
 fn waits_on(kind: LockKind, mode: WaitMode, ahead: WaitMode) -> bool {
@@ -76,7 +76,7 @@ fn graph(state: &State) -> Graph {
 }
 
 /// Whether `to` can be reached from `from` (in one edge or more).
-fn reaches(g: &Graph, from: SessionId, to: SessionId) -> bool {
+pub(crate) fn reaches(g: &Graph, from: SessionId, to: SessionId) -> bool {
     let mut seen = BTreeSet::new();
     let mut stack = vec![from];
     while let Some(s) = stack.pop() {
@@ -93,7 +93,7 @@ fn reaches(g: &Graph, from: SessionId, to: SessionId) -> bool {
 }
 
 /// Some session that lies on a cycle, if any does.
-fn any_cycle(g: &Graph) -> Option<SessionId> {
+pub(crate) fn any_cycle(g: &Graph) -> Option<SessionId> {
     g.keys().copied().find(|s| reaches(g, *s, *s))
 }
 

@@ -11,7 +11,7 @@
 //! - nobody is passed by a request that arrived more than the starvation bound after it
 //!   (`lock_family::overtaking_window_ms`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
@@ -23,6 +23,7 @@ use warden_core::{
     invariants,
 };
 
+use crate::deadlock::{Graph, any_cycle, reaches};
 use crate::steps::cases;
 
 /// Nested locks: a read-write lock at the top, a mutex and a read-write lock below it, a
@@ -115,38 +116,18 @@ fn waits_for(e: &W, f: &W) -> bool {
     e.session != f.session && covers && !shared
 }
 
-type Graph = BTreeMap<SessionId, BTreeSet<SessionId>>;
-
+/// The wait-for graph, built whole and pairwise, its edges labelled with the lock waited
+/// for.
 fn graph(ws: &[W]) -> Graph {
     let mut g = Graph::new();
     for e in ws.iter().filter(|w| !w.held) {
         for f in ws.iter().filter(|f| f.held || f.order < e.order) {
             if waits_for(e, f) {
-                g.entry(e.session).or_default().insert(f.session);
+                g.entry(e.session).or_default().insert((f.session, e.lock.to_owned()));
             }
         }
     }
     g
-}
-
-fn reaches(g: &Graph, from: SessionId, to: SessionId) -> bool {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![from];
-    while let Some(s) = stack.pop() {
-        for next in g.get(&s).into_iter().flatten() {
-            if *next == to {
-                return true;
-            }
-            if seen.insert(*next) {
-                stack.push(*next);
-            }
-        }
-    }
-    false
-}
-
-fn any_cycle(g: &Graph) -> Option<SessionId> {
-    g.keys().copied().find(|s| reaches(g, *s, *s))
 }
 
 /// Whether `e` may be granted beside `ws` (nothing it may not pass conflicts with it, and
