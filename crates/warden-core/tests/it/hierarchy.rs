@@ -255,9 +255,9 @@ impl Model {
             // before it, of the passer's own session, say) is not passed by this lock's
             // order.
             let kept_out = |w: &&W| {
-                after.iter().any(|f| {
-                    (f.held || f.order < w.order) && f.lock != w.lock && waits_for(w, f)
-                })
+                after
+                    .iter()
+                    .any(|f| (f.held || f.order < w.order) && f.lock != w.lock && waits_for(w, f))
             };
             let competing = after.iter().filter(|w| !w.held && w.lock == x.lock);
             for w in competing.filter(conflicting).filter(|w| !kept_out(w)) {
