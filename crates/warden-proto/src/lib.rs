@@ -36,6 +36,17 @@ pub mod raft {
 /// any other path is counted as `unknown`, so a client cannot grow the label set.
 pub const CLIENT_METHODS: &[&str] = include!(concat!(env!("OUT_DIR"), "/methods.rs"));
 
+/// The largest gRPC message, either way, on a member's client port; the client holds
+/// itself to the same limit, so an oversized message fails the same way from both ends.
+///
+/// 4 MiB: a request with one value at the largest size the core accepts (1 MiB) and a full
+/// path fits with room to spare, as does a transaction of 128 small ops; it is also the
+/// receive limit of gRPC clients left at their defaults (tonic, grpc-go, grpc-java), so
+/// whatever a member sends, any of them can read. Answers that could grow past it are
+/// split: a watch sends a large revision in fragments. A transaction carrying several
+/// large values can exceed it, and is refused whole.
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 << 20;
+
 #[cfg(test)]
 mod methods_test {
     use super::CLIENT_METHODS;
@@ -58,14 +69,3 @@ mod methods_test {
         assert_eq!(sorted.len(), CLIENT_METHODS.len(), "a method listed twice");
     }
 }
-
-/// The largest gRPC message, either way, on a member's client port; the client holds
-/// itself to the same limit, so an oversized message fails the same way from both ends.
-///
-/// 4 MiB: a request with one value at the largest size the core accepts (1 MiB) and a full
-/// path fits with room to spare, as does a transaction of 128 small ops; it is also the
-/// receive limit of gRPC clients left at their defaults (tonic, grpc-go, grpc-java), so
-/// whatever a member sends, any of them can read. Answers that could grow past it are
-/// split: a watch sends a large revision in fragments. A transaction carrying several
-/// large values can exceed it, and is refused whole.
-pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 << 20;

@@ -58,9 +58,15 @@ impl Proposer {
             return Err(status::member_stopped());
         }
         let proposed = Instant::now();
-        self.metrics.proposals.inc();
         let answer = rx.await.unwrap_or_else(|_| Err(status::member_stopped()));
-        self.metrics.proposal_seconds.observe(proposed.elapsed().as_secs_f64());
+        let result = match answer {
+            Ok(_) => {
+                self.metrics.proposal_seconds.observe(proposed.elapsed().as_secs_f64());
+                crate::metrics::APPLIED
+            }
+            Err(_) => crate::metrics::FAILED,
+        };
+        self.metrics.proposals.with_label_values(&[result]).inc();
         answer
     }
 }

@@ -29,6 +29,11 @@ use warden_storage::{NodeId, StorageObserver, WardenNode};
 /// The content type of the text format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The `result` of a proposal answered by the state machine.
+pub(crate) const APPLIED: &str = "applied";
+/// The `result` of a proposal that was not applied.
+pub(crate) const FAILED: &str = "failed";
+
 /// Buckets for request and proposal latencies, seconds: 0.5 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -64,9 +69,11 @@ pub(crate) struct Metrics {
     pub(crate) watch_streams: IntGauge,
     /// Events sent on watch streams.
     pub(crate) watch_events_sent: IntCounter,
-    /// Requests proposed through raft (each batched request counts once).
-    pub(crate) proposals: IntCounter,
-    /// From a request's proposal to its answer (applied), seconds.
+    /// Requests proposed through raft (each batched request counts once), by result:
+    /// `applied` (answered from the state machine, a refusal by the core included) or
+    /// `failed` (not applied: not the leader, raft stopped, a lost leadership).
+    pub(crate) proposals: IntCounterVec,
+    /// From a request's proposal to its answer, for applied requests, seconds.
     pub(crate) proposal_seconds: Histogram,
     /// gRPC requests by method and code (counted by `grpc_metrics`).
     pub(crate) grpc_requests: IntCounterVec,
@@ -107,6 +114,17 @@ fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<In
     let counter = IntCounter::new(name, help)?;
     registry.register(Box::new(counter.clone()))?;
     Ok(counter)
+}
+
+fn counters(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let counters = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(counters.clone()))?;
+    Ok(counters)
 }
 
 fn histogram(
@@ -241,26 +259,24 @@ impl Metrics {
                 "warden_watch_events_sent_total",
                 "Events this member sent on watch streams.",
             )?,
-            proposals: counter(
+            proposals: counters(
                 &r,
                 "warden_proposals_total",
-                "Requests this member proposed through raft (as leader).",
+                "Requests this member proposed through raft, by result (applied: answered by the state machine; failed: not applied, e.g. not the leader).",
+                &["result"],
             )?,
             proposal_seconds: histogram(
                 &r,
                 "warden_proposal_duration_seconds",
-                "From a request's proposal to its answer, applied.",
+                "From a request's proposal to its answer, for requests applied.",
                 LATENCY_BUCKETS,
             )?,
-            grpc_requests: {
-                let opts = Opts::new(
-                    "warden_grpc_requests_total",
-                    "gRPC requests on the client port, by method and status code.",
-                );
-                let requests = IntCounterVec::new(opts, &["method", "code"])?;
-                r.register(Box::new(requests.clone()))?;
-                requests
-            },
+            grpc_requests: counters(
+                &r,
+                "warden_grpc_requests_total",
+                "gRPC requests on the client port, by method and status code.",
+                &["method", "code"],
+            )?,
             grpc_seconds: histograms(
                 &r,
                 "warden_grpc_request_duration_seconds",
@@ -273,6 +289,9 @@ impl Metrics {
         // Both series from the start, so that a dashboard sees 0 rather than nothing.
         for kind in ["built", "installed"] {
             metrics.snapshot_seconds.with_label_values(&[kind]);
+        }
+        for result in [APPLIED, FAILED] {
+            metrics.proposals.with_label_values(&[result]);
         }
         Ok(metrics)
     }

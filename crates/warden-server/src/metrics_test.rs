@@ -1,5 +1,7 @@
 //! The gauges read at a scrape, and one registry per member.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -25,7 +27,7 @@ fn a_scrape_reads_raft_the_sessions_and_the_queues() {
     // A second member in the same process has its own registry (the global one would
     // refuse the same names twice).
     let other = Metrics::new().unwrap();
-    other.proposals.inc();
+    other.proposals.with_label_values(&[APPLIED]).inc();
 
     let mut raft = RaftMetrics::new_initial(1);
     raft.current_term = 3;
@@ -62,7 +64,8 @@ fn a_scrape_reads_raft_the_sessions_and_the_queues() {
         ("warden_snapshot_duration_seconds_count{kind=\"built\"}", 1.0),
         ("warden_snapshot_duration_seconds_count{kind=\"installed\"}", 0.0),
         ("warden_snapshot_size_bytes", 4_096.0),
-        ("warden_proposals_total", 0.0),
+        ("warden_proposals_total{result=\"applied\"}", 0.0),
+        ("warden_proposals_total{result=\"failed\"}", 0.0),
     ];
     for (series, value) in expect {
         assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");

@@ -251,7 +251,8 @@ async fn metrics_are_prometheus_text_and_move_with_the_traffic() {
         "warden_watch_events_sent_total",
         "warden_lock_holders{kind=\"mutex\"}",
         "warden_lock_waiters{kind=\"mutex\"}",
-        "warden_proposals_total",
+        "warden_proposals_total{result=\"applied\"}",
+        "warden_proposals_total{result=\"failed\"}",
         "warden_proposal_duration_seconds_count",
     ];
     for node in cluster.running() {
@@ -285,7 +286,7 @@ async fn metrics_are_prometheus_text_and_move_with_the_traffic() {
     let latency = "warden_grpc_request_duration_seconds_count{method=\"/warden.v1.KV/Create\"}";
     assert!(sum(&cluster, latency).await >= 5.0);
     let leader_metrics = metrics_of(cluster.node(leader)).await;
-    assert!(leader_metrics["warden_proposals_total"] >= 6.0);
+    assert!(leader_metrics["warden_proposals_total{result=\"applied\"}"] >= 6.0);
     assert!(leader_metrics["warden_proposal_duration_seconds_count"] >= 6.0);
 
     // The watch got the five puts: the events sent count them, wherever it is served.
