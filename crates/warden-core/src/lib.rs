@@ -41,6 +41,7 @@ mod node;
 pub mod path;
 mod path_rule;
 pub mod queue;
+pub mod queue_counts;
 pub mod queue_data;
 pub mod recipe;
 mod recipe_commands;

@@ -14,6 +14,7 @@
 //! write acknowledged before it was sent.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use openraft::Raft;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -23,6 +24,7 @@ use warden_core::{LogCommand, Request, Response};
 use warden_proto::ErrorKind;
 use warden_storage::{Proposal, TypeConfig};
 
+use crate::metrics::Metrics;
 use crate::shared::now_ms;
 use crate::status;
 
@@ -37,14 +39,16 @@ type Waiter = oneshot::Sender<Result<Response, Status>>;
 #[derive(Clone)]
 pub(crate) struct Proposer {
     queue: mpsc::UnboundedSender<(Request, Waiter)>,
+    /// Counts the proposals and times them until their answer.
+    metrics: Arc<Metrics>,
 }
 
 impl Proposer {
     /// Starts the proposing task for `raft`.
-    pub(crate) fn start(raft: Raft<TypeConfig>) -> Proposer {
+    pub(crate) fn start(raft: Raft<TypeConfig>, metrics: Arc<Metrics>) -> Proposer {
         let (queue, requests) = mpsc::unbounded_channel();
         tokio::spawn(propose(raft, requests).in_current_span());
-        Proposer { queue }
+        Proposer { queue, metrics }
     }
 
     /// Proposes `request` (in some entry) and waits for its response.
@@ -53,7 +57,17 @@ impl Proposer {
         if self.queue.send((request, tx)).is_err() {
             return Err(status::member_stopped());
         }
-        rx.await.unwrap_or_else(|_| Err(status::member_stopped()))
+        let proposed = Instant::now();
+        let answer = rx.await.unwrap_or_else(|_| Err(status::member_stopped()));
+        let result = match answer {
+            Ok(_) => {
+                self.metrics.proposal_seconds.observe(proposed.elapsed().as_secs_f64());
+                crate::metrics::APPLIED
+            }
+            Err(_) => crate::metrics::FAILED,
+        };
+        self.metrics.proposals.with_label_values(&[result]).inc();
+        answer
     }
 }
 

@@ -36,6 +36,34 @@ pub fn role_name(state: ServerState) -> &'static str {
     }
 }
 
+/// This member's view of the cluster: what `Cluster.Status` answers, and what the HTTP
+/// port's `/cluster/status` is made from.
+pub(crate) fn member_status(shared: &Shared) -> pb::StatusResponse {
+    let metrics = shared.raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    let members = membership
+        .nodes()
+        .map(|(id, node)| pb::Member {
+            id: *id,
+            client_addr: node.client_addr.clone(),
+            raft_addr: node.raft_addr.clone(),
+            membership: if voters.contains(id) { "voter" } else { "learner" }.to_owned(),
+        })
+        .collect();
+    let revision = shared.state_machine.read(|a| a.core.revision());
+    pb::StatusResponse {
+        header: Some(shared.header(revision)),
+        id: shared.id,
+        leader_id: metrics.current_leader.unwrap_or(0),
+        term: metrics.current_term,
+        role: role_name(metrics.state).to_owned(),
+        applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+        last_log_index: metrics.last_log_index.unwrap_or(0),
+        members,
+    }
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn status(
@@ -43,29 +71,7 @@ impl Cluster for ClusterService {
         request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         self.shared.access.admit(&request)?;
-        let metrics = self.shared.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let voters: Vec<u64> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| pb::Member {
-                id: *id,
-                client_addr: node.client_addr.clone(),
-                raft_addr: node.raft_addr.clone(),
-                membership: if voters.contains(id) { "voter" } else { "learner" }.to_owned(),
-            })
-            .collect();
-        let revision = self.shared.state_machine.read(|a| a.core.revision());
-        Ok(Response::new(pb::StatusResponse {
-            header: Some(self.shared.header(revision)),
-            id: self.shared.id,
-            leader_id: metrics.current_leader.unwrap_or(0),
-            term: metrics.current_term,
-            role: role_name(metrics.state).to_owned(),
-            applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
-            last_log_index: metrics.last_log_index.unwrap_or(0),
-            members,
-        }))
+        Ok(Response::new(member_status(&self.shared)))
     }
 
     async fn who_am_i(

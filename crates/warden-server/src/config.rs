@@ -106,7 +106,9 @@ pub struct Config {
     pub client_addr: SocketAddr,
     /// Where peers connect (raft over gRPC).
     pub peer_addr: SocketAddr,
-    /// Where the HTTP endpoints (health, metrics) will listen. Reserved: not served yet.
+    /// Where the HTTP endpoints listen: `/health`, `/health/live`, `/metrics` and
+    /// `/cluster/status`. Plain HTTP even with `[tls]`: an operator's port, to bind to
+    /// loopback or a private network (it shows no keys or values).
     pub http_addr: SocketAddr,
     /// Where the log, state and snapshots live.
     pub data_dir: PathBuf,
@@ -135,6 +137,25 @@ pub struct Config {
     /// Limits (`[limits]`): the cluster's, taken from the founder's when it forms the
     /// cluster, and this member's own.
     pub limits: LimitsConfig,
+    /// When `GET /health` says this member is ready (`[health]`).
+    pub health: HealthConfig,
+}
+
+/// When `GET /health` answers 200 (see `crate::health`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// A follower more than this many log entries behind the leader's commit index (as the
+    /// leader last told it) is not ready. 1,000 by default: the entries kept behind a
+    /// snapshot (`snapshot.keep_logs`), a few hundred milliseconds of a busy cluster's log
+    /// (an entry carries up to 512 batched requests).
+    pub max_lag_entries: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { max_lag_entries: 1_000 }
+    }
 }
 
 /// Access control settings. ACLs are on once a policy is in force (this file when the
@@ -237,6 +258,7 @@ impl Default for Config {
             acl: AclConfig::default(),
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -256,6 +278,9 @@ impl Config {
                 "election_timeout_ms ({}) must be more than twice heartbeat_ms ({}); etcd uses 1000 and 100",
                 self.election_timeout_ms, self.heartbeat_ms
             ));
+        }
+        if self.health.max_lag_entries == 0 {
+            return bad("health.max_lag_entries must be positive: a follower is always some entries behind the leader for a moment".into());
         }
         if self.snapshot.logs_since_last == 0 {
             return bad("snapshot.logs_since_last must be positive".into());
@@ -413,6 +438,9 @@ mod tests {
         let mut limits = ok.clone();
         limits.limits.max_path_depth = 0;
         assert!(problem(&limits).contains("limits.max_path_depth must be positive"));
+        let mut lagless = ok.clone();
+        lagless.health.max_lag_entries = 0;
+        assert!(problem(&lagless).contains("health.max_lag_entries"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

@@ -20,6 +20,9 @@ pub enum ServerError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The member's metrics could not be set up (a metric Prometheus refuses: a bug).
+    #[error("cannot set up the metrics: {0}; report this as a bug")]
+    Metrics(#[from] prometheus::Error),
     /// openraft refused to start or stopped.
     #[error("raft: {0}")]
     Raft(String),

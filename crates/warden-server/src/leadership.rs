@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use openraft::{Raft, ServerState};
+use prometheus::IntCounter;
 use tracing::info;
 use warden_storage::TypeConfig;
 
@@ -13,11 +14,13 @@ use warden_storage::TypeConfig;
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 /// Logs each change of leader, forever (a term that passes without a leader, as a lone
-/// member's elections do, is not a change).
-pub(crate) async fn log_changes(raft: Raft<TypeConfig>) {
+/// member's elections do, is not a change), and counts in `changes` each leader (or term
+/// under a leader) seen that differs from the last one.
+pub(crate) async fn log_changes(raft: Raft<TypeConfig>, changes: IntCounter) {
     let metrics = raft.metrics();
     let mut ticker = tokio::time::interval(LOOK_EVERY);
     let mut last = None;
+    let mut last_leader = None;
     loop {
         ticker.tick().await;
         let (leader, term, leads) = {
@@ -29,6 +32,11 @@ pub(crate) async fn log_changes(raft: Raft<TypeConfig>) {
             continue;
         }
         last = Some(key);
+        if let Some((leader, term, _)) = key
+            && last_leader.replace((leader, term)) != Some((leader, term))
+        {
+            changes.inc();
+        }
         match key {
             Some((_, term, true)) => info!(term, "this member is the leader"),
             Some((leader, term, false)) => info!(leader, term, "following the leader"),

@@ -15,6 +15,9 @@
 //! On the client port every request carries its caller's identity (from its client
 //! certificate; empty without one), which sessions record and `Cluster.WhoAmI` answers.
 //!
+//! Each member serves operators plain HTTP on `http_addr` (`/health`, `/health/live`,
+//! `/metrics` in Prometheus' text format, `/cluster/status`); see `http.rs`.
+//!
 //! Each member writes an audit log ([`Audit`], `[audit]`, `docs/audit.md`): a JSON line
 //! for every denial, admin action, and lock grant, expiry and revoke.
 
@@ -24,16 +27,21 @@ mod barrier_service;
 mod batch;
 mod caller;
 mod cluster_service;
+pub mod cluster_status;
 pub mod config;
 mod connection_watches;
 mod election_service;
 mod error;
+mod grpc_metrics;
+mod health;
+mod http;
 pub mod identity;
 mod kv_service;
 mod leadership;
 pub mod limits;
 mod lock_audit;
 mod lock_service;
+mod metrics;
 pub mod network;
 mod node;
 mod peer_health;
@@ -53,7 +61,8 @@ mod watch_service;
 pub use audit::Audit;
 pub use cluster_service::role_name;
 pub use config::{
-    AclConfig, AuditConfig, Config, MemberConfig, PeerRoute, SnapshotConfig, TlsConfig, WatchConfig,
+    AclConfig, AuditConfig, Config, HealthConfig, MemberConfig, PeerRoute, SnapshotConfig,
+    TlsConfig, WatchConfig,
 };
 pub use error::ServerError;
 pub use identity::{IdentityError, identity};

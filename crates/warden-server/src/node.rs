@@ -1,8 +1,10 @@
-//! A running node: storage, the openraft node, and its two gRPC servers (peer and client).
+//! A running node: storage, the openraft node, its two gRPC servers (peer and client) and
+//! its HTTP port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
@@ -36,9 +38,13 @@ use crate::cluster_service::ClusterService;
 use crate::config::Config;
 use crate::election_service::ElectionService;
 use crate::error::ServerError;
+use crate::grpc_metrics::GrpcMetricsLayer;
+use crate::health::LeaderCommit;
+use crate::http::HttpState;
 use crate::kv_service::KvService;
 use crate::lock_audit::AuditingSink;
 use crate::lock_service::{LockService, SemaphoreService};
+use crate::metrics::Metrics;
 use crate::network::{Faults, MAX_MESSAGE_BYTES, Network};
 use crate::raft_service::RaftService;
 use crate::recipe_wait::Waits;
@@ -60,10 +66,16 @@ pub struct Node {
     log: LogStore,
     client_addr: SocketAddr,
     peer_addr: SocketAddr,
+    http_addr: SocketAddr,
     stops: Vec<oneshot::Sender<()>>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     /// Background loops (progress notices, session tracking), aborted at shutdown.
     tasks: Vec<JoinHandle<()>>,
+    /// The HTTP port: its stop signal and its task, stopped last (its `/health` says
+    /// "shutting down" while the rest stops).
+    http: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Set when shutdown starts.
+    shutting_down: Arc<AtomicBool>,
 }
 
 /// How often watchers that asked for them get progress notices.
@@ -148,6 +160,12 @@ impl Node {
         warn_if_exposed(&config);
         let peer_listener = bind("peers", config.peer_addr).await?;
         let client_listener = bind("clients", config.client_addr).await?;
+        let http_listener = bind("the HTTP port (http_addr)", config.http_addr).await?;
+        let http_addr = http_listener.local_addr().map_err(|source| ServerError::Bind {
+            what: "the HTTP port (http_addr)",
+            addr: config.http_addr,
+            source,
+        })?;
         let peer_addr = peer_listener.local_addr().map_err(|source| ServerError::Bind {
             what: "peers",
             addr: config.peer_addr,
@@ -167,6 +185,8 @@ impl Node {
         })
         .await
         .map_err(|e| ServerError::Raft(format!("storage open task failed: {e}")))??;
+        let metrics = Arc::new(Metrics::new()?);
+        storage.set_observer(Arc::clone(&metrics) as Arc<dyn warden_storage::StorageObserver>);
         let raft_config = openraft::Config {
             cluster_name: "warden".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -216,7 +236,7 @@ impl Node {
             cluster_id: config.founder(),
             raft: raft.clone(),
             state_machine: storage.state_machine.clone(),
-            proposer: Proposer::start(raft.clone()),
+            proposer: Proposer::start(raft.clone(), Arc::clone(&metrics)),
             reads: ReadGate::new(raft.clone()),
             quorum_lost_after_ms: config.election_timeout_ms,
             access: Access::new(
@@ -226,6 +246,7 @@ impl Node {
                 audit.clone(),
             ),
             audit,
+            metrics: Arc::clone(&metrics),
         };
         let mut node = Node {
             shared,
@@ -233,16 +254,21 @@ impl Node {
             log,
             client_addr,
             peer_addr,
+            http_addr,
             stops: Vec::new(),
             servers: Vec::new(),
             tasks: Vec::new(),
+            http: None,
+            shutting_down: Arc::new(AtomicBool::new(false)),
         };
+        let leader_commit = Arc::new(LeaderCommit::default());
 
         let raft_service = RaftServer::new(RaftService::new(
             config.node_id,
             raft.clone(),
             faults,
             tls.member_identities,
+            Arc::clone(&leader_commit),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -319,8 +345,10 @@ impl Node {
                     identity = tracing::field::Empty
                 )
             });
-        // Every client-port request is identified first (caller.rs), whichever service.
+        // Every client-port request is counted and timed as the client sees it (outermost),
+        // then identified (caller.rs), whichever service.
         let mut clients = with_tls(clients, tls.clients, "client")?
+            .layer(GrpcMetricsLayer::new(Arc::clone(&metrics)))
             .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())))
             .layer(MapResponseLayer::new(move |response| {
                 crate::request_size::rewrite(max_request, response)
@@ -341,8 +369,22 @@ impl Node {
         );
         node.tasks
             .push(tokio::spawn(track_sessions(node.shared.clone(), tracker).in_current_span()));
-        node.tasks
-            .push(tokio::spawn(crate::leadership::log_changes(raft.clone()).in_current_span()));
+        node.tasks.push(tokio::spawn(
+            crate::leadership::log_changes(raft.clone(), metrics.leader_changes.clone())
+                .in_current_span(),
+        ));
+        let http = crate::http::router(Arc::new(HttpState {
+            shared: node.shared.clone(),
+            metrics: Arc::clone(&metrics),
+            leader_commit,
+            shutting_down: Arc::clone(&node.shutting_down),
+            max_lag_entries: config.health.max_lag_entries,
+        }));
+        let (stop_http, http_stopped) = oneshot::channel::<()>();
+        let serving = crate::http::serve(http_listener, http, async {
+            http_stopped.await.ok();
+        });
+        node.http = Some((stop_http, tokio::spawn(serving.in_current_span())));
         node.tasks.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval(PROGRESS_INTERVAL);
             loop {
@@ -359,7 +401,7 @@ impl Node {
                 put_initial_policy(node.shared.clone(), text).in_current_span(),
             ));
         }
-        info!(node = config.node_id, %client_addr, %peer_addr, "node started");
+        info!(node = config.node_id, %client_addr, %peer_addr, %http_addr, "node started");
         Ok(node)
     }
 
@@ -460,6 +502,11 @@ impl Node {
         self.peer_addr
     }
 
+    /// The bound HTTP address (health, metrics, cluster status).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
     /// Resolves with the reason when raft stops on its own (a storage failure).
     ///
     /// It looks every [`STOP_CHECK`] rather than on every change of raft's metrics: those
@@ -486,6 +533,7 @@ impl Node {
     }
 
     async fn shutdown_in_span(self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
         for task in self.tasks {
             task.abort();
         }
@@ -500,6 +548,11 @@ impl Node {
         }
         if let Err(e) = self.shared.raft.shutdown().await {
             error!(error = %e, "raft did not shut down cleanly");
+        }
+        // Last, so that probes hear "shutting down" until the member is gone.
+        if let Some((stop, serving)) = self.http {
+            stop.send(()).ok();
+            serving.await.ok();
         }
         // After raft: what it applied until it stopped is audited; then the file is
         // closed, so a member started again on the same data appends alone.

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
+use std::sync::Arc;
 
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{Raft, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,6 +15,7 @@ use warden_proto::raft::raft_server::Raft as RaftRpc;
 use warden_proto::raft::{RaftMessage, SnapshotChunk, snapshot_chunk};
 use warden_storage::{NodeId, SnapshotMeta, TypeConfig};
 
+use crate::health::LeaderCommit;
 use crate::identity::identity;
 use crate::network::Faults;
 use warden_proto::FROM_METADATA;
@@ -24,6 +27,9 @@ pub(crate) struct RaftService {
     faults: Faults,
     /// With peer TLS: the identities a peer's certificate may name (the members').
     members: Option<BTreeSet<String>>,
+    /// The leader's commit index, from the AppendEntries this member accepts (for
+    /// `/health`: how far behind the leader this member is).
+    leader_commit: Arc<LeaderCommit>,
 }
 
 impl RaftService {
@@ -33,8 +39,9 @@ impl RaftService {
         raft: Raft<TypeConfig>,
         faults: Faults,
         members: Option<BTreeSet<String>>,
+        leader_commit: Arc<LeaderCommit>,
     ) -> RaftService {
-        RaftService { me, raft, faults, members }
+        RaftService { me, raft, faults, members, leader_commit }
     }
 
     /// With peer TLS, refuses a caller whose certificate names no member: the CA may sign
@@ -94,8 +101,14 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
 impl RaftRpc for RaftService {
     async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
-        let rpc = decode(&request.into_inner().payload)?;
-        reply(&self.raft.append_entries(rpc).await)
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().payload)?;
+        let leader_commit = rpc.leader_commit.map(|l| l.index);
+        let answer = self.raft.append_entries(rpc).await;
+        // A stale leader's request is refused (a higher vote): its commit is not heard.
+        if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+            self.leader_commit.heard(leader_commit);
+        }
+        reply(&answer)
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {

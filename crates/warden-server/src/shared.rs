@@ -2,6 +2,7 @@
 //! two paths every request takes (a write through raft, a read after read-index), both
 //! batched on the leader (see `batch`).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::Raft;
@@ -12,6 +13,7 @@ use warden_storage::{Applied, NodeId, StateMachineStore, TypeConfig};
 
 use crate::audit::Audit;
 use crate::batch::{Proposer, ReadGate};
+use crate::metrics::Metrics;
 use crate::status;
 
 /// One node's handles, shared by its services.
@@ -37,6 +39,8 @@ pub(crate) struct Shared {
     pub access: crate::access::Access,
     /// This member's audit log: denials and admin actions are written to it.
     pub audit: Audit,
+    /// This member's metrics (`GET /metrics` on the HTTP port).
+    pub metrics: Arc<Metrics>,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on

@@ -176,6 +176,10 @@ async fn feed(
 ) {
     // Everything up to this revision was delivered (0: nothing promised yet).
     let mut delivered = 0;
+    let metrics = Arc::clone(&shared.metrics);
+    metrics.watch_streams.inc();
+    // Counted down however this ends.
+    let _open = OpenStream(Arc::clone(&metrics));
     let cancellation = registration.cancellation();
     let mut recheck = tokio::time::interval(RECHECK);
     let mut denied = None;
@@ -202,6 +206,7 @@ async fn feed(
         }
         let (revision, responses) = responses(&shared, &watcher, message);
         for response in responses {
+            let events = response.events.len() as u64;
             tokio::select! {
                 biased;
                 () = cancellation.cancelled() => break 'messages false,
@@ -209,6 +214,7 @@ async fn feed(
                     break 'messages true;
                 },
             }
+            metrics.watch_events_sent.inc_by(events);
         }
         delivered = revision;
     };
@@ -238,6 +244,15 @@ async fn feed(
     tokio::select! {
         _ = tx.send(Ok(last)) => {}
         () = tx.closed() => {}
+    }
+}
+
+/// A watch stream open, in the member's metrics, until dropped.
+struct OpenStream(Arc<crate::metrics::Metrics>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.watch_streams.dec();
     }
 }
 

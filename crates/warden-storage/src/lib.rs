@@ -22,6 +22,7 @@
 mod codec;
 mod error;
 mod log_store;
+mod observer;
 mod runtime;
 mod snapshot_file;
 mod state_machine;
@@ -34,6 +35,7 @@ use warden_core::Limits;
 
 pub use error::StorageError;
 pub use log_store::LogStore;
+pub use observer::StorageObserver;
 pub use runtime::SpannedTokio;
 pub use state_machine::{Applied, AppliedCommand, EventSink, StateMachineStore};
 pub use types::{
@@ -47,6 +49,15 @@ pub struct Storage {
     pub log: LogStore,
     /// The state machine.
     pub state_machine: StateMachineStore,
+    observer: observer::ObserverSlot,
+}
+
+impl Storage {
+    /// Tells `observer` from now on what the log's fsyncs and the snapshots cost (for
+    /// metrics); it stays set on the log store and state machine after they are moved out.
+    pub fn set_observer(&self, observer: std::sync::Arc<dyn StorageObserver>) {
+        self.observer.set(observer);
+    }
 }
 
 /// Opens (or creates) the storage in `dir`; `limits` are used only for a new state.
@@ -61,7 +72,9 @@ pub fn open(dir: &Path, limits: Limits) -> Result<Storage, StorageError> {
         db.keyspace(name, KeyspaceCreateOptions::default)
             .map_err(StorageError::fjall("opening a keyspace"))
     };
-    let log = LogStore::new(db.clone(), keyspace("raft_log")?, keyspace("raft_meta")?)?;
+    let observer = observer::ObserverSlot::default();
+    let log =
+        LogStore::new(db.clone(), keyspace("raft_log")?, keyspace("raft_meta")?, observer.clone())?;
     let snapshots = snapshot_file::SnapshotFile::open(&dir.join("snapshot"))?;
     let keyspaces = [
         keyspace("sm_nodes")?,
@@ -69,6 +82,7 @@ pub fn open(dir: &Path, limits: Limits) -> Result<Storage, StorageError> {
         keyspace("sm_lock_stats")?,
         keyspace("sm_meta")?,
     ];
-    let state_machine = StateMachineStore::open(db, keyspaces, snapshots, limits)?;
-    Ok(Storage { log, state_machine })
+    let state_machine =
+        StateMachineStore::open(db, keyspaces, snapshots, limits, observer.clone())?;
+    Ok(Storage { log, state_machine, observer })
 }

@@ -17,6 +17,7 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::Instant;
 
 use fjall::{Database, Keyspace, PersistMode};
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -24,6 +25,7 @@ use openraft::{ErrorSubject, ErrorVerb, LogState, OptionalSend, RaftLogReader, V
 
 use crate::codec::{decode, encode};
 use crate::error::StorageError;
+use crate::observer::ObserverSlot;
 use crate::types::{Entry, LogId, NodeId, RaftStorageError, TypeConfig};
 
 /// An entry's key (big-endian index) and encoded value.
@@ -47,16 +49,26 @@ struct Inner {
     fail_writes: AtomicBool,
     /// Callbacks of appends written but not yet fsynced, to the flusher thread.
     flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// Told how long each durable write took.
+    observer: ObserverSlot,
 }
 
 /// The flusher thread: waits for an append's callback, takes every callback queued behind
 /// it, fsyncs the journal once, and completes them all in order. Ends when the store is
 /// dropped.
-fn flush_appends(db: Database, callbacks: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn flush_appends(
+    db: Database,
+    callbacks: mpsc::Receiver<LogFlushed<TypeConfig>>,
+    observer: ObserverSlot,
+) {
     while let Ok(first) = callbacks.recv() {
         let mut batch = vec![first];
         batch.extend(callbacks.try_iter());
+        let started = Instant::now();
         let synced = db.persist(PersistMode::SyncData).map_err(|e| e.to_string());
+        if let Some(observer) = observer.get() {
+            observer.log_synced(started.elapsed());
+        }
         for callback in batch {
             let result = synced
                 .clone()
@@ -78,15 +90,17 @@ impl LogStore {
         db: Database,
         log: Keyspace,
         meta: Keyspace,
+        observer: ObserverSlot,
     ) -> Result<LogStore, StorageError> {
         let (flusher, callbacks) = mpsc::channel();
         let flushing = db.clone();
+        let told = observer.clone();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || flush_appends(flushing, callbacks))
+            .spawn(move || flush_appends(flushing, callbacks, told))
             .map_err(|source| StorageError::Io { context: "starting the log flusher", source })?;
         let fail_writes = AtomicBool::new(false);
-        Ok(LogStore { inner: Arc::new(Inner { db, log, meta, fail_writes, flusher }) })
+        Ok(LogStore { inner: Arc::new(Inner { db, log, meta, fail_writes, flusher, observer }) })
     }
 
     /// Fault injection for tests: from now on every log or vote write fails with an I/O
@@ -145,7 +159,15 @@ impl LogStore {
         }
         let mut batch = self.inner.db.batch().durability(Some(durability));
         fill(&self.inner, &mut batch)?;
-        batch.commit().map_err(StorageError::fjall("committing a raft log batch"))
+        if durability == PersistMode::Buffer {
+            return batch.commit().map_err(StorageError::fjall("committing a raft log batch"));
+        }
+        let started = Instant::now();
+        let committed = batch.commit().map_err(StorageError::fjall("committing a raft log batch"));
+        if let Some(observer) = self.inner.observer.get() {
+            observer.log_synced(started.elapsed());
+        }
+        committed
     }
 
     /// Writes log entries without syncing (the flusher syncs them).

@@ -14,6 +14,7 @@
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
 
 use fjall::{Database, Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
@@ -26,6 +27,7 @@ use warden_core::{ApplyContext, Event, Limits, Node, Output, Session, State, Sta
 
 use crate::codec::{decode, encode};
 use crate::error::StorageError;
+use crate::observer::ObserverSlot;
 use crate::snapshot_file::{Replace, SnapshotFile};
 use crate::types::{
     Entry, LogId, RaftStorageError, Reply, SnapshotMeta, StoredMembership, TypeConfig,
@@ -67,6 +69,8 @@ struct Inner {
     installed: AtomicU64,
     /// Where change events go (the watch hub).
     sink: RwLock<Option<Arc<dyn EventSink>>>,
+    /// Told how long snapshots take.
+    observer: ObserverSlot,
 }
 
 /// Entries applied on the calling thread rather than the blocking pool, at most.
@@ -112,6 +116,7 @@ impl StateMachineStore {
         keyspaces: [Keyspace; 4],
         snapshots: SnapshotFile,
         limits: Limits,
+        observer: ObserverSlot,
     ) -> Result<StateMachineStore, StorageError> {
         let [nodes, sessions, lock_stats, meta] = keyspaces;
         let inner = Inner {
@@ -128,6 +133,7 @@ impl StateMachineStore {
             }),
             installed: AtomicU64::new(0),
             sink: RwLock::new(None),
+            observer,
         };
         let applied = inner.load(limits)?;
         *inner.write_state() = applied;
@@ -487,11 +493,15 @@ fn snapshot(meta: SnapshotMeta, data: Vec<u8>) -> Snapshot<TypeConfig> {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let started = Instant::now();
         let (meta, data) = self
             .blocking(|inner| inner.build_snapshot())
             .await
             .map_err(fail(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
         info!(snapshot = %meta.snapshot_id, bytes = data.len(), "snapshot built");
+        if let Some(observer) = self.inner.observer.get() {
+            observer.snapshot_built(started.elapsed(), data.len());
+        }
         Ok(snapshot(meta, data))
     }
 }
@@ -541,8 +551,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError> {
+        let started = Instant::now();
         let meta = meta.clone();
         let data = snapshot.into_inner();
+        let bytes = data.len();
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let applied = self
             .blocking(move |inner| {
@@ -564,6 +576,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.inner.installed.fetch_add(1, Ordering::Relaxed);
         if let Some(sink) = self.sink() {
             sink.reset(revision);
+        }
+        if let Some(observer) = self.inner.observer.get() {
+            observer.snapshot_installed(started.elapsed(), bytes);
         }
         Ok(())
     }

@@ -10,6 +10,8 @@ use tonic::Code;
 use warden_client::{Client, Consistency, Event, EventKind, Scope, TlsFiles};
 use warden_core::{CreateMode, NodeKind};
 
+use warden_server::cluster_status::{ClusterStatus, Known};
+
 use crate::cli::{ClientCommand as Command, ClientOptions, ClusterCommand};
 use crate::output::{emit, stat, value};
 
@@ -334,33 +336,17 @@ fn print_event(out: crate::cli::Output, event: &Event) -> Result<()> {
     emit(out, &text, &object)
 }
 
+/// Asks every member for its own status; the document is built where the HTTP port's
+/// `/cluster/status` is ([`ClusterStatus`]).
 async fn cluster_status(client: &Client, out: crate::cli::Output) -> Result<()> {
     let status = client.status().await?;
-    let mut members = Vec::new();
-    let mut lines = vec![format!("leader {} term {}", status.leader_id, status.term)];
+    let mut answers = std::collections::BTreeMap::new();
     for m in &status.members {
-        let (role, applied) = match client.member_status(&m.client_addr).await {
-            Ok(s) => (s.role, Some(s.applied_index)),
-            Err(_) => ("unreachable".to_owned(), None),
-        };
-        let role = if m.membership == "learner" && role != "unreachable" {
-            "learner".to_owned()
-        } else {
-            role
-        };
-        lines.push(format!(
-            "{:>4}  {:<21}  {:<11}  applied {}",
-            m.id,
-            m.client_addr,
-            role,
-            applied.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
-        ));
-        members.push(json!({ "id": m.id, "client_addr": m.client_addr, "role": role, "applied_index": applied }));
+        answers.insert(m.id, client.member_status(&m.client_addr).await.ok());
     }
-    emit(
-        out,
-        &lines.join("\n"),
-        &json!({ "leader_id": status.leader_id, "term": status.term, "members": members }),
-    )?;
-    Ok(())
+    let document = ClusterStatus::new(&status, |m| match answers.get(&m.id) {
+        Some(Some(answer)) => Known::Answered(answer),
+        _ => Known::Unreachable,
+    });
+    emit(out, &document.text(), &document.json())
 }

@@ -136,6 +136,8 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
         nodes.push(Node::start(config, Faults::default()).await?);
     }
     let endpoints: Vec<String> = nodes.iter().map(|n| n.client_addr().to_string()).collect();
+    let health: Vec<String> =
+        nodes.iter().map(|n| format!("http://{}/health", n.http_addr())).collect();
     let client_flags = match certs {
         None => String::new(),
         Some(dir) => {
@@ -154,9 +156,10 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
     };
     // One write, and a closed stdout (`warden dev | head -2`) must not stop the cluster.
     let banner = format!(
-        "warden dev: {n} member(s), data in {}\nendpoints: {}\n{secure}try: warden --endpoints {}{client_flags} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
+        "warden dev: {n} member(s), data in {}\nendpoints: {}\nhttp: {} (plain HTTP; each also serves /health/live, /metrics, /cluster/status)\n{secure}try: warden --endpoints {}{client_flags} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
         data.path().display(),
         endpoints.join(","),
+        health.join(" "),
         endpoints.join(","),
     );
     let mut stdout = std::io::stdout().lock();

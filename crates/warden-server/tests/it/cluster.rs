@@ -91,6 +91,8 @@ impl TestCluster {
                     node_id: i as u64 + 1,
                     client_addr: addr(*c),
                     peer_addr: addr(*p),
+                    // Any free port: tests read it back with `Node::http_addr`.
+                    http_addr: addr(0),
                     data_dir: dir.path().join(format!("node{}", i + 1)),
                     initial_members: members.clone(),
                     heartbeat_ms: timing.heartbeat_ms,

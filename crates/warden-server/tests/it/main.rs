@@ -12,6 +12,7 @@ mod failover;
 mod fanout;
 mod fatal;
 mod hierarchy;
+mod http;
 mod identity;
 mod limits;
 mod listing;

@@ -343,6 +343,7 @@ async fn a_missing_or_bad_tls_file_is_a_startup_error_naming_it() {
             data_dir: data.path().join("node"),
             client_addr: "127.0.0.1:0".parse().unwrap(),
             peer_addr: "127.0.0.1:0".parse().unwrap(),
+            http_addr: "127.0.0.1:0".parse().unwrap(),
             tls,
             ..Config::default()
         };

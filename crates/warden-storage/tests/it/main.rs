@@ -2,5 +2,6 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
+mod observer;
 mod recovery;
 mod suite;

@@ -81,9 +81,19 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
             panic!("dev printed no endpoints; stderr: {err}")
         });
     assert_eq!(endpoints.split(',').count(), 3);
+    // The next line names each member's health URL; the first one answers.
+    let http = lines.by_ref().map_while(Result::ok).find_map(|line| {
+        let urls = line.strip_prefix("http: ")?.split_whitespace();
+        Some(urls.filter(|w| w.starts_with("http://")).map(str::to_owned).collect())
+    });
+    let http: Vec<String> = http.unwrap_or_default();
+    assert_eq!(http.len(), 3, "{http:?}");
+    assert_eq!(http[0], format!("http://127.0.0.1:{}/health", base + 2));
     let client =
         warden_client::Client::new(endpoints.split(',').map(str::to_owned).collect()).unwrap();
     client.put("/dev", "ok").await.unwrap();
+    let live = http_get(&http[0].replace("/health", "/health/live"));
+    assert!(live.starts_with("HTTP/1.0 200") || live.starts_with("HTTP/1.1 200"), "{live}");
     let (ok, out, _) = warden(&endpoints, &["cluster", "status", "-o", "json"]);
     assert!(ok);
     let status: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -94,6 +104,19 @@ async fn dev_runs_a_local_cluster_and_stops_on_ctrl_c() {
     drop(lines);
     let err = std::fs::read_to_string(log.path()).unwrap_or_default();
     assert_eq!(code, Some(0), "warden dev after Ctrl-C; stderr: {err}");
+}
+
+/// `GET url` (`http://host:port/path`) over HTTP/1.0; the whole answer as text.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 /// A port p such that the ports `warden dev --nodes 3 --base-port p` uses (p to p + 22) are
