@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use warden_client::Client;
 
-use crate::processes::{ProcessCluster, exit_within, run_warden, wait_for_holder};
+use crate::processes::{ProcessCluster, exit_within, run_warden, wait_for_holder, wait_for_queue};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -20,16 +20,6 @@ async fn sessions(client: &Client) -> Vec<u64> {
 fn interrupt(pid: u32) {
     let sent = Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
     assert!(sent.success());
-}
-
-/// Waits until the lock at `path` has `n` holders and waiters (at most 10 s).
-async fn wait_for_queue(client: &Client, path: &str, n: usize) {
-    let started = std::time::Instant::now();
-    let queued = |s: warden_client::LockStatus| s.holders.len() + s.waiters.len();
-    while client.lock_status(path).await.map(queued).unwrap_or(0) < n {
-        assert!(started.elapsed() < Duration::from_secs(10), "{path} never had {n} in its queue");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

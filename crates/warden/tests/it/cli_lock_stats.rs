@@ -8,21 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use warden_client::Client;
 
-use crate::processes::{ProcessCluster, exit_within, run_warden, wait_for_holder};
+use crate::processes::{ProcessCluster, exit_within, run_warden, wait_for_holder, wait_for_queue};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// Waits until the lock at `path` has `n` holders and waiters (at most 10 s).
-async fn wait_for_queue(client: &Client, path: &str, n: usize) {
-    let started = std::time::Instant::now();
-    let queued = |s: warden_client::LockStatus| s.holders.len() + s.waiters.len();
-    while client.lock_status(path).await.map(queued).unwrap_or(0) < n {
-        assert!(started.elapsed() < Duration::from_secs(10), "{path} never had {n} in its queue");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// `warden lock PATH -- sh -c SCRIPT`, running in the background.
 fn lock(connect: &[String], path: &str, script: &str) -> Child {

@@ -255,3 +255,13 @@ pub fn run_warden(args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Finis
     let elapsed = started.elapsed();
     Finished { code: status.code(), out: out.join().unwrap(), err: err.join().unwrap(), elapsed }
 }
+
+/// Waits until the lock at `path` has `n` holders and waiters (at most 10 s).
+pub async fn wait_for_queue(client: &Client, path: &str, n: usize) {
+    let started = std::time::Instant::now();
+    let queued = |s: warden_client::LockStatus| s.holders.len() + s.waiters.len();
+    while client.lock_status(path).await.map(queued).unwrap_or(0) < n {
+        assert!(started.elapsed() < Duration::from_secs(10), "{path} never had {n} in its queue");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
