@@ -179,6 +179,21 @@ pub fn busier(a: &LockStatsEntry, b: &LockStatsEntry) -> std::cmp::Ordering {
         .then_with(|| a.path.cmp(&b.path))
 }
 
+/// What the locks of one prefix counted together ([`LockStatsTable::by_prefix`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixStats {
+    /// The prefix (the first segments of its locks' paths), or [`OTHER_PREFIX`].
+    pub prefix: String,
+    /// How many tracked locks it covers.
+    pub locks: u64,
+    /// Their statistics summed.
+    pub stats: LockStats,
+}
+
+/// The name under which [`LockStatsTable::by_prefix`] sums the prefixes past its bound.
+/// Not a path (paths start with `/`), so it cannot be a prefix's own name.
+pub const OTHER_PREFIX: &str = "other";
+
 /// How many locks a report lists for a request that asks for `requested` (0: the
 /// default; more than the maximum: the maximum).
 pub fn report_size(requested: u64) -> usize {
@@ -373,6 +388,44 @@ impl LockStatsTable {
             holders,
             waiters,
         }
+    }
+
+    /// Every tracked lock's statistics summed by prefix: a lock's prefix is the path of
+    /// its first `segments` segments (the lock itself when it has no more). The `max`
+    /// busiest prefixes are listed, busiest first (by total wait, then acquisitions, then
+    /// name, as [`busier`]); the others are summed into one more entry, [`OTHER_PREFIX`],
+    /// last. So whatever the namespace holds, at most `max + 1` entries come out: bounded
+    /// labels for metrics.
+    pub fn by_prefix(&self, segments: usize, max: usize) -> Vec<PrefixStats> {
+        let mut sums: BTreeMap<&str, PrefixStats> = BTreeMap::new();
+        for (lock, stats) in &self.locks {
+            let prefix = path::truncate(lock, segments);
+            let sum = sums.entry(prefix).or_insert_with(|| PrefixStats {
+                prefix: prefix.to_owned(),
+                ..PrefixStats::default()
+            });
+            sum.locks += 1;
+            sum.stats.merge(stats);
+        }
+        let mut listed: Vec<PrefixStats> = sums.into_values().collect();
+        listed.sort_by(|a, b| {
+            b.stats
+                .wait
+                .sum_ms
+                .cmp(&a.stats.wait.sum_ms)
+                .then(b.stats.acquisitions.cmp(&a.stats.acquisitions))
+                .then_with(|| a.prefix.cmp(&b.prefix))
+        });
+        if listed.len() > max {
+            let mut other =
+                PrefixStats { prefix: OTHER_PREFIX.to_owned(), ..PrefixStats::default() };
+            for rest in listed.drain(max..) {
+                other.locks += rest.locks;
+                other.stats.merge(&rest.stats);
+            }
+            listed.push(other);
+        }
+        listed
     }
 
     /// The tracked locks at or under `prefix` (by whole path segments: `/a` covers `/a`

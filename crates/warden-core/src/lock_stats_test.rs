@@ -330,6 +330,59 @@ fn a_report_covers_a_prefix_by_segments_busiest_first_with_a_total() {
 }
 
 #[test]
+fn statistics_by_prefix_are_summed_by_leading_segments_and_bounded() {
+    let mut h = Harness::new();
+    let (a, b) = (h.open(), h.open());
+    // /x/1 and /x/2 (prefix /x at depth 1) wait 30 ms in all; /y/1 waits 40 ms; /z and
+    // /w/1 are uncontended, /z twice. A lock that waited was granted three times.
+    for (path, waits) in [
+        ("/x/1", vec![10]),
+        ("/x/2", vec![20]),
+        ("/y/1", vec![40]),
+        ("/z", vec![]),
+        ("/z", vec![]),
+        ("/w/1", vec![]),
+    ] {
+        h.acquire(a, path);
+        for ms in waits {
+            h.acquire(b, path);
+            h.later(ms);
+            h.release(a, path);
+            h.release(b, path);
+            h.acquire(a, path);
+        }
+        h.release(a, path);
+    }
+    let table = h.state.lock_stats_table();
+    let listed = |depth, max| -> Vec<(String, u64, u64, u64)> {
+        table
+            .by_prefix(depth, max)
+            .into_iter()
+            .map(|p| (p.prefix, p.locks, p.stats.acquisitions, p.stats.wait.sum_ms))
+            .collect()
+    };
+    let s = |p: &str| p.to_owned();
+    assert_eq!(
+        listed(1, 10),
+        [(s("/y"), 1, 3, 40), (s("/x"), 2, 6, 30), (s("/z"), 1, 2, 0), (s("/w"), 1, 1, 0)],
+        "busiest (most wait) first, then acquisitions"
+    );
+    assert_eq!(
+        listed(1, 2),
+        [(s("/y"), 1, 3, 40), (s("/x"), 2, 6, 30), (s(OTHER_PREFIX), 2, 3, 0)],
+        "past the bound, the rest are summed last"
+    );
+    assert_eq!(listed(0, 5), [(s("/"), 5, 12, 70)], "depth 0: all in one");
+    assert_eq!(listed(2, 0), [(s(OTHER_PREFIX), 5, 12, 70)]);
+    assert_eq!(
+        listed(2, 10).into_iter().map(|e| e.0).collect::<Vec<_>>(),
+        ["/y/1", "/x/2", "/x/1", "/z", "/w/1"],
+        "a lock shallower than the depth is its own prefix"
+    );
+    assert!(LockStatsTable::default().by_prefix(1, 5).is_empty());
+}
+
+#[test]
 fn equal_waits_are_ordered_by_acquisitions_then_path() {
     let entry = |path: &str, sum_ms, acquisitions| LockStatsEntry {
         path: path.into(),

@@ -86,6 +86,18 @@ pub fn depth(path: &str) -> u32 {
     }
 }
 
+/// The path of `path`'s first `segments` segments (`path` itself when it has no more;
+/// the root for 0): `/a/b/c` at 2 is `/a/b`.
+pub fn truncate(path: &str, segments: usize) -> &str {
+    if segments == 0 {
+        return ROOT;
+    }
+    match path.match_indices('/').nth(segments) {
+        Some((at, _)) => path.get(..at).unwrap_or(path),
+        None => path,
+    }
+}
+
 /// `parent` joined with `name`.
 pub fn join(parent: &str, name: &str) -> String {
     if parent == ROOT { format!("/{name}") } else { format!("{parent}/{name}") }
@@ -108,6 +120,17 @@ mod tests {
 
     fn rule(path: &str) -> Option<PathRule> {
         check(path, &Limits::default()).err()
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_segments() {
+        assert_eq!(truncate("/a/b/c", 0), "/");
+        assert_eq!(truncate("/a/b/c", 1), "/a");
+        assert_eq!(truncate("/a/b/c", 2), "/a/b");
+        assert_eq!(truncate("/a/b/c", 3), "/a/b/c");
+        assert_eq!(truncate("/a/b/c", 9), "/a/b/c");
+        assert_eq!(truncate("/", 2), "/");
+        assert_eq!(truncate("/日本/b", 1), "/日本");
     }
 
     #[test]

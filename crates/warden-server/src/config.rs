@@ -139,6 +139,29 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When `GET /health` says this member is ready (`[health]`).
     pub health: HealthConfig,
+    /// What `GET /metrics` and the status page show of locks (`[metrics]`).
+    pub metrics: MetricsConfig,
+}
+
+/// How lock statistics are grouped on `GET /metrics` (see `crate::lock_metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A lock's prefix is its path's first this many segments: with 2, `/jobs/nightly/7`
+    /// is counted under `/jobs/nightly`. 2 by default.
+    pub lock_prefix_segments: usize,
+    /// The most prefixes labelled, the busiest (by total wait); the rest are summed under
+    /// `other`. 32 by default; at most 1,000.
+    pub lock_prefixes: usize,
+}
+
+/// The most prefixes `[metrics] lock_prefixes` may ask for: a bound on the series.
+pub const MAX_LOCK_PREFIXES: usize = 1_000;
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { lock_prefix_segments: 2, lock_prefixes: 32 }
+    }
 }
 
 /// When `GET /health` answers 200 (see `crate::health`).
@@ -259,6 +282,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -281,6 +305,13 @@ impl Config {
         }
         if self.health.max_lag_entries == 0 {
             return bad("health.max_lag_entries must be positive: a follower is always some entries behind the leader for a moment".into());
+        }
+        if self.metrics.lock_prefixes > MAX_LOCK_PREFIXES {
+            return bad(format!(
+                "metrics.lock_prefixes ({}) is above {MAX_LOCK_PREFIXES}: each prefix adds 50 series to every scrape; the default is {}",
+                self.metrics.lock_prefixes,
+                MetricsConfig::default().lock_prefixes
+            ));
         }
         if self.snapshot.logs_since_last == 0 {
             return bad("snapshot.logs_since_last must be positive".into());
@@ -441,6 +472,9 @@ mod tests {
         let mut lagless = ok.clone();
         lagless.health.max_lag_entries = 0;
         assert!(problem(&lagless).contains("health.max_lag_entries"));
+        let mut labels = ok.clone();
+        labels.metrics.lock_prefixes = MAX_LOCK_PREFIXES + 1;
+        assert!(problem(&labels).contains("metrics.lock_prefixes"));
         let route = PeerRoute { id: 2, addr: "nowhere".into() };
         assert!(problem(&Config { peer_routes: vec![route], ..ok }).contains("peer_routes"));
     }

@@ -4,11 +4,14 @@
 //! - `GET /health/live`: 200 while the process serves;
 //! - `GET /metrics`: Prometheus text (`metrics`);
 //! - `GET /cluster/status`: the cluster status document, as this member knows it
-//!   (`cluster_status`).
+//!   (`cluster_status`);
+//! - `GET /`: the status page, and `GET /status`, the JSON document it draws
+//!   (`status_page`).
 //!
 //! Plain HTTP, even when `[tls]` secures the client and peer ports: it is an operator's
 //! port (etcd serves its metrics the same way, on a listener of their own), to bind to
-//! loopback or a private network. None of its answers holds a key or a value.
+//! loopback or a private network. None of its answers holds a value; the status page shows
+//! lock paths and holders' identities only while no access policy is in force.
 //!
 //! [`router`] is where the endpoints are routed: a REST API or a status page join it as
 //! routers of their own. [`serve`] is the accept loop, written here rather than taken
@@ -38,7 +41,9 @@ use tower::ServiceExt;
 use tracing::{Instrument, debug, warn};
 
 use crate::cluster_status::ClusterStatus;
+use crate::config::MetricsConfig;
 use crate::health::{Facts, LeaderCommit, assess};
+use crate::leadership::LeaderHistory;
 use crate::metrics::{Metrics, Scrape};
 use crate::shared::Shared;
 
@@ -63,6 +68,10 @@ pub(crate) struct HttpState {
     pub shutting_down: Arc<AtomicBool>,
     /// `health.max_lag_entries`.
     pub max_lag_entries: u64,
+    /// `[metrics]`: how lock statistics are grouped.
+    pub lock_metrics: MetricsConfig,
+    /// The last leader changes this member saw.
+    pub leader_history: Arc<LeaderHistory>,
 }
 
 /// The endpoints (see the module docs).
@@ -72,11 +81,13 @@ pub(crate) fn router(state: Arc<HttpState>) -> Router {
         .route("/health/live", get(live))
         .route("/metrics", get(metrics))
         .route("/cluster/status", get(cluster_status))
+        .route("/", get(crate::status_page::page))
+        .route("/status", get(crate::status_page::status))
         .fallback(not_found)
         .with_state(state)
 }
 
-fn json(code: StatusCode, value: &impl Serialize) -> Response {
+pub(crate) fn json(code: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (code, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(e) => internal(&format!("cannot encode the answer as JSON: {e}")),
@@ -88,7 +99,7 @@ fn internal(why: &str) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")).into_response()
 }
 
-async fn facts(state: &HttpState) -> Facts {
+pub(crate) async fn facts(state: &HttpState) -> Facts {
     Facts::observe(&state.shared, &state.leader_commit, state.shutting_down.load(Ordering::SeqCst))
         .await
 }
@@ -114,11 +125,23 @@ async fn live(State(state): State<Arc<HttpState>>) -> Response {
 async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
     let commit_index = facts(&state).await.commit_index;
     let raft = state.shared.raft.metrics().borrow().clone();
-    let (sessions, queues) = state
-        .shared
-        .state_machine
-        .read(|a| (a.core.sessions().count(), warden_core::queue_counts::count(&a.core)));
-    let scrape = Scrape { raft: &raft, commit_index, sessions, queues: &queues };
+    let grouping = &state.lock_metrics;
+    let (sessions, queues, lock_prefixes) = state.shared.state_machine.read(|a| {
+        (
+            a.core.sessions().count(),
+            warden_core::queue_counts::count(&a.core),
+            a.core
+                .lock_stats_table()
+                .by_prefix(grouping.lock_prefix_segments, grouping.lock_prefixes),
+        )
+    });
+    let scrape = Scrape {
+        raft: &raft,
+        commit_index,
+        sessions,
+        queues: &queues,
+        lock_prefixes: &lock_prefixes,
+    };
     match state.metrics.render(&scrape) {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => internal(&format!("cannot encode the metrics: {e}")),
@@ -133,7 +156,7 @@ async fn cluster_status(State(state): State<Arc<HttpState>>) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "no such endpoint; this port serves GET /health, /health/live, /metrics and /cluster/status\n",
+        "no such endpoint; this port serves GET / (the status page), /status, /health, /health/live, /metrics and /cluster/status\n",
     )
         .into_response()
 }

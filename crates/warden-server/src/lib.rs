@@ -40,6 +40,7 @@ mod kv_service;
 mod leadership;
 pub mod limits;
 mod lock_audit;
+mod lock_metrics;
 mod lock_service;
 mod metrics;
 pub mod network;
@@ -53,6 +54,7 @@ mod session_service;
 mod session_tracker;
 mod shared;
 mod status;
+mod status_page;
 mod tls;
 mod watch_backlog;
 pub mod watch_hub;
@@ -61,8 +63,8 @@ mod watch_service;
 pub use audit::Audit;
 pub use cluster_service::role_name;
 pub use config::{
-    AclConfig, AuditConfig, Config, HealthConfig, MemberConfig, PeerRoute, SnapshotConfig,
-    TlsConfig, WatchConfig,
+    AclConfig, AuditConfig, Config, HealthConfig, MemberConfig, MetricsConfig, PeerRoute,
+    SnapshotConfig, TlsConfig, WatchConfig,
 };
 pub use error::ServerError;
 pub use identity::{IdentityError, identity};

@@ -10,7 +10,8 @@
 //!   metrics), the sessions, and the holders and waiters of every queue by kind (counted
 //!   by `warden_core::queue_counts` from the index of ephemeral nodes, under the state's
 //!   read lock: a few milliseconds for 100,000 waiters, nothing proportional to the
-//!   namespace).
+//!   namespace), and the lock statistics by prefix (`lock_metrics`: the replicated
+//!   statistics of at most 10,000 locks summed into a bounded number of prefixes).
 //!
 //! Labels are bounded: gRPC methods are the public API's (`warden_proto::CLIENT_METHODS`,
 //! anything else is `unknown`), codes are gRPC's 17, queue kinds are six, and the
@@ -91,6 +92,8 @@ pub(crate) struct Scrape<'a> {
     pub sessions: usize,
     /// Holders and waiters by kind of queue.
     pub queues: &'a [warden_core::queue_counts::KindCount],
+    /// Lock statistics by prefix (`crate::lock_metrics`).
+    pub lock_prefixes: &'a [warden_core::lock_stats::PrefixStats],
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -324,8 +327,10 @@ impl Metrics {
             self.lock_holders.with_label_values(&[count.kind]).set(int(count.holders));
             self.lock_waiters.with_label_values(&[count.kind]).set(int(count.waiters));
         }
+        let mut families = self.registry.gather();
+        families.extend(crate::lock_metrics::families(scrape.lock_prefixes));
         let mut text = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+        TextEncoder::new().encode(&families, &mut text)?;
         String::from_utf8(text).map_err(|e| prometheus::Error::Msg(e.to_string()))
     }
 }

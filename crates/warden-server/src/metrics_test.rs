@@ -44,7 +44,13 @@ fn a_scrape_reads_raft_the_sessions_and_the_queues() {
         KindCount { kind: lock::MUTEX_NAME, holders: 2, waiters: 5 },
         KindCount { kind: lock::SEMAPHORE_NAME, holders: 1, waiters: 0 },
     ];
-    let scrape = Scrape { raft: &raft, commit_index: Some(119), sessions: 4, queues: &queues };
+    let scrape = Scrape {
+        raft: &raft,
+        commit_index: Some(119),
+        sessions: 4,
+        queues: &queues,
+        lock_prefixes: &[],
+    };
     metrics.snapshot_built(Duration::from_millis(20), 4_096);
     let text = metrics.render(&scrape).unwrap();
     let expect = [
@@ -77,7 +83,13 @@ fn a_scrape_reads_raft_the_sessions_and_the_queues() {
     raft.state = ServerState::Follower;
     raft.current_leader = Some(2);
     raft.replication = None;
-    let scrape = Scrape { raft: &raft, commit_index: Some(119), sessions: 4, queues: &queues };
+    let scrape = Scrape {
+        raft: &raft,
+        commit_index: Some(119),
+        sessions: 4,
+        queues: &queues,
+        lock_prefixes: &[],
+    };
     let text = metrics.render(&scrape).unwrap();
     assert_eq!(sample(&text, "warden_raft_is_leader"), Some(0.0));
     assert!(!text.contains("warden_raft_replication_lag_entries{"), "{text}");

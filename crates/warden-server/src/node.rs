@@ -369,9 +369,14 @@ impl Node {
         );
         node.tasks
             .push(tokio::spawn(track_sessions(node.shared.clone(), tracker).in_current_span()));
+        let leader_history = Arc::new(crate::leadership::LeaderHistory::default());
         node.tasks.push(tokio::spawn(
-            crate::leadership::log_changes(raft.clone(), metrics.leader_changes.clone())
-                .in_current_span(),
+            crate::leadership::log_changes(
+                raft.clone(),
+                metrics.leader_changes.clone(),
+                Arc::clone(&leader_history),
+            )
+            .in_current_span(),
         ));
         let http = crate::http::router(Arc::new(HttpState {
             shared: node.shared.clone(),
@@ -379,6 +384,8 @@ impl Node {
             leader_commit,
             shutting_down: Arc::clone(&node.shutting_down),
             max_lag_entries: config.health.max_lag_entries,
+            lock_metrics: config.metrics.clone(),
+            leader_history,
         }));
         let (stop_http, http_stopped) = oneshot::channel::<()>();
         let serving = crate::http::serve(http_listener, http, async {

@@ -105,6 +105,17 @@ proptest! {
         for pair in report.locks.windows(2) {
             prop_assert!(warden_core::lock_stats::busier(&pair[0], &pair[1]).is_lt());
         }
+        // By prefix: every lock counted once, bounded, summing to the same total.
+        for (segments, max) in [(0, 3), (1, 2), (2, 1), (3, 100)] {
+            let prefixes = runner.state.lock_stats_table().by_prefix(segments, max);
+            prop_assert!(prefixes.len() <= max + 1);
+            let mut sum = LockStats::default();
+            for p in &prefixes {
+                sum.merge(&p.stats);
+            }
+            prop_assert_eq!(sum, total);
+            prop_assert_eq!(prefixes.iter().map(|p| p.locks).sum::<u64>(), report.matched);
+        }
         let restored = runner.restored();
         prop_assert_eq!(restored.state.lock_stats("/", 1_000).ok(), Some(report));
     }

@@ -21,21 +21,21 @@ use warden_server::{Config, Faults, Node};
 use crate::cluster::{FAST_TIMING, TestCluster, no_snapshots};
 
 /// An answer: status code, headers (lower-case names), body.
-struct Answer {
-    code: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) code: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
 /// `GET path` on `addr`, HTTP/1.0 (the server closes the connection after the answer).
 /// A connection closed or reset without an answer is code 0.
-async fn get(addr: SocketAddr, path: &str) -> Answer {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Answer {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
@@ -76,7 +76,11 @@ async fn get(addr: SocketAddr, path: &str) -> Answer {
 }
 
 /// Asks `path` until `done` holds for the answer, for up to 15 s.
-async fn get_until(addr: SocketAddr, path: &str, done: impl Fn(&Answer) -> bool) -> Answer {
+pub(crate) async fn get_until(
+    addr: SocketAddr,
+    path: &str,
+    done: impl Fn(&Answer) -> bool,
+) -> Answer {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let answer = get(addr, path).await;
@@ -332,6 +336,29 @@ async fn metrics_are_prometheus_text_and_move_with_the_traffic() {
     }
     guard.release().await.unwrap();
     assert!(waiter.await.unwrap().is_ok());
+    // The lock statistics by prefix (the first two segments: the lock itself here), from
+    // the replicated state, on every member: two grants, one of them after a wait, and
+    // the first hold ended.
+    for node in cluster.running() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let samples = metrics_of(node).await;
+            let of = |name: &str| samples.get(&format!("{name}{{prefix=\"/locks/a\"}}")).copied();
+            let got = (
+                of("warden_lock_acquisitions_total"),
+                of("warden_lock_contended_acquisitions_total"),
+                of("warden_lock_wait_seconds_count"),
+                of("warden_lock_hold_seconds_count"),
+            );
+            if got == (Some(2.0), Some(1.0), Some(2.0), Some(1.0)) {
+                let all = "warden_lock_wait_seconds_bucket{prefix=\"/locks/a\",le=\"+Inf\"}";
+                assert_eq!(samples.get(all), Some(&2.0));
+                break;
+            }
+            assert!(Instant::now() < deadline, "member {}: lock statistics {got:?}", node.id());
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
 
     // A snapshot built is counted, with its size.
     cluster.node(leader).raft().trigger().snapshot().await.unwrap();
