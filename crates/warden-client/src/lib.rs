@@ -53,6 +53,7 @@ mod error;
 mod hold;
 mod lock;
 mod lock_status;
+mod membership;
 mod observe;
 mod resource;
 mod resume;
