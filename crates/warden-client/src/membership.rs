@@ -7,7 +7,7 @@
 //! waits while the new member catches up (the member bounds that wait), and a transfer
 //! takes about an election timeout: their attempts are not cut short by the client.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use warden_proto::ErrorKind;
 use warden_proto::v1 as pb;
@@ -54,22 +54,39 @@ impl Client {
     /// Removes member `id`; returns the members left. Needs `admin`. Removing the leader
     /// hands the leadership to another voter first.
     pub async fn member_remove(&self, id: u64) -> Result<Vec<pb::Member>, ClientError> {
-        let attempts = AtomicU32::new(0);
+        // Whether an attempt may have removed it although it failed (a lost answer, a
+        // leader that went away meanwhile): then a later "no such member" means done.
+        let uncertain = AtomicBool::new(false);
         let removed = self
             .connection
             .run_within(Retry::Idempotent, None, |c| {
-                let first = attempts.fetch_add(1, Ordering::Relaxed) == 0;
+                let maybe_done = uncertain.load(Ordering::Relaxed);
+                let uncertain = &uncertain;
                 async move {
                     match connection::cluster(c).member_remove(pb::MemberRemoveRequest { id }).await
                     {
                         Ok(r) => Ok(Some(r.into_inner().members)),
-                        // A retry that finds it gone: an earlier attempt removed it.
                         Err(s)
-                            if !first && connection::kind_of(&s) == Some(ErrorKind::NoMember) =>
+                            if maybe_done
+                                && connection::kind_of(&s) == Some(ErrorKind::NoMember) =>
                         {
                             Ok(None)
                         }
-                        Err(s) => Err(s),
+                        Err(s) => {
+                            let refused_before_acting = matches!(
+                                connection::kind_of(&s),
+                                Some(
+                                    ErrorKind::NotLeader
+                                        | ErrorKind::MemberStopped
+                                        | ErrorKind::MemberRemoved
+                                        | ErrorKind::NoQuorum
+                                )
+                            );
+                            if !refused_before_acting {
+                                uncertain.store(true, Ordering::Relaxed);
+                            }
+                            Err(s)
+                        }
                     }
                 }
             })

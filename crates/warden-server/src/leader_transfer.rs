@@ -9,6 +9,7 @@
 //! (`Engine::handle_vote_req`). A target told to campaign while the leader still sends
 //! heartbeats is refused by everyone. So here:
 //!
+//! 0. It waits (at most 5 s) until the target has every entry the leader had when asked.
 //! 1. The leader holds back AppendEntries (heartbeats included) to every voter but the
 //!    target ([`AppendHold`]), and notes its last log index L: nothing past L reaches
 //!    them.
@@ -83,6 +84,9 @@ impl Drop for Released<'_> {
     }
 }
 
+/// How long the target may take to catch up before anything is held.
+const PRE_CATCH_UP: Duration = Duration::from_secs(5);
+
 /// How often the transfer looks at raft's metrics while it waits.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -118,6 +122,24 @@ pub(crate) async fn transfer(
             ErrorKind::TransferFailed,
             format!("member {target} is not reachable from the leader; nothing was changed"),
         ));
+    }
+    // First without holding anything: under load the target trails by what the last
+    // round trips carried, and the hold below must be short.
+    let start = metrics.borrow().last_log_index.unwrap_or(0);
+    let near = Instant::now() + PRE_CATCH_UP;
+    while matched(shared, target) < start {
+        if Instant::now() >= near {
+            return Err(status::server(
+                Code::FailedPrecondition,
+                ErrorKind::TransferFailed,
+                format!(
+                    "member {target} is behind the leader (it has {} of {start} entries) and did not catch up within {}s; nothing was changed",
+                    matched(shared, target),
+                    PRE_CATCH_UP.as_secs()
+                ),
+            ));
+        }
+        sleep(POLL).await;
     }
     info!(target, term, "leader transfer: holding appends to the other voters");
     let _released = Released(&changes.hold);
