@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tonic::{Code, Request, Status};
-use tracing::{error, warn};
+use tracing::warn;
 use warden_proto::ErrorKind;
 
 use crate::status;
@@ -38,7 +38,7 @@ impl Removal {
         let marker = data_dir.join(MARKER);
         let removed = marker.exists();
         if removed {
-            error!(
+            warn!(
                 "this member was removed from the cluster (its data directory says so); it serves no requests"
             );
         }
@@ -55,7 +55,7 @@ impl Removal {
         if self.removed.swap(true, Ordering::SeqCst) {
             return;
         }
-        error!(leader, "this member was removed from the cluster; it serves no more requests");
+        warn!(leader, "this member was removed from the cluster; it serves no more requests");
         if let Err(e) = std::fs::write(&self.marker, format!("removed by member {leader}\n")) {
             warn!(error = %e, path = %self.marker.display(), "cannot write the removal marker; a restart would not know");
         }

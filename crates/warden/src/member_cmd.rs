@@ -10,10 +10,10 @@ use crate::output::emit;
 
 /// The members as a table: id, role, addresses, the leader marked.
 fn table(members: &[pb::Member], leader: u64) -> String {
-    let mut lines = vec![format!("{:<6} {:<8} {:<22} {:<22}", "ID", "ROLE", "CLIENT", "PEER")];
+    let mut lines = vec![format!("{:<6} {:<8} {:<22} {}", "ID", "ROLE", "CLIENT", "PEER")];
     for m in members {
         let role = if m.id == leader { "leader" } else { m.membership.as_str() };
-        lines.push(format!("{:<6} {:<8} {:<22} {:<22}", m.id, role, m.client_addr, m.raft_addr));
+        lines.push(format!("{:<6} {:<8} {:<22} {}", m.id, role, m.client_addr, m.raft_addr));
     }
     lines.join("\n")
 }
