@@ -90,6 +90,11 @@ fn kind(status: &Status) -> Option<ErrorKind> {
     ErrorKind::parse(status.metadata().get(ERROR_METADATA)?.to_str().ok()?)
 }
 
+/// The error kind of a status, for the modules that sort answers themselves.
+pub(crate) fn kind_of(status: &Status) -> Option<ErrorKind> {
+    kind(status)
+}
+
 /// Whether a member made the status (it carries a `warden-error` kind, known or not), as
 /// opposed to the transport.
 fn has_kind(status: &Status) -> bool {
@@ -303,8 +308,12 @@ impl Connection {
                     Err(status) => status,
                 };
                 match (status.code(), kind(&status)) {
-                    (Code::Unavailable, Some(ErrorKind::MemberStopped)) => {
-                        // Nothing was proposed: any request may go to the next member.
+                    (
+                        Code::Unavailable,
+                        Some(ErrorKind::MemberStopped | ErrorKind::MemberRemoved),
+                    ) => {
+                        // Nothing was proposed (a removed member serves nothing): any
+                        // request may go to the next member.
                         tried.answered(&addr, &status);
                         self.forget(&addr);
                     }

@@ -53,6 +53,7 @@ mod error;
 mod hold;
 mod lock;
 mod lock_status;
+mod membership;
 mod observe;
 mod resource;
 mod resume;
@@ -99,7 +100,9 @@ pub use warden_proto::ErrorKind;
 /// The wire types that some calls return as they are ([`Client::status`],
 /// [`Client::member_status`], [`Client::sessions`]): the generated protobuf messages.
 pub mod proto {
-    pub use warden_proto::v1::{Member, ResponseHeader, SessionInfo, StatusResponse};
+    pub use warden_proto::v1::{
+        Member, MemberAddResponse, MemberListResponse, ResponseHeader, SessionInfo, StatusResponse,
+    };
 }
 
 /// The README's Rust examples, compiled with the doctests so that they keep up with the API.

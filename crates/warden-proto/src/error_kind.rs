@@ -162,6 +162,21 @@ error_kinds! {
     OtherOwner,
     /// RESOURCE_EXHAUSTED: a reentrant hold already counts the most acquires it may.
     TooManyHolds,
+    // Membership changes (Cluster.MemberAdd, MemberRemove, LeaderTransfer).
+    /// NOT_FOUND: no member has the id.
+    NoMember,
+    /// ALREADY_EXISTS: the id is a member already, with other addresses.
+    MemberExists,
+    /// FAILED_PRECONDITION: the change would leave the cluster without a quorum (the last
+    /// voter, or fewer reachable voters than a quorum of those left).
+    QuorumAtRisk,
+    /// FAILED_PRECONDITION: a new member did not catch up with the leader in time; it stays
+    /// a learner (retry once it is reachable, or remove it).
+    NotCaughtUp,
+    /// UNAVAILABLE: a leader transfer did not complete; the message says who leads now.
+    TransferFailed,
+    /// UNAVAILABLE: this member was removed from the cluster; use another member.
+    MemberRemoved,
 }
 
 impl std::fmt::Display for ErrorKind {

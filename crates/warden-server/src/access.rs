@@ -547,6 +547,35 @@ impl Guarded for pb::GetAclRequest {
     }
 }
 
+impl Guarded for pb::MemberListRequest {
+    const RPC: &'static str = "Cluster.MemberList";
+    fn needs(&self) -> Vec<Need> {
+        // Ids and addresses, as Cluster.Status shows them.
+        vec![Need::Nothing]
+    }
+}
+
+impl Guarded for pb::MemberAddRequest {
+    const RPC: &'static str = "Cluster.MemberAdd";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::Cluster]
+    }
+}
+
+impl Guarded for pb::MemberRemoveRequest {
+    const RPC: &'static str = "Cluster.MemberRemove";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::Cluster]
+    }
+}
+
+impl Guarded for pb::LeaderTransferRequest {
+    const RPC: &'static str = "Cluster.LeaderTransfer";
+    fn needs(&self) -> Vec<Need> {
+        vec![Need::Cluster]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,13 @@ impl ClusterService {
     }
 }
 
+impl ClusterService {
+    /// Writes an admin action to the audit log.
+    fn admin_action(&self, identity: &str, action: &str, what: &str) {
+        self.shared.audit.admin(identity, action, "/", None, what);
+    }
+}
+
 /// A role as shown to operators.
 pub fn role_name(state: ServerState) -> &'static str {
     match state {
@@ -131,6 +138,98 @@ impl Cluster for ClusterService {
             }
             (_, other) => Err(status::unexpected(&other)),
         }
+    }
+
+    async fn member_list(
+        &self,
+        request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        self.shared.access.admit(&request)?;
+        let (members, leader_id) = crate::membership::members(&self.shared);
+        let revision = self.shared.state_machine.read(|a| a.core.revision());
+        Ok(Response::new(pb::MemberListResponse {
+            header: Some(self.shared.header(revision)),
+            members,
+            leader_id,
+        }))
+    }
+
+    async fn member_add(
+        &self,
+        request: Request<pb::MemberAddRequest>,
+    ) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let caller = self.shared.access.admit(&request)?;
+        let request = request.into_inner();
+        let id = request.id;
+        let added =
+            crate::membership::add(&self.shared, &self.shared.member_changes, request).await?;
+        if added {
+            self.admin_action(&caller.identity, "member.add", &format!("member {id} added"));
+        }
+        let (members, _) = crate::membership::members(&self.shared);
+        let revision = self.shared.state_machine.read(|a| a.core.revision());
+        Ok(Response::new(pb::MemberAddResponse {
+            header: Some(self.shared.header(revision)),
+            members,
+            added,
+        }))
+    }
+
+    async fn member_remove(
+        &self,
+        request: Request<pb::MemberRemoveRequest>,
+    ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        let caller = self.shared.access.admit(&request)?;
+        let id = request.get_ref().id;
+        crate::membership::remove(&self.shared, &self.shared.member_changes, id).await?;
+        self.admin_action(&caller.identity, "member.remove", &format!("member {id} removed"));
+        let (members, _) = crate::membership::members(&self.shared);
+        let revision = self.shared.state_machine.read(|a| a.core.revision());
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: Some(self.shared.header(revision)),
+            members,
+        }))
+    }
+
+    async fn leader_transfer(
+        &self,
+        request: Request<pb::LeaderTransferRequest>,
+    ) -> Result<Response<pb::LeaderTransferResponse>, Status> {
+        let caller = self.shared.access.admit(&request)?;
+        let id = request.get_ref().id;
+        let changes = &self.shared.member_changes;
+        let term = {
+            let _one = changes.busy.lock().await;
+            let (members, _) = crate::membership::members(&self.shared);
+            if !members.iter().any(|m| m.id == id) {
+                return Err(status::server(
+                    tonic::Code::NotFound,
+                    ErrorKind::NoMember,
+                    format!("no member has id {id}; see warden member list"),
+                ));
+            }
+            let metrics = self.shared.raft.metrics().borrow().clone();
+            if metrics.state != ServerState::Leader {
+                return Err(crate::membership::not_leader(&self.shared));
+            }
+            if id == self.shared.id {
+                metrics.current_term
+            } else {
+                let term = crate::leader_transfer::transfer(&self.shared, changes, id).await?;
+                self.admin_action(
+                    &caller.identity,
+                    "leader.transfer",
+                    &format!("leadership handed to member {id} (term {term})"),
+                );
+                term
+            }
+        };
+        let revision = self.shared.state_machine.read(|a| a.core.revision());
+        Ok(Response::new(pb::LeaderTransferResponse {
+            header: Some(self.shared.header(revision)),
+            leader_id: id,
+            term,
+        }))
     }
 
     async fn get_acl(

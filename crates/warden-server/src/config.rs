@@ -139,6 +139,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When `GET /health` says this member is ready (`[health]`).
     pub health: HealthConfig,
+    /// Client addresses of members of an existing cluster to join (`warden server
+    /// --join`): this member founds nothing; it asks the cluster to add it (Cluster.MemberAdd,
+    /// with its `node_id`, `peer_addr` and `client_addr` as `initial_members` lists them).
+    /// Empty: found the cluster of `initial_members` (if this member is the founder).
+    pub join: Vec<String>,
     /// What `GET /metrics` and the status page show of locks (`[metrics]`).
     pub metrics: MetricsConfig,
 }
@@ -283,6 +288,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
             metrics: MetricsConfig::default(),
+            join: Vec::new(),
         }
     }
 }

@@ -68,6 +68,8 @@ pub(crate) struct Facts {
     pub stopped: Option<String>,
     /// The member is shutting down.
     pub shutting_down: bool,
+    /// The member was removed from the cluster.
+    pub removed: bool,
 }
 
 impl Facts {
@@ -102,6 +104,7 @@ impl Facts {
             millis_since_quorum_ack: metrics.millis_since_quorum_ack,
             stopped,
             shutting_down,
+            removed: shared.removal.is_removed(),
         }
     }
 }
@@ -140,6 +143,9 @@ impl Health {
 fn not_ready(facts: &Facts, max_lag_entries: u64, quorum_window_ms: u64) -> Option<String> {
     if facts.shutting_down {
         return Some("shutting down".to_owned());
+    }
+    if facts.removed {
+        return Some(crate::removal::REMOVED_MESSAGE.to_owned());
     }
     if let Some(why) = &facts.stopped {
         return Some(format!("raft stopped: {why}"));

@@ -13,6 +13,7 @@ fn follower() -> Facts {
         millis_since_quorum_ack: None,
         stopped: None,
         shutting_down: false,
+        removed: false,
     }
 }
 

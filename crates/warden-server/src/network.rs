@@ -64,6 +64,7 @@ impl Faults {
 }
 
 /// Makes a [`PeerClient`] per target.
+#[derive(Clone)]
 pub struct Network {
     me: NodeId,
     faults: Faults,
@@ -74,6 +75,8 @@ pub struct Network {
     health: Arc<PeerHealth>,
     /// Mutual TLS to peers (`tls.peer_ca`); None: plain HTTP/2.
     tls: Option<ClientTlsConfig>,
+    /// Peers whose AppendEntries are held back during a leader transfer.
+    hold: Arc<crate::leader_transfer::AppendHold>,
 }
 
 impl Network {
@@ -85,7 +88,42 @@ impl Network {
             routes: std::collections::BTreeMap::new(),
             health: Arc::new(PeerHealth::default()),
             tls: None,
+            hold: Arc::default(),
         }
+    }
+
+    /// The peers' reachability as this member's RPCs find it (shared with the clients it
+    /// makes).
+    pub(crate) fn health(&self) -> Arc<PeerHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// The hold of AppendEntries a leader transfer puts on peers (shared with the clients
+    /// it makes).
+    pub(crate) fn hold(&self) -> Arc<crate::leader_transfer::AppendHold> {
+        Arc::clone(&self.hold)
+    }
+
+    /// A raft client to `target` at `node`'s peer address (or its route), for the RPCs
+    /// warden adds to openraft's (leader transfer, removal notices).
+    pub(crate) fn dial(
+        &self,
+        target: NodeId,
+        node: &WardenNode,
+    ) -> Result<RaftClient<Channel>, String> {
+        let addr = self.routes.get(&target).unwrap_or(&node.raft_addr);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .and_then(|e| match &self.tls {
+                Some(tls) => e.tls_config(tls.clone()),
+                None => Ok(e),
+            })
+            .map(|e| {
+                RaftClient::new(
+                    e.connect_timeout(Duration::from_secs(1)).tcp_nodelay(true).connect_lazy(),
+                )
+            })
+            .map_err(|e| format!("bad peer address {addr:?} of node {target}: {e}"))
     }
 
     /// Speaks mutual TLS to peers with `tls` (the members' CA and this member's identity).
@@ -129,6 +167,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client,
             faults: self.faults.clone(),
             health: Arc::clone(&self.health),
+            hold: Arc::clone(&self.hold),
         }
     }
 }
@@ -141,6 +180,7 @@ pub struct PeerClient {
     client: Result<RaftClient<Channel>, String>,
     faults: Faults,
     health: Arc<PeerHealth>,
+    hold: Arc<crate::leader_transfer::AppendHold>,
 }
 
 fn any_error(message: String) -> AnyError {
@@ -243,6 +283,11 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>>
     {
+        if self.hold.holds(self.target) {
+            let error =
+                any_error(format!("appends to {} are held for a leader transfer", self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&error)));
+        }
         let entries = rpc.entries.len();
         self.unary(&rpc, entries, &option, |mut c, r| async move { c.append(r).await }).await
     }

@@ -207,12 +207,22 @@ impl Node {
         .validate()
         .map_err(|e| ServerError::Config(e.to_string()))?;
         let log = storage.log.clone();
+        let network = Network::new(config.node_id, faults.clone())
+            .with_routes(config.peer_routes.iter().map(|r| (r.id, r.addr.clone())))
+            .with_tls(tls.peer_client.clone());
+        let member_changes = Arc::new(crate::membership::MemberChanges {
+            election_timeout_ms: config.election_timeout_ms,
+            heartbeat_ms: config.heartbeat_ms,
+            hold: network.hold(),
+            health: network.health(),
+            network: network.clone(),
+            busy: tokio::sync::Mutex::new(()),
+        });
+        let removal = crate::removal::Removal::load(&config.data_dir);
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network::new(config.node_id, faults.clone())
-                .with_routes(config.peer_routes.iter().map(|r| (r.id, r.addr.clone())))
-                .with_tls(tls.peer_client.clone()),
+            network,
             storage.log,
             storage.state_machine.clone(),
         )
@@ -247,7 +257,12 @@ impl Node {
             ),
             audit,
             metrics: Arc::clone(&metrics),
+            member_changes,
+            removal: removal.clone(),
         };
+        if removal.is_removed() {
+            raft.runtime_config().elect(false);
+        }
         let mut node = Node {
             shared,
             hub: Arc::clone(&hub),
@@ -269,6 +284,7 @@ impl Node {
             faults,
             tls.member_identities,
             Arc::clone(&leader_commit),
+            removal.clone(),
         ))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -350,6 +366,7 @@ impl Node {
         let mut clients = with_tls(clients, tls.clients, "client")?
             .layer(GrpcMetricsLayer::new(Arc::clone(&metrics)))
             .layer(InterceptorLayer::new(CallerLayer::new(config.tls.client_ca.is_some())))
+            .layer(InterceptorLayer::new(crate::removal::RemovedGate(removal.clone())))
             .layer(MapResponseLayer::new(move |response| {
                 crate::request_size::rewrite(max_request, response)
             }));
@@ -400,7 +417,8 @@ impl Node {
             }
         }));
 
-        if config.node_id == config.founder() {
+        // A member started to join an existing cluster (`join`) never founds one.
+        if config.join.is_empty() && config.node_id == config.founder() {
             node.found(&config).await?;
         }
         if let Some(text) = initial_policy(&config)? {

@@ -57,6 +57,13 @@ impl PeerHealth {
         p.reached = true;
     }
 
+    /// Whether the last RPC to `peer` failed in the transport (it is down as far as this
+    /// member knows); false for a peer never tried.
+    pub(crate) fn is_down(&self, peer: NodeId) -> bool {
+        let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        peers.get(&peer).is_some_and(|p| p.down.is_some())
+    }
+
     /// An RPC to `peer` at `addr` failed in the transport with `error`.
     pub(crate) fn unreachable(&self, peer: NodeId, addr: &str, error: &str) {
         self.unreachable_at(peer, addr, error, Instant::now());

@@ -30,6 +30,8 @@ pub(crate) struct RaftService {
     /// The leader's commit index, from the AppendEntries this member accepts (for
     /// `/health`: how far behind the leader this member is).
     leader_commit: Arc<LeaderCommit>,
+    /// Set when the leader says this member was removed.
+    removal: crate::removal::Removal,
 }
 
 impl RaftService {
@@ -40,8 +42,9 @@ impl RaftService {
         faults: Faults,
         members: Option<BTreeSet<String>>,
         leader_commit: Arc<LeaderCommit>,
+        removal: crate::removal::Removal,
     ) -> RaftService {
-        RaftService { me, raft, faults, members, leader_commit }
+        RaftService { me, raft, faults, members, leader_commit, removal }
     }
 
     /// With peer TLS, refuses a caller whose certificate names no member: the CA may sign
@@ -99,6 +102,46 @@ fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
 
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
+    /// Leader transfer (see `leader_transfer`): campaign now, if the leader that asks is
+    /// still the one this member follows.
+    async fn timeout_now(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check(&request)?;
+        let vote: Vote<NodeId> = decode(&request.into_inner().payload)?;
+        let (mine, state) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.vote, m.state)
+        };
+        if mine != vote || state != openraft::ServerState::Follower || self.removal.is_removed() {
+            warn!(%vote, %mine, ?state, "leader transfer: not campaigning (the leader changed, or this member cannot)");
+            return Err(Status::failed_precondition(format!(
+                "not campaigning: this member follows {mine} as a {state:?}, not {vote}"
+            )));
+        }
+        tracing::info!(%vote, "leader transfer: campaigning at the leader's request");
+        self.raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| Status::unavailable(format!("raft stopped: {e}")))?;
+        Ok(Response::new(RaftMessage { payload: Default::default() }))
+    }
+
+    /// The leader removed this member from the cluster.
+    async fn removed(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        self.check(&request)?;
+        let leader: NodeId = decode(&request.into_inner().payload)?;
+        self.raft.runtime_config().elect(false);
+        self.removal.mark(leader);
+        Ok(Response::new(RaftMessage { payload: Default::default() }))
+    }
+
     async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().payload)?;

@@ -41,6 +41,10 @@ pub(crate) struct Shared {
     pub audit: Audit,
     /// This member's metrics (`GET /metrics` on the HTTP port).
     pub metrics: Arc<Metrics>,
+    /// Membership changes and leader transfer (`membership`, `leader_transfer`).
+    pub member_changes: Arc<crate::membership::MemberChanges>,
+    /// Whether this member was removed from the cluster (`removal`).
+    pub removal: crate::removal::Removal,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on

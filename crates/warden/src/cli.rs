@@ -103,6 +103,12 @@ pub(crate) enum Command {
         /// A TOML config file (see config/).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Join an existing cluster through these members' client addresses
+        /// (comma-separated) instead of founding one: this member asks to be added with
+        /// its node_id, peer_addr and client_addr, and retries until it is (or is told why
+        /// not). Start it with an empty data directory.
+        #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+        join: Vec<String>,
         /// Log lines as text or one JSON object per line (RUST_LOG chooses what is logged).
         #[arg(long, value_enum, default_value_t, env = "WARDEN_LOG_FORMAT")]
         log_format: crate::logs::LogFormat,
@@ -445,6 +451,21 @@ pub(crate) enum ClientCommand {
         #[command(flatten)]
         client: ClientFlags,
     },
+    /// Membership: list the members, add one (as a learner, promoted to voter once it
+    /// caught up), remove one (needs admin).
+    Member {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: MemberCommand,
+    },
+    /// Leadership: hand it to another voter (needs admin).
+    Leader {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: LeaderCommand,
+    },
 }
 
 impl ClientCommand {
@@ -465,7 +486,9 @@ impl ClientCommand {
             | ClientCommand::Session { client, .. }
             | ClientCommand::Cluster { client, .. }
             | ClientCommand::Acl { client, .. }
-            | ClientCommand::WhoAmI { client } => client,
+            | ClientCommand::WhoAmI { client }
+            | ClientCommand::Member { client, .. }
+            | ClientCommand::Leader { client, .. } => client,
         }
     }
 }
@@ -526,6 +549,40 @@ pub(crate) enum AclCommand {
 pub(crate) enum ClusterCommand {
     /// Leader, term, and every member's role and applied index.
     Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemberCommand {
+    /// Every member: id, voter or learner, addresses, and which one leads.
+    List,
+    /// Adds a member: as a learner, then, once it caught up with the leader, as a voter.
+    /// Start it first (warden server with its own node_id and addresses); `warden server
+    /// --join` does this itself. Safe to run again.
+    Add {
+        /// Its id (unused by any member).
+        id: u64,
+        /// Where the other members reach its peer port (host:port).
+        #[arg(long, value_name = "HOST:PORT")]
+        peer_addr: String,
+        /// Where clients reach it (host:port).
+        #[arg(long, value_name = "HOST:PORT")]
+        client_addr: String,
+    },
+    /// Removes a member (the leader too: it hands over first). The removed member stops
+    /// serving and says so; stop it afterwards.
+    Remove {
+        /// Its id (see warden member list).
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LeaderCommand {
+    /// Makes voter ID the leader (takes about an election timeout; writes wait meanwhile).
+    Transfer {
+        /// The voter to lead.
+        id: u64,
+    },
 }
 
 #[cfg(test)]

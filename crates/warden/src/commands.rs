@@ -210,6 +210,8 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
         }
         Command::Session { command, .. } => crate::session_cmd::run(&client, out, command).await?,
         Command::Acl { command, .. } => crate::acl_cmd::run(&client, out, command).await?,
+        Command::Member { command, .. } => crate::member_cmd::run(&client, out, command).await?,
+        Command::Leader { command, .. } => crate::member_cmd::leader(&client, out, command).await?,
         Command::Watch { path, prefix, glob, from_revision, .. } => {
             let scope = match (prefix, glob) {
                 (_, true) => Scope::Glob,

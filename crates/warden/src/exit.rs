@@ -47,8 +47,10 @@ Exit status:
        the old version (the rotation stays begun: run it again to pick it up)
   4    lock lost or leadership lost: revoked by an operator (or by a forced rotation),
        or its session gone, while warden lock or warden elect waited or ran
-  5    not found: no such node, session or resource kind; no leader (warden elect leader)
-  6    already exists, or version mismatch (put/rm --version N)
+  5    not found: no such node, session, resource kind or member; no leader (warden
+       elect leader)
+  6    already exists, or version mismatch (put/rm --version N); a member id in use
+       with other addresses (warden member add)
   7    unavailable: no member reachable, or no quorum (see warden cluster status)
   8    permission denied (warden rotate and resource init need admin on the kind)
   9    deadlock: the lock's wait would have closed a cycle of sessions waiting for

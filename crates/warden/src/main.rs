@@ -14,9 +14,11 @@ mod cli;
 mod commands;
 mod elect_cmd;
 mod exit;
+mod join;
 mod lock_cmd;
 mod lock_stats_cmd;
 mod logs;
+mod member_cmd;
 mod output;
 mod resource_cmd;
 mod run;
@@ -75,13 +77,21 @@ async fn main() -> ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Server { config, .. } => match config {
-            Some(path) => match run::load_config(&path) {
-                Ok(config) => run::server(config).await,
+        Command::Server { config, join, .. } => {
+            let config = match config {
+                Some(path) => run::load_config(&path),
+                None => Ok(warden_server::Config::default()),
+            };
+            match config {
+                Ok(mut config) => {
+                    if !join.is_empty() {
+                        config.join = join;
+                    }
+                    run::server(config).await
+                }
                 Err(e) => Err(e),
-            },
-            None => run::server(warden_server::Config::default()).await,
-        },
+            }
+        }
         Command::Dev { nodes, base_port, secure, certs, .. } => {
             run::dev(nodes, base_port, secure.then_some(certs.as_path())).await
         }

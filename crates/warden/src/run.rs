@@ -21,10 +21,20 @@ pub(crate) fn load_config(path: &Path) -> Result<Config> {
 
 /// Runs one node until Ctrl-C (clean stop) or a fatal raft error (exit with it).
 pub(crate) async fn server(config: Config) -> Result<()> {
-    let node = Node::start(config, Faults::default()).await?;
+    let node = Node::start(config.clone(), Faults::default()).await?;
+    let joining = async {
+        if config.join.is_empty() {
+            return std::future::pending().await;
+        }
+        match crate::join::join(&config, &node).await {
+            Ok(()) => std::future::pending().await,
+            Err(e) => e,
+        }
+    };
     let outcome = tokio::select! {
         signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C").map(|()| None),
         reason = node.stopped() => Ok(Some(reason)),
+        refused = joining => Err(refused),
     };
     node.shutdown().await;
     match outcome? {

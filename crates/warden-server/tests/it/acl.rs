@@ -449,6 +449,23 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
         admin
     );
 
+    // Membership: the list for anyone admitted; changes for admins only. The allowed calls
+    // are ones that change nothing (an id taken with other addresses, an unknown id).
+    not_denied(
+        "Cluster.MemberList",
+        &ClusterClient::new(bob.clone()).member_list(pb::MemberListRequest {}).await,
+    );
+    let taken = pb::MemberAddRequest {
+        id: 1,
+        peer_addr: "127.0.0.1:1".into(),
+        client_addr: "127.0.0.1:2".into(),
+    };
+    case!("Cluster.MemberAdd", ClusterClient, member_add, taken.clone(), admin);
+    let unknown = pb::MemberRemoveRequest { id: 99 };
+    case!("Cluster.MemberRemove", ClusterClient, member_remove, unknown, admin);
+    let transfer = pb::LeaderTransferRequest { id: 99 };
+    case!("Cluster.LeaderTransfer", ClusterClient, leader_transfer, transfer, admin);
+
     // Revoke needs admin: alice may lock under /a, not revoke there.
     denied("Lock.Revoke (alice)", LockClient::new(alice.clone()).revoke(revoke.clone()).await);
     case!("Lock.Revoke", LockClient, revoke, revoke.clone(), admin);

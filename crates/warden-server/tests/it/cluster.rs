@@ -231,6 +231,32 @@ impl TestCluster {
         self.node(id).state_machine().read(|a| a.core.snapshot().unwrap())
     }
 
+    /// Starts member `id` (the next after the last) that founds nothing (`join` set), to be
+    /// added with `Cluster.MemberAdd`; it gets the first member's timing.
+    pub async fn start_joiner(&mut self, id: u64) {
+        assert_eq!(id as usize, self.configs.len() + 1, "members are numbered in order");
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let (client, peer) = (addr(free_port()), addr(free_port()));
+        let config = Config {
+            node_id: id,
+            client_addr: client,
+            peer_addr: peer,
+            http_addr: addr(0),
+            data_dir: self._dir.path().join(format!("node{id}")),
+            initial_members: vec![MemberConfig {
+                id,
+                peer_addr: peer.to_string(),
+                client_addr: client.to_string(),
+                identity: None,
+            }],
+            join: vec![self.endpoint(1)],
+            ..self.configs[0].clone()
+        };
+        let node = Node::start(config.clone(), self.faults.clone()).await.unwrap();
+        self.configs.push(config);
+        self.nodes.push(Some(node));
+    }
+
     pub async fn stop(mut self) {
         for i in 0..self.nodes.len() {
             if let Some(node) = self.nodes[i].take() {

@@ -18,6 +18,7 @@ mod limits;
 mod listing;
 mod lock_stats;
 mod locks;
+mod membership;
 mod partition;
 mod recipes;
 mod reentrant;

@@ -19,5 +19,6 @@ mod faults;
 mod lock_deletes;
 mod lock_holders;
 mod logs;
+mod membership;
 mod processes;
 mod scale;
