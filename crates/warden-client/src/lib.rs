@@ -53,6 +53,7 @@ mod error;
 mod hold;
 mod lock;
 mod lock_status;
+mod maintenance;
 mod observe;
 mod resource;
 mod resume;
@@ -78,6 +79,7 @@ pub use crate::election::{Election, Leader, LeaderChange, LeaderObserver, Leader
 pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::lock_status::{LockEntry, LockStatus};
+pub use crate::maintenance::{SnapshotDownload, SnapshotPart};
 pub use crate::resource::{
     Resource, ResourceGuard, ResourceHolder, ResourceInit, ResourceKind, ResourceStatus, Rotation,
 };
@@ -99,7 +101,9 @@ pub use warden_proto::ErrorKind;
 /// The wire types that some calls return as they are ([`Client::status`],
 /// [`Client::member_status`], [`Client::sessions`]): the generated protobuf messages.
 pub mod proto {
-    pub use warden_proto::v1::{Member, ResponseHeader, SessionInfo, StatusResponse};
+    pub use warden_proto::v1::{
+        HealthResponse, Member, ResponseHeader, SessionInfo, SnapshotHeader, StatusResponse,
+    };
 }
 
 /// The README's Rust examples, compiled with the doctests so that they keep up with the API.

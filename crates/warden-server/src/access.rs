@@ -547,6 +547,22 @@ impl Guarded for pb::GetAclRequest {
     }
 }
 
+impl Guarded for pb::SnapshotRequest {
+    const RPC: &'static str = "Maintenance.Snapshot";
+    fn needs(&self) -> Vec<Need> {
+        // A backup holds everything: every node, session and the policy itself.
+        vec![Need::Cluster]
+    }
+}
+
+impl Guarded for pb::HealthRequest {
+    const RPC: &'static str = "Maintenance.Health";
+    fn needs(&self) -> Vec<Need> {
+        // Whether this member can serve, as its HTTP /health says to anyone: no data.
+        vec![Need::Nothing]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,7 @@ mod leadership;
 pub mod limits;
 mod lock_audit;
 mod lock_service;
+mod maintenance_service;
 mod metrics;
 pub mod network;
 mod node;

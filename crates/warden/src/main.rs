@@ -13,6 +13,7 @@ mod certs;
 mod cli;
 mod commands;
 mod elect_cmd;
+mod endpoint_cmd;
 mod exit;
 mod lock_cmd;
 mod lock_stats_cmd;
@@ -21,6 +22,8 @@ mod output;
 mod resource_cmd;
 mod run;
 mod session_cmd;
+mod snapshot_cmd;
+mod txn_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;
