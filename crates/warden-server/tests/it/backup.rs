@@ -146,3 +146,47 @@ async fn a_backup_under_load_restores_into_a_new_cluster_with_the_same_state() {
     assert!(states.iter().all(|s| *s == states[0]), "the members agree after the write");
     restored.stop().await;
 }
+
+/// Sessions come back with the state, each with a full ttl from the new cluster's first
+/// leader (as after any leader change): one whose client does not come back expires then,
+/// and its ephemeral node goes with it.
+#[tokio::test]
+async fn a_restored_session_expires_unless_its_client_comes_back() {
+    let source = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
+    let client = source.client();
+    let session = client.open_session(Duration::from_secs(2)).await.unwrap();
+    let mode = warden_core::CreateMode::EPHEMERAL;
+    client.create_in(&session, "/worker", "w1", mode).await.unwrap();
+    let (_, bytes, _) = download(&client).await;
+    let id = session.id();
+    drop(session);
+    source.stop().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("backup.db");
+    std::fs::write(&file, &bytes).unwrap();
+
+    let restored = TestCluster::start_seeded(
+        1,
+        FAST_TIMING,
+        |_| {},
+        async |configs| {
+            let m = &configs[0].initial_members[0];
+            let node =
+                WardenNode { raft_addr: m.peer_addr.clone(), client_addr: m.client_addr.clone() };
+            let target = RestoreTarget { node_id: 1, members: [(1, node)].into() };
+            backup::restore_backup(&file, &configs[0].data_dir, &target).await.unwrap();
+        },
+    )
+    .await;
+    let client = restored.client();
+    let sessions = client.sessions(0).await.unwrap();
+    assert_eq!(sessions.iter().map(|s| s.session_id).collect::<Vec<_>>(), [id]);
+    assert!(client.get("/worker").await.is_ok(), "its ephemeral node is restored with it");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while client.get("/worker").await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the restored session never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(client.sessions(0).await.unwrap().is_empty());
+    restored.stop().await;
+}
