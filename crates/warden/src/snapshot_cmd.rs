@@ -104,7 +104,7 @@ async fn save(client: &Client, out: Output, file: &Path, serializable: bool) -> 
     let consistency =
         if serializable { Consistency::Serializable } else { Consistency::Linearizable };
     let mut download = client.snapshot(consistency).await?;
-    let header = download.header.clone();
+    let header = download.header;
     let dir = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),

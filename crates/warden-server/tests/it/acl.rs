@@ -454,9 +454,9 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     let snapshot = pb::SnapshotRequest { serializable: false };
     denied(
         "Maintenance.Snapshot (alice)",
-        MaintenanceClient::new(alice.clone()).snapshot(snapshot.clone()).await,
+        MaintenanceClient::new(alice.clone()).snapshot(snapshot).await,
     );
-    case!("Maintenance.Snapshot", MaintenanceClient, snapshot, snapshot.clone(), admin);
+    case!("Maintenance.Snapshot", MaintenanceClient, snapshot, snapshot, admin);
     not_denied(
         "Maintenance.Health",
         &MaintenanceClient::new(bob.clone()).health(pb::HealthRequest {}).await,

@@ -35,7 +35,7 @@ async fn download(client: &Client) -> (warden_client::proto::SnapshotHeader, Vec
     sum.update(&bytes);
     assert_eq!(sum.finish(), sent.to_vec(), "the trailer's checksum is that of the bytes");
     bytes.extend_from_slice(&sent);
-    (download.header.clone(), bytes, chunks)
+    (download.header, bytes, chunks)
 }
 
 /// Writes and lock rounds until told to stop (at most `rounds` each).
