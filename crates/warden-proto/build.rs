@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "../../proto/warden/v1/election.proto",
         "../../proto/warden/v1/barrier.proto",
         "../../proto/warden/v1/resource.proto",
+        "../../proto/warden/v1/maintenance.proto",
     ];
     let mut protos = public.to_vec();
     protos.push("../../proto/warden/raft/v1/raft.proto");

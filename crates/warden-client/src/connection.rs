@@ -613,3 +613,12 @@ fn never_connected(status: &Status) -> bool {
 #[cfg(test)]
 #[path = "connection_test.rs"]
 mod tests;
+
+/// See [`kv`]. A backup's chunks stay well inside the message limit.
+pub(crate) fn maintenance(
+    channel: Channel,
+) -> warden_proto::v1::maintenance_client::MaintenanceClient<Channel> {
+    warden_proto::v1::maintenance_client::MaintenanceClient::new(channel)
+        .max_decoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES)
+}

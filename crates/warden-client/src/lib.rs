@@ -53,6 +53,7 @@ mod error;
 mod hold;
 mod lock;
 mod lock_status;
+mod maintenance;
 mod membership;
 mod observe;
 mod resource;
@@ -79,6 +80,7 @@ pub use crate::election::{Election, Leader, LeaderChange, LeaderObserver, Leader
 pub use crate::error::ClientError;
 pub use crate::lock::{DistributedLock, Lock, LockConfig, LockError, LockGuard};
 pub use crate::lock_status::{LockEntry, LockStatus};
+pub use crate::maintenance::{SnapshotDownload, SnapshotPart};
 pub use crate::resource::{
     Resource, ResourceGuard, ResourceHolder, ResourceInit, ResourceKind, ResourceStatus, Rotation,
 };
@@ -101,7 +103,8 @@ pub use warden_proto::ErrorKind;
 /// [`Client::member_status`], [`Client::sessions`]): the generated protobuf messages.
 pub mod proto {
     pub use warden_proto::v1::{
-        Member, MemberAddResponse, MemberListResponse, ResponseHeader, SessionInfo, StatusResponse,
+        HealthResponse, Member, MemberAddResponse, MemberListResponse, ResponseHeader, SessionInfo,
+        SnapshotHeader, StatusResponse,
     };
 }
 

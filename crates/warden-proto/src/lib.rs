@@ -60,7 +60,7 @@ mod methods_test {
             assert!(CLIENT_METHODS.contains(&known), "{known} missing from {CLIENT_METHODS:?}");
         }
         let services = ["KV", "Cluster", "Watch", "Session", "Lock", "Semaphore", "Election"];
-        for service in services.into_iter().chain(["Barrier", "Resource"]) {
+        for service in services.into_iter().chain(["Barrier", "Resource", "Maintenance"]) {
             let prefix = format!("/warden.v1.{service}/");
             assert!(CLIENT_METHODS.iter().any(|m| m.starts_with(&prefix)), "{service}");
         }

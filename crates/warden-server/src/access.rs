@@ -555,6 +555,22 @@ impl Guarded for pb::MemberListRequest {
     }
 }
 
+impl Guarded for pb::SnapshotRequest {
+    const RPC: &'static str = "Maintenance.Snapshot";
+    fn needs(&self) -> Vec<Need> {
+        // A backup holds everything: every node, session and the policy itself.
+        vec![Need::Cluster]
+    }
+}
+
+impl Guarded for pb::HealthRequest {
+    const RPC: &'static str = "Maintenance.Health";
+    fn needs(&self) -> Vec<Need> {
+        // Whether this member can serve, as its HTTP /health says to anyone: no data.
+        vec![Need::Nothing]
+    }
+}
+
 impl Guarded for pb::MemberAddRequest {
     const RPC: &'static str = "Cluster.MemberAdd";
     fn needs(&self) -> Vec<Need> {

@@ -43,6 +43,7 @@ pub mod limits;
 mod lock_audit;
 mod lock_metrics;
 mod lock_service;
+mod maintenance_service;
 mod membership;
 mod metrics;
 pub mod network;

@@ -57,6 +57,7 @@ use crate::watch_hub::WatchHub;
 use crate::watch_service::WatchService;
 use warden_proto::v1::barrier_server::BarrierServer;
 use warden_proto::v1::election_server::ElectionServer;
+use warden_proto::v1::maintenance_server::MaintenanceServer;
 use warden_proto::v1::resource_server::ResourceServer;
 
 /// A started node. Dropping it does not stop it: call [`Node::shutdown`].
@@ -348,6 +349,16 @@ impl Node {
         let barrier = BarrierServer::new(BarrierService::new(node.shared.clone(), waits))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        // Backups stream in chunks well inside the answer limit; health is one small answer.
+        let maintenance =
+            MaintenanceServer::new(crate::maintenance_service::MaintenanceService::new(
+                node.shared.clone(),
+                Arc::clone(&leader_commit),
+                Arc::clone(&node.shutting_down),
+                config.health.max_lag_entries,
+            ))
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         // Each request runs in a `request{rpc, identity}` span under the member's, so what
         // is logged while serving it names the caller (access.rs records the identity).
         let member = Span::current();
@@ -382,6 +393,7 @@ impl Node {
                 .add_service(election)
                 .add_service(barrier)
                 .add_service(resource)
+                .add_service(maintenance)
                 .serve_with_incoming_shutdown(incoming(client_listener), stopped),
         );
         node.tasks

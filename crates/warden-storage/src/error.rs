@@ -37,6 +37,70 @@ pub enum StorageError {
         /// Why it failed.
         reason: String,
     },
+    /// A backup file or a data directory to restore into could not be read or written.
+    #[error("{context} {}: {source}", path.display())]
+    BackupIo {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What was being done to it.
+        context: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a warden backup.
+    #[error("{} is not a warden backup: {reason}", path.display())]
+    NotABackup {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The backup's bytes do not match its checksum: it was damaged after it was written.
+    #[error(
+        "{} is damaged: its SHA-256 is {computed}, and it was written as {stored}; use another copy of the backup",
+        path.display()
+    )]
+    BackupChecksum {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The checksum stored in it.
+        stored: String,
+        /// The checksum of its bytes now.
+        computed: String,
+    },
+    /// The backup was written in a format this build does not read.
+    #[error(
+        "{} is a backup of format version {version}, and this warden reads version {}; restore it with the warden that wrote it",
+        path.display(),
+        crate::backup::BACKUP_FORMAT_VERSION
+    )]
+    BackupVersion {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its format version.
+        version: u32,
+    },
+    /// A restore was pointed at a data directory that holds something.
+    #[error(
+        "the data directory {} is not empty: a restore writes a fresh one; give a new or empty directory (a member's old data is never overwritten)",
+        dir.display()
+    )]
+    DataDirNotEmpty {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// The new cluster's members, as given for a restore, are not usable.
+    #[error("cannot restore: {reason}")]
+    BadMembers {
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// Writing the restored state failed.
+    #[error("restoring the backup failed: {reason}")]
+    Restore {
+        /// Why.
+        reason: String,
+    },
     /// A blocking storage task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),

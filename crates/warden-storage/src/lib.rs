@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod codec;
 mod error;
 mod log_store;

@@ -466,6 +466,93 @@ pub(crate) enum ClientCommand {
         #[command(subcommand)]
         command: LeaderCommand,
     },
+    /// Backups: `snapshot save FILE` downloads one, `snapshot restore FILE ...` seeds a
+    /// member of a new cluster from it, `snapshot status FILE` checks it.
+    Snapshot {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+    /// Runs a transaction described in JSON (a FILE, or standard input when FILE is
+    /// absent or -): compares, then operations applied all or nothing (see docs/cli.md).
+    ///
+    /// {"compare": [{"path": "/a", "target": "version", "op": "=", "value": 2}],
+    ///  "success": [{"set": {"path": "/a", "value": "x"}}, {"delete": {"path": "/b"}}]}
+    ///
+    /// Exits 0 when the compares held and the operations were applied, 6 when a compare
+    /// did not hold (nothing was applied; the output names the compare), 1 with the JSON
+    /// path of the field for a document that is not a transaction.
+    Txn {
+        #[command(flatten)]
+        client: ClientFlags,
+        /// The JSON file; standard input when absent or -.
+        file: Option<String>,
+    },
+    /// Endpoints: `endpoint health` asks every member whether it can serve.
+    Endpoint {
+        #[command(flatten)]
+        client: ClientFlags,
+        #[command(subcommand)]
+        command: EndpointCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Downloads a backup of the cluster's state into FILE (needs admin): written to a
+    /// temporary file, checked against the stream's SHA-256, fsynced and renamed into
+    /// place, so FILE is either a whole, checked backup or not there.
+    Save {
+        /// Where to write it.
+        file: PathBuf,
+        /// Take it from the answering member's replica without confirming leadership (may
+        /// miss the latest writes); by default it holds every write acknowledged before.
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Writes a fresh data directory for one member of a NEW cluster from a backup: its
+    /// state (and revision) is the backup's, its members those given. Run it once per
+    /// member, from the same file, then start each member on its directory.
+    ///
+    /// Either --config FILE (the member's config, as `warden server --config` takes it:
+    /// its node_id, data_dir and initial_members are used), or --data-dir, --node-id and
+    /// --initial-members. Refuses a non-empty data directory, a damaged backup and an
+    /// unknown format version.
+    Restore {
+        /// The backup (from `warden snapshot save`).
+        file: PathBuf,
+        /// The member's config file: node_id, data_dir and initial_members from it.
+        #[arg(long, conflicts_with_all = ["data_dir", "node_id", "initial_members"])]
+        config: Option<PathBuf>,
+        /// The data directory to create (missing or empty).
+        #[arg(long, required_unless_present = "config")]
+        data_dir: Option<PathBuf>,
+        /// This member's id.
+        #[arg(long, required_unless_present = "config")]
+        node_id: Option<u64>,
+        /// The new cluster's members, as initial_members in a config: ID=PEER_ADDR@CLIENT_ADDR,
+        /// comma-separated (1=127.0.0.1:7401@127.0.0.1:7400,2=...).
+        #[arg(long, value_name = "MEMBERS", required_unless_present = "config")]
+        initial_members: Option<String>,
+    },
+    /// Checks a backup file (magic, version, SHA-256) and prints what it holds.
+    Status {
+        /// The backup.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EndpointCommand {
+    /// Asks each member (those in --endpoints, and every member the cluster lists) alone
+    /// whether it is healthy, as its HTTP /health would say: one line per member with
+    /// how long it took and why not; exits 7 if any is not.
+    Health {
+        /// How long to wait for each member.
+        #[arg(long, default_value = "3s", value_parser = warden_rotate::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 impl ClientCommand {
@@ -488,7 +575,11 @@ impl ClientCommand {
             | ClientCommand::Acl { client, .. }
             | ClientCommand::WhoAmI { client }
             | ClientCommand::Member { client, .. }
-            | ClientCommand::Leader { client, .. } => client,
+            | ClientCommand::Leader { client, .. }
+
+            | ClientCommand::Snapshot { client, .. }
+            | ClientCommand::Txn { client, .. }
+            | ClientCommand::Endpoint { client, .. } => client,
         }
     }
 }

@@ -212,6 +212,13 @@ pub(crate) async fn run(before: &ClientOptions, command: Command) -> Result<Exit
         Command::Acl { command, .. } => crate::acl_cmd::run(&client, out, command).await?,
         Command::Member { command, .. } => crate::member_cmd::run(&client, out, command).await?,
         Command::Leader { command, .. } => crate::member_cmd::leader(&client, out, command).await?,
+        Command::Snapshot { command, .. } => {
+            return crate::snapshot_cmd::run(&client, out, command).await;
+        }
+        Command::Txn { file, .. } => return crate::txn_cmd::run(&client, out, file).await,
+        Command::Endpoint { command, .. } => {
+            return crate::endpoint_cmd::run(&client, &options, out, command).await;
+        }
         Command::Watch { path, prefix, glob, from_revision, .. } => {
             let scope = match (prefix, glob) {
                 (_, true) => Scope::Glob,

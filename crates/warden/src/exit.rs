@@ -49,9 +49,11 @@ Exit status:
        or its session gone, while warden lock or warden elect waited or ran
   5    not found: no such node, session, resource kind or member; no leader (warden
        elect leader)
-  6    already exists, or version mismatch (put/rm --version N); a member id in use
-       with other addresses (warden member add)
-  7    unavailable: no member reachable, or no quorum (see warden cluster status)
+  6    already exists, or version mismatch (put/rm --version N), or a compare of
+       warden txn did not hold (nothing was applied); a member id in use with other
+       addresses (warden member add)
+  7    unavailable: no member reachable, or no quorum (see warden cluster status);
+       warden endpoint health: a member is not healthy
   8    permission denied (warden rotate and resource init need admin on the kind)
   9    deadlock: the lock's wait would have closed a cycle of sessions waiting for
        each other (the message names it); nothing changed

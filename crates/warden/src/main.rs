@@ -13,6 +13,7 @@ mod certs;
 mod cli;
 mod commands;
 mod elect_cmd;
+mod endpoint_cmd;
 mod exit;
 mod join;
 mod lock_cmd;
@@ -23,6 +24,8 @@ mod output;
 mod resource_cmd;
 mod run;
 mod session_cmd;
+mod snapshot_cmd;
+mod txn_cmd;
 
 use std::io::Write;
 use std::process::ExitCode;

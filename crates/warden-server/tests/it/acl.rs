@@ -13,6 +13,7 @@ use warden_proto::v1::cluster_client::ClusterClient;
 use warden_proto::v1::election_client::ElectionClient;
 use warden_proto::v1::kv_client::KvClient;
 use warden_proto::v1::lock_client::LockClient;
+use warden_proto::v1::maintenance_client::MaintenanceClient;
 use warden_proto::v1::resource_client::ResourceClient;
 use warden_proto::v1::semaphore_client::SemaphoreClient;
 use warden_proto::v1::session_client::SessionClient;
@@ -466,10 +467,22 @@ async fn every_rpc_is_denied_to_a_caller_without_its_permission() {
     let transfer = pb::LeaderTransferRequest { id: 99 };
     case!("Cluster.LeaderTransfer", ClusterClient, leader_transfer, transfer, admin);
 
+    // Maintenance: a backup holds everything, so it is an admin's; health is anyone's.
+    let snapshot = pb::SnapshotRequest { serializable: false };
+    denied(
+        "Maintenance.Snapshot (alice)",
+        MaintenanceClient::new(alice.clone()).snapshot(snapshot).await,
+    );
+    case!("Maintenance.Snapshot", MaintenanceClient, snapshot, snapshot, admin);
+    not_denied(
+        "Maintenance.Health",
+        &MaintenanceClient::new(bob.clone()).health(pb::HealthRequest {}).await,
+    );
+
     // Revoke needs admin: alice may lock under /a, not revoke there.
     denied("Lock.Revoke (alice)", LockClient::new(alice.clone()).revoke(revoke.clone()).await);
     case!("Lock.Revoke", LockClient, revoke, revoke.clone(), admin);
-    assert!(DENIED.with(std::cell::Cell::get) >= 43, "every RPC was denied once at least");
+    assert!(DENIED.with(std::cell::Cell::get) >= 45, "every RPC was denied once at least");
     s.assert_every_denial_audited().await;
     s.cluster.stop().await;
 }

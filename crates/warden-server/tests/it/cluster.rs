@@ -70,6 +70,17 @@ impl TestCluster {
 
     /// As [`TestCluster::start`], with each config changed by `tweak`.
     pub async fn start_with(n: u64, timing: Timing, tweak: impl Fn(&mut Config)) -> TestCluster {
+        TestCluster::start_seeded(n, timing, tweak, async |_| {}).await
+    }
+
+    /// As [`TestCluster::start_with`], with `seed` given the configs before any member
+    /// starts (to write their data directories, as a restore from a backup does).
+    pub async fn start_seeded(
+        n: u64,
+        timing: Timing,
+        tweak: impl Fn(&mut Config),
+        seed: impl AsyncFnOnce(&[Config]),
+    ) -> TestCluster {
         let dir = TempDir::new().unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -103,6 +114,7 @@ impl TestCluster {
                 config
             })
             .collect();
+        seed(&configs).await;
         let mut cluster = TestCluster {
             _dir: dir,
             configs,

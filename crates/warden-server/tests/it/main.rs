@@ -4,6 +4,7 @@
 
 mod acl;
 mod audit;
+mod backup;
 mod client_api;
 mod cluster;
 mod conformance;

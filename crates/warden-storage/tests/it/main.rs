@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)]
 
+mod backup;
 mod observer;
 mod recovery;
 mod suite;

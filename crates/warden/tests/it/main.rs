@@ -11,6 +11,7 @@ mod cli_exit;
 mod cli_lock;
 mod cli_lock_stats;
 mod cli_rotate;
+mod cli_snapshot;
 mod cli_tls;
 mod cli_values;
 mod crash;

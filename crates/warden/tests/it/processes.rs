@@ -45,6 +45,17 @@ impl ProcessCluster {
     /// As [`ProcessCluster::start`] in `dir`, with `extra(id)` added to member id's config
     /// (after its top-level keys: a table such as `[tls]` fits).
     pub fn start_with(n: usize, dir: TempDir, extra: impl Fn(usize) -> String) -> ProcessCluster {
+        let mut cluster = ProcessCluster::configure(n, dir, extra);
+        for id in 1..=n {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    /// As [`ProcessCluster::start_with`], without starting anyone: the configs are written,
+    /// and [`ProcessCluster::spawn`] starts each member (after its data directory is
+    /// prepared, as `warden snapshot restore` does).
+    pub fn configure(n: usize, dir: TempDir, extra: impl Fn(usize) -> String) -> ProcessCluster {
         let ports = loopback_ports(n);
         let timing = "heartbeat_ms = 50\nelection_timeout_ms = 400\n";
         for id in 1..=n {
@@ -53,15 +64,16 @@ impl ProcessCluster {
         }
         let clients = ports.iter().map(|(c, _, _)| format!("127.0.0.1:{c}")).collect();
         let children = (0..n).map(|_| None).collect();
-        let mut cluster = ProcessCluster { dir, clients, children, pki: None };
-        for id in 1..=n {
-            cluster.spawn(id);
-        }
-        cluster
+        ProcessCluster { dir, clients, children, pki: None }
     }
 
     fn config_path(dir: &Path, id: usize) -> PathBuf {
         dir.join(format!("node{id}.toml"))
+    }
+
+    /// Member `id`'s config file.
+    pub fn config_file(&self, id: usize) -> PathBuf {
+        Self::config_path(self.dir.path(), id)
     }
 
     /// Starts member `id` (from 1), appending its log to `nodeN.log`.
