@@ -162,6 +162,9 @@ error_kinds! {
     OtherOwner,
     /// RESOURCE_EXHAUSTED: a reentrant hold already counts the most acquires it may.
     TooManyHolds,
+    /// NOT_FOUND (HTTP 404, or 405 for a known path with another method): the REST API
+    /// on the HTTP port has no such endpoint.
+    NoEndpoint,
 }
 
 impl std::fmt::Display for ErrorKind {
