@@ -30,7 +30,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
@@ -72,14 +72,22 @@ pub(crate) struct HttpState {
 
 /// The endpoints (see the module docs).
 pub(crate) fn router(state: Arc<HttpState>, rest: crate::rest::RestState) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/metrics", get(metrics))
-        .route("/cluster/status", get(cluster_status))
-        .fallback(not_found)
-        .with_state(state)
-        .merge(crate::rest::router(rest))
+    let mut router = Router::new();
+    for (path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router.fallback(not_found).with_state(state).merge(crate::rest::router(rest))
+}
+
+/// The operators' endpoints (all GET), apart from the REST API's: the router is built from
+/// this list, which the OpenAPI document's test compares with `docs/openapi.json`.
+pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<HttpState>>)> {
+    vec![
+        ("/health", get(health)),
+        ("/health/live", get(live)),
+        ("/metrics", get(metrics)),
+        ("/cluster/status", get(cluster_status)),
+    ]
 }
 
 fn json(code: StatusCode, value: &impl Serialize) -> Response {

@@ -23,6 +23,8 @@ mod recipes;
 mod reentrant;
 mod replication;
 mod resources;
+mod rest;
+mod rest_schema;
 mod sessions;
 mod tls;
 mod transport;
