@@ -108,7 +108,8 @@ impl IntoResponse for ApiError {
             code,
             leader: self.leader.as_deref(),
         };
-        let body = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        let mut body = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        body.push(b'\n');
         (self.http_status(), [(header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }
@@ -140,15 +141,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_error_answer_names_kind_message_code_and_leader() {
+    #[tokio::test]
+    async fn an_error_answer_names_kind_message_code_and_leader() {
         let mut status = crate::status::server(Code::Unavailable, ErrorKind::NotLeader, "go there");
-        status
-            .metadata_mut()
-            .insert(LEADER_METADATA, "127.0.0.1:7400".parse().unwrap_or_else(|_| unreachable!()));
+        let leader = tonic::metadata::MetadataValue::from_static("127.0.0.1:7400");
+        status.metadata_mut().insert(LEADER_METADATA, leader);
         let error = ApiError::from(status);
         assert_eq!(error.code(), Code::Unavailable);
         let response = error.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(body["error"], ErrorKind::NotLeader.as_str());
+        assert_eq!(body["code"], "UNAVAILABLE");
+        assert_eq!(body["message"], "go there");
+        assert_eq!(body["leader"], "127.0.0.1:7400");
+        // A status the transport made has no kind: its code stands in.
+        let bare = ApiError::from(Status::internal("boom")).into_response();
+        let body = axum::body::to_bytes(bare.into_body(), 1 << 16).await.unwrap_or_default();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(body["error"], "INTERNAL");
+        assert!(body.get("leader").is_none(), "{body}");
     }
 }

@@ -8,10 +8,13 @@ use warden_proto::v1 as pb;
 
 use super::body::Value;
 
-/// A JSON answer with `code`.
+/// A JSON answer with `code` (ending with a newline, for the shell prompt after curl).
 pub(crate) fn answer(code: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => (code, [(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(mut body) => {
+            body.push(b'\n');
+            (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         Err(e) => super::ApiError::new(
             tonic::Code::Internal,
             warden_proto::ErrorKind::Internal,
