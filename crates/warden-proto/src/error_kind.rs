@@ -177,6 +177,9 @@ error_kinds! {
     TransferFailed,
     /// UNAVAILABLE: this member was removed from the cluster; use another member.
     MemberRemoved,
+    /// NOT_FOUND (HTTP 404, or 405 for a known path with another method): the REST API
+    /// on the HTTP port has no such endpoint.
+    NoEndpoint,
 }
 
 impl std::fmt::Display for ErrorKind {

@@ -15,7 +15,7 @@ mod metadata;
 mod literals_test;
 
 pub use error_kind::ErrorKind;
-pub use grpc_code::grpc_code_name;
+pub use grpc_code::{grpc_code_constant, grpc_code_name};
 pub use metadata::{
     ALL_METADATA, COMPACT_REVISION_METADATA, ERROR_METADATA, FROM_METADATA, LEADER_METADATA,
     LIMIT_METADATA,

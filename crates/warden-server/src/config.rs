@@ -106,9 +106,9 @@ pub struct Config {
     pub client_addr: SocketAddr,
     /// Where peers connect (raft over gRPC).
     pub peer_addr: SocketAddr,
-    /// Where the HTTP endpoints listen: `/health`, `/health/live`, `/metrics` and
-    /// `/cluster/status`. Plain HTTP even with `[tls]`: an operator's port, to bind to
-    /// loopback or a private network (it shows no keys or values).
+    /// Where the HTTP endpoints listen: `/health`, `/health/live`, `/metrics`,
+    /// `/cluster/status` and the REST API under `/v1/`. HTTPS when `[tls] cert` and `key`
+    /// are set (client certificates required with `tls.client_ca`), plain HTTP otherwise.
     pub http_addr: SocketAddr,
     /// Where the log, state and snapshots live.
     pub data_dir: PathBuf,

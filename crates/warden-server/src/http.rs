@@ -6,15 +6,18 @@
 //! - `GET /cluster/status`: the cluster status document, as this member knows it
 //!   (`cluster_status`);
 //! - `GET /`: the status page, and `GET /status`, the JSON document it draws
-//!   (`status_page`).
+//!   (`status_page`);
+//! - `/v1/...`: the REST API (`rest`), which calls the client port's services.
 //!
-//! Plain HTTP, even when `[tls]` secures the client and peer ports: it is an operator's
-//! port (etcd serves its metrics the same way, on a listener of their own), to bind to
-//! loopback or a private network. None of its answers holds a value; the status page shows
-//! lock paths and holders' identities only while no access policy is in force.
+//! Plain HTTP unless `[tls] cert` and `key` are set; then HTTPS, with client certificates
+//! required under `tls.client_ca`, as on the client port (`http_tls`): the REST API reads
+//! and writes locks. Every request carries its connection's [`Caller`] (anonymous without
+//! a client certificate), which the REST API passes to the services' ACL checks. The
+//! operators' endpoints have no ACL check and hold no value; the status page shows lock
+//! paths and holders' identities only while no access policy is in force.
 //!
-//! [`router`] is where the endpoints are routed: a REST API or a status page join it as
-//! routers of their own. [`serve`] is the accept loop, written here rather than taken
+//! [`router`] is where the endpoints are routed: the REST API and a status page join it
+//! as routers of their own. [`serve`] is the accept loop, written here rather than taken
 //! from `axum::serve` so that a client cannot hurt the member: at most
 //! [`MAX_CONNECTIONS`] at once (more are closed as they arrive), a request's headers
 //! within [`HEADER_TIMEOUT`] (an idle keep-alive connection is closed after as long), and
@@ -30,7 +33,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
@@ -40,10 +43,12 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tracing::{Instrument, debug, warn};
 
+use crate::caller::Caller;
 use crate::cluster_status::ClusterStatus;
 use crate::config::MetricsConfig;
 use crate::health::{Facts, LeaderCommit, assess};
 use crate::leadership::LeaderHistory;
+use crate::http_tls::{ConnectionCaller, HttpTls};
 use crate::metrics::{Metrics, Scrape};
 use crate::shared::Shared;
 
@@ -75,16 +80,25 @@ pub(crate) struct HttpState {
 }
 
 /// The endpoints (see the module docs).
-pub(crate) fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
-        .route("/metrics", get(metrics))
-        .route("/cluster/status", get(cluster_status))
-        .route("/", get(crate::status_page::page))
-        .route("/status", get(crate::status_page::status))
-        .fallback(not_found)
-        .with_state(state)
+pub(crate) fn router(state: Arc<HttpState>, rest: crate::rest::RestState) -> Router {
+    let mut router = Router::new();
+    for (path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router.fallback(not_found).with_state(state).merge(crate::rest::router(rest))
+}
+
+/// The operators' endpoints (all GET), apart from the REST API's: the router is built from
+/// this list, which the OpenAPI document's test compares with `docs/openapi.json`.
+pub(crate) fn routes() -> Vec<(&'static str, MethodRouter<Arc<HttpState>>)> {
+    vec![
+        ("/health", get(health)),
+        ("/health/live", get(live)),
+        ("/metrics", get(metrics)),
+        ("/cluster/status", get(cluster_status)),
+        ("/", get(crate::status_page::page)),
+        ("/status", get(crate::status_page::status)),
+    ]
 }
 
 pub(crate) fn json(code: StatusCode, value: &impl Serialize) -> Response {
@@ -156,16 +170,17 @@ async fn cluster_status(State(state): State<Arc<HttpState>>) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "no such endpoint; this port serves GET / (the status page), /status, /health, /health/live, /metrics and /cluster/status\n",
+        "no such endpoint; this port serves GET / (the status page), /status, /health, /health/live, /metrics, /cluster/status and the REST API under /v1/ (GET /v1/openapi.json)\n",
     )
         .into_response()
 }
 
-/// Serves `router` on `listener` until `stopped` resolves; then stops accepting and drops
-/// every open connection.
+/// Serves `router` on `listener` (with `tls`, if any) until `stopped` resolves; then stops
+/// accepting and drops every open connection.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<HttpTls>>,
     stopped: impl Future<Output = ()> + Send,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -189,20 +204,26 @@ pub(crate) async fn serve(
             debug!(%peer, "HTTP connection closed: {MAX_CONNECTIONS} already open");
             continue;
         };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let router = router.clone();
-            async move {
-                Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {}))
-            }
-        });
+        let (router, tls) = (router.clone(), tls.clone());
         connections.spawn(
             async move {
                 let _slot = slot;
-                let mut builder = http1::Builder::new();
-                builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                let served = async {
+                    match tls {
+                        None => {
+                            connection(TokioIo::new(stream), router, Ok(Caller::default())).await
+                        }
+                        Some(tls) => {
+                            let (stream, caller) =
+                                tokio::time::timeout(HEADER_TIMEOUT, tls.accept(stream))
+                                    .await
+                                    .map_err(|_| "the TLS handshake took too long".to_owned())?
+                                    .map_err(|e| format!("TLS handshake: {e}"))?;
+                            connection(TokioIo::new(stream), router, caller).await
+                        }
+                    }
+                };
+                match tokio::time::timeout(CONNECTION_LIFETIME, served).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => debug!(%peer, error = %e, "HTTP connection failed"),
                     Err(_) => debug!(%peer, "HTTP connection closed after {CONNECTION_LIFETIME:?}"),
@@ -211,4 +232,34 @@ pub(crate) async fn serve(
             .in_current_span(),
         );
     }
+}
+
+/// Serves one connection's requests, each with the connection's caller in its extensions
+/// (or refused, when the client certificate names nobody). A client that hangs up ends
+/// the connection, which drops the request being served: a blocking call is cancelled.
+async fn connection<I>(
+    io: TokioIo<I>,
+    router: Router,
+    caller: ConnectionCaller,
+) -> Result<(), String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(
+        move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            let caller = caller.clone();
+            async move {
+                let caller = match caller {
+                    Ok(caller) => caller,
+                    Err(refused) => return Ok::<_, Infallible>(refused.into_response()),
+                };
+                request.extensions_mut().insert(caller);
+                Ok::<_, Infallible>(router.oneshot(request).await.unwrap_or_else(|e| match e {}))
+            }
+        },
+    );
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder.serve_connection(io, service).await.map_err(|e| e.to_string())
 }

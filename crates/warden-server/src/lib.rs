@@ -15,8 +15,9 @@
 //! On the client port every request carries its caller's identity (from its client
 //! certificate; empty without one), which sessions record and `Cluster.WhoAmI` answers.
 //!
-//! Each member serves operators plain HTTP on `http_addr` (`/health`, `/health/live`,
-//! `/metrics` in Prometheus' text format, `/cluster/status`); see `http.rs`.
+//! Each member serves operators HTTP on `http_addr` (`/health`, `/health/live`,
+//! `/metrics` in Prometheus' text format, `/cluster/status`) and a REST API for curl users
+//! under `/v1/` (`docs/rest.md`), HTTPS when `[tls]` is set; see `http.rs`.
 //!
 //! Each member writes an audit log ([`Audit`], `[audit]`, `docs/audit.md`): a JSON line
 //! for every denial, admin action, and lock grant, expiry and revoke.
@@ -35,6 +36,7 @@ mod error;
 mod grpc_metrics;
 mod health;
 mod http;
+mod http_tls;
 pub mod identity;
 mod kv_service;
 mod leader_transfer;
@@ -54,6 +56,7 @@ mod recipe_wait;
 mod removal;
 mod request_size;
 mod resource_service;
+mod rest;
 mod session_service;
 mod session_tracker;
 mod shared;

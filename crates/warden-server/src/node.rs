@@ -158,6 +158,7 @@ impl Node {
         config.validate()?;
         crate::tls::install_crypto_provider();
         let tls = TlsSettings::load(&config)?;
+        let http_tls = crate::http_tls::HttpTls::load(&config)?;
         warn_if_exposed(&config);
         let peer_listener = bind("peers", config.peer_addr).await?;
         let client_listener = bind("clients", config.client_addr).await?;
@@ -302,7 +303,8 @@ impl Node {
         let kv = KvServer::new(KvService::new(node.shared.clone()))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let cluster = ClusterServer::new(ClusterService::new(node.shared.clone()))
+        let cluster_service = Arc::new(ClusterService::new(node.shared.clone()));
+        let cluster = ClusterServer::from_arc(Arc::clone(&cluster_service))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let watch = WatchServer::new(WatchService::new(
@@ -319,29 +321,29 @@ impl Node {
         // (a new leader's full ttl from its takeover then covers every acknowledged renewal).
         let (timeout, heartbeat) = (config.election_timeout_ms, config.heartbeat_ms);
         let lease = Duration::from_millis((timeout / 2).min(timeout.saturating_sub(2 * heartbeat)));
-        let sessions = SessionServer::new(SessionService::new(
+        let session_service = Arc::new(SessionService::new(
             node.shared.clone(),
             Arc::clone(&tracker),
             Arc::clone(&hub),
             lease,
-        ))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        ));
+        let sessions = SessionServer::from_arc(Arc::clone(&session_service))
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let waits = Waits::new(node.shared.clone(), Arc::clone(&hub));
         let locks = Arc::new(LockService::new(node.shared.clone(), waits.clone()));
         let lock = LockServer::from_arc(Arc::clone(&locks))
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let semaphore = SemaphoreServer::new(SemaphoreService::new(locks))
+        let semaphore_service = SemaphoreService::new(Arc::clone(&locks));
+        let semaphore = SemaphoreServer::new(semaphore_service.clone())
             .max_decoding_message_size(max_request)
             .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
-        let election = ElectionServer::new(ElectionService::new(
-            node.shared.clone(),
-            waits.clone(),
-            Arc::clone(&hub),
-        ))
-        .max_decoding_message_size(max_request)
-        .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
+        let election_service =
+            Arc::new(ElectionService::new(node.shared.clone(), waits.clone(), Arc::clone(&hub)));
+        let election = ElectionServer::from_arc(Arc::clone(&election_service))
+            .max_decoding_message_size(max_request)
+            .max_encoding_message_size(MAX_CLIENT_MESSAGE_BYTES);
         let resource =
             ResourceServer::new(ResourceService::new(node.shared.clone(), waits.clone()))
                 .max_decoding_message_size(max_request)
@@ -407,17 +409,27 @@ impl Node {
             )
             .in_current_span(),
         ));
-        let http = crate::http::router(Arc::new(HttpState {
-            shared: node.shared.clone(),
-            metrics: Arc::clone(&metrics),
-            leader_commit,
-            shutting_down: Arc::clone(&node.shutting_down),
-            max_lag_entries: config.health.max_lag_entries,
-            lock_metrics: config.metrics.clone(),
-            leader_history,
-        }));
+        let http = crate::http::router(
+            Arc::new(HttpState {
+                shared: node.shared.clone(),
+                metrics: Arc::clone(&metrics),
+                leader_commit,
+                shutting_down: Arc::clone(&node.shutting_down),
+                max_lag_entries: config.health.max_lag_entries,
+                lock_metrics: config.metrics.clone(),
+                leader_history,
+            }),
+            Arc::new(crate::rest::Rest {
+                sessions: session_service,
+                locks,
+                semaphores: semaphore_service,
+                elections: election_service,
+                cluster: cluster_service,
+                max_body: max_request,
+            }),
+        );
         let (stop_http, http_stopped) = oneshot::channel::<()>();
-        let serving = crate::http::serve(http_listener, http, async {
+        let serving = crate::http::serve(http_listener, http, http_tls, async {
             http_stopped.await.ok();
         });
         node.http = Some((stop_http, tokio::spawn(serving.in_current_span())));

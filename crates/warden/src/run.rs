@@ -146,8 +146,10 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
         nodes.push(Node::start(config, Faults::default()).await?);
     }
     let endpoints: Vec<String> = nodes.iter().map(|n| n.client_addr().to_string()).collect();
+    // With --secure the HTTP port is HTTPS and wants a client certificate, as the client port.
+    let scheme = if certs.is_some() { "https" } else { "http" };
     let health: Vec<String> =
-        nodes.iter().map(|n| format!("http://{}/health", n.http_addr())).collect();
+        nodes.iter().map(|n| format!("{scheme}://{}/health", n.http_addr())).collect();
     let client_flags = match certs {
         None => String::new(),
         Some(dir) => {
@@ -157,6 +159,8 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
             )
         }
     };
+    let http_kind =
+        if certs.is_some() { "HTTPS, client certificate required" } else { "plain HTTP" };
     let secure = match certs {
         None => String::new(),
         Some(dir) => format!(
@@ -166,7 +170,7 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
     };
     // One write, and a closed stdout (`warden dev | head -2`) must not stop the cluster.
     let banner = format!(
-        "warden dev: {n} member(s), data in {}\nendpoints: {}\nhttp: {} (plain HTTP; each also serves /health/live, /metrics, /cluster/status)\n{secure}try: warden --endpoints {}{client_flags} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
+        "warden dev: {n} member(s), data in {}\nendpoints: {}\nhttp: {} ({http_kind}; each also serves /health/live, /metrics, /cluster/status and the REST API under /v1/)\n{secure}try: warden --endpoints {}{client_flags} put /hello world\nCtrl-C stops the cluster and deletes its data.\n",
         data.path().display(),
         endpoints.join(","),
         health.join(" "),

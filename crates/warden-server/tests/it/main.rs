@@ -25,6 +25,8 @@ mod recipes;
 mod reentrant;
 mod replication;
 mod resources;
+mod rest;
+mod rest_schema;
 mod sessions;
 mod status_page;
 mod tls;
