@@ -40,6 +40,7 @@ mod namespace;
 mod node;
 pub mod path;
 mod path_rule;
+pub mod quota;
 pub mod queue;
 pub mod queue_counts;
 pub mod queue_data;
