@@ -18,16 +18,21 @@
 //! its quota still takes deletes, the way out of a full quota is always open.
 //!
 //! The quota is part of the replicated state: the text of the node [`QUOTA_PATH`] (decimal
-//! bytes; 0 or no node is no quota), written by [`Command::SetQuota`](crate::Command::SetQuota)
-//! (the founder proposes its configuration's `[space] quota_backend_bytes` when it forms
-//! the cluster). Kept in the namespace, like the access policy, it travels in snapshots
-//! and in the piece-by-piece store without a change to either format.
+//! bytes; 0 is no quota), written by [`Command::SetQuota`](crate::Command::SetQuota) (a
+//! leader proposes its configuration's `[space] quota_backend_bytes` when it differs from
+//! the cluster's). Without the node the quota is [`DEFAULT_QUOTA_BYTES`], etcd's default,
+//! so a cluster that keeps the default has no such node and its namespace is as before.
+//! Kept in the namespace, like the access policy, the quota travels in snapshots and in the
+//! piece-by-piece store without a change to either format.
 
 use crate::command::{Command, TxnOp};
 use crate::node::Node;
 
 /// The node holding the cluster's quota, in bytes, as decimal text.
 pub const QUOTA_PATH: &str = "/warden/quota";
+
+/// The quota of a cluster without a [`QUOTA_PATH`] node: 2 GiB, etcd's default.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 
 /// What one node costs beyond its path and value: its stat (9 counters), kind and
 /// sequence counter, rounded up.

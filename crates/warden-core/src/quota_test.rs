@@ -112,8 +112,13 @@ fn sessions_count_and_closing_one_is_never_refused() {
 }
 
 #[test]
-fn no_quota_refuses_nothing() {
+fn the_default_quota_writes_no_node_and_zero_refuses_nothing() {
     let mut state = State::default();
+    assert_eq!(state.usage().quota, DEFAULT_QUOTA_BYTES);
+    let set = state.apply(Request::new(Command::SetQuota { bytes: DEFAULT_QUOTA_BYTES }), &ctx(1));
+    assert_eq!(set.response.outcome, Ok(Output::QuotaSet { bytes: DEFAULT_QUOTA_BYTES }));
+    assert!(set.events.is_empty() && state.tree().get(QUOTA_PATH).is_none());
+    state.apply(Request::new(Command::SetQuota { bytes: 0 }), &ctx(2));
     assert_eq!(state.usage().quota, 0);
     let done = state.apply(Request::new(create("/big", 100_000)), &ctx(1));
     assert!(done.response.outcome.is_ok());

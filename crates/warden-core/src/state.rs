@@ -115,7 +115,7 @@ impl State {
             sessions: SessionTable::default(),
             lock_stats: LockStatsTable::default(),
             policy: None,
-            quota: 0,
+            quota: quota::DEFAULT_QUOTA_BYTES,
             quota_refused_need: None,
         }
     }
@@ -147,7 +147,10 @@ impl State {
 
     /// Reads the quota from its node again (after a restore, or a command that set it).
     fn reload_quota(&mut self) {
-        self.quota = self.tree.get(quota::QUOTA_PATH).map_or(0, |n| quota::parse(&n.data));
+        self.quota = self
+            .tree
+            .get(quota::QUOTA_PATH)
+            .map_or(quota::DEFAULT_QUOTA_BYTES, |n| quota::parse(&n.data));
     }
 
     /// The access policy in force, if one was ever applied (ACLs are on from then).
@@ -569,8 +572,12 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
     Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
 }
 
-/// Sets the quota to `bytes`, kept as text at [`quota::QUOTA_PATH`] (0: none).
+/// Sets the quota to `bytes`, kept as text at [`quota::QUOTA_PATH`] (0: none). The
+/// default quota on a cluster that never set another writes nothing.
 fn set_quota(m: &mut Mutation<'_>, bytes: u64) -> Result<Output, CoreError> {
+    if bytes == quota::DEFAULT_QUOTA_BYTES && m.tree().get(quota::QUOTA_PATH).is_none() {
+        return Ok(Output::QuotaSet { bytes });
+    }
     let data = bytes::Bytes::from(bytes.to_string().into_bytes());
     if m.tree().get(acl::RESERVED_PREFIX).is_none() {
         m.create_internal(

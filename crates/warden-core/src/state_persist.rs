@@ -53,6 +53,7 @@ impl State {
             quota: 0,
             quota_refused_need: None,
         };
+        // (Set from the tree just below.)
         state.reload_policy();
         state.reload_quota();
         state

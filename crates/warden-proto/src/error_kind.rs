@@ -162,6 +162,12 @@ error_kinds! {
     OtherOwner,
     /// RESOURCE_EXHAUSTED: a reentrant hold already counts the most acquires it may.
     TooManyHolds,
+    /// RESOURCE_EXHAUSTED: the write would grow the data past the cluster's quota
+    /// (`[space] quota_backend_bytes`); deletes still pass.
+    QuotaExceeded,
+    /// RESOURCE_EXHAUSTED: the disk under this member's data directory has less free space
+    /// than its reserve (`[space] min_free_bytes`); nothing was proposed, deletes still pass.
+    NoSpace,
 }
 
 impl std::fmt::Display for ErrorKind {

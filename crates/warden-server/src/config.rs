@@ -139,6 +139,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// When `GET /health` says this member is ready (`[health]`).
     pub health: HealthConfig,
+    /// The cluster's data-size quota and this member's disk reserve (`[space]`).
+    pub space: crate::space::SpaceConfig,
 }
 
 /// When `GET /health` answers 200 (see `crate::health`).
@@ -259,6 +261,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             limits: LimitsConfig::default(),
             health: HealthConfig::default(),
+            space: crate::space::SpaceConfig::default(),
         }
     }
 }
@@ -312,6 +315,7 @@ impl Config {
             return bad("audit.file is empty; leave it out for <data_dir>/audit.log".into());
         }
         self.limits.validate()?;
+        self.space.validate()?;
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
         }

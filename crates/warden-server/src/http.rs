@@ -118,6 +118,9 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
         .shared
         .state_machine
         .read(|a| (a.core.sessions().count(), warden_core::queue_counts::count(&a.core)));
+    let usage = state.shared.state_machine.read(|a| a.core.usage());
+    let alarms = crate::space::alarms(&state.shared);
+    state.metrics.set_space(&alarms, &usage, state.shared.space.free());
     let scrape = Scrape { raft: &raft, commit_index, sessions, queues: &queues };
     match state.metrics.render(&scrape) {
         Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),

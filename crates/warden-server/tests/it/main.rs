@@ -24,6 +24,7 @@ mod reentrant;
 mod replication;
 mod resources;
 mod sessions;
+mod space;
 mod tls;
 mod transport;
 mod txn_errors;
