@@ -261,3 +261,73 @@ async fn a_used_up_quota_refuses_growth_on_every_member_until_data_is_deleted() 
     }
     cluster.stop().await;
 }
+
+/// Without a reserve (`min_free_bytes = 0`) a disk that fills under a follower stops that
+/// member's raft, as any storage failure does (fjall and openraft make a failed write
+/// final; see docs/cluster.md): the rest of the cluster goes on, and once space is freed
+/// and the member started again it catches up, with every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reserve_a_full_disk_stops_the_member_and_a_restart_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(40) else { return };
+    let dir3 = disk.path().join("node3");
+    let mut cluster = TestCluster::start_with(3, FAST_TIMING, |c| {
+        if c.node_id == 3 {
+            c.data_dir = dir3.clone();
+            c.space.min_free_bytes = 0;
+        }
+    })
+    .await;
+    let client = cluster.client();
+    let filler = disk.path().join("filler");
+    std::fs::write(&filler, vec![0u8; (disk.free() - (1 << 20)) as usize]).unwrap();
+    // Incompressible (fjall compresses what it writes): xorshift bytes.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let value: Vec<u8> = (0..64 << 10)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stopped = |cluster: &TestCluster| cluster.node(3).raft().metrics().borrow().running_state.is_err();
+    for i in 0.. {
+        if stopped(&cluster) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 3 never ran out of disk: {} writes acknowledged, {} bytes free, member 3 applied {}",
+            acked.len(),
+            disk.free(),
+            cluster.applied(3)
+        );
+        let path = format!("/w{i:04}");
+        // A write whose outcome is unknown (its leader stopped) is not acknowledged.
+        if client.create(&path, value.clone(), CreateMode::PERSISTENT).await.is_ok() {
+            acked.push(path);
+        }
+    }
+    assert!(!acked.is_empty());
+    let why = match &cluster.node(3).raft().metrics().borrow().running_state {
+        Err(fatal) => fatal.to_string(),
+        Ok(()) => String::new(),
+    };
+    assert!(why.contains("No space left on device"), "member 3 stopped for another reason: {why}");
+    // The other two go on.
+    for i in 0..5 {
+        let path = format!("/after-{i}");
+        crate::cluster::put_retrying(&client, &path, "a").await;
+        acked.push(path);
+    }
+    std::fs::remove_file(&filler).unwrap();
+    cluster.kill(3).await;
+    cluster.restart_when_released(3).await;
+    eventually("member 3 caught up with every acknowledged write", || async {
+        cluster.node(3).state_machine().read(|a| acked.iter().all(|p| a.core.tree().get(p).is_some()))
+    })
+    .await;
+    cluster.stop().await;
+}
