@@ -10,7 +10,11 @@ fn ctx(index: u64) -> ApplyContext {
 }
 
 fn create(path: &str, len: usize) -> Command {
-    Command::Create { path: path.into(), data: Bytes::from(vec![b'x'; len]), mode: CreateMode::PERSISTENT }
+    Command::Create {
+        path: path.into(),
+        data: Bytes::from(vec![b'x'; len]),
+        mode: CreateMode::PERSISTENT,
+    }
 }
 
 /// A state with a quota that leaves room for `room` more bytes.
@@ -129,10 +133,12 @@ fn the_default_quota_writes_no_node_and_zero_refuses_nothing() {
 fn the_quota_node_is_reserved_and_survives_a_restore() {
     let mut state = with_room(1_000);
     let quota = state.usage().quota;
-    let write = Command::Set { path: QUOTA_PATH.into(), data: Bytes::from("9"), expected_version: None };
+    let write =
+        Command::Set { path: QUOTA_PATH.into(), data: Bytes::from("9"), expected_version: None };
     let refused = state.apply(Request::new(write), &ctx(3)).response.outcome;
     assert!(matches!(refused, Err(CoreError::Reserved { .. })), "{refused:?}");
-    let restored = State::restore(&state.snapshot().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let restored =
+        State::restore(&state.snapshot().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(restored.usage().quota, quota);
     assert_eq!(restored.data_bytes(), state.data_bytes());
 }

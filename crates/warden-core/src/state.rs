@@ -22,8 +22,8 @@ use crate::lock_stats::{self, LockStatsEntry, LockStatsReport, LockStatsTable};
 use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
-use crate::quota;
 use crate::queue_data::QueueConfig;
+use crate::quota;
 use crate::response::{Output, Response};
 use crate::session::{Session, SessionTable};
 use crate::tree::Tree;
@@ -373,7 +373,8 @@ impl State {
         if let (Some(check), Command::OpenSession { identity, .. }) = (&quota_check, &command) {
             let needed = quota::session_bytes(identity);
             if check.before + needed > check.quota {
-                let error = CoreError::QuotaExceeded { used: check.before, needed, quota: check.quota };
+                let error =
+                    CoreError::QuotaExceeded { used: check.before, needed, quota: check.quota };
                 return (Err(error), Vec::new());
             }
         }

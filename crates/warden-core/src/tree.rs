@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::SessionId;
 use crate::node::{Node, NodeKind};
 use crate::path;
-use crate::quota;
 use crate::queue_data;
+use crate::quota;
 
 type NodeKey = (u32, String);
 

@@ -238,6 +238,10 @@ mod tests {
             document.json()["alarms"],
             json!([{ "member_id": 2, "kind": warden_proto::ALARM_NOSPACE, "message": "free space" }])
         );
-        assert!(document.text().ends_with("\nalarm nospace on member 2: free space"), "{}", document.text());
+        assert!(
+            document.text().ends_with("\nalarm nospace on member 2: free space"),
+            "{}",
+            document.text()
+        );
     }
 }

@@ -74,7 +74,11 @@ pub struct SpaceConfig {
 
 impl Default for SpaceConfig {
     fn default() -> Self {
-        SpaceConfig { quota_backend_bytes: 2 << 30, min_free_bytes: 64 << 20, check_interval_ms: 1_000 }
+        SpaceConfig {
+            quota_backend_bytes: 2 << 30,
+            min_free_bytes: 64 << 20,
+            check_interval_ms: 1_000,
+        }
     }
 }
 
@@ -149,8 +153,12 @@ impl DiskSpace {
         let was = self.low.swap(low, Ordering::Relaxed);
         let dir = self.data_dir.display();
         match (was, low) {
-            (false, true) => warn!(%dir, free, reserve = self.min_free, "alarm nospace: the disk under the data directory is below its reserve; writes that add data are refused until space is freed"),
-            (true, false) => info!(%dir, free, reserve = self.min_free, "alarm nospace cleared: the disk under the data directory has its reserve again"),
+            (false, true) => {
+                warn!(%dir, free, reserve = self.min_free, "alarm nospace: the disk under the data directory is below its reserve; writes that add data are refused until space is freed")
+            }
+            (true, false) => {
+                info!(%dir, free, reserve = self.min_free, "alarm nospace cleared: the disk under the data directory has its reserve again")
+            }
             _ => {}
         }
     }
@@ -250,7 +258,11 @@ pub(crate) async fn keep_quota(shared: crate::shared::Shared, bytes: u64) {
         }
         match shared.write(None, None, warden_core::Command::SetQuota { bytes }).await {
             Ok(_) => {
-                info!(quota = bytes, was = cluster, "the cluster's data-size quota is set from this member's space.quota_backend_bytes");
+                info!(
+                    quota = bytes,
+                    was = cluster,
+                    "the cluster's data-size quota is set from this member's space.quota_backend_bytes"
+                );
                 done_in_term = Some(term);
             }
             Err(status) => {

@@ -42,9 +42,8 @@ impl SmallDisk {
             Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             Err(e) => e.to_string(),
         };
-        let message = format!(
-            "cannot mount a {mib} MiB tmpfs for the full-disk test (it needs root): {why}"
-        );
+        let message =
+            format!("cannot mount a {mib} MiB tmpfs for the full-disk test (it needs root): {why}");
         assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
         eprintln!("SKIPPED: {message}");
         None
@@ -185,8 +184,7 @@ async fn a_member_whose_disk_falls_below_its_reserve_refuses_growth_and_recovers
     })
     .await;
     acked.push("/after".to_owned());
-    eventually("/health is 200 again", || async { http_get(http, "/health").await.0 == 200 })
-        .await;
+    eventually("/health is 200 again", || async { http_get(http, "/health").await.0 == 200 }).await;
     assert_eq!(alarm_metric(http, ALARM_NOSPACE).await.as_deref(), Some("0"));
     assert!(client.status().await.unwrap().alarms.is_empty());
     for path in &acked {
@@ -292,7 +290,8 @@ async fn without_a_reserve_a_full_disk_stops_the_member_and_a_restart_loses_noth
         .collect();
     let mut acked = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let stopped = |cluster: &TestCluster| cluster.node(3).raft().metrics().borrow().running_state.is_err();
+    let stopped =
+        |cluster: &TestCluster| cluster.node(3).raft().metrics().borrow().running_state.is_err();
     for i in 0.. {
         if stopped(&cluster) {
             break;
@@ -326,7 +325,10 @@ async fn without_a_reserve_a_full_disk_stops_the_member_and_a_restart_loses_noth
     cluster.kill(3).await;
     cluster.restart_when_released(3).await;
     eventually("member 3 caught up with every acknowledged write", || async {
-        cluster.node(3).state_machine().read(|a| acked.iter().all(|p| a.core.tree().get(p).is_some()))
+        cluster
+            .node(3)
+            .state_machine()
+            .read(|a| acked.iter().all(|p| a.core.tree().get(p).is_some()))
     })
     .await;
     cluster.stop().await;
