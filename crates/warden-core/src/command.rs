@@ -267,6 +267,14 @@ pub enum Command {
         /// The kind's path.
         path: String,
     },
+    /// Sets the cluster's data-size quota ([`crate::quota`]), kept at
+    /// [`crate::quota::QUOTA_PATH`]; 0 removes it. Proposed by the founder when it forms
+    /// the cluster, from its `[space] quota_backend_bytes`. Needs no session. Added last,
+    /// so that the log entries written before it still decode.
+    SetQuota {
+        /// The quota, in bytes; 0 is none.
+        bytes: u64,
+    },
 }
 
 /// What an acquire of an id of a resource kind does while the kind drains.

@@ -362,6 +362,18 @@ pub enum CoreError {
         /// The most acquires a hold counts.
         max: u32,
     },
+    /// A command that would grow the state past the cluster's data-size quota.
+    #[error(
+        "the cluster's data-size quota is used up: the data takes {used} bytes, this request needs {needed} more, the quota ([space] quota_backend_bytes) is {quota}; delete data (nodes, sessions, locks) no longer needed, or raise the quota: set [space] quota_backend_bytes in every member's configuration and restart them one at a time"
+    )]
+    QuotaExceeded {
+        /// The counted size before the command.
+        used: u64,
+        /// How much the command would have added.
+        needed: u64,
+        /// The quota.
+        quota: u64,
+    },
 }
 
 /// An owner (of a lock's place, or asked by an acquire) as a message names it.

@@ -21,7 +21,7 @@ use crate::state::State;
 /// (a wait counted per acquisition, no more contended than acquisitions, no histogram
 /// whose buckets disagree with its count); a hold counts from 1 to
 /// [`MAX_HOLDS`](crate::lock::MAX_HOLDS) acquires, more than 1 only for a reentrant
-/// (owned) hold.
+/// (owned) hold; the data size kept for the quota equals a recount.
 pub fn violations(state: &State) -> Vec<String> {
     let mut found = Vec::new();
     let tree = state.tree();
@@ -33,6 +33,10 @@ pub fn violations(state: &State) -> Vec<String> {
         max_path_depth: usize::MAX,
         ..state.limits().clone()
     };
+    let (kept, recounted) = (state.data_bytes(), state.recount_data_bytes());
+    if kept != recounted {
+        found.push(format!("the counted data size is {kept} bytes, a recount says {recounted}"));
+    }
     let mut counted: BTreeMap<&str, u64> = BTreeMap::new();
     for (p, node) in tree.iter() {
         if p == path::ROOT {

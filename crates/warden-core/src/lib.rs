@@ -43,6 +43,7 @@ mod path_rule;
 pub mod queue;
 pub mod queue_counts;
 pub mod queue_data;
+pub mod quota;
 pub mod recipe;
 mod recipe_commands;
 pub mod resource;

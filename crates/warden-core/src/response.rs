@@ -144,4 +144,9 @@ pub enum Output {
         /// Holds and waits revoked (a forced rotation).
         revoked: u64,
     },
+    /// The cluster's data-size quota was set (0: none).
+    QuotaSet {
+        /// The quota, in bytes.
+        bytes: u64,
+    },
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::CoreError;
 use crate::ids::{ApplyContext, RequestId, SessionId};
 use crate::limits::Limits;
+use crate::quota;
 use crate::response::{Output, Response};
 
 /// A live session.
@@ -114,6 +115,9 @@ pub struct SessionTable {
     /// `sessions`, so not serialized ([`SessionTable::rebuild_index`] after a restore).
     #[serde(skip)]
     per_identity: BTreeMap<String, usize>,
+    /// Derived from `sessions`: their counted size ([`crate::quota::session_bytes`]).
+    #[serde(skip)]
+    bytes: u64,
 }
 
 impl SessionTable {
@@ -138,6 +142,7 @@ impl SessionTable {
             });
         }
         *self.per_identity.entry(identity.clone()).or_default() += 1;
+        self.bytes += quota::session_bytes(&identity);
         // A log index is unique and never 0; max() matters only to callers without a log.
         let id = ctx.index.max(self.last_id + 1);
         self.last_id = id;
@@ -162,6 +167,7 @@ impl SessionTable {
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let session = self.sessions.remove(&id)?;
         self.dirty.insert(id);
+        self.bytes = self.bytes.saturating_sub(quota::session_bytes(&session.identity));
         if let Some(count) = self.per_identity.get_mut(&session.identity) {
             *count -= 1;
             if *count == 0 {
@@ -192,6 +198,7 @@ impl SessionTable {
             last_id,
             dirty: BTreeSet::new(),
             per_identity: BTreeMap::new(),
+            bytes: 0,
         };
         table.rebuild_index();
         table
@@ -200,9 +207,21 @@ impl SessionTable {
     /// Recounts the live sessions of each identity (after a restore from a snapshot).
     pub(crate) fn rebuild_index(&mut self) {
         self.per_identity.clear();
+        self.bytes = 0;
         for session in self.sessions.values() {
             *self.per_identity.entry(session.identity.clone()).or_default() += 1;
+            self.bytes += quota::session_bytes(&session.identity);
         }
+    }
+
+    /// The counted size of the live sessions ([`crate::quota`]).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The counted size of the live sessions, counted again from scratch.
+    pub fn recount_bytes(&self) -> u64 {
+        self.sessions.values().map(|s| quota::session_bytes(&s.identity)).sum()
     }
 
     /// How many live sessions `identity` has opened.

@@ -23,6 +23,7 @@ use crate::namespace::{Finished, Mutation};
 use crate::node::{Node, NodeKind, Stat};
 use crate::path;
 use crate::queue_data::QueueConfig;
+use crate::quota;
 use crate::response::{Output, Response};
 use crate::session::{Session, SessionTable};
 use crate::tree::Tree;
@@ -87,6 +88,15 @@ pub struct State {
     /// rebuilt from the tree on restore, not serialized).
     #[serde(skip)]
     policy: Option<Arc<Policy>>,
+    /// The data-size quota in force, from the node [`quota::QUOTA_PATH`] (derived, like
+    /// `policy`); 0 is none.
+    #[serde(skip)]
+    quota: u64,
+    /// What the command last refused for the quota needed, while it still would not fit:
+    /// the quota alarm ([`State::usage`]). Not in snapshots (a replica restored from one
+    /// starts without it, until the next refusal).
+    #[serde(skip)]
+    quota_refused_need: Option<u64>,
 }
 
 impl Default for State {
@@ -105,7 +115,42 @@ impl State {
             sessions: SessionTable::default(),
             lock_stats: LockStatsTable::default(),
             policy: None,
+            quota: quota::DEFAULT_QUOTA_BYTES,
+            quota_refused_need: None,
         }
+    }
+
+    /// The counted size of the state, its quota and the quota alarm ([`crate::quota`]).
+    pub fn usage(&self) -> quota::Usage {
+        let used = self.data_bytes();
+        quota::Usage {
+            used,
+            quota: self.quota,
+            alarm: self.quota_refused_need.is_some_and(|need| self.quota_short_of(need)),
+        }
+    }
+
+    /// The counted size of the nodes and sessions ([`crate::quota`]).
+    pub fn data_bytes(&self) -> u64 {
+        self.tree.bytes() + self.sessions.bytes()
+    }
+
+    /// [`State::data_bytes`] counted again from scratch (what tests compare it with).
+    pub fn recount_data_bytes(&self) -> u64 {
+        self.tree.recount_bytes() + self.sessions.recount_bytes()
+    }
+
+    /// Whether `need` more bytes would go past the quota.
+    fn quota_short_of(&self, need: u64) -> bool {
+        self.quota > 0 && self.data_bytes().saturating_add(need) > self.quota
+    }
+
+    /// Reads the quota from its node again (after a restore, or a command that set it).
+    fn reload_quota(&mut self) {
+        self.quota = self
+            .tree
+            .get(quota::QUOTA_PATH)
+            .map_or(quota::DEFAULT_QUOTA_BYTES, |n| quota::parse(&n.data));
     }
 
     /// The access policy in force, if one was ever applied (ACLs are on from then).
@@ -271,6 +316,16 @@ impl State {
         if sets_policy && outcome.is_ok() {
             self.reload_policy();
         }
+        if matches!(outcome, Ok(Output::QuotaSet { .. })) {
+            self.reload_quota();
+        }
+        match &outcome {
+            Err(CoreError::QuotaExceeded { needed, .. }) => self.quota_refused_need = Some(*needed),
+            _ if self.quota_refused_need.is_some_and(|need| !self.quota_short_of(need)) => {
+                self.quota_refused_need = None;
+            }
+            _ => {}
+        }
         if !events.is_empty() {
             self.revision = next;
         }
@@ -314,6 +369,16 @@ impl State {
         revision: u64,
         ctx: &ApplyContext,
     ) -> (Result<Output, CoreError>, Vec<Event>) {
+        let quota_check = QuotaCheck::of(self, &command);
+        if let (Some(check), Command::OpenSession { identity, .. }) = (&quota_check, &command) {
+            let needed = quota::session_bytes(identity);
+            if check.before + needed > check.quota {
+                let error =
+                    CoreError::QuotaExceeded { used: check.before, needed, quota: check.quota };
+                return (Err(error), Vec::new());
+            }
+        }
+        let sessions_bytes = self.sessions.bytes();
         let mut m = Mutation::new(&mut self.tree, &self.limits, revision, ctx.time_ms)
             .keeping_removed(lock_stats::counts_removed);
         let outcome = match command {
@@ -383,6 +448,7 @@ impl State {
                 delete::delete(&mut m, &path, expected_version, recursive, revoke_locks)
             }
             Command::SetPolicy { text } => set_policy(&mut m, text),
+            Command::SetQuota { bytes } => set_quota(&mut m, bytes),
             Command::Txn { compares, ops } => txn::check_size(&compares, &ops, &self.limits)
                 .and_then(|()| txn::first_failed(m.tree(), &compares, &self.limits))
                 .and_then(|failed| match failed {
@@ -393,7 +459,8 @@ impl State {
         };
         // The deadlock check sees only the tree; the sessions' identities are here.
         let outcome = outcome.map_err(|e| deadlock::name_sessions(e, &self.sessions));
-        let (outcome, done) = Self::finish(m, outcome);
+        let quota_check = quota_check.map(|c| (c, sessions_bytes));
+        let (outcome, done) = Self::finish(m, outcome, quota_check);
         if !done.events.is_empty() {
             self.lock_stats.count(&self.tree, revision, ctx.time_ms, &done.events, &done.removed);
         }
@@ -403,9 +470,14 @@ impl State {
     /// Ends a command's mutation: what left a queue (a release, a deletion, an ended
     /// session) or changed a waiter may let the next waiters hold, then the changes stay or
     /// go with the outcome.
+    ///
+    /// A command the quota may refuse (`quota`: the check and the sessions' size, which
+    /// commands of the tree do not change) is refused, and its changes undone, when it
+    /// left the state larger than before and than the quota.
     fn finish(
         mut m: Mutation<'_>,
-        outcome: Result<Output, CoreError>,
+        mut outcome: Result<Output, CoreError>,
+        quota: Option<(QuotaCheck, u64)>,
     ) -> (Result<Output, CoreError>, Finished) {
         if outcome.is_ok() {
             let changed = m.changed_paths();
@@ -417,9 +489,33 @@ impl State {
             for kind in resource::rotating_touched(m.tree(), changed.iter().map(String::as_str)) {
                 resource::settle(&mut m, &kind);
             }
+            if let Some((check, sessions)) = quota {
+                let after = m.tree().bytes() + sessions;
+                if after > check.before && after > check.quota {
+                    outcome = Err(CoreError::QuotaExceeded {
+                        used: check.before,
+                        needed: after - check.before,
+                        quota: check.quota,
+                    });
+                }
+            }
         }
         let done = m.finish(outcome.is_ok());
         (outcome, done)
+    }
+}
+
+/// What the quota rule needs to know of a command before it runs: the size then, and the
+/// quota. None when there is no quota, or the command is one the quota never refuses.
+struct QuotaCheck {
+    before: u64,
+    quota: u64,
+}
+
+impl QuotaCheck {
+    fn of(state: &State, command: &Command) -> Option<QuotaCheck> {
+        (state.quota > 0 && quota::may_grow(command))
+            .then(|| QuotaCheck { before: state.data_bytes(), quota: state.quota })
     }
 }
 
@@ -475,6 +571,30 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
         m.create_internal(acl::POLICY_PATH, data, NodeKind::Persistent, 0, false)?;
     }
     Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
+}
+
+/// Sets the quota to `bytes`, kept as text at [`quota::QUOTA_PATH`] (0: none). The
+/// default quota on a cluster that never set another writes nothing.
+fn set_quota(m: &mut Mutation<'_>, bytes: u64) -> Result<Output, CoreError> {
+    if bytes == quota::DEFAULT_QUOTA_BYTES && m.tree().get(quota::QUOTA_PATH).is_none() {
+        return Ok(Output::QuotaSet { bytes });
+    }
+    let data = bytes::Bytes::from(bytes.to_string().into_bytes());
+    if m.tree().get(acl::RESERVED_PREFIX).is_none() {
+        m.create_internal(
+            acl::RESERVED_PREFIX,
+            bytes::Bytes::new(),
+            NodeKind::Persistent,
+            0,
+            false,
+        )?;
+    }
+    if m.tree().get(quota::QUOTA_PATH).is_some() {
+        m.set_internal(quota::QUOTA_PATH, data);
+    } else {
+        m.create_internal(quota::QUOTA_PATH, data, NodeKind::Persistent, 0, false)?;
+    }
+    Ok(Output::QuotaSet { bytes })
 }
 
 #[path = "state_persist.rs"]

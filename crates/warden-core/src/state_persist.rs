@@ -50,8 +50,12 @@ impl State {
             sessions: SessionTable::from_sessions(meta.last_session_id, sessions),
             lock_stats: LockStatsTable::from_entries(lock_stats),
             policy: None,
+            quota: 0,
+            quota_refused_need: None,
         };
+        // (Set from the tree just below.)
         state.reload_policy();
+        state.reload_quota();
         state
     }
 
@@ -70,6 +74,7 @@ impl State {
         state.tree.rebuild_index();
         state.lock_stats.rebuild_index();
         state.reload_policy();
+        state.reload_quota();
         state.sessions.rebuild_index();
         Ok(state)
     }
@@ -95,6 +100,8 @@ impl StateV1 {
             sessions: self.sessions,
             lock_stats: LockStatsTable::default(),
             policy: None,
+            quota: 0,
+            quota_refused_need: None,
         }
     }
 }

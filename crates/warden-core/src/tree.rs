@@ -19,6 +19,7 @@ use crate::ids::SessionId;
 use crate::node::{Node, NodeKind};
 use crate::path;
 use crate::queue_data;
+use crate::quota;
 
 type NodeKey = (u32, String);
 
@@ -42,6 +43,10 @@ pub struct Tree {
     /// Paths changed by committed commands since the last [`Tree::take_dirty`].
     #[serde(skip)]
     dirty: BTreeSet<String>,
+    /// Derived from `nodes`: their counted size ([`crate::quota::node_bytes`]), kept as
+    /// they change (and as a rollback undoes them).
+    #[serde(skip)]
+    bytes: u64,
 }
 
 impl Default for Tree {
@@ -61,7 +66,19 @@ impl Tree {
             blocked_queues: BTreeSet::new(),
             journal: Vec::new(),
             dirty: BTreeSet::new(),
+            bytes: quota::node_bytes(path::ROOT, &Node::root()),
         }
+    }
+
+    /// The counted size of the nodes ([`crate::quota`]).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The counted size of the nodes, counted again from scratch (to check
+    /// [`Tree::bytes`]).
+    pub fn recount_bytes(&self) -> u64 {
+        self.nodes.iter().map(|((_, p), n)| quota::node_bytes(p, n)).sum()
     }
 
     /// A tree of the given nodes, as loaded from storage. The root is added if missing.
@@ -199,6 +216,9 @@ impl Tree {
             let new = node.clone();
             self.index_remove(path, &old);
             self.index_add(path, &new);
+        } else {
+            let new = quota::node_bytes(path, node);
+            self.bytes = self.bytes.saturating_sub(quota::node_bytes(path, &old)) + new;
         }
         self.journal.push((k, Some(old)));
         true
@@ -244,6 +264,7 @@ impl Tree {
         self.ephemerals.clear();
         self.blocked_queues.clear();
         self.journal.clear();
+        self.bytes = 0;
         let nodes = std::mem::take(&mut self.nodes);
         for ((_, p), n) in &nodes {
             self.index_add(p, n);
@@ -252,6 +273,7 @@ impl Tree {
     }
 
     fn index_add(&mut self, path: &str, node: &Node) {
+        self.bytes += quota::node_bytes(path, node);
         if node.stat.ephemeral_owner != 0 {
             self.ephemerals.entry(node.stat.ephemeral_owner).or_default().insert(path.to_owned());
         }
@@ -261,6 +283,7 @@ impl Tree {
     }
 
     fn index_remove(&mut self, path: &str, node: &Node) {
+        self.bytes = self.bytes.saturating_sub(quota::node_bytes(path, node));
         if node.kind == NodeKind::Queue {
             self.blocked_queues.remove(path);
         }

@@ -180,6 +180,12 @@ error_kinds! {
     /// NOT_FOUND (HTTP 404, or 405 for a known path with another method): the REST API
     /// on the HTTP port has no such endpoint.
     NoEndpoint,
+    /// RESOURCE_EXHAUSTED: the write would grow the data past the cluster's quota
+    /// (`[space] quota_backend_bytes`); deletes still pass.
+    QuotaExceeded,
+    /// RESOURCE_EXHAUSTED: the disk under this member's data directory has less free space
+    /// than its reserve (`[space] min_free_bytes`); nothing was proposed, deletes still pass.
+    NoSpace,
 }
 
 impl std::fmt::Display for ErrorKind {

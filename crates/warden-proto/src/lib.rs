@@ -6,6 +6,7 @@
 //! the wire's messages and the core's types ([`convert`]), which the server and the
 //! client both call instead of each writing their own.
 
+mod alarm;
 pub mod convert;
 mod error_kind;
 mod grpc_code;
@@ -14,6 +15,7 @@ mod metadata;
 #[cfg(test)]
 mod literals_test;
 
+pub use alarm::{ALARM_NOSPACE, ALARM_QUOTA, ALL_ALARMS};
 pub use error_kind::ErrorKind;
 pub use grpc_code::{grpc_code_constant, grpc_code_name};
 pub use metadata::{

@@ -21,8 +21,14 @@ const CHECKED_FOR_NAMES: &[&str] =
 
 /// Wire names spelt only in [`crate::convert`]. ("shared", "revoked" and "permits:" are
 /// left out: they are also ordinary words of the CLI's output and JSON keys.)
-const WIRE_NAMES: &[&str] =
-    &[MUTEX_NAME, RWLOCK_NAME, SEMAPHORE_NAME, EXCLUSIVE_NAME, LOST_SESSION_ENDED];
+const WIRE_NAMES: &[&str] = &[
+    MUTEX_NAME,
+    RWLOCK_NAME,
+    SEMAPHORE_NAME,
+    EXCLUSIVE_NAME,
+    LOST_SESSION_ENDED,
+    crate::ALARM_NOSPACE,
+];
 
 /// `"warden-` literals that are not metadata keys (a thread name, directory prefixes).
 const NOT_METADATA: &[&str] = &["\"warden-{what}\"", "\"warden-dev-certs\"", "\"warden-dev-\""];

@@ -58,7 +58,11 @@ pub(crate) fn member_status(shared: &Shared) -> pb::StatusResponse {
             membership: if voters.contains(id) { "voter" } else { "learner" }.to_owned(),
         })
         .collect();
-    let revision = shared.state_machine.read(|a| a.core.revision());
+    let (revision, usage) = shared.state_machine.read(|a| (a.core.revision(), a.core.usage()));
+    let alarms = crate::space::alarms(shared)
+        .into_iter()
+        .map(|a| pb::Alarm { kind: a.kind.to_owned(), message: a.message })
+        .collect();
     pb::StatusResponse {
         header: Some(shared.header(revision)),
         id: shared.id,
@@ -68,6 +72,10 @@ pub(crate) fn member_status(shared: &Shared) -> pb::StatusResponse {
         applied_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
         last_log_index: metrics.last_log_index.unwrap_or(0),
         members,
+        alarms,
+        data_bytes: usage.used,
+        quota_bytes: usage.quota,
+        disk_free_bytes: shared.space.free().unwrap_or(0),
     }
 }
 

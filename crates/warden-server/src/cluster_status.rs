@@ -36,6 +36,17 @@ pub struct MemberStatus {
     pub applied_index: Option<u64>,
 }
 
+/// An alarm a member reported (`crate::space`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmStatus {
+    /// The member that raised it.
+    pub member_id: u64,
+    /// `nospace` or `quota`.
+    pub kind: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
 /// The whole document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterStatus {
@@ -45,6 +56,8 @@ pub struct ClusterStatus {
     pub term: u64,
     /// Every member of the membership.
     pub members: Vec<MemberStatus>,
+    /// The alarms of the members that answered, by member.
+    pub alarms: Vec<AlarmStatus>,
 }
 
 impl ClusterStatus {
@@ -53,12 +66,20 @@ impl ClusterStatus {
         status: &pb::StatusResponse,
         known: impl Fn(&pb::Member) -> Known<'a>,
     ) -> ClusterStatus {
+        let mut alarms = Vec::new();
         let members = status
             .members
             .iter()
             .map(|m| {
                 let (role, applied_index) = match known(m) {
-                    Known::Answered(own) => (own.role.clone(), Some(own.applied_index)),
+                    Known::Answered(own) => {
+                        alarms.extend(own.alarms.iter().map(|a| AlarmStatus {
+                            member_id: m.id,
+                            kind: a.kind.clone(),
+                            message: a.message.clone(),
+                        }));
+                        (own.role.clone(), Some(own.applied_index))
+                    }
                     Known::Unreachable => ("unreachable".to_owned(), None),
                     Known::NotAsked if m.id == status.leader_id => ("leader".to_owned(), None),
                     Known::NotAsked => ("unknown".to_owned(), None),
@@ -72,7 +93,7 @@ impl ClusterStatus {
                 MemberStatus { id: m.id, client_addr: m.client_addr.clone(), role, applied_index }
             })
             .collect();
-        ClusterStatus { leader_id: status.leader_id, term: status.term, members }
+        ClusterStatus { leader_id: status.leader_id, term: status.term, members, alarms }
     }
 
     /// What the member at `status` knows by itself (the HTTP port's document).
@@ -83,7 +104,7 @@ impl ClusterStatus {
     }
 
     /// The document as JSON: `{leader_id, term, members: [{id, client_addr, role,
-    /// applied_index}]}`.
+    /// applied_index}], alarms: [{member_id, kind, message}]}`.
     pub fn json(&self) -> Value {
         let members: Vec<Value> = self
             .members
@@ -97,10 +118,21 @@ impl ClusterStatus {
                 })
             })
             .collect();
-        json!({ "leader_id": self.leader_id, "term": self.term, "members": members })
+        let alarms: Vec<Value> = self
+            .alarms
+            .iter()
+            .map(|a| json!({ "member_id": a.member_id, "kind": a.kind, "message": a.message }))
+            .collect();
+        json!({
+            "leader_id": self.leader_id,
+            "term": self.term,
+            "members": members,
+            "alarms": alarms,
+        })
     }
 
-    /// The document as text for people: the leader and term, then a line per member.
+    /// The document as text for people: the leader and term, a line per member, then a
+    /// line per alarm.
     pub fn text(&self) -> String {
         let mut lines = vec![format!("leader {} term {}", self.leader_id, self.term)];
         for m in &self.members {
@@ -111,6 +143,9 @@ impl ClusterStatus {
                 m.role,
                 m.applied_index.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
             ));
+        }
+        for a in &self.alarms {
+            lines.push(format!("alarm {} on member {}: {}", a.kind, a.member_id, a.message));
         }
         lines.join("\n")
     }
@@ -158,7 +193,8 @@ mod tests {
                     { "id": 1, "client_addr": "127.0.0.1:7410", "role": "leader", "applied_index": 40 },
                     { "id": 2, "client_addr": "127.0.0.1:7420", "role": "follower", "applied_index": 39 },
                     { "id": 3, "client_addr": "127.0.0.1:7430", "role": "unreachable", "applied_index": null },
-                ]
+                ],
+                "alarms": [],
             })
         );
         assert_eq!(
@@ -182,6 +218,30 @@ mod tests {
         assert_eq!(
             document.json().as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
             cli.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>())
+        );
+    }
+
+    #[test]
+    fn the_alarms_of_the_members_that_answered_are_listed_by_member() {
+        let mut full = status(2, "follower", 39);
+        full.alarms = vec![pb::Alarm {
+            kind: warden_proto::ALARM_NOSPACE.into(),
+            message: "free space".into(),
+        }];
+        let answers = [status(1, "leader", 40), full];
+        let document = ClusterStatus::new(&answers[0], |m| match m.id {
+            1 => Known::Answered(&answers[0]),
+            2 => Known::Answered(&answers[1]),
+            _ => Known::Unreachable,
+        });
+        assert_eq!(
+            document.json()["alarms"],
+            json!([{ "member_id": 2, "kind": warden_proto::ALARM_NOSPACE, "message": "free space" }])
+        );
+        assert!(
+            document.text().ends_with("\nalarm nospace on member 2: free space"),
+            "{}",
+            document.text()
         );
     }
 }

@@ -146,6 +146,8 @@ pub struct Config {
     pub join: Vec<String>,
     /// What `GET /metrics` and the status page show of locks (`[metrics]`).
     pub metrics: MetricsConfig,
+    /// The cluster's data-size quota and this member's disk reserve (`[space]`).
+    pub space: crate::space::SpaceConfig,
 }
 
 /// How lock statistics are grouped on `GET /metrics` (see `crate::lock_metrics`).
@@ -289,6 +291,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             metrics: MetricsConfig::default(),
             join: Vec::new(),
+            space: crate::space::SpaceConfig::default(),
         }
     }
 }
@@ -349,6 +352,7 @@ impl Config {
             return bad("audit.file is empty; leave it out for <data_dir>/audit.log".into());
         }
         self.limits.validate()?;
+        self.space.validate()?;
         if self.initial_members.is_empty() {
             return bad("initial_members is empty: list at least this node".into());
         }

@@ -8,8 +8,10 @@
 //!   `health.max_lag_entries` entries behind the leader's commit index, as the leader last
 //!   told it in an AppendEntries (see [`LeaderCommit`]).
 //!
-//! Otherwise 503 with the reason: shutting down, raft stopped, no leader, no quorum, or
-//! N entries behind the leader. The decision ([`assess`]) is a pure function of what the
+//! Otherwise 503 with the reason: shutting down, raft stopped, no leader, no quorum, N
+//! entries behind the leader, or an alarm in force (`crate::space`: this member's disk
+//! below its reserve, or the cluster's quota used up; as etcd's `/health` with a NOSPACE
+//! alarm, although reads still work). The decision ([`assess`]) is a pure function of what the
 //! member observed ([`Facts`]), tested case by case.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,7 @@ use serde::Serialize;
 
 use crate::cluster_service::role_name;
 use crate::shared::Shared;
+use crate::space::Alarm;
 
 /// How long [`Facts::observe`] waits for raft's own committed index before it does
 /// without (raft's loop is busy or stopped).
@@ -70,6 +73,8 @@ pub(crate) struct Facts {
     pub shutting_down: bool,
     /// The member was removed from the cluster.
     pub removed: bool,
+    /// The alarms in force (`crate::space`).
+    pub alarms: Vec<Alarm>,
 }
 
 impl Facts {
@@ -105,6 +110,7 @@ impl Facts {
             stopped,
             shutting_down,
             removed: shared.removal.is_removed(),
+            alarms: crate::space::alarms(shared),
         }
     }
 }
@@ -130,6 +136,8 @@ pub(crate) struct Health {
     pub linearizable: bool,
     /// Why not, when not; null when ready.
     pub reason: Option<String>,
+    /// The alarms in force: `{kind, message}`, kind `nospace` or `quota`.
+    pub alarms: Vec<Alarm>,
 }
 
 impl Health {
@@ -149,6 +157,9 @@ fn not_ready(facts: &Facts, max_lag_entries: u64, quorum_window_ms: u64) -> Opti
     }
     if let Some(why) = &facts.stopped {
         return Some(format!("raft stopped: {why}"));
+    }
+    if let Some(alarm) = facts.alarms.first() {
+        return Some(format!("alarm {}: {}", alarm.kind, alarm.message));
     }
     if facts.leader_id.is_none() {
         return Some("no leader".to_owned());
@@ -179,6 +190,7 @@ pub(crate) fn assess(facts: &Facts, max_lag_entries: u64, quorum_window_ms: u64)
         commit_index: facts.commit_index,
         linearizable: reason.is_none(),
         reason,
+        alarms: facts.alarms.clone(),
     }
 }
 

@@ -14,6 +14,7 @@ fn follower() -> Facts {
         stopped: None,
         shutting_down: false,
         removed: false,
+        alarms: Vec::new(),
     }
 }
 
@@ -39,6 +40,7 @@ fn a_follower_that_knows_the_leader_and_keeps_up_is_ready() {
             commit_index: Some(510),
             linearizable: true,
             reason: None,
+            alarms: Vec::new(),
         }
     );
     // Exactly at the limit is still ready; one more is not.
@@ -93,4 +95,15 @@ fn the_leader_commit_heard_is_kept_at_its_largest() {
     heard.heard(Some(12));
     heard.heard(Some(7));
     assert_eq!(heard.get(), Some(12));
+}
+
+#[test]
+fn an_alarm_makes_a_member_unready_and_says_why() {
+    let alarm = Alarm { kind: warden_proto::ALARM_NOSPACE, message: "disk low".to_owned() };
+    let full = Facts { alarms: vec![alarm.clone()], ..follower() };
+    assert_eq!(reason(&full).as_deref(), Some("alarm nospace: disk low"));
+    assert_eq!(assess(&full, 100, 1_000).alarms, vec![alarm]);
+    // A stopped raft says so first: it is the graver news.
+    let stopped = Facts { stopped: Some("storage".to_owned()), ..full };
+    assert_eq!(reason(&stopped).as_deref(), Some("raft stopped: storage"));
 }

@@ -149,6 +149,9 @@ async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
                 .by_prefix(grouping.lock_prefix_segments, grouping.lock_prefixes),
         )
     });
+    let usage = state.shared.state_machine.read(|a| a.core.usage());
+    let alarms = crate::space::alarms(&state.shared);
+    state.metrics.set_space(&alarms, &usage, state.shared.space.free());
     let scrape = Scrape {
         raft: &raft,
         commit_index,

@@ -80,6 +80,49 @@ pub(crate) struct Metrics {
     pub(crate) grpc_requests: IntCounterVec,
     /// gRPC request latency by method, seconds.
     pub(crate) grpc_seconds: HistogramVec,
+    /// The space metrics (`crate::space`), set by [`Metrics::set_space`].
+    space: SpaceGauges,
+}
+
+/// The alarms, the counted data and its quota, and the free disk.
+struct SpaceGauges {
+    alarm: IntGaugeVec,
+    data_bytes: IntGauge,
+    quota_bytes: IntGauge,
+    disk_free_bytes: IntGauge,
+}
+
+impl SpaceGauges {
+    fn new(r: &Registry) -> prometheus::Result<SpaceGauges> {
+        let gauges = SpaceGauges {
+            alarm: gauges(
+                r,
+                "warden_alarm",
+                "1 while an alarm is in force on this member, by kind (nospace: its disk is below space.min_free_bytes; quota: the cluster's space.quota_backend_bytes is used up); writes that add data are refused meanwhile.",
+                &["kind"],
+            )?,
+            data_bytes: gauge(
+                r,
+                "warden_data_size_bytes",
+                "The cluster's data as its quota counts it (paths, values, per-node and per-session overhead), on this member's replica.",
+            )?,
+            quota_bytes: gauge(
+                r,
+                "warden_quota_bytes",
+                "The cluster's data-size quota (space.quota_backend_bytes); 0 when none.",
+            )?,
+            disk_free_bytes: gauge(
+                r,
+                "warden_disk_free_bytes",
+                "Bytes free on the disk under this member's data directory, as last read (every space.check_interval_ms).",
+            )?,
+        };
+        // Every kind from the start, so that a dashboard sees 0 rather than nothing.
+        for kind in warden_proto::ALL_ALARMS {
+            gauges.alarm.with_label_values(&[*kind]).set(0);
+        }
+        Ok(gauges)
+    }
 }
 
 /// What is read at a scrape besides openraft's metrics.
@@ -287,6 +330,7 @@ impl Metrics {
                 LATENCY_BUCKETS,
                 &["method"],
             )?,
+            space: SpaceGauges::new(&r)?,
             registry: r,
         };
         // Both series from the start, so that a dashboard sees 0 rather than nothing.
@@ -297,6 +341,22 @@ impl Metrics {
             metrics.proposals.with_label_values(&[result]);
         }
         Ok(metrics)
+    }
+
+    /// Sets the space gauges: the alarms in force, the data's usage and the free disk.
+    pub(crate) fn set_space(
+        &self,
+        alarms: &[crate::space::Alarm],
+        usage: &warden_core::quota::Usage,
+        disk_free: Option<u64>,
+    ) {
+        for kind in warden_proto::ALL_ALARMS {
+            let on = alarms.iter().any(|a| a.kind == *kind);
+            self.space.alarm.with_label_values(&[*kind]).set(i64::from(on));
+        }
+        self.space.data_bytes.set(int(usage.used));
+        self.space.quota_bytes.set(int(usage.quota));
+        self.space.disk_free_bytes.set(int(disk_free.unwrap_or(0)));
     }
 
     /// Reads the gauges from `scrape` and encodes every metric in the text format.

@@ -243,7 +243,12 @@ impl Node {
             AuditingSink::new(Arc::clone(&hub) as Arc<dyn EventSink>, audit.clone(), &a.core)
         });
         storage.state_machine.set_event_sink(Arc::new(sink));
+        let space = Arc::new(crate::space::DiskSpace::new(
+            config.data_dir.clone(),
+            config.space.min_free_bytes,
+        ));
         let shared = Shared {
+            space: Arc::clone(&space),
             id: config.node_id,
             cluster_id: config.founder(),
             raft: raft.clone(),
@@ -408,6 +413,12 @@ impl Node {
                 Arc::clone(&leader_history),
             )
             .in_current_span(),
+        ));
+        let interval = Duration::from_millis(config.space.check_interval_ms);
+        node.tasks.push(tokio::spawn(space.watch(interval).in_current_span()));
+        node.tasks.push(tokio::spawn(
+            crate::space::keep_quota(node.shared.clone(), config.space.quota_backend_bytes)
+                .in_current_span(),
         ));
         let http = crate::http::router(
             Arc::new(HttpState {

@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub member_changes: Arc<crate::membership::MemberChanges>,
     /// Whether this member was removed from the cluster (`removal`).
     pub removal: crate::removal::Removal,
+    /// The free space under this member's data directory (`crate::space`).
+    pub space: Arc<crate::space::DiskSpace>,
 }
 
 /// Milliseconds since the Unix epoch on this node's clock: the time a leader stamps on
@@ -88,6 +90,11 @@ impl Shared {
         };
         if let Some(ms) = silent_ms {
             return Err(status::no_quorum(ms));
+        }
+        // Only a leader proposes; a follower sends the client on to it.
+        let leads = self.raft.metrics().borrow().state == openraft::ServerState::Leader;
+        if leads && warden_core::quota::may_grow(&command) {
+            self.space.admit()?;
         }
         let response = self.proposer.write(Request { session, id, command }).await?;
         match response.outcome {

@@ -91,6 +91,7 @@ pub(crate) fn core_error(error: &CoreError) -> Status {
         // The session's place is another owner's: that owner releases it first.
         CoreError::OtherOwner { .. } => (Code::FailedPrecondition, ErrorKind::OtherOwner),
         CoreError::TooManyHolds { .. } => (Code::ResourceExhausted, ErrorKind::TooManyHolds),
+        CoreError::QuotaExceeded { .. } => (Code::ResourceExhausted, ErrorKind::QuotaExceeded),
     };
     with_kind(Status::new(code, error.to_string()), kind)
 }

@@ -11,5 +11,6 @@ mod limits;
 mod lock_nodes;
 mod lock_stats;
 mod queue;
+mod quota;
 mod reentrant;
 mod steps;

@@ -29,6 +29,7 @@ mod rest;
 mod rest_schema;
 mod sessions;
 mod status_page;
+mod space;
 mod tls;
 mod transport;
 mod txn_errors;
