@@ -47,8 +47,8 @@ use crate::caller::Caller;
 use crate::cluster_status::ClusterStatus;
 use crate::config::MetricsConfig;
 use crate::health::{Facts, LeaderCommit, assess};
-use crate::leadership::LeaderHistory;
 use crate::http_tls::{ConnectionCaller, HttpTls};
+use crate::leadership::LeaderHistory;
 use crate::metrics::{Metrics, Scrape};
 use crate::shared::Shared;
 

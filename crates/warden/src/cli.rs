@@ -576,7 +576,6 @@ impl ClientCommand {
             | ClientCommand::WhoAmI { client }
             | ClientCommand::Member { client, .. }
             | ClientCommand::Leader { client, .. }
-
             | ClientCommand::Snapshot { client, .. }
             | ClientCommand::Txn { client, .. }
             | ClientCommand::Endpoint { client, .. } => client,
