@@ -270,7 +270,8 @@ mod tests {
         assert!(hidden.busiest.is_empty());
         assert_eq!(hidden.hidden, Some(HIDDEN));
         assert_eq!(hidden.tracked, 1, "the counts stay");
-        let mutexes = hidden.by_kind.iter().find(|k| k.kind == "mutex").map(|k| k.holders);
+        let mutex = warden_core::queue_counts::kind_name(&warden_core::queue::QueueKind::Mutex);
+        let mutexes = hidden.by_kind.iter().find(|k| k.kind == mutex).map(|k| k.holders);
         assert_eq!(mutexes, Some(1));
     }
 }
