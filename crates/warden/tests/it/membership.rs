@@ -117,7 +117,7 @@ async fn writer(client: Client, w: u64, max: u64, stop: Arc<AtomicBool>, rec: Ar
         match client.put(&path, "v").await {
             Ok(_) => rec.acked.lock().unwrap().push(path),
             // Not acknowledged: it may or may not be there, and is not checked.
-            Err(e @ (ClientError::OutcomeUnknown { .. } | ClientError::Unavailable { .. })) => {
+            Err(ClientError::OutcomeUnknown { .. } | ClientError::Unavailable { .. }) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => panic!("put {path}: {e}"),
