@@ -4,6 +4,9 @@
 //! index ([`LogStore`]), the state machine ([`StateMachineStore`]) and its snapshots,
 //! implementing openraft's v2 storage traits.
 //!
+//! It also owns the backup format: a backup of the applied state, and a fresh data
+//! directory for a member of a new cluster made from one ([`backup`]).
+//!
 //! It is not the state machine's rules (those are `warden-core`'s, called from
 //! [`StateMachineStore`]'s apply), nor replication or networking.
 //!
