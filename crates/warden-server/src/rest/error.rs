@@ -4,10 +4,13 @@
 //! member's error kind (the `warden-error` a gRPC client reads), `code` the gRPC code as
 //! gRPC's specification spells it, and `leader` the leader's client address when a member
 //! that is not the leader refused (gRPC's `warden-leader`). The HTTP status follows the
-//! gRPC code ([`http_status`]), as grpc-gateway maps them, with three changes a curl user
+//! gRPC code ([`http_status`]), as grpc-gateway maps them, with four changes a curl user
 //! expects: FAILED_PRECONDITION is 409 Conflict (the state of the lock or session forbids
 //! it, as ABORTED and ALREADY_EXISTS), a session that does not exist (`SessionExpired`)
-//! is 404, and a body over `limits.max_request_bytes` (`RequestTooLarge`) is 413.
+//! is 404, a body over `limits.max_request_bytes` (`RequestTooLarge`) is 413, and a lock
+//! wait or campaign that ran out of its `timeout_ms` (`Timeout`, DEADLINE_EXCEEDED) is 409
+//! like a failed try, not grpc-gateway's 504: it is the outcome the caller asked for when
+//! the lock stays held, not a fault of the member, and monitoring counts 5xx as faults.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +79,9 @@ pub(crate) fn http_status(code: Code, kind: Option<ErrorKind>) -> StatusCode {
     match kind {
         Some(ErrorKind::SessionExpired) => return StatusCode::NOT_FOUND,
         Some(ErrorKind::RequestTooLarge) => return StatusCode::PAYLOAD_TOO_LARGE,
+        // A wait the caller bounded ran out: the lock is still another's, as for a try.
+        // A 5xx would count normal contention as a failure of the member.
+        Some(ErrorKind::Timeout) => return StatusCode::CONFLICT,
         Some(ErrorKind::NoEndpoint) if code == Code::Unimplemented => {
             return StatusCode::METHOD_NOT_ALLOWED;
         }
@@ -132,7 +138,8 @@ mod tests {
             (Code::ResourceExhausted, Some(ErrorKind::TooManyWaiters), 429),
             (Code::ResourceExhausted, Some(ErrorKind::RequestTooLarge), 413),
             (Code::Unavailable, Some(ErrorKind::NotLeader), 503),
-            (Code::DeadlineExceeded, Some(ErrorKind::Timeout), 504),
+            (Code::DeadlineExceeded, Some(ErrorKind::Timeout), 409),
+            (Code::DeadlineExceeded, None, 504),
             (Code::Internal, None, 500),
             (Code::Unimplemented, Some(ErrorKind::NoEndpoint), 405),
         ];

@@ -319,7 +319,7 @@ async fn semaphores_grant_up_to_their_permits() {
         assert_eq!(got.json()["mode"], "permits:1");
     }
     http.post("/v1/semaphores/acquire", take(c, 0)).await.error(409, ErrorKind::AlreadyLocked);
-    http.post("/v1/semaphores/acquire", take(c, 100)).await.error(504, ErrorKind::Timeout);
+    http.post("/v1/semaphores/acquire", take(c, 100)).await.error(409, ErrorKind::Timeout);
     let status = http.get("/v1/semaphores/status?path=/pool").await;
     assert_eq!(status.code, 200, "{}", status.body);
     assert_eq!(status.json()["type"], "semaphore");
@@ -351,7 +351,7 @@ async fn elections_campaign_lead_proclaim_and_resign() {
 
     http.post("/v1/elections/campaign", campaign(b, "host-b", 100))
         .await
-        .error(504, ErrorKind::Timeout);
+        .error(409, ErrorKind::Timeout);
     let now = http.get("/v1/elections/leader?name=/elect/svc").await;
     assert_eq!(now.json()["leader"]["value"], "host-a", "{}", now.body);
 
