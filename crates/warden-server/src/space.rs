@@ -274,6 +274,8 @@ pub(crate) async fn keep_quota(shared: crate::shared::Shared, bytes: u64) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
