@@ -596,14 +596,21 @@ impl Client {
         }
     }
 
-    /// The status of one member, asked directly (no redirect).
-    pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+    /// A channel to the member at `endpoint` alone: a call on it is not redirected.
+    pub(crate) async fn direct_channel(
+        &self,
+        endpoint: &str,
+    ) -> Result<tonic::transport::Channel, ClientError> {
         let endpoint = connection::endpoint(endpoint, self.connection.speaks_tls())?;
-        let channel = self
-            .connection
+        self.connection
             .channel(&endpoint)
             .await
-            .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
+            .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })
+    }
+
+    /// The status of one member, asked directly (no redirect).
+    pub async fn member_status(&self, endpoint: &str) -> Result<pb::StatusResponse, ClientError> {
+        let channel = self.direct_channel(endpoint).await?;
         connection::cluster(channel)
             .status(pb::StatusRequest {})
             .await

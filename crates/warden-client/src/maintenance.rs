@@ -80,12 +80,7 @@ impl Client {
     /// Asks the member at `endpoint` alone (no redirect) whether it is healthy: its own
     /// verdict, as its HTTP `/health` gives it.
     pub async fn member_health(&self, endpoint: &str) -> Result<pb::HealthResponse, ClientError> {
-        let endpoint = connection::endpoint(endpoint, self.connection.speaks_tls())?;
-        let channel = self
-            .connection
-            .channel(&endpoint)
-            .await
-            .map_err(|last| ClientError::Unavailable { endpoints: endpoint.to_owned(), last })?;
+        let channel = self.direct_channel(endpoint).await?;
         connection::maintenance(channel)
             .health(pb::HealthRequest {})
             .await

@@ -555,7 +555,13 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
             max: m.limits().max_value_bytes,
         });
     }
-    let data = bytes::Bytes::from(text.into_bytes());
+    put_reserved(m, acl::POLICY_PATH, bytes::Bytes::from(text.into_bytes()))?;
+    Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
+}
+
+/// Puts `data` at `path` under the reserved prefix (made if missing): the replicated
+/// settings (the access policy, the quota) live there as nodes.
+fn put_reserved(m: &mut Mutation<'_>, path: &str, data: bytes::Bytes) -> Result<(), CoreError> {
     if m.tree().get(acl::RESERVED_PREFIX).is_none() {
         m.create_internal(
             acl::RESERVED_PREFIX,
@@ -565,12 +571,12 @@ fn set_policy(m: &mut Mutation<'_>, text: String) -> Result<Output, CoreError> {
             false,
         )?;
     }
-    if m.tree().get(acl::POLICY_PATH).is_some() {
-        m.set_internal(acl::POLICY_PATH, data);
+    if m.tree().get(path).is_some() {
+        m.set_internal(path, data);
     } else {
-        m.create_internal(acl::POLICY_PATH, data, NodeKind::Persistent, 0, false)?;
+        m.create_internal(path, data, NodeKind::Persistent, 0, false)?;
     }
-    Ok(Output::PolicyApplied { rules: policy.rules() as u64 })
+    Ok(())
 }
 
 /// Sets the quota to `bytes`, kept as text at [`quota::QUOTA_PATH`] (0: none). The
@@ -579,21 +585,7 @@ fn set_quota(m: &mut Mutation<'_>, bytes: u64) -> Result<Output, CoreError> {
     if bytes == quota::DEFAULT_QUOTA_BYTES && m.tree().get(quota::QUOTA_PATH).is_none() {
         return Ok(Output::QuotaSet { bytes });
     }
-    let data = bytes::Bytes::from(bytes.to_string().into_bytes());
-    if m.tree().get(acl::RESERVED_PREFIX).is_none() {
-        m.create_internal(
-            acl::RESERVED_PREFIX,
-            bytes::Bytes::new(),
-            NodeKind::Persistent,
-            0,
-            false,
-        )?;
-    }
-    if m.tree().get(quota::QUOTA_PATH).is_some() {
-        m.set_internal(quota::QUOTA_PATH, data);
-    } else {
-        m.create_internal(quota::QUOTA_PATH, data, NodeKind::Persistent, 0, false)?;
-    }
+    put_reserved(m, quota::QUOTA_PATH, bytes::Bytes::from(bytes.to_string().into_bytes()))?;
     Ok(Output::QuotaSet { bytes })
 }
 

@@ -47,17 +47,7 @@ pub fn role_name(state: ServerState) -> &'static str {
 /// port's `/cluster/status` is made from.
 pub(crate) fn member_status(shared: &Shared) -> pb::StatusResponse {
     let metrics = shared.raft.metrics().borrow().clone();
-    let membership = metrics.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
-    let members = membership
-        .nodes()
-        .map(|(id, node)| pb::Member {
-            id: *id,
-            client_addr: node.client_addr.clone(),
-            raft_addr: node.raft_addr.clone(),
-            membership: if voters.contains(id) { "voter" } else { "learner" }.to_owned(),
-        })
-        .collect();
+    let (members, _) = crate::membership::members(shared);
     let (revision, usage) = shared.state_machine.read(|a| (a.core.revision(), a.core.usage()));
     let alarms = crate::space::alarms(shared)
         .into_iter()

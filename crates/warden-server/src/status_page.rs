@@ -62,7 +62,7 @@ struct MemberRow {
     client_addr: String,
     raft_addr: String,
     /// "voter" or "learner".
-    membership: &'static str,
+    membership: String,
     leader: bool,
     /// Log entries it is behind the leader's last entry, when known here.
     lag_entries: Option<u64>,
@@ -181,30 +181,29 @@ fn locks(core: &CoreState) -> Locks {
 /// The members, with the lag this member knows.
 fn members(state: &HttpState, health: &Health) -> Vec<MemberRow> {
     let metrics = state.shared.raft.metrics().borrow().clone();
-    let membership = metrics.membership_config.membership();
-    let voters: Vec<u64> = membership.voter_ids().collect();
+    let (members, leader) = crate::membership::members(&state.shared);
     let last = metrics.last_log_index.unwrap_or(0);
-    membership
-        .nodes()
-        .map(|(id, node)| {
+    members
+        .into_iter()
+        .map(|m| {
             let lag_entries = match &metrics.replication {
                 // The leader knows every member's matched index.
-                Some(_) if *id == state.shared.id => Some(0),
+                Some(_) if m.id == state.shared.id => Some(0),
                 Some(replication) => replication
-                    .get(id)
-                    .map(|matched| matched.map_or(last + 1, |m| last.saturating_sub(m.index))),
+                    .get(&m.id)
+                    .map(|matched| matched.map_or(last + 1, |i| last.saturating_sub(i.index))),
                 // A follower knows only its own lag.
-                None if *id == state.shared.id => {
+                None if m.id == state.shared.id => {
                     health.commit_index.map(|commit| commit.saturating_sub(health.applied_index))
                 }
                 None => None,
             };
             MemberRow {
-                id: *id,
-                client_addr: node.client_addr.clone(),
-                raft_addr: node.raft_addr.clone(),
-                membership: if voters.contains(id) { "voter" } else { "learner" },
-                leader: metrics.current_leader == Some(*id),
+                id: m.id,
+                leader: m.id == leader,
+                client_addr: m.client_addr,
+                raft_addr: m.raft_addr,
+                membership: m.membership,
                 lag_entries,
             }
         })
