@@ -13,8 +13,9 @@
 //!
 //! Like the rest of the HTTP port it shows no value. It does show lock paths and holders'
 //! identities: when an access policy is in force they are left out (the locks' counts
-//! stay), since the plain HTTP port cannot tell who asks; `warden lock stats` and
-//! `warden lock status` show them to whoever the policy lets read them.
+//! stay), since the operators' endpoints make no ACL check (on plain HTTP they cannot
+//! tell who asks); `warden lock stats` and `warden lock status`, and the REST API, show
+//! them to whoever the policy lets read them.
 
 use std::sync::Arc;
 
@@ -124,7 +125,7 @@ struct Overview {
 }
 
 /// What is left out when a policy is in force.
-const HIDDEN: &str = "an access policy is in force: lock paths and identities are not shown on the HTTP port; use `warden lock stats` and `warden lock status`";
+const HIDDEN: &str = "an access policy is in force: lock paths and identities are not shown on this page; use `warden lock stats` and `warden lock status`";
 
 fn kind_rows(counts: &[KindCount]) -> Vec<KindRow> {
     counts
