@@ -70,7 +70,7 @@ fn load(
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_load_restores_into_a_new_cluster_with_the_same_state() {
     let source = TestCluster::start(3, FAST_TIMING, no_snapshots()).await;
     let client = Arc::new(source.client());
@@ -158,7 +158,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster_with_the_same_state() {
 /// Sessions come back with the state, each with a full ttl from the new cluster's first
 /// leader (as after any leader change): one whose client does not come back expires then,
 /// and its ephemeral node goes with it.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_session_expires_unless_its_client_comes_back() {
     let source = TestCluster::start(1, FAST_TIMING, no_snapshots()).await;
     let client = source.client();

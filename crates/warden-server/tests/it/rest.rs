@@ -228,7 +228,7 @@ async fn until_serving(http: &Http, path: &str) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_curl_session_takes_a_lock_hands_it_over_and_releases_it() {
     let (cluster, http) = one_member().await;
     let (a, b) = (http.session().await, http.session().await);
@@ -308,7 +308,7 @@ async fn a_curl_session_takes_a_lock_hands_it_over_and_releases_it() {
     cluster.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn semaphores_grant_up_to_their_permits() {
     let (cluster, http) = one_member().await;
     let (a, b, c) = (http.session().await, http.session().await, http.session().await);
@@ -337,7 +337,7 @@ async fn semaphores_grant_up_to_their_permits() {
     cluster.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elections_campaign_lead_proclaim_and_resign() {
     let (cluster, http) = one_member().await;
     let (a, b) = (http.session().await, http.session().await);
@@ -390,7 +390,7 @@ async fn elections_campaign_lead_proclaim_and_resign() {
     cluster.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_json_with_the_http_status_of_their_code() {
     let (cluster, http) = one_member().await;
     let message =
@@ -437,7 +437,7 @@ async fn errors_are_json_with_the_http_status_of_their_code() {
 /// A blocking acquire whose HTTP client hangs up is dropped with its connection, which
 /// withdraws its wait, as a dropped gRPC call does: nothing is left in the queue, and the
 /// lock is not granted to the session that left.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_leaves_no_waiter_behind() {
     let (cluster, http) = one_member().await;
     let (a, b) = (http.session().await, http.session().await);
@@ -474,7 +474,7 @@ paths = ["/a", "/a/**"]
 
 /// With ACLs on and no TLS every caller is anonymous: the REST call is refused 403 with
 /// the very message a gRPC client gets for the same call, and audited alike.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_rest_caller_is_refused_exactly_like_a_grpc_one() {
     let dir = tempfile::TempDir::new().unwrap();
     let policy = dir.path().join("policy.toml");
@@ -532,7 +532,7 @@ async fn an_anonymous_rest_caller_is_refused_exactly_like_a_grpc_one() {
 /// With `[tls]` and `tls.client_ca` the HTTP port is HTTPS and requires a client
 /// certificate, whose identity is the caller: alice may lock under /a, bob may not, and a
 /// client without a certificate is refused by the handshake.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mtls_identity_is_the_rest_caller() {
     warden_server::install_crypto_provider();
     let pki = Pki::new();

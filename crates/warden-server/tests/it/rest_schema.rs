@@ -33,7 +33,7 @@ async fn schemathesis() -> Option<(String, String)> {
         .then(|| (program, String::from_utf8_lossy(&output.stdout).trim().to_owned()))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
     let Some((program, version)) = schemathesis().await else {
         assert!(
