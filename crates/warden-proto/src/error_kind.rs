@@ -175,6 +175,9 @@ error_kinds! {
     NotCaughtUp,
     /// UNAVAILABLE: a leader transfer did not complete; the message says who leads now.
     TransferFailed,
+    /// DEADLINE_EXCEEDED: a membership change was proposed but not committed in time (the
+    /// members it needs do not answer); it completes by itself once they are back.
+    ChangePending,
     /// UNAVAILABLE: this member was removed from the cluster; use another member.
     MemberRemoved,
     /// NOT_FOUND (HTTP 404, or 405 for a known path with another method): the REST API

@@ -116,11 +116,14 @@ pub(crate) async fn transfer(
             format!("member {target} is not a voter; only a voter can lead"),
         ));
     };
-    if changes.health.is_down(target) {
+    if !changes.health.answered_within(target, changes.answer_window()) {
         return Err(status::server(
             Code::FailedPrecondition,
             ErrorKind::TransferFailed,
-            format!("member {target} is not reachable from the leader; nothing was changed"),
+            format!(
+                "member {target} has not answered the leader for {} ms; nothing was changed (check that it runs, see warden member list)",
+                changes.answer_window().as_millis()
+            ),
         ));
     }
     // First without holding anything: under load the target trails by what the last

@@ -14,7 +14,14 @@
 //! The leader then tells it over the peer port that it was removed (see `removal`).
 //! Removing the leader itself first transfers the leadership (see `leader_transfer`),
 //! then answers "not the leader": the client asks the new leader, which removes it.
+//!
+//! A change is judged before it is proposed: a voter counts as up only when it answered the
+//! leader within [`MemberChanges::answer_window`] (a member killed a moment ago has no
+//! failed RPC yet). It can still die between the check and the commit, so the leader
+//! waits at most [`COMMIT_WAIT`] for a change to commit; the change goes on in the
+//! background and completes once the members it needs answer, and the caller is told so.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +50,9 @@ const DEMOTED: Duration = Duration::from_secs(3);
 /// How often the leader looks at the replication while it waits.
 const POLL: Duration = Duration::from_millis(20);
 
+/// How long a caller waits for a membership change to commit.
+pub(crate) const COMMIT_WAIT: Duration = Duration::from_secs(10);
+
 /// What the leader needs to change the membership.
 pub(crate) struct MemberChanges {
     /// The raft timing (ms): a transfer waits out the followers' leader lease.
@@ -56,6 +66,24 @@ pub(crate) struct MemberChanges {
     pub network: Network,
     /// One change at a time on this member.
     pub busy: tokio::sync::Mutex<()>,
+}
+
+impl MemberChanges {
+    /// How recently a peer must have answered the leader to count as up: two election
+    /// timeouts (a follower not heard from for one has started to campaign, or is gone).
+    pub(crate) fn answer_window(&self) -> Duration {
+        Duration::from_millis(2 * self.election_timeout_ms.max(self.heartbeat_ms))
+    }
+
+    /// The voters of `voters` other than `me` that have not answered within the window.
+    fn silent(&self, me: NodeId, voters: &[NodeId]) -> Vec<NodeId> {
+        let window = self.answer_window();
+        voters
+            .iter()
+            .copied()
+            .filter(|v| *v != me && !self.health.answered_within(*v, window))
+            .collect()
+    }
 }
 
 /// UNAVAILABLE "not the leader", with the leader this member knows of.
@@ -100,6 +128,54 @@ pub(crate) fn members(shared: &Shared) -> (Vec<pb::Member>, u64) {
 
 fn change_error(e: RaftError<u64, ClientWriteError<u64, WardenNode>>) -> Status {
     status::write_error(e)
+}
+
+/// Proposes `change` and waits for it to commit, at most [`COMMIT_WAIT`]; returns the log
+/// index it committed at. Past that the change goes on in the background (it commits once
+/// the voters it needs answer) and the caller gets DEADLINE_EXCEEDED `ChangePending`;
+/// `what` says what was proposed and `then` what to do once it completed.
+async fn commit(
+    shared: &Shared,
+    changes: &MemberChanges,
+    change: ChangeMembers<NodeId, WardenNode>,
+    retain: bool,
+    what: &str,
+    then: &str,
+) -> Result<u64, Status> {
+    let raft = shared.raft.clone();
+    let task = tokio::spawn(async move { raft.change_membership(change, retain).await });
+    match tokio::time::timeout(COMMIT_WAIT, task).await {
+        Ok(Ok(done)) => done.map(|r| r.log_id.index).map_err(change_error),
+        Ok(Err(panicked)) => Err(status::server(
+            Code::Internal,
+            ErrorKind::Internal,
+            format!("the membership change ({what}) failed inside the member: {panicked}"),
+        )),
+        Err(_) => {
+            let voters: BTreeSet<NodeId> = shared
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_joint_config()
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            let voters: Vec<NodeId> = voters.into_iter().collect();
+            let silent = changes.silent(shared.id, &voters);
+            warn!(what, ?silent, "membership change not committed in time; it goes on");
+            Err(status::server(
+                Code::DeadlineExceeded,
+                ErrorKind::ChangePending,
+                format!(
+                    "{what} was proposed but not committed within {}s: members {silent:?} do not answer the leader, and the change needs them. It completes by itself once they are back, and writes wait until then: start them again (see warden member list){then}",
+                    COMMIT_WAIT.as_secs()
+                ),
+            ))
+        }
+    }
 }
 
 fn invalid_addr(what: &str, addr: &str) -> Option<String> {
@@ -189,11 +265,8 @@ pub(crate) async fn add(
         sleep(POLL).await;
     }
     let ids = [id].into_iter().collect();
-    shared
-        .raft
-        .change_membership(ChangeMembers::AddVoterIds(ids), true)
-        .await
-        .map_err(change_error)?;
+    let what = format!("promoting member {id} to voter");
+    commit(shared, changes, ChangeMembers::AddVoterIds(ids), true, &what, "").await?;
     info!(member = id, "member promoted to voter");
     Ok(true)
 }
@@ -231,19 +304,16 @@ pub(crate) async fn remove(
             ));
         }
         let quorum = left.len() / 2 + 1;
-        let down: Vec<NodeId> = left
-            .iter()
-            .copied()
-            .filter(|v| *v != shared.id && changes.health.is_down(*v))
-            .collect();
+        let down = changes.silent(shared.id, &left);
         let up = left.len() - down.len();
         if up < quorum {
             return Err(status::server(
                 Code::FailedPrecondition,
                 ErrorKind::QuorumAtRisk,
                 format!(
-                    "removing member {id} would leave {} voter(s) of which only {up} are reachable (members {down:?} are not), fewer than the {quorum} a quorum needs; bring them back first",
-                    left.len()
+                    "removing member {id} would leave {} voter(s) of which only {up} answer the leader (members {down:?} have not for {} ms), fewer than the {quorum} a quorum needs; bring them back first, or remove a member that is down",
+                    left.len(),
+                    changes.answer_window().as_millis()
                 ),
             ));
         }
@@ -261,13 +331,11 @@ pub(crate) async fn remove(
             return Err(not_leader(shared));
         }
         let ids = [id].into_iter().collect();
-        let demoted = shared
-            .raft
-            .change_membership(ChangeMembers::RemoveVoters(ids), true)
-            .await
-            .map_err(change_error)?;
+        let what = format!("making voter {id} a learner, the first step of removing it");
+        let then = format!("; then run member remove {id} again to remove the learner");
+        let at =
+            commit(shared, changes, ChangeMembers::RemoveVoters(ids), true, &what, &then).await?;
         info!(member = id, "member remove: now a learner");
-        let at = demoted.log_id.index;
         let deadline = Instant::now() + DEMOTED;
         while matched_index(shared, id) < at && Instant::now() < deadline {
             sleep(POLL).await;
@@ -281,14 +349,54 @@ pub(crate) async fn remove(
     }
     leader_only(shared)?;
     let ids = [id].into_iter().collect();
-    shared
-        .raft
-        .change_membership(ChangeMembers::RemoveNodes(ids), false)
-        .await
-        .map_err(change_error)?;
+    let what = format!("removing member {id}");
+    commit(shared, changes, ChangeMembers::RemoveNodes(ids), false, &what, "").await?;
     info!(member = id, "member removed");
     tell_removed(shared.id, changes.network.clone(), id, node);
     Ok(())
+}
+
+/// How often the leader looks for a joint configuration left behind.
+const FINISH_EVERY: Duration = Duration::from_millis(500);
+
+/// Finishes, on the leader, a committed joint configuration that nobody is finishing: the
+/// leader that proposed it lost the leadership (or crashed) before the second step, or
+/// its caller was answered `ChangePending` and the leadership moved since. openraft leaves
+/// the cluster in it, where every commit needs a majority of both voter sets; this
+/// proposes the second step's configuration (etcd's joint consensus leaves such a state
+/// by itself too). Runs forever.
+pub(crate) async fn finish_joint(shared: Shared) {
+    let mut ticker = tokio::time::interval(FINISH_EVERY);
+    loop {
+        ticker.tick().await;
+        let Some(voters) = joint_left_behind(&shared) else {
+            continue;
+        };
+        let Ok(_one) = shared.member_changes.busy.try_lock() else {
+            continue;
+        };
+        info!(?voters, "finishing a joint configuration left behind");
+        let change = shared.raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), true);
+        match tokio::time::timeout(COMMIT_WAIT, change).await {
+            Ok(Ok(_)) => info!("joint configuration finished"),
+            Ok(Err(e)) => {
+                info!(error = %e, "a joint configuration was not finished; tried again later")
+            }
+            Err(_) => warn!("a joint configuration was not finished in time; tried again later"),
+        }
+    }
+}
+
+/// The new voter set of a committed joint configuration, when this member leads.
+fn joint_left_behind(shared: &Shared) -> Option<BTreeSet<NodeId>> {
+    let metrics = shared.raft.metrics();
+    let m = metrics.borrow();
+    let joint = m.membership_config.membership().get_joint_config();
+    let at = m.membership_config.log_id().map(|l| l.index);
+    let committed = at.is_some() && at <= m.last_applied.map(|l| l.index);
+    (m.state == ServerState::Leader && joint.len() > 1 && committed)
+        .then(|| joint.last().cloned())
+        .flatten()
 }
 
 /// Tells `id` it was removed, in the background, for up to a minute.

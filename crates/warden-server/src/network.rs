@@ -258,12 +258,10 @@ impl PeerClient {
         let payload = encode(rpc)?;
         let reply =
             call(client, self.request(RaftMessage { payload: payload.into() }, option)).await;
-        match &reply {
-            Ok(_) => self.health.reached(self.target),
-            Err(s) if s.code() == tonic::Code::Unavailable => {
-                self.health.unreachable(self.target, &self.addr, s.message());
-            }
-            Err(_) => {}
+        if let Err(s) = &reply
+            && s.code() == tonic::Code::Unavailable
+        {
+            self.health.unreachable(self.target, &self.addr, s.message());
         }
         let reply = reply.map_err(|s| match s.code() {
             tonic::Code::OutOfRange | tonic::Code::ResourceExhausted if entries > 1 => {
@@ -272,6 +270,12 @@ impl PeerClient {
             _ => transport_error(&s),
         })?;
         let result: Result<R, E> = decode(&reply.into_inner().payload)?;
+        // Only its raft's answer counts as reached: a member shutting down may still hold
+        // connections whose server answers with its raft's fatal error.
+        match &result {
+            Ok(_) => self.health.reached(self.target),
+            Err(e) => self.health.unreachable(self.target, &self.addr, &e.to_string()),
+        }
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }

@@ -414,6 +414,9 @@ impl Node {
             )
             .in_current_span(),
         ));
+        node.tasks.push(tokio::spawn(
+            crate::membership::finish_joint(node.shared.clone()).in_current_span(),
+        ));
         let interval = Duration::from_millis(config.space.check_interval_ms);
         node.tasks.push(tokio::spawn(space.watch(interval).in_current_span()));
         node.tasks.push(tokio::spawn(

@@ -7,6 +7,10 @@
 //! up one by one, and at a clean stop or restart they go one by one. A peer that was
 //! reached since this member started and stays away is a warning; one never reached stays
 //! information ("not reachable yet").
+//!
+//! Membership changes and leader transfers ask whether a peer answered recently
+//! ([`PeerHealth::answered_within`]): a peer killed a moment ago has no failed RPC yet, and
+//! a change judged on failures alone would be proposed to a quorum that cannot commit it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -32,6 +36,8 @@ struct Down {
 struct Peer {
     /// Reached at least once since this member started.
     reached: bool,
+    /// When an RPC to it was last answered.
+    answered: Option<Instant>,
     down: Option<Down>,
 }
 
@@ -44,6 +50,10 @@ pub(crate) struct PeerHealth {
 impl PeerHealth {
     /// An RPC to `peer` was answered.
     pub(crate) fn reached(&self, peer: NodeId) {
+        self.reached_at(peer, Instant::now());
+    }
+
+    fn reached_at(&self, peer: NodeId, now: Instant) {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let p = peers.entry(peer).or_default();
         if let Some(down) = p.down.take() {
@@ -55,13 +65,21 @@ impl PeerHealth {
             }
         }
         p.reached = true;
+        p.answered = Some(now);
     }
 
-    /// Whether the last RPC to `peer` failed in the transport (it is down as far as this
-    /// member knows); false for a peer never tried.
-    pub(crate) fn is_down(&self, peer: NodeId) -> bool {
+    /// Whether `peer` answered an RPC of this member within `window` and none failed in
+    /// the transport since; false for a peer never reached.
+    pub(crate) fn answered_within(&self, peer: NodeId, window: Duration) -> bool {
+        self.answered_within_at(peer, window, Instant::now())
+    }
+
+    fn answered_within_at(&self, peer: NodeId, window: Duration, now: Instant) -> bool {
         let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
-        peers.get(&peer).is_some_and(|p| p.down.is_some())
+        peers.get(&peer).is_some_and(|p| {
+            p.down.is_none()
+                && p.answered.is_some_and(|at| now.saturating_duration_since(at) <= window)
+        })
     }
 
     /// An RPC to `peer` at `addr` failed in the transport with `error`.
@@ -120,5 +138,24 @@ mod tests {
         assert!(said(23_000), "warned of after WARN_AFTER");
         assert_eq!((1..160).filter(|i| said(23_000 + i * 60)).count(), 0);
         assert!(said(33_000));
+    }
+
+    #[test]
+    fn a_peer_is_up_while_it_answered_within_the_window_and_no_rpc_failed_since() {
+        let health = PeerHealth::default();
+        let window = Duration::from_secs(2);
+        let t0 = Instant::now();
+        assert!(!health.answered_within_at(2, window, t0), "never reached");
+        health.reached_at(2, t0);
+        assert!(health.answered_within_at(2, window, t0));
+        assert!(health.answered_within_at(2, window, t0 + window));
+        // Silent (killed a moment ago, no RPC failed yet): down once the window passed.
+        assert!(!health.answered_within_at(2, window, t0 + window + Duration::from_millis(1)));
+        // A failed RPC makes it down at once, an answer up again.
+        health.unreachable_at(2, "127.0.0.1:1", "refused", t0);
+        assert!(!health.answered_within_at(2, window, t0));
+        health.reached_at(2, t0);
+        assert!(health.answered_within_at(2, window, t0));
+        assert!(!health.answered_within_at(3, window, t0), "another peer");
     }
 }

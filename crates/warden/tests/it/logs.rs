@@ -52,7 +52,18 @@ async fn a_dead_peer_is_logged_every_few_seconds_not_per_retried_rpc() {
     let mut cluster = ProcessCluster::start(3);
     let leader = usize::try_from(cluster.leader().await).unwrap();
     let dead = if leader == 1 { 2 } else { 1 };
-    cluster.client().put("/x", "1").await.unwrap();
+    let client = cluster.client();
+    client.put("/x", "1").await.unwrap();
+    // Only a member the leader has reached since it started is warned of; on a loaded
+    // machine the member may still be starting, so wait until it has applied the write.
+    let endpoint = cluster.clients[dead - 1].clone();
+    let wrote = client.member_status(&cluster.clients[leader - 1]).await.unwrap().applied_index;
+    let mut tries = 0;
+    while client.member_status(&endpoint).await.map_or(true, |s| s.applied_index < wrote) {
+        tries += 1;
+        assert!(tries < 200, "member {dead} never applied the write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = cluster.log(leader).len();
     cluster.kill9(dead);
     // The leader replicates to the dead member many times a second meanwhile; it warns
