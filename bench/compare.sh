@@ -7,11 +7,14 @@
 #   HELD_LOCKS=1000000 bench/compare.sh         # also hold 1M locks with $SESSIONS sessions
 #   HELD_LOCKS=1000000 HELD_LOCKS_SYSTEMS=warden bench/compare.sh   # ... on warden only
 #   SYSTEMS=zookeeper APPEND=1 bench/compare.sh  # redo one system, keeping the others' results
+#   cp -r bench/results /tmp/before && BASELINE_RESULTS=/tmp/before bench/compare.sh
+#                                     # judge "no regression" (sessions, watch-fanout) against an earlier run
 #
 # Needs root for apt-get (Debian's etcd-server 3.4, zookeeper 3.8, protobuf-compiler for
-# etcd-client's build). Results go to bench/results/*.jsonl; the report is generated from
-# them by bench/report.py. A run during which other processes used more than
-# $DISTURBED_PCT % of a core is repeated once, and both are kept.
+# etcd-client's build, python3-venv). Results go to bench/results/*.jsonl; the report and
+# its plots (bench/plots/*.png) are generated from them by bench/report.py. A run during
+# which other processes used more than $DISTURBED_PCT % of a core is repeated once, and
+# both are kept.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -35,9 +38,22 @@ command -v etcd >/dev/null || need+=(etcd-server)
 [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 command -v java >/dev/null || need+=(default-jre-headless)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2
+fi
+
+# The report's plots need matplotlib: pinned, in a virtualenv of its own (like CI's
+# schemathesis); pip does nothing when it is already installed. Done before the runs so a
+# failure shows at once; without it the report is still written, without plots.
+PLOT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/warden-bench/matplotlib"
+REPORT_PYTHON=python3
+if { [ -x "$PLOT_VENV/bin/pip" ] || python3 -m venv "$PLOT_VENV"; } &&
+  "$PLOT_VENV/bin/pip" install --quiet --disable-pip-version-check "matplotlib==3.10.8"; then
+  REPORT_PYTHON="$PLOT_VENV/bin/python"
+else
+  echo "matplotlib could not be installed in $PLOT_VENV: BENCHMARKS.md will have no plots" >&2
 fi
 
 PROTOC="$(command -v protoc)" cargo build --release -p warden-bench --features peers >&2
@@ -146,5 +162,5 @@ for system in $SYSTEMS; do
   cleanup; pids=()
 done
 
-python3 "$ROOT/bench/report.py" "$OUT" >"$ROOT/BENCHMARKS.md"
-echo "wrote BENCHMARKS.md" >&2
+"$REPORT_PYTHON" "$ROOT/bench/report.py" "$OUT" >"$ROOT/BENCHMARKS.md"
+echo "wrote BENCHMARKS.md (and bench/plots/*.png)" >&2
