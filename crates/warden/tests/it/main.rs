@@ -22,4 +22,5 @@ mod lock_holders;
 mod logs;
 mod membership;
 mod processes;
+mod python_client;
 mod scale;
