@@ -4,6 +4,12 @@
 //! Snapshots are sent whole as one client stream (`InstallSnapshot`), in 1 MiB chunks.
 //! A [`Faults`] table lets tests cut links between members; a cut link fails like an
 //! unreachable peer.
+//!
+//! AppendEntries, the message of every commit, go on one long-lived `AppendStream` per
+//! follower: a request message answered by a reply message, without an HTTP/2 stream and
+//! its headers set up per round (openraft 0.9 keeps one AppendEntries in flight per
+//! follower, so replies cannot be mixed up). Any failure drops the stream and the next
+//! round opens another; a peer that does not know the call gets unary `Append`s.
 
 // openraft's RPC error types are large by design; the functions here return them as
 // openraft's traits require.
@@ -13,6 +19,11 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -168,6 +179,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             faults: self.faults.clone(),
             health: Arc::clone(&self.health),
             hold: Arc::clone(&self.hold),
+            stream: None,
+            unary_only: false,
         }
     }
 }
@@ -181,6 +194,17 @@ pub struct PeerClient {
     faults: Faults,
     health: Arc<PeerHealth>,
     hold: Arc<crate::leader_transfer::AppendHold>,
+    /// The open AppendStream to the peer, if any.
+    stream: Option<AppendStream>,
+    /// The peer answered AppendStream with UNIMPLEMENTED: unary Appends only.
+    unary_only: bool,
+}
+
+/// One open `AppendStream`: requests go out on `requests`, their replies come back in
+/// order on `replies`.
+struct AppendStream {
+    requests: mpsc::Sender<RaftMessage>,
+    replies: Streaming<RaftMessage>,
 }
 
 fn any_error(message: String) -> AnyError {
@@ -230,20 +254,85 @@ impl PeerClient {
     }
 
     fn request<T>(&self, message: T, option: &RPCOption) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+        let mut request = self.tagged(message);
         request.set_timeout(option.hard_ttl());
+        request
+    }
+
+    /// A request saying which member sends it.
+    fn tagged<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
         if let Ok(from) = self.me.to_string().parse() {
             request.metadata_mut().insert(FROM_METADATA, from);
         }
         request
     }
 
-    /// Sends one unary RPC with `call` and decodes its `Result<R, E>` reply. A message
-    /// of `entries` entries refused as too large asks openraft to send half as many.
+    /// Sends one AppendEntries: on the open AppendStream (opening one if there is none)
+    /// unless the peer does not know it, else as a unary Append.
+    async fn send_append(
+        &mut self,
+        client: RaftClient<Channel>,
+        payload: Bytes,
+        option: &RPCOption,
+    ) -> Result<RaftMessage, tonic::Status> {
+        // A message too large for the stream is refused by the unary call, which tells
+        // openraft to send fewer entries.
+        if !self.unary_only && payload.len() < MAX_MESSAGE_BYTES - 1024 {
+            match self.streamed(client.clone(), payload.clone(), option).await {
+                Err(s) if s.code() == tonic::Code::Unimplemented => {
+                    tracing::info!(
+                        peer = self.target,
+                        "the peer does not know AppendStream (an older warden); using unary appends"
+                    );
+                    self.unary_only = true;
+                }
+                other => return other,
+            }
+        }
+        let mut client = client;
+        client.append(self.request(RaftMessage { payload }, option)).await.map(|r| r.into_inner())
+    }
+
+    /// One request and its reply on the AppendStream, within the RPC's deadline. The
+    /// stream is kept only when the exchange succeeded.
+    async fn streamed(
+        &mut self,
+        mut client: RaftClient<Channel>,
+        payload: Bytes,
+        option: &RPCOption,
+    ) -> Result<RaftMessage, tonic::Status> {
+        let ttl = option.hard_ttl();
+        let late = || tonic::Status::deadline_exceeded(format!("no answer within {ttl:?}"));
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => {
+                let (requests, queued) = mpsc::channel(1);
+                let open = client.append_stream(self.tagged(ReceiverStream::new(queued)));
+                let replies =
+                    tokio::time::timeout(ttl, open).await.map_err(|_| late())??.into_inner();
+                AppendStream { requests, replies }
+            }
+        };
+        let target = self.target;
+        let exchange = async {
+            let gone = || {
+                tonic::Status::unavailable(format!("the append stream to member {target} closed"))
+            };
+            stream.requests.send(RaftMessage { payload }).await.map_err(|_| gone())?;
+            stream.replies.message().await?.ok_or_else(gone)
+        };
+        let reply = tokio::time::timeout(ttl, exchange).await.unwrap_or_else(|_| Err(late()));
+        if reply.is_ok() {
+            self.stream = Some(stream);
+        }
+        reply
+    }
+
+    /// Sends one unary RPC with `call` and decodes its reply (see [`PeerClient::outcome`]).
     async fn unary<Req, R, E, F, Fut>(
         &mut self,
         rpc: &Req,
-        entries: usize,
         option: &RPCOption,
         call: F,
     ) -> Result<R, RPCError<NodeId, WardenNode, E>>
@@ -258,6 +347,21 @@ impl PeerClient {
         let payload = encode(rpc)?;
         let reply =
             call(client, self.request(RaftMessage { payload: payload.into() }, option)).await;
+        self.outcome(reply.map(tonic::Response::into_inner), 0)
+    }
+
+    /// Decodes the `Result<R, E>` in a peer's reply, noting whether the peer was reached.
+    /// A message of `entries` entries refused as too large asks openraft to send half as
+    /// many.
+    fn outcome<R, E>(
+        &self,
+        reply: Result<RaftMessage, tonic::Status>,
+        entries: usize,
+    ) -> Result<R, RPCError<NodeId, WardenNode, E>>
+    where
+        R: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         if let Err(s) = &reply
             && s.code() == tonic::Code::Unavailable
         {
@@ -269,7 +373,7 @@ impl PeerClient {
             }
             _ => transport_error(&s),
         })?;
-        let result: Result<R, E> = decode(&reply.into_inner().payload)?;
+        let result: Result<R, E> = decode(&reply.payload)?;
         // Only its raft's answer counts as reached: a member shutting down may still hold
         // connections whose server answers with its raft's fatal error.
         match &result {
@@ -292,8 +396,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 any_error(format!("appends to {} are held for a leader transfer", self.target));
             return Err(RPCError::Unreachable(Unreachable::new(&error)));
         }
-        let entries = rpc.entries.len();
-        self.unary(&rpc, entries, &option, |mut c, r| async move { c.append(r).await }).await
+        let client = self.ready()?;
+        let payload: Bytes = encode(&rpc)?.into();
+        let reply = self.send_append(client, payload, &option).await;
+        self.outcome(reply, rpc.entries.len())
     }
 
     async fn vote(
@@ -301,7 +407,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, WardenNode, RaftError<NodeId>>> {
-        self.unary(&rpc, 0, &option, |mut c, r| async move { c.vote(r).await }).await
+        self.unary(&rpc, &option, |mut c, r| async move { c.vote(r).await }).await
     }
 
     /// Not used: warden overrides [`RaftNetwork::full_snapshot`] to stream whole snapshots,
@@ -361,3 +467,7 @@ fn streaming_error(
         RPCError::RemoteError(r) => StreamingError::RemoteError(r),
     }
 }
+
+#[cfg(test)]
+#[path = "network_test.rs"]
+mod tests;

@@ -1,14 +1,19 @@
 //! The raft transport, server side: hands peers' RPCs to the local openraft node.
+//!
+//! AppendEntries come as unary `Append` calls or, from a leader that can, on one
+//! long-lived `AppendStream` whose replies go back in order: the requests of one stream
+//! are served one after the other, as openraft sends them (one in flight per follower).
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse};
 use openraft::{Raft, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::warn;
 use warden_proto::raft::raft_server::Raft as RaftRpc;
@@ -74,18 +79,40 @@ impl RaftService {
 
     /// Refuses requests over a link cut by a test, as an unreachable peer would.
     fn check_link<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let from = request
-            .metadata()
-            .get(FROM_METADATA)
-            .and_then(|v| v.to_str().ok()?.parse::<NodeId>().ok());
-        match from {
-            Some(from) if self.faults.is_cut(from, self.me) => Err(Status::unavailable(format!(
-                "link {from} -> {} is cut by a fault injection",
-                self.me
-            ))),
-            _ => Ok(()),
-        }
+        link_open(&self.faults, sender(request), self.me)
     }
+}
+
+/// The member that sent `request`, as it says.
+fn sender<T>(request: &Request<T>) -> Option<NodeId> {
+    request.metadata().get(FROM_METADATA).and_then(|v| v.to_str().ok()?.parse::<NodeId>().ok())
+}
+
+/// UNAVAILABLE when a test cut the link from `from` to `me`.
+fn link_open(faults: &Faults, from: Option<NodeId>, me: NodeId) -> Result<(), Status> {
+    match from {
+        Some(from) if faults.is_cut(from, me) => {
+            Err(Status::unavailable(format!("link {from} -> {me} is cut by a fault injection")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Hands one AppendEntries to `raft` and encodes its answer; notes the leader's commit
+/// index when the request is accepted.
+async fn append_entries(
+    raft: &Raft<TypeConfig>,
+    leader_commit: &LeaderCommit,
+    payload: &[u8],
+) -> Result<RaftMessage, Status> {
+    let rpc: AppendEntriesRequest<TypeConfig> = decode(payload)?;
+    let commit = rpc.leader_commit.map(|l| l.index);
+    let answer = raft.append_entries(rpc).await;
+    // A stale leader's request is refused (a higher vote): its commit is not heard.
+    if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+        leader_commit.heard(commit);
+    }
+    encode(&answer)
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
@@ -94,14 +121,22 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
         .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
-fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
+fn encode<T: Serialize>(value: &T) -> Result<RaftMessage, Status> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map(|payload| Response::new(RaftMessage { payload: payload.into() }))
+        .map(|payload| RaftMessage { payload: payload.into() })
         .map_err(|e| Status::internal(format!("cannot encode a raft reply: {e}")))
 }
 
+fn reply<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
+    encode(value).map(Response::new)
+}
+
+/// The replies of an `AppendStream`, one per request, in order.
+type AppendReplies = Pin<Box<dyn Stream<Item = Result<RaftMessage, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl RaftRpc for RaftService {
+    type AppendStreamStream = AppendReplies;
     /// Leader transfer (see `leader_transfer`): campaign now, if the leader that asks is
     /// still the one this member follows.
     async fn timeout_now(
@@ -144,14 +179,33 @@ impl RaftRpc for RaftService {
 
     async fn append(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.check(&request)?;
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&request.into_inner().payload)?;
-        let leader_commit = rpc.leader_commit.map(|l| l.index);
-        let answer = self.raft.append_entries(rpc).await;
-        // A stale leader's request is refused (a higher vote): its commit is not heard.
-        if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
-            self.leader_commit.heard(leader_commit);
-        }
-        reply(&answer)
+        append_entries(&self.raft, &self.leader_commit, &request.into_inner().payload)
+            .await
+            .map(Response::new)
+    }
+
+    /// Serves the requests of the stream in order, each as [`RaftRpc::append`] would; the
+    /// stream ends at the first error (the leader opens another).
+    async fn append_stream(
+        &self,
+        request: Request<Streaming<RaftMessage>>,
+    ) -> Result<Response<AppendReplies>, Status> {
+        self.check(&request)?;
+        let from = sender(&request);
+        let (me, faults) = (self.me, self.faults.clone());
+        let (raft, leader_commit) = (self.raft.clone(), Arc::clone(&self.leader_commit));
+        let replies = request.into_inner().then(move |message| {
+            let (raft, leader_commit, faults) =
+                (raft.clone(), Arc::clone(&leader_commit), faults.clone());
+            async move {
+                // A link cut while the stream is open is cut for its next request.
+                link_open(&faults, from, me)?;
+                append_entries(&raft, &leader_commit, &message?.payload).await
+            }
+        });
+        // tonic ends the response at the first error, with its status: the leader never
+        // takes a later reply for the answer to an earlier request.
+        Ok(Response::new(Box::pin(replies)))
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
