@@ -399,7 +399,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         let client = self.ready()?;
         let payload: Bytes = encode(&rpc)?.into();
         let reply = self.send_append(client, payload, &option).await;
-        self.outcome(reply, rpc.entries.len())
+        let answer = self.outcome(reply, rpc.entries.len());
+        if matches!(answer, Err(RPCError::RemoteError(_))) {
+            // The peer's raft has stopped (it is shutting down): a new stream reaches the
+            // member that takes its place.
+            self.stream = None;
+        }
+        answer
     }
 
     async fn vote(

@@ -99,12 +99,13 @@ fn link_open(faults: &Faults, from: Option<NodeId>, me: NodeId) -> Result<(), St
 }
 
 /// Hands one AppendEntries to `raft` and encodes its answer; notes the leader's commit
-/// index when the request is accepted.
+/// index when the request is accepted. Also says whether the answer is raft's fatal error
+/// (it has stopped: this member is shutting down).
 async fn append_entries(
     raft: &Raft<TypeConfig>,
     leader_commit: &LeaderCommit,
     payload: &[u8],
-) -> Result<RaftMessage, Status> {
+) -> Result<(RaftMessage, bool), Status> {
     let rpc: AppendEntriesRequest<TypeConfig> = decode(payload)?;
     let commit = rpc.leader_commit.map(|l| l.index);
     let answer = raft.append_entries(rpc).await;
@@ -112,7 +113,7 @@ async fn append_entries(
     if matches!(&answer, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
         leader_commit.heard(commit);
     }
-    encode(&answer)
+    Ok((encode(&answer)?, answer.is_err()))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Status> {
@@ -181,11 +182,12 @@ impl RaftRpc for RaftService {
         self.check(&request)?;
         append_entries(&self.raft, &self.leader_commit, &request.into_inner().payload)
             .await
-            .map(Response::new)
+            .map(|(reply, _)| Response::new(reply))
     }
 
-    /// Serves the requests of the stream in order, each as [`RaftRpc::append`] would; the
-    /// stream ends at the first error (the leader opens another).
+    /// Serves the requests of the stream in order, each as [`RaftRpc::append`] would. The
+    /// stream ends after an error, and after raft's fatal answer: a member shutting down
+    /// must not keep the leader's stream (and its connection, and so its storage) open.
     async fn append_stream(
         &self,
         request: Request<Streaming<RaftMessage>>,
@@ -194,17 +196,25 @@ impl RaftRpc for RaftService {
         let from = sender(&request);
         let (me, faults) = (self.me, self.faults.clone());
         let (raft, leader_commit) = (self.raft.clone(), Arc::clone(&self.leader_commit));
-        let replies = request.into_inner().then(move |message| {
-            let (raft, leader_commit, faults) =
-                (raft.clone(), Arc::clone(&leader_commit), faults.clone());
-            async move {
-                // A link cut while the stream is open is cut for its next request.
-                link_open(&faults, from, me)?;
-                append_entries(&raft, &leader_commit, &message?.payload).await
-            }
-        });
-        // tonic ends the response at the first error, with its status: the leader never
-        // takes a later reply for the answer to an earlier request.
+        let replies =
+            futures::stream::unfold((request.into_inner(), false), move |(mut requests, ended)| {
+                let (raft, leader_commit, faults) =
+                    (raft.clone(), Arc::clone(&leader_commit), faults.clone());
+                async move {
+                    if ended {
+                        return None;
+                    }
+                    let message = requests.next().await?;
+                    let reply = async {
+                        // A link cut while the stream is open is cut for its next request.
+                        link_open(&faults, from, me)?;
+                        append_entries(&raft, &leader_commit, &message?.payload).await
+                    }
+                    .await;
+                    let end = reply.as_ref().map_or(true, |(_, fatal)| *fatal);
+                    Some((reply.map(|(message, _)| message), (requests, end)))
+                }
+            });
         Ok(Response::new(Box::pin(replies)))
     }
 
