@@ -21,10 +21,6 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
-
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     ReplicationClosed, StreamingError, Unreachable,
@@ -37,6 +33,9 @@ use openraft::raft::{
 use openraft::{AnyError, Snapshot, Vote};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use warden_proto::FROM_METADATA;
 use warden_proto::raft::raft_client::RaftClient;
