@@ -8,7 +8,9 @@
 //! can be read back at once) and hands openraft's callback to a flusher thread, which
 //! fsyncs once for every append queued behind the one it is syncing and then completes
 //! their callbacks in order. Many concurrent writes thus share one fsync instead of
-//! queueing one each, and the leader replicates while its own fsync runs. Buffered writes
+//! queueing one each. (openraft 0.9's core waits for the leader's own flush before it
+//! sends the entries to followers, so the leader's and the followers' fsyncs are in
+//! series; see `bench/openraft-0.10.md`.) Buffered writes
 //! (the append itself, the committed index) run inline; every write that syncs runs on
 //! tokio's blocking pool.
 
