@@ -1,6 +1,7 @@
 //! AppendEntries on the AppendStream: one stream carries every round while it works, and a
 //! peer that does not know the call (an older warden answers UNIMPLEMENTED) gets unary
 //! Appends.
+#![allow(clippy::unwrap_used)]
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
