@@ -19,7 +19,21 @@ pub(crate) fn load_config(path: &Path) -> Result<Config> {
     Ok(config)
 }
 
-/// Runs one node until Ctrl-C (clean stop) or a fatal raft error (exit with it).
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, which systemd, Docker and Kubernetes send to
+/// stop a service: both stop the member cleanly.
+async fn stop_requested() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C"),
+        _ = terminate.recv() => {
+            info!("SIGTERM: stopping");
+            Ok(())
+        }
+    }
+}
+
+/// Runs one node until Ctrl-C or SIGTERM (clean stop) or a fatal raft error (exit with it).
 pub(crate) async fn server(config: Config) -> Result<()> {
     let node = Node::start(config.clone(), Faults::default()).await?;
     let joining = async {
@@ -32,7 +46,7 @@ pub(crate) async fn server(config: Config) -> Result<()> {
         }
     };
     let outcome = tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C").map(|()| None),
+        stop = stop_requested() => stop.map(|()| None),
         reason = node.stopped() => Ok(Some(reason)),
         refused = joining => Err(refused),
     };
@@ -186,7 +200,7 @@ pub(crate) async fn dev(n: u16, base_port: u16, certs: Option<&Path>) -> Result<
     // replica is no longer trustworthy, and a partial cluster would hide the failure.
     let stopped = futures::future::select_all(nodes.iter().map(|n| Box::pin(n.stopped())));
     let outcome = tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal.context("cannot listen for Ctrl-C").map(|()| None),
+        stop = stop_requested() => stop.map(|()| None),
         (reason, index, _) = stopped => Ok(Some(format!("member {} stopped: {reason}", index + 1))),
     };
     for node in nodes {

@@ -2,7 +2,7 @@
 //! colours when stderr is not a terminal, a dead peer is mentioned every few seconds (not
 //! per retried RPC), every line of `warden dev`'s members says which member wrote it, and
 //! `--log-format json` writes one JSON object per line; a member listening beyond loopback
-//! without TLS says so once per port.
+//! without TLS says so once per port. SIGTERM stops a member as cleanly as Ctrl-C.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -45,6 +45,23 @@ async fn a_healthy_start_and_a_clean_restart_log_no_warning_or_error() {
         assert!(!log.contains('\u{1b}'), "member {id} wrote colours into a file:\n{log}");
         assert!(log.contains("node started"), "member {id} logged:\n{log}");
     }
+}
+
+/// systemd, Docker and Kubernetes stop a service with SIGTERM: a member stops as cleanly
+/// as on Ctrl-C (exit status 0, its last line written), and starts again with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_member_cleanly() {
+    let mut cluster = ProcessCluster::start(3);
+    cluster.leader().await;
+    cluster.client().put("/kept", "yes").await.unwrap();
+    let status = cluster.stop_with(1, "TERM").expect("member 1 ran");
+    assert!(status.success(), "member 1 exited with {status} on SIGTERM:\n{}", cluster.log(1));
+    let log = cluster.log(1);
+    assert!(log.contains("SIGTERM: stopping") && log.contains("node stopped"), "{log}");
+    assert!(alarms(&log).is_empty(), "member 1 logged:\n{}", alarms(&log).join("\n"));
+    cluster.spawn(1);
+    serving(cluster.clients[0].clone()).await;
+    assert_eq!(&cluster.client().get("/kept").await.unwrap().data[..], b"yes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,14 +96,22 @@ impl ProcessCluster {
 
     /// Stops member `id` cleanly (SIGINT, as Ctrl-C) and waits for it (at most 20 s).
     pub fn stop(&mut self, id: usize) {
-        if let Some(mut child) = self.children[id - 1].take() {
-            let pid = child.id().to_string();
-            Command::new("kill").args(["-INT", &pid]).status().unwrap();
-            let started = std::time::Instant::now();
-            while child.try_wait().unwrap().is_none() {
-                assert!(started.elapsed() < Duration::from_secs(20), "member {id} did not stop");
-                std::thread::sleep(Duration::from_millis(20));
+        self.stop_with(id, "INT");
+    }
+
+    /// Sends `signal` to member `id` and waits for it to exit (at most 20 s); its exit
+    /// status, None if it was not running.
+    pub fn stop_with(&mut self, id: usize, signal: &str) -> Option<std::process::ExitStatus> {
+        let mut child = self.children[id - 1].take()?;
+        let pid = child.id().to_string();
+        Command::new("kill").args([format!("-{signal}"), pid]).status().unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
             }
+            assert!(started.elapsed() < Duration::from_secs(20), "member {id} did not stop");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
