@@ -11,14 +11,40 @@ The recipes run on the server, so each is one call here: a session renewed by a
 background thread, locks and leaderships with fencing tokens, watches as iterators.
 """
 
-from .client import Client
-from .errors import OutcomeUnknown, Unavailable, WardenError
-from .hold import Hold, Leadership
-from .session import ALIVE, JEOPARDY, LOST, Session
-from .types import Leader, Node, Stat, Waiter
-from .watch import Event, Watch
+# The names below are imported on first use (PEP 562), not here: `python -m
+# warden_client.generate` runs this file before it makes the stubs that `client` needs.
+_HOME = {
+    "ALIVE": ".session",
+    "JEOPARDY": ".session",
+    "LOST": ".session",
+    "Client": ".client",
+    "Event": ".watch",
+    "Hold": ".hold",
+    "Leader": ".types",
+    "Leadership": ".hold",
+    "Node": ".types",
+    "OutcomeUnknown": ".errors",
+    "Session": ".session",
+    "Stat": ".types",
+    "Unavailable": ".errors",
+    "Waiter": ".types",
+    "WardenError": ".errors",
+    "Watch": ".watch",
+}
 
-__all__ = [
+
+def __getattr__(name):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [  # noqa: F822 - each name is served by __getattr__
     "ALIVE",
     "JEOPARDY",
     "LOST",
