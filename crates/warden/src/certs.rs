@@ -7,7 +7,10 @@
 //! members expect of each other, `spiffe://warden/member/N`; they serve as server and
 //! client certificates both, since a member is both to its peers. A client certificate
 //! names its client by CN only, so its identity (see `warden_server::identity`) is exactly
-//! the name given. Nothing here is for production: the CA key lies next to the
+//! the name given. `--san` adds names or addresses to every member certificate, for
+//! members that reach each other by other addresses (containers on their own network,
+//! say): a peer's TLS name check is against the host of its peer address. Nothing here is
+//! for production: the CA key lies next to the
 //! certificates and nothing expires for a very long time.
 
 use std::io::Write;
@@ -32,13 +35,32 @@ struct Issued {
     key_pem: String,
 }
 
-/// Writes the dev PKI into `out`: `ca`, `node1`..`nodeN` and one pair per client.
-/// Refuses to replace a file unless `force`; nothing is written if one would be refused.
-pub(crate) fn dev(out: &Path, nodes: u16, clients: &[String], force: bool) -> Result<()> {
+/// What to do with files of the PKI that exist already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Existing {
+    /// Write nothing if any exists.
+    Refuse,
+    /// Write everything anew.
+    Replace,
+    /// Write nothing if all exist; as `Refuse` if only some do.
+    Keep,
+}
+
+/// Writes the dev PKI into `out`: `ca`, `node1`..`nodeN` (each also naming every one of
+/// `sans`) and one pair per client; `existing` says what to do with files already there.
+/// Nothing is written if one would be refused.
+pub(crate) fn dev(
+    out: &Path,
+    nodes: u16,
+    clients: &[String],
+    sans: &[String],
+    existing: Existing,
+) -> Result<()> {
     if nodes == 0 && clients.is_empty() {
         bail!("nothing to issue: give --nodes 1 or more, or a --client NAME");
     }
     check_client_names(nodes, clients)?;
+    let sans = sans.iter().map(|s| san(s)).collect::<Result<Vec<_>>>()?;
     let mut names = vec!["ca".to_owned()];
     names.extend((1..=nodes).map(|i| format!("node{i}")));
     names.extend(clients.iter().cloned());
@@ -46,14 +68,20 @@ pub(crate) fn dev(out: &Path, nodes: u16, clients: &[String], force: bool) -> Re
         .iter()
         .flat_map(|n| [out.join(format!("{n}.crt")), out.join(format!("{n}.key"))])
         .collect();
-    if !force && let Some(existing) = paths.iter().find(|p| p.exists()) {
+    if existing == Existing::Keep && paths.iter().all(|p| p.exists()) {
+        info!(out = %out.display(), "dev certificates kept: every file is there already");
+        return Ok(());
+    }
+    if existing != Existing::Replace
+        && let Some(found) = paths.iter().find(|p| p.exists())
+    {
         bail!(
             "{} already exists; use another --out folder, or --force to replace the files",
-            existing.display()
+            found.display()
         );
     }
 
-    let issued = issue(nodes, clients).context("cannot generate the certificates")?;
+    let issued = issue(nodes, clients, &sans).context("cannot generate the certificates")?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for one in &issued {
         write(&out.join(format!("{}.crt", one.name)), &one.cert_pem, 0o644)?;
@@ -91,7 +119,27 @@ fn check_client_names(nodes: u16, clients: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn issue(nodes: u16, clients: &[String]) -> Result<Vec<Issued>, rcgen::Error> {
+/// A `--san` value as a subject alternative name: an IP address if it reads as one, else a
+/// DNS name.
+fn san(text: &str) -> Result<SanType> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    let fine = !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if !fine {
+        bail!("--san {text:?}: give an IP address or a DNS name (letters, digits, '-' and dots)");
+    }
+    Ok(SanType::DnsName(text.try_into().with_context(|| format!("--san {text:?}"))?))
+}
+
+fn issue(nodes: u16, clients: &[String], sans: &[SanType]) -> Result<Vec<Issued>, rcgen::Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name = named("warden dev CA");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -104,16 +152,7 @@ fn issue(nodes: u16, clients: &[String]) -> Result<Vec<Issued>, rcgen::Error> {
     let mut issued =
         vec![Issued { name: "ca".into(), cert_pem: ca.pem(), key_pem: ca.key().serialize_pem() }];
     for i in 1..=nodes {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = named(&format!("warden member {i}"));
-        params.subject_alt_names = vec![
-            SanType::URI(member_identity(u64::from(i)).try_into()?),
-            SanType::DnsName("localhost".try_into()?),
-            SanType::IpAddress([127, 0, 0, 1].into()),
-        ];
-        params.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        issued.push(leaf(format!("node{i}"), params, &ca)?);
+        issued.push(leaf(format!("node{i}"), member(i, sans)?, &ca)?);
     }
     for name in clients {
         let mut params = CertificateParams::default();
@@ -122,6 +161,21 @@ fn issue(nodes: u16, clients: &[String]) -> Result<Vec<Issued>, rcgen::Error> {
         issued.push(leaf(name.clone(), params, &ca)?);
     }
     Ok(issued)
+}
+
+/// The certificate of member `i`: its identity, loopback, and `sans`.
+fn member(i: u16, sans: &[SanType]) -> Result<CertificateParams, rcgen::Error> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = named(&format!("warden member {i}"));
+    params.subject_alt_names = vec![
+        SanType::URI(member_identity(u64::from(i)).try_into()?),
+        SanType::DnsName("localhost".try_into()?),
+        SanType::IpAddress([127, 0, 0, 1].into()),
+    ];
+    params.subject_alt_names.extend(sans.iter().cloned());
+    params.extended_key_usages =
+        vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    Ok(params)
 }
 
 fn named(cn: &str) -> DistinguishedName {
@@ -161,6 +215,8 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -174,5 +230,40 @@ mod tests {
             assert!(check_client_names(3, &names(&[bad])).is_err(), "{bad:?}");
         }
         assert!(check_client_names(3, &names(&["alice", "alice"])).is_err());
+    }
+
+    #[test]
+    fn existing_files_are_refused_kept_whole_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = || std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+        dev(dir.path(), 1, &[], &[], Existing::Refuse).unwrap();
+        let first = ca();
+        assert!(dev(dir.path(), 1, &[], &[], Existing::Refuse).is_err());
+        dev(dir.path(), 1, &[], &[], Existing::Keep).unwrap();
+        assert_eq!(ca(), first, "kept");
+        std::fs::remove_file(dir.path().join("node1.key")).unwrap();
+        assert!(dev(dir.path(), 1, &[], &[], Existing::Keep).is_err(), "only some are there");
+        dev(dir.path(), 1, &[], &[], Existing::Replace).unwrap();
+        assert_ne!(ca(), first, "replaced");
+        assert!(dir.path().join("node1.key").exists());
+    }
+
+    #[test]
+    fn extra_names_are_addresses_or_dns_names_and_go_on_every_member() {
+        assert!(matches!(san("172.28.0.11"), Ok(SanType::IpAddress(_))));
+        assert!(matches!(san("::1"), Ok(SanType::IpAddress(_))));
+        assert!(matches!(san("warden-1.example"), Ok(SanType::DnsName(_))));
+        for bad in ["", "a b", "-x", "a..b", "host:7400"] {
+            assert!(san(bad).is_err(), "{bad:?}");
+        }
+        let extra = vec![san("172.28.0.11").unwrap(), san("member1").unwrap()];
+        for i in 1..=3 {
+            let names = member(i, &extra).unwrap().subject_alt_names;
+            assert_eq!(names.len(), 5, "{names:?}");
+            assert!(extra.iter().all(|e| names.contains(e)), "{names:?}");
+            let identity = SanType::URI(member_identity(u64::from(i)).try_into().unwrap());
+            assert!(names.contains(&identity), "{names:?}");
+        }
+        assert_eq!(issue(2, &[], &extra).unwrap().len(), 3, "the CA and two members");
     }
 }

@@ -162,9 +162,17 @@ pub(crate) enum CertsCommand {
         /// Also issue a client certificate for NAME (repeatable).
         #[arg(long = "client", value_name = "NAME")]
         clients: Vec<String>,
+        /// Also name this IP address or DNS name in every member certificate (repeatable):
+        /// for members that reach each other at other addresses, e.g. in containers.
+        #[arg(long = "san", value_name = "IP_OR_NAME")]
+        sans: Vec<String>,
         /// Replace files that already exist.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "keep_existing")]
         force: bool,
+        /// Do nothing when every file is there already (a one-shot service run at each
+        /// start, as in docker-compose.yml); some but not all is still an error.
+        #[arg(long)]
+        keep_existing: bool,
     },
 }
 
@@ -552,6 +560,10 @@ pub(crate) enum EndpointCommand {
         /// How long to wait for each member.
         #[arg(long, default_value = "3s", value_parser = warden_rotate::parse_duration)]
         timeout: std::time::Duration,
+        /// Ask only the members in --endpoints, not every member the cluster lists (a
+        /// container's health check of its own member, say).
+        #[arg(long)]
+        listed_only: bool,
     },
 }
 

@@ -1,7 +1,8 @@
 //! `warden endpoint health`: every member asked alone whether it can serve.
 //!
 //! The members are those given in --endpoints and every member the cluster lists (asked
-//! of any member that answers), so a member missing from --endpoints is not missed. Each
+//! of any member that answers), so a member missing from --endpoints is not missed;
+//! `--listed-only` asks those given alone (a container's health check of its member). Each
 //! is asked `Maintenance.Health` directly, with no redirect, and answers with the verdict
 //! of its own HTTP `/health` (the membership records no HTTP address to ask it there):
 //! ready when it knows a leader and, as the leader, hears from a quorum, or, as a
@@ -25,11 +26,11 @@ pub(crate) async fn run(
     out: Output,
     command: EndpointCommand,
 ) -> Result<ExitCode> {
-    let EndpointCommand::Health { timeout } = command;
+    let EndpointCommand::Health { timeout, listed_only } = command;
     let mut endpoints: Vec<String> = options.endpoints.iter().map(|e| bare(e)).collect();
     // The cluster's own list, from whichever member answers in time; the given endpoints
-    // alone if none does.
-    if let Ok(Ok(status)) = tokio::time::timeout(timeout, client.status()).await {
+    // alone if none does, or if asked for them alone.
+    if !listed_only && let Ok(Ok(status)) = tokio::time::timeout(timeout, client.status()).await {
         endpoints.extend(status.members.iter().map(|m| bare(&m.client_addr)));
     }
     let mut seen = std::collections::BTreeSet::new();

@@ -98,8 +98,15 @@ async fn main() -> ExitCode {
         Command::Dev { nodes, base_port, secure, certs, .. } => {
             run::dev(nodes, base_port, secure.then_some(certs.as_path())).await
         }
-        Command::Certs { command: cli::CertsCommand::Dev { out, nodes, clients, force } } => {
-            certs::dev(&out, nodes, &clients, force)
+        Command::Certs {
+            command: cli::CertsCommand::Dev { out, nodes, clients, sans, force, keep_existing },
+        } => {
+            let existing = match (force, keep_existing) {
+                (true, _) => certs::Existing::Replace,
+                (false, true) => certs::Existing::Keep,
+                (false, false) => certs::Existing::Refuse,
+            };
+            certs::dev(&out, nodes, &clients, &sans, existing)
         }
         Command::Client(command) => match commands::run(&cli.client, *command).await {
             Ok(code) => return code,

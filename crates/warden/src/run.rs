@@ -113,7 +113,7 @@ pub(crate) fn secure_dev_config(mut config: Config, i: u16, certs: &Path) -> Con
 /// CA; and the dev policy beside it, written if missing.
 fn dev_certs(dir: &Path, n: u16) -> Result<()> {
     if !dir.join("ca.crt").exists() {
-        crate::certs::dev(dir, n, &[DEV_ADMIN.to_owned()], false)?;
+        crate::certs::dev(dir, n, &[DEV_ADMIN.to_owned()], &[], crate::certs::Existing::Refuse)?;
     }
     let mut wanted: Vec<String> = (1..=n).map(|i| format!("node{i}")).collect();
     wanted.push(DEV_ADMIN.to_owned());

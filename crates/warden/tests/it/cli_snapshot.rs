@@ -233,4 +233,15 @@ async fn endpoint_health_asks_every_member_and_names_a_stopped_one() {
     assert_eq!(down[0]["endpoint"], stopped.as_str());
     assert!(down[0]["reason"].is_string());
     assert!(r.err.contains(&stopped), "{}", r.err);
+
+    // --listed-only: member 1 alone (a container's health check of its own member), not
+    // failed by the stopped one.
+    let mut args = cluster.cli_args_to(&first);
+    args.extend(["endpoint", "health", "--listed-only", "-o", "json"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let alone = run_warden(&args, None, LIMIT);
+    assert_eq!(alone.code, Some(0), "{}\n{}", alone.out, alone.err);
+    let lines: Vec<serde_json::Value> = alone.out.lines().map(json).collect();
+    assert_eq!(lines.len(), 1, "{}", alone.out);
+    assert_eq!(lines[0]["endpoint"], first.as_str());
 }
