@@ -166,11 +166,18 @@ async fn commit(
             let voters: Vec<NodeId> = voters.into_iter().collect();
             let silent = changes.silent(shared.id, &voters);
             warn!(what, ?silent, "membership change not committed in time; it goes on");
+            let why = if silent.is_empty() {
+                "every voter answers the leader, which may be overloaded; it completes by itself (see warden member list)".to_owned()
+            } else {
+                format!(
+                    "members {silent:?} do not answer the leader, and the change needs them. It completes by itself once they are back, and writes wait until then: start them again (see warden member list)"
+                )
+            };
             Err(status::server(
                 Code::DeadlineExceeded,
                 ErrorKind::ChangePending,
                 format!(
-                    "{what} was proposed but not committed within {}s: members {silent:?} do not answer the leader, and the change needs them. It completes by itself once they are back, and writes wait until then: start them again (see warden member list){then}",
+                    "{what} was proposed but not committed within {}s: {why}{then}",
                     COMMIT_WAIT.as_secs()
                 ),
             ))
