@@ -252,7 +252,7 @@ mod tests {
     fn extra_names_are_addresses_or_dns_names_and_go_on_every_member() {
         assert!(matches!(san("172.28.0.11"), Ok(SanType::IpAddress(_))));
         assert!(matches!(san("::1"), Ok(SanType::IpAddress(_))));
-        assert!(matches!(san("warden-1.example"), Ok(SanType::DnsName(_))));
+        assert!(matches!(san("member1.example"), Ok(SanType::DnsName(_))));
         for bad in ["", "a b", "-x", "a..b", "host:7400"] {
             assert!(san(bad).is_err(), "{bad:?}");
         }
