@@ -99,14 +99,20 @@ fn heartbeat() -> AppendEntriesRequest<TypeConfig> {
     }
 }
 
-#[tokio::test]
-async fn rounds_share_one_append_stream() {
-    let peer = Peer { streams: true, ..Peer::default() };
-    let mut client = client_of(peer.clone()).await;
+/// Sends three heartbeats to `peer`, each answered with success; returns the client.
+async fn three_rounds(peer: Peer) -> PeerClient {
+    let mut client = client_of(peer).await;
     for _ in 0..3 {
         let answer = client.append_entries(heartbeat(), RPCOption::new(Duration::from_secs(5)));
         assert!(matches!(answer.await, Ok(AppendEntriesResponse::Success)));
     }
+    client
+}
+
+#[tokio::test]
+async fn rounds_share_one_append_stream() {
+    let peer = Peer { streams: true, ..Peer::default() };
+    three_rounds(peer.clone()).await;
     assert_eq!(peer.opened.load(SeqCst), 1, "one stream for every round");
     assert_eq!(peer.streamed.load(SeqCst), 3);
     assert_eq!(peer.unary.load(SeqCst), 0);
@@ -115,11 +121,7 @@ async fn rounds_share_one_append_stream() {
 #[tokio::test]
 async fn a_peer_without_append_stream_gets_unary_appends() {
     let peer = Peer { streams: false, ..Peer::default() };
-    let mut client = client_of(peer.clone()).await;
-    for _ in 0..3 {
-        let answer = client.append_entries(heartbeat(), RPCOption::new(Duration::from_secs(5)));
-        assert!(matches!(answer.await, Ok(AppendEntriesResponse::Success)));
-    }
+    let client = three_rounds(peer.clone()).await;
     assert_eq!(peer.unary.load(SeqCst), 3, "every round answered, by unary Append");
     assert!(client.unary_only, "the stream is not tried again");
 }
