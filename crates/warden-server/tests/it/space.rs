@@ -215,7 +215,12 @@ async fn a_used_up_quota_refuses_growth_on_every_member_until_data_is_deleted() 
         assert!(text.contains(needed), "{needed:?} missing from: {text}");
     }
 
-    // Every member refused it alike, and says so; reads still work.
+    // Every member refused it alike, and says so; reads still work. A follower learns of
+    // the refusal when it applies that entry, a moment after the leader answered.
+    eventually("every member applied the refusal", || async {
+        cluster.running().all(|n| n.state_machine().read(|a| a.core.usage().alarm))
+    })
+    .await;
     for node in cluster.running() {
         let usage = node.state_machine().read(|a| a.core.usage());
         assert!(usage.alarm && usage.used <= quota, "member {}: {usage:?}", node.id());
